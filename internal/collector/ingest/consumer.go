@@ -1,0 +1,157 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	flowv1 "github.com/flowscope/flowscope/api/flow/v1"
+	"github.com/flowscope/flowscope/internal/flowbatch"
+)
+
+// Entry is one accepted batch as downstream consumers see it.
+type Entry struct {
+	Offset uint64           // position in the spool: strictly increasing, never reused
+	Batch  *flowbatch.Batch // validated and converted
+}
+
+// Consumer is a downstream component (attribution, store, the jsonl printer) fed by the
+// ingest. Consume is called from one goroutine per consumer, with entries in spool order
+// (acceptance order), at least once each: after a crash the entries since the consumer's last
+// committed offset come again, so a consumer that must not double-count keeps the highest
+// Offset it has made durable and skips entries at or below it. An error from Consume is
+// retried (with backoff) on the same entry; Consume must return when ctx ends. A consumer's
+// offset is committed after Consume returns nil, at least once a second and whenever it
+// catches up.
+type Consumer interface {
+	Name() string // stable, [a-z0-9-]: names its committed offset file
+	Consume(ctx context.Context, e Entry) error
+}
+
+func (in *Ingest) offsetPath(name string) string {
+	return filepath.Join(in.cfg.SpoolDir, "consumers", name+".offset")
+}
+
+func (in *Ingest) runConsumer(ctx context.Context, c Consumer) error {
+	name := c.Name()
+	next, err := readOffset(in.offsetPath(name))
+	if err != nil {
+		return err
+	}
+	var pos atomic.Uint64
+	pos.Store(next)
+	in.m.mu.Lock()
+	in.m.depth[name] = func() float64 { d, _ := in.spool.durable(); return float64(d - min(d, pos.Load())) }
+	in.m.mu.Unlock()
+	rd := in.spool.reader(next)
+	defer rd.close()
+	lastCommit, committed := time.Now(), next
+	for {
+		e, err := rd.read(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return writeOffset(in.offsetPath(name), pos.Load())
+			}
+			return fmt.Errorf("consumer %s: %w", name, err)
+		}
+		entry, err := toEntry(e)
+		if err != nil {
+			return fmt.Errorf("consumer %s: stored batch at offset %d: %w", name, e.Offset, err)
+		}
+		if err := in.deliver(ctx, c, entry); err != nil {
+			return writeOffset(in.offsetPath(name), pos.Load())
+		}
+		pos.Store(e.Offset + 1)
+		in.m.consumed.WithLabelValues(name).Inc()
+		durable, _ := in.spool.durable()
+		if caughtUp := pos.Load() >= durable; caughtUp || time.Since(lastCommit) > time.Second {
+			if pos.Load() != committed {
+				if err := writeOffset(in.offsetPath(name), pos.Load()); err != nil {
+					return err
+				}
+				lastCommit, committed = time.Now(), pos.Load()
+			}
+		}
+	}
+}
+
+// deliver calls Consume until it succeeds or ctx ends.
+func (in *Ingest) deliver(ctx context.Context, c Consumer, e Entry) error {
+	backoff := 50 * time.Millisecond
+	for {
+		err := c.Consume(ctx, e)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		in.logs.error("consumer-"+c.Name(), "consumer failed; retrying the same batch", "consumer", c.Name(), "offset", e.Offset, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func toEntry(e spoolEntry) (Entry, error) {
+	pb := &flowv1.Batch{}
+	if err := proto.Unmarshal(e.Data, pb); err != nil {
+		return Entry{}, err
+	}
+	return Entry{Offset: e.Offset, Batch: flowbatch.FromPB(pb)}, nil
+}
+
+func readOffset(path string) (uint64, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading consumer offset: %w", err)
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("consumer offset file %s: %w", path, err)
+	}
+	return v, nil
+}
+
+// writeOffset replaces the offset file atomically and durably.
+func writeOffset(path string, off uint64) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return fmt.Errorf("writing consumer offset: %w", err)
+	}
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("writing consumer offset: %w", err)
+	}
+	_, err = f.WriteString(strconv.FormatUint(off, 10) + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		return fmt.Errorf("writing consumer offset: %w", err)
+	}
+	return nil
+}

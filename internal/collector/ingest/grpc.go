@@ -1,0 +1,86 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	flowv1 "github.com/flowscope/flowscope/api/flow/v1"
+	"github.com/flowscope/flowscope/internal/flowbatch"
+)
+
+func (in *Ingest) startGRPC(_ context.Context, g *errgroup.Group, ln net.Listener, _ net.PacketConn) (string, func(), error) {
+	opts := []grpc.ServerOption{
+		grpc.ForceServerCodec(flowbatch.GRPCCodec{}),
+		grpc.MaxRecvMsgSize(in.cfg.Limits.MaxBytes),
+		grpc.MaxConcurrentStreams(in.cfg.MaxStreams),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.ConnectionTimeout(10 * time.Second),
+	}
+	if in.tls.config != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(in.tls.config)))
+	}
+	srv := grpc.NewServer(opts...)
+	flowv1.RegisterFlowCollectorServer(srv, &grpcService{in: in})
+	g.Go(func() error {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return err
+		}
+		return nil
+	})
+	stop := func() {
+		done := make(chan struct{})
+		go func() { srv.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
+			srv.Stop()
+		}
+	}
+	return ln.Addr().String(), stop, nil
+}
+
+type grpcService struct {
+	flowv1.UnimplementedFlowCollectorServer
+	in *Ingest
+}
+
+// Stream answers each batch with one Ack, in order.
+func (s *grpcService) Stream(st flowv1.FlowCollector_StreamServer) error {
+	md, _ := metadata.FromIncomingContext(st.Context())
+	auth := ""
+	if v := md.Get("authorization"); len(v) > 0 {
+		auth = v[0]
+	}
+	if !s.in.tls.authorized(auth) {
+		s.in.m.rejected.WithLabelValues(TransportGRPC, "unauthenticated").Inc()
+		s.in.logs.warn("unauthenticated", "exporter with a wrong or missing token", "transport", TransportGRPC)
+		return status.Error(codes.Unauthenticated, "missing or wrong bearer token")
+	}
+	for {
+		var raw flowbatch.Raw
+		if err := st.RecvMsg(&raw); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if status.Code(err) == codes.ResourceExhausted {
+				s.in.m.rejected.WithLabelValues(TransportGRPC, "too_large").Inc()
+				s.in.logs.warn("too_large", "gRPC message over the size limit", "err", err)
+			}
+			return err
+		}
+		if err := st.SendMsg(s.in.Accept(TransportGRPC, raw.Data)); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,63 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"net"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/flowscope/flowscope/internal/flowbatch"
+
+	flowv1 "github.com/flowscope/flowscope/api/flow/v1"
+)
+
+// udpQueue bounds the datagrams read but not yet stored; when full, datagrams are dropped and
+// counted (as loss they also show up as missing sequence numbers).
+const udpQueue = 4096
+
+func (in *Ingest) startUDP(ctx context.Context, g *errgroup.Group, _ net.Listener, pc net.PacketConn) (string, func(), error) {
+	q := make(chan []byte, udpQueue)
+	g.Go(func() error {
+		defer close(q)
+		buf := make([]byte, in.cfg.MaxUDPBytes+1)
+		for {
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+					return nil
+				}
+				return err
+			}
+			if n > in.cfg.MaxUDPBytes {
+				in.rejected(TransportUDP, "", nil, &flowbatch.RejectError{Reason: flowv1.RejectReason_REJECT_REASON_TOO_LARGE, Msg: "datagram too large"})
+				continue
+			}
+			select {
+			case q <- append([]byte(nil), buf[:n]...):
+			default:
+				in.rejected(TransportUDP, "", nil, &flowbatch.RejectError{Reason: flowv1.RejectReason_REJECT_REASON_UNAVAILABLE, Msg: "ingest queue full"})
+			}
+		}
+	})
+	g.Go(func() error {
+		for d := range q {
+			batch := [][]byte{d}
+		more:
+			for len(batch) < 256 {
+				select {
+				case d, ok := <-q:
+					if !ok {
+						break more
+					}
+					batch = append(batch, d)
+				default:
+					break more
+				}
+			}
+			in.AcceptMany(TransportUDP, batch)
+		}
+		return nil
+	})
+	return pc.LocalAddr().String(), func() { pc.Close() }, nil
+}
