@@ -1,0 +1,146 @@
+// Package attribute turns exporter records into attributed connections: each record waits in a
+// bounded holding window until the ownership store can name its remote end at the flow's start
+// (or until the window ends: then it is unattributed, with a reason), the client's and the
+// server's records of one connection are joined and cross-checked, and the result goes to a Sink.
+package attribute
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/flowscope/flowscope/internal/collector/ownership"
+	"github.com/flowscope/flowscope/internal/flow"
+)
+
+// Input is one exporter record as the collector ingest hands it over.
+//
+// flow.Record does not carry a NAT translation or whether the socket lives in the node's
+// network namespace yet; the exporter knows both (conntrack over netlink for its client
+// sockets; the socket's netns) and the record should grow them (see docs/attribution.md).
+type Input struct {
+	Exporter string // exporter id (unique per exporter process)
+	Node     string // the exporter's node name
+	Record   flow.Record
+	// HostNetwork: the socket is in the node's network namespace, so its local address is the
+	// node's and the local workload is attributed by (address, port), never by address alone.
+	HostNetwork bool
+	// TranslatedAddr/Port: for a client socket whose destination was translated (a Service
+	// VIP, by conntrack), the backend it actually reached. Zero when unknown.
+	TranslatedAddr netip.Addr
+	TranslatedPort uint16
+}
+
+// Sink receives attributed connections. Write is called from one goroutine at a time with a
+// batch the Sink may keep (the Attributor does not reuse it); Endpoint.Labels maps are shared
+// and read-only. An error is counted and the batch is offered again on the next flush.
+type Sink interface {
+	Write(ctx context.Context, conns []flow.Conn) error
+}
+
+// SinkFunc adapts a function to a Sink.
+type SinkFunc func(ctx context.Context, conns []flow.Conn) error
+
+// Write calls f.
+func (f SinkFunc) Write(ctx context.Context, conns []flow.Conn) error { return f(ctx, conns) }
+
+func validate(in *Input) error {
+	r := &in.Record
+	switch {
+	case in.Exporter == "":
+		return fmt.Errorf("record %d without an exporter id", r.ConnID)
+	case !r.LocalAddr.IsValid() || !r.RemoteAddr.IsValid():
+		return fmt.Errorf("record %d without addresses", r.ConnID)
+	case r.Start.IsZero() || r.End.Before(r.Start):
+		return fmt.Errorf("record %d has a bad time range [%s, %s]", r.ConnID, r.Start, r.End)
+	case r.Direction != flow.Client && r.Direction != flow.Server && r.Direction != flow.DirectionUnknown:
+		return fmt.Errorf("record %d has an unknown direction %q", r.ConnID, r.Direction)
+	}
+	return nil
+}
+
+// isClient reports whether the local end opened the connection. Sockets found already open
+// whose role is unknown are taken as clients when the remote port is the lower (a listener).
+func (in *Input) isClient() bool {
+	switch in.Record.Direction {
+	case flow.Client:
+		return true
+	case flow.Server:
+		return false
+	}
+	return in.Record.RemotePort < in.Record.LocalPort
+}
+
+// serverAddr is where the connection really went: the translated backend when known.
+func (in *Input) serverAddr() (netip.Addr, uint16) {
+	if !in.isClient() {
+		return in.Record.LocalAddr, in.Record.LocalPort
+	}
+	if in.TranslatedAddr.IsValid() {
+		return in.TranslatedAddr, in.TranslatedPort
+	}
+	return in.Record.RemoteAddr, in.Record.RemotePort
+}
+
+func (in *Input) clientKey() clientKey {
+	if in.isClient() {
+		return clientKey{in.Record.LocalAddr.Unmap().As16(), in.Record.LocalPort}
+	}
+	return clientKey{in.Record.RemoteAddr.Unmap().As16(), in.Record.RemotePort}
+}
+
+func (in *Input) connKey() string {
+	return in.Exporter + "/" + strconv.FormatUint(in.Record.ConnID, 10)
+}
+
+// localOwner names the local end from what the exporter said: a pod by its UID (resolved to
+// names by the store), or a host workload on the exporter's node.
+func localOwner(store *ownership.Store, in *Input) (ownership.Owner, bool) {
+	w := &in.Record.Workload
+	host := func(kind, name string) (ownership.Owner, bool) {
+		return ownership.Owner{Kind: flow.EndpointHost, Node: in.Node, Workload: name, WorkloadKind: kind}, true
+	}
+	switch w.Kind {
+	case flow.KindPod:
+		if o, ok := store.Resolve(w.PodUID); ok {
+			return o, true
+		}
+		return ownership.Owner{Kind: flow.EndpointPod, PodUID: w.PodUID}, false
+	case flow.KindContainer:
+		return host("container", w.ContainerID)
+	case flow.KindUnit:
+		return host("systemd", w.Unit)
+	case flow.KindCgroup:
+		return host("cgroup", w.CgroupPath)
+	case flow.KindHost:
+		return ownership.Owner{Kind: flow.EndpointNode, Node: in.Node}, in.Node != ""
+	}
+	return ownership.Owner{}, false
+}
+
+// claim is what the record's local end proves about ownership: a pod held its address (or,
+// in the host network, its listening port) over the record.
+func claim(in *Input, o ownership.Owner) (ownership.Claim, bool) {
+	r := &in.Record
+	c := ownership.Claim{Addr: r.LocalAddr, Owner: o, From: r.Start, To: r.End, Source: ownership.SourceFlow, Origin: in.Exporter}
+	switch {
+	case o.Kind == flow.EndpointPod && o.PodUID != "" && !in.HostNetwork:
+		return c, true
+	case in.HostNetwork && !in.isClient() && o.Kind != flow.EndpointNode && o.Kind != "":
+		c.Port = r.LocalPort
+		return c, true
+	}
+	return ownership.Claim{}, false
+}
+
+// lookupTime is the moment a record's remote end is attributed at: its start, or for a
+// connection open longer than longConn its end (an established connection keeps its peer, and
+// the start may be older than the ownership horizon).
+func lookupTime(r *flow.Record, longConn time.Duration) time.Time {
+	if r.End.Sub(r.Start) > longConn {
+		return r.End
+	}
+	return r.Start
+}

@@ -1,0 +1,53 @@
+package attribute
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	received      prometheus.Counter
+	rejected      prometheus.Counter
+	attributed    prometheus.Counter
+	unattributed  *prometheus.CounterVec
+	conns         *prometheus.CounterVec
+	joined        prometheus.Counter
+	disagreements prometheus.Counter
+	full          prometheus.Counter
+	written       prometheus.Counter
+	sinkErrors    prometheus.Counter
+	sinkDropped   prometheus.Counter
+}
+
+func (m *metrics) register(reg prometheus.Registerer, a *Attributor) error {
+	const ns, sub = "flowscope", "collector_attribution"
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help})
+	}
+	m.received = counter("records_total", "Exporter records taken into the holding window.")
+	m.rejected = counter("rejected_total", "Exporter records rejected as invalid.")
+	m.attributed = counter("attributed_total", "Connection endpoints attributed to an owner.")
+	m.unattributed = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "unattributed_total",
+		Help: "Connection endpoints left unattributed, by reason."}, []string{"reason"})
+	m.conns = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "conns_total",
+		Help: "Connections written, by the sides observed (client, server, both)."}, []string{"observed"})
+	m.joined = counter("joined_total", "Connections whose client and server records were joined.")
+	m.disagreements = counter("join_disagreements_total", "Joined connections whose two sides attribute an end differently.")
+	m.full = counter("holding_full_total", "Records decided early because the holding window was full.")
+	m.written = counter("written_total", "Connections written to the sink.")
+	m.sinkErrors = counter("sink_errors_total", "Failed writes to the sink (the batch is retried).")
+	m.sinkDropped = counter("sink_dropped_total", "Connections dropped after a failed write because the retry buffer was full.")
+	depth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "holding_depth",
+		Help: "Records in the holding window."}, func() float64 { return float64(a.Held()) })
+	if reg == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{m.received, m.rejected, m.attributed, m.unattributed, m.conns, m.joined,
+		m.disagreements, m.full, m.written, m.sinkErrors, m.sinkDropped, depth} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("registering attribution metrics: %w", err)
+		}
+	}
+	return nil
+}

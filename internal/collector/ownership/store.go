@@ -1,0 +1,431 @@
+package ownership
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config bounds the store and states the tolerances it applies.
+type Config struct {
+	// Horizon: ranges that ended longer ago than this are compacted away, and lookups for
+	// moments older than now-Horizon answer stale. Must exceed the attribution holding window.
+	Horizon time.Duration
+	// MaxRanges bounds the ranges kept in total; when full, compaction runs early and then new
+	// ranges are rejected (counted): flows needing them end unattributed, never misattributed.
+	MaxRanges int
+	// MaxRangesPerKey bounds the ranges of one address (or address and port); beyond it the
+	// oldest is evicted (counted) and lookups before the evicted range's end answer gap.
+	MaxRangesPerKey int
+	// SkewTolerance is the clock skew between nodes (and the collector) that lookups tolerate:
+	// an exporter's range proves ownership only SkewTolerance inside its ends, and another
+	// owner's range within SkewTolerance of a moment makes that moment a conflict.
+	SkewTolerance time.Duration
+	// KubeLag is how late Kubernetes events may reach the collector: the Kubernetes view of a
+	// moment t is complete once the informers were in sync at t+KubeLag.
+	KubeLag time.Duration
+	// ClusterNetworks are the pod, Service and node networks: an address inside them that no
+	// source ever claimed is no-owner (and never matched against the named networks); outside
+	// them it is looked up in the named networks, else external. Empty: private and
+	// link-local addresses are treated as cluster networks.
+	ClusterNetworks []netip.Prefix
+}
+
+// DefaultConfig returns the defaults: 15 min horizon, 4M ranges (≈ 600 MB at worst), 64
+// ranges per key, 250 ms skew, 10 s Kubernetes lag.
+func DefaultConfig() Config {
+	return Config{
+		Horizon:         15 * time.Minute,
+		MaxRanges:       4 << 20,
+		MaxRangesPerKey: 64,
+		SkewTolerance:   250 * time.Millisecond,
+		KubeLag:         10 * time.Second,
+	}
+}
+
+const open = math.MaxInt64
+
+// rng is one ownership range [from, to] in Unix nanoseconds; to == open while a Kubernetes
+// object still holds the address. 32 bytes.
+type rng struct {
+	from, to int64
+	owner    Handle
+	src      Source
+	origin   uint16 // exporter that last extended a definite range (index into Store.origins)
+}
+
+// entry holds the ranges of one key, ascending by from. floor: lookups before it answer gap
+// (older ranges were evicted).
+type entry struct {
+	floor int64
+	r     []rng
+}
+
+type ipKey [16]byte
+
+type portKey struct {
+	ip   ipKey
+	port uint16
+}
+
+func keyOf(a netip.Addr) ipKey { return a.Unmap().As16() }
+
+// Store is the ownership store. It is safe for concurrent use.
+type Store struct {
+	cfg Config
+	now func() time.Time
+
+	mu          sync.RWMutex
+	ips         map[ipKey]*entry
+	ports       map[portKey]*entry
+	n           int                 // ranges held
+	originIdx   map[string]uint16   // exporter id → index
+	originSeen  []int64             // per origin: latest To claimed (its horizon)
+	kubeEnabled bool                // a Kubernetes source feeds the store
+	kubeSynced  int64               // the Kubernetes view is complete up to here
+	floor       int64               // compaction horizon: nothing older is known
+	uids        map[string]uidEntry // pod UID → richest owner seen
+	networks    *Networks
+
+	m metrics
+}
+
+type uidEntry struct {
+	owner Handle
+	last  int64
+}
+
+// ErrFull is returned when a range cannot be stored because the store is at MaxRanges.
+var ErrFull = errors.New("ownership store full")
+
+// New returns an empty store. now is the collector's clock; reg receives the store's metrics.
+func New(cfg Config, now func() time.Time, reg prometheus.Registerer) (*Store, error) {
+	d := DefaultConfig()
+	if cfg.Horizon <= 0 {
+		cfg.Horizon = d.Horizon
+	}
+	if cfg.MaxRanges <= 0 {
+		cfg.MaxRanges = d.MaxRanges
+	}
+	if cfg.MaxRangesPerKey <= 0 {
+		cfg.MaxRangesPerKey = d.MaxRangesPerKey
+	}
+	if cfg.SkewTolerance < 0 || cfg.KubeLag < 0 {
+		return nil, fmt.Errorf("ownership: negative skew tolerance or Kubernetes lag")
+	}
+	s := &Store{
+		cfg:       cfg,
+		now:       now,
+		ips:       map[ipKey]*entry{},
+		ports:     map[portKey]*entry{},
+		originIdx: map[string]uint16{"": 0},
+		uids:      map[string]uidEntry{},
+	}
+	s.originSeen = []int64{0}
+	if err := s.m.register(reg, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Claim is one statement of ownership: Owner held Addr (and, for a host-network listener,
+// Port) from From to To. Exporter claims (SourceHeartbeat, SourceFlow) are definite over
+// [From, To]; Origin names the exporter.
+type Claim struct {
+	Addr   netip.Addr
+	Port   uint16
+	Owner  Owner
+	From   time.Time
+	To     time.Time
+	Source Source
+	Origin string
+}
+
+// Observe stores definite exporter claims. Bad claims are rejected with an error and change
+// nothing; the others are applied.
+func (s *Store) Observe(claims ...Claim) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for i := range claims {
+		if err := s.observe(&claims[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Store) observe(c *Claim) error {
+	if err := validate(c); err != nil {
+		s.m.rejected.WithLabelValues("invalid").Inc()
+		return err
+	}
+	if !c.Source.Definite() {
+		s.m.rejected.WithLabelValues("invalid").Inc()
+		return fmt.Errorf("ownership: claim for %s from source %s: only exporter sources are definite", c.Addr, c.Source)
+	}
+	from, to := c.From.UnixNano(), c.To.UnixNano()
+	if to < s.floor {
+		s.m.rejected.WithLabelValues("past-horizon").Inc()
+		return nil
+	}
+	oi := s.origin(c.Origin)
+	if to > s.originSeen[oi] {
+		s.originSeen[oi] = to
+	}
+	h := Intern(c.Owner)
+	s.noteUID(h, to)
+	e := s.entryFor(c.Addr, c.Port, true)
+	s.m.claims.WithLabelValues(c.Source.String()).Inc()
+	return s.mergeDefinite(e, rng{from: from, to: to, owner: h, src: c.Source, origin: oi})
+}
+
+func validate(c *Claim) error {
+	switch {
+	case !c.Addr.IsValid():
+		return fmt.Errorf("ownership: claim without an address")
+	case c.From.IsZero() || c.To.IsZero() || c.To.Before(c.From):
+		return fmt.Errorf("ownership: claim for %s has a bad time range [%s, %s]", c.Addr, c.From, c.To)
+	case c.Owner.Kind == "":
+		return fmt.Errorf("ownership: claim for %s has no owner kind", c.Addr)
+	}
+	return nil
+}
+
+// mergeDefinite adds r to e, merging it with every overlapping definite range of the same
+// identity (keeping the richer owner), so that flows and heartbeats of one pod share a range.
+func (s *Store) mergeDefinite(e *entry, r rng) error {
+	kept := e.r[:0]
+	for _, x := range e.r {
+		if x.src.Definite() && x.from <= r.to && r.from <= x.to && (x.owner == r.owner || SameIdentity(x.owner.Value(), r.owner.Value())) {
+			r.from = min(r.from, x.from)
+			if x.to > r.to {
+				r.to, r.origin = x.to, x.origin
+			}
+			if x.owner != r.owner && x.owner.Value().detail() > r.owner.Value().detail() {
+				r.owner = x.owner
+			}
+			r.src |= x.src
+			s.n--
+			continue
+		}
+		kept = append(kept, x)
+	}
+	e.r = kept
+	return s.insert(e, r)
+}
+
+// insert adds r keeping e.r ascending by from, within the bounds.
+func (s *Store) insert(e *entry, r rng) error {
+	if s.n >= s.cfg.MaxRanges {
+		s.compactLocked(s.now())
+		if s.n >= s.cfg.MaxRanges {
+			s.m.rejected.WithLabelValues("full").Inc()
+			return ErrFull
+		}
+	}
+	if len(e.r) >= s.cfg.MaxRangesPerKey {
+		s.evictOldest(e)
+	}
+	i := len(e.r)
+	for i > 0 && e.r[i-1].from > r.from {
+		i--
+	}
+	e.r = append(e.r, rng{})
+	copy(e.r[i+1:], e.r[i:])
+	e.r[i] = r
+	s.n++
+	return nil
+}
+
+// evictOldest drops the range of e that ended first and raises e.floor past it, so that no
+// lookup can be answered without it.
+func (s *Store) evictOldest(e *entry) {
+	oldest := 0
+	for i, x := range e.r {
+		if x.to < e.r[oldest].to {
+			oldest = i
+		}
+	}
+	if t := e.r[oldest].to; t > e.floor {
+		e.floor = t
+	}
+	e.r = append(e.r[:oldest], e.r[oldest+1:]...)
+	s.n--
+	s.m.evicted.Inc()
+}
+
+func (s *Store) origin(name string) uint16 {
+	if i, ok := s.originIdx[name]; ok {
+		return i
+	}
+	if len(s.originSeen) >= math.MaxUint16 {
+		return 0
+	}
+	i := uint16(len(s.originSeen))
+	s.originIdx[name] = i
+	s.originSeen = append(s.originSeen, 0)
+	return i
+}
+
+func (s *Store) entryFor(a netip.Addr, port uint16, create bool) *entry {
+	k := keyOf(a)
+	if port != 0 {
+		pk := portKey{k, port}
+		e := s.ports[pk]
+		if e == nil && create {
+			e = &entry{}
+			s.ports[pk] = e
+		}
+		return e
+	}
+	e := s.ips[k]
+	if e == nil && create {
+		e = &entry{}
+		s.ips[k] = e
+	}
+	return e
+}
+
+// noteUID remembers the richest owner seen for a pod UID (used to name the local ends of flows).
+func (s *Store) noteUID(h Handle, at int64) {
+	o := h.Value()
+	if o.Kind != "pod" || o.PodUID == "" {
+		return
+	}
+	u, ok := s.uids[o.PodUID]
+	if !ok || o.detail() > u.owner.Value().detail() {
+		u.owner = h
+	}
+	u.last = max(u.last, at)
+	s.uids[o.PodUID] = u
+}
+
+// Resolve returns the richest owner known for a pod UID.
+func (s *Store) Resolve(uid string) (Owner, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	u, ok := s.uids[uid]
+	if !ok {
+		return Owner{}, false
+	}
+	return u.owner.Value(), true
+}
+
+// Open records that a Kubernetes object holds an address from `from` on (a possible range,
+// open until Close). Opening an owner that is already open for the key changes nothing.
+func (s *Store) Open(c Claim) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !c.Addr.IsValid() || c.Owner.Kind == "" || c.Source.Definite() || c.Source == 0 {
+		s.m.rejected.WithLabelValues("invalid").Inc()
+		return fmt.Errorf("ownership: bad Kubernetes claim for %s (owner kind %q, source %s)", c.Addr, c.Owner.Kind, c.Source)
+	}
+	s.kubeEnabled = true
+	h := Intern(c.Owner)
+	s.noteUID(h, open)
+	e := s.entryFor(c.Addr, c.Port, true)
+	for _, x := range e.r {
+		if x.owner == h && x.src == c.Source && x.to == open {
+			return nil
+		}
+	}
+	s.m.claims.WithLabelValues(c.Source.String()).Inc()
+	return s.insert(e, rng{from: c.From.UnixNano(), to: open, owner: h, src: c.Source})
+}
+
+// Close ends the open range of owner for the key at `at` (when the release was observed).
+func (s *Store) Close(addr netip.Addr, port uint16, owner Owner, src Source, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entryFor(addr, port, false)
+	if e == nil {
+		return
+	}
+	h := Intern(owner)
+	for i := range e.r {
+		if x := &e.r[i]; x.owner == h && x.src == src && x.to == open {
+			x.to = max(at.UnixNano(), x.from)
+		}
+	}
+	if u, ok := s.uids[owner.PodUID]; ok && owner.PodUID != "" && u.last == open {
+		u.last = at.UnixNano()
+		s.uids[owner.PodUID] = u
+	}
+}
+
+// SetKubeSynced records that the Kubernetes informers were in sync at t: the Kubernetes view
+// of every moment up to t-KubeLag is complete.
+func (s *Store) SetKubeSynced(t time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.kubeEnabled = true
+	if n := t.UnixNano(); n > s.kubeSynced {
+		s.kubeSynced = n
+	}
+}
+
+// SetNetworks installs the named networks (nil removes them).
+func (s *Store) SetNetworks(n *Networks) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.networks = n
+}
+
+// Compact drops ranges that ended before now-Horizon, and UIDs not seen since.
+func (s *Store) Compact(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.compactLocked(now)
+}
+
+func (s *Store) compactLocked(now time.Time) {
+	cut := now.Add(-s.cfg.Horizon).UnixNano()
+	if cut <= s.floor {
+		return
+	}
+	s.floor = cut
+	dropped := 0
+	sweep := func(e *entry) bool {
+		kept := e.r[:0]
+		for _, x := range e.r {
+			if x.to < cut {
+				dropped++
+				continue
+			}
+			kept = append(kept, x)
+		}
+		clear(e.r[len(kept):])
+		e.r = kept
+		return len(kept) == 0
+	}
+	for k, e := range s.ips {
+		if sweep(e) {
+			delete(s.ips, k)
+		}
+	}
+	for k, e := range s.ports {
+		if sweep(e) {
+			delete(s.ports, k)
+		}
+	}
+	for k, u := range s.uids {
+		if u.last < cut {
+			delete(s.uids, k)
+		}
+	}
+	s.n -= dropped
+	s.m.compacted.Add(float64(dropped))
+}
+
+// Len returns the number of ranges held.
+func (s *Store) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.n
+}
