@@ -1,0 +1,118 @@
+package tracer
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/flowscope/flowscope/internal/testgate"
+)
+
+func openTracer(t *testing.T, cfg Config) *Tracer {
+	t.Helper()
+	testgate.BPF(t)
+	tr, err := Open(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
+// loopbackTransfer makes one connection on 127.0.0.1, sends up bytes from the client and down
+// bytes from the server, closes the client first, and returns the two ports.
+func loopbackTransfer(t *testing.T, network, addr string, up, down int) (client, server uint16) {
+	t.Helper()
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			done <- err
+			return
+		}
+		defer c.Close()
+		if _, err := io.CopyN(io.Discard, c, int64(up)); err != nil {
+			done <- err
+			return
+		}
+		_, err = c.Write(make([]byte, down))
+		if err == nil {
+			_, err = io.Copy(io.Discard, c) // wait for the client's FIN
+		}
+		done <- err
+	}()
+	c, err := net.Dial(network, ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(make([]byte, up)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(io.Discard, c, int64(down)); err != nil {
+		t.Fatal(err)
+	}
+	client = uint16(c.LocalAddr().(*net.TCPAddr).Port)
+	server = uint16(ln.Addr().(*net.TCPAddr).Port)
+	c.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	return client, server
+}
+
+func TestTracerCloseEventsLoopback(t *testing.T) {
+	for _, hook := range []Hook{HookTPBTF, HookRawTP, HookTracepoint} {
+		t.Run(string(hook), func(t *testing.T) {
+			tr := openTracer(t, Config{Hook: hook})
+			if tr.Hook() != hook {
+				t.Fatalf("hook = %s", tr.Hook())
+			}
+			cport, sport := loopbackTransfer(t, "tcp4", "127.0.0.1:0", 1_000_000, 3_000_000)
+			var evs []Event
+			deadline := time.Now().Add(5 * time.Second)
+			var cl, sv *Event
+			for time.Now().Before(deadline) && (cl == nil || sv == nil) {
+				var err error
+				evs, _, err = tr.ReadEvents(evs[:0], time.Now().Add(100*time.Millisecond), 1<<20)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range evs {
+					e := evs[i]
+					if e.Kind != KindClose {
+						continue
+					}
+					if e.Sport == cport && e.Dport == sport {
+						cl = &e
+					}
+					if e.Sport == sport && e.Dport == cport {
+						sv = &e
+					}
+				}
+			}
+			if cl == nil || sv == nil {
+				t.Fatalf("close events missing: client %v server %v", cl, sv)
+			}
+			t.Logf("client %+v", *cl)
+			t.Logf("server %+v", *sv)
+			if cl.BytesAcked != 1_000_002 || cl.BytesReceived != 3_000_001 {
+				t.Errorf("client acked/received = %d/%d", cl.BytesAcked, cl.BytesReceived)
+			}
+			if sv.BytesAcked != 3_000_001 || sv.BytesReceived != 1_000_001 {
+				t.Errorf("server acked/received = %d/%d", sv.BytesAcked, sv.BytesReceived)
+			}
+			kc, err := tr.Counters()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("counters %v", kc.Counters)
+		})
+	}
+}
