@@ -1,0 +1,102 @@
+package flowtable
+
+import (
+	"github.com/flowscope/flowscope/internal/exporter/tracer"
+	"github.com/flowscope/flowscope/internal/flow"
+)
+
+// close builds the final record of a socket and holds it for one Apply.
+func (t *Table) close(e *tracer.Event) {
+	k := t.key(e)
+	if t.snapFrom != 0 && e.EndNs >= t.snapFrom {
+		t.snapClosed[k] = true
+	}
+	r := flow.Record{}
+	c := t.conns[k]
+	delete(t.conns, k)
+
+	start, startKnown, dir, id := e.StartNs, e.Flags&tracer.FlagStartKnown != 0, direction(e.Flags), e.Key
+	if t.cfg.KeyBySocketAddr {
+		id = 0
+		if o, ok := t.opens[k]; ok {
+			delete(t.opens, k)
+			start, startKnown, dir, id = o.start, true, direction(o.flags), o.id
+		}
+	}
+	var last counters
+	if c != nil {
+		last = c.last
+		r.ResetsSent = c.resetsSent
+		if !startKnown || c.startKnown {
+			start, startKnown = c.start, c.startKnown
+		}
+		if dir == flow.DirectionUnknown {
+			dir = c.dir
+		}
+		if id == 0 {
+			id = c.id
+		}
+	}
+	if id == 0 {
+		id = t.newID()
+	}
+	if dir == flow.DirectionUnknown {
+		dir = t.inferDirection(e)
+		t.stats.DirectionInferred++
+	}
+	if !startKnown && c == nil {
+		start = e.EndNs // never seen open: the close is all we know
+	}
+	total := payloadCounters(e, dir == flow.Client)
+	fill(&r, e, total.minus(last))
+	r.ConnID = id
+	r.Direction = dir
+	r.Start, r.End = t.wall(start), t.wall(e.EndNs)
+	r.StartKnown = startKnown
+	if c != nil {
+		r.Workload = c.workload
+	} else {
+		r.Workload = t.resolver.Workload(e.CgroupID, e.Pid, e.Comm)
+	}
+	r.ResetsReceived = uint32(e.ResetsReceived)
+	r.Outcome = outcome(e.State, e.SkErr, r.ResetsReceived)
+	if r.ResetsReceived == 0 && (r.Outcome == flow.Reset || r.Outcome == flow.Refused) {
+		r.ResetsReceived = 1 // fallback hooks: no slot, the socket error tells
+	}
+	if n, ok := t.early[k]; ok {
+		r.ResetsSent += n
+		delete(t.early, k)
+	}
+	if !t.cfg.ResetEvents && r.Outcome == flow.Aborted && abortSendsReset(e.State) && r.ResetsSent == 0 {
+		r.ResetsSent = 1
+	}
+	r.CloseState = tracer.StateName(e.State)
+	t.hold = append(t.hold, held{key: k, rec: r})
+	t.stats.Finals++
+}
+
+func direction(flags uint16) flow.Direction {
+	switch {
+	case flags&tracer.FlagActive != 0:
+		return flow.Client
+	case flags&tracer.FlagPassive != 0:
+		return flow.Server
+	}
+	return flow.DirectionUnknown
+}
+
+// inferDirection guesses the role of a socket whose open was not observed: a listener on its
+// local port makes it a server; a listener on its remote port (same namespace) a client; else
+// the port numbers decide (ephemeral local port above the remote one: client).
+func (t *Table) inferDirection(e *tracer.Event) flow.Direction {
+	if _, ok := t.listeners[listenKey{e.Netns, e.Sport}]; ok {
+		return flow.Server
+	}
+	if _, ok := t.listeners[listenKey{e.Netns, e.Dport}]; ok {
+		return flow.Client
+	}
+	if e.Sport > e.Dport {
+		return flow.Client
+	}
+	return flow.Server
+}

@@ -1,0 +1,124 @@
+package flowtable
+
+import (
+	"github.com/flowscope/flowscope/internal/exporter/tracer"
+	"github.com/flowscope/flowscope/internal/flow"
+)
+
+// SnapshotBegin marks that a snapshot is being read from the kernel at monotonic time nowNs.
+// Closes applied until the matching Snapshot call are remembered, so that a socket listed by
+// the snapshot but closed meanwhile is not reported again.
+func (t *Table) SnapshotBegin(nowNs uint64) {
+	t.snapFrom = nowNs
+	clear(t.snapClosed)
+}
+
+// Snapshot applies one network namespace's iterator result, read at the time given to
+// SnapshotBegin, and appends interim records for the connections that are due: first seen
+// sockets whose open was not observed (they predate the exporter) at once, the others when
+// their last record is older than the interval.
+func (t *Table) Snapshot(netns uint32, evs []tracer.Event, out []flow.Record) []flow.Record {
+	now := t.snapFrom
+	seen := make(map[uint64]bool, len(evs))
+	for i := range evs {
+		e := &evs[i]
+		if e.Kind == tracer.KindListen {
+			t.listeners[listenKey{netns, e.Sport}] = now
+			continue
+		}
+		if e.Kind != tracer.KindSnapshot || e.State == tracer.StateSynSent || e.State == tracer.StateSynRecv {
+			continue
+		}
+		k := t.key(e)
+		if t.snapClosed[k] {
+			t.stats.LateSnapshots++
+			continue
+		}
+		c := t.conns[k]
+		if c == nil {
+			if len(t.conns) >= t.cfg.MaxConns {
+				t.stats.TableFull++
+				continue
+			}
+			c = t.track(e, now)
+			t.conns[k] = c
+		}
+		seen[k] = true
+		c.misses = 0
+		if c.lastReport == 0 && c.startKnown && now-c.start < uint64(t.cfg.Interval) {
+			continue
+		}
+		if c.lastReport != 0 && now-c.lastReport < uint64(t.cfg.Interval) {
+			continue
+		}
+		out = append(out, t.interim(c, e, now))
+	}
+	t.forgetVanished(netns, seen)
+	t.expireListeners(netns, now)
+	t.snapFrom = 0
+	clear(t.snapClosed)
+	return out
+}
+
+func (t *Table) track(e *tracer.Event, now uint64) *conn {
+	c := &conn{id: e.Key, start: e.StartNs, startKnown: e.Flags&tracer.FlagStartKnown != 0,
+		dir: direction(e.Flags), netns: e.Netns}
+	if t.cfg.KeyBySocketAddr {
+		c.id, c.startKnown = 0, false
+		if o, ok := t.opens[e.SkAddr]; ok {
+			c.id, c.start, c.startKnown, c.dir = o.id, o.start, true, direction(o.flags)
+		}
+		if c.id == 0 {
+			c.id = t.newID()
+		}
+	}
+	if !c.startKnown {
+		c.start = now // first seen; the record says start_known=false
+	}
+	if c.dir == flow.DirectionUnknown {
+		c.dir = t.inferDirection(e)
+		t.stats.DirectionInferred++
+	}
+	if n, ok := t.early[t.key(e)]; ok {
+		c.resetsSent += n
+		delete(t.early, t.key(e))
+	}
+	c.workload = t.resolver.Workload(e.CgroupID, e.Pid, e.Comm)
+	return c
+}
+
+func (t *Table) interim(c *conn, e *tracer.Event, now uint64) flow.Record {
+	total := payloadCounters(e, c.dir == flow.Client)
+	r := flow.Record{ConnID: c.id, Direction: c.dir, Interim: true, StartKnown: c.startKnown,
+		Start: t.wall(c.start), End: t.wall(e.EndNs), Workload: c.workload,
+		Outcome: flow.Open, CloseState: tracer.StateName(e.State), ResetsSent: c.resetsSent}
+	fill(&r, e, total.minus(c.last))
+	c.last = total
+	c.lastReport = now
+	c.resetsSent = 0
+	t.stats.Interims++
+	return r
+}
+
+// forgetVanished drops tracked connections of netns that two snapshots in a row did not list:
+// their close event was lost (ring full), so no final record will come.
+func (t *Table) forgetVanished(netns uint32, seen map[uint64]bool) {
+	for k, c := range t.conns {
+		if c.netns != netns || seen[k] {
+			continue
+		}
+		c.misses++
+		if c.misses >= 2 {
+			delete(t.conns, k)
+			t.stats.Vanished++
+		}
+	}
+}
+
+func (t *Table) expireListeners(netns uint32, now uint64) {
+	for k, at := range t.listeners {
+		if k.netns == netns && at != now {
+			delete(t.listeners, k)
+		}
+	}
+}

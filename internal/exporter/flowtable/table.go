@@ -1,0 +1,195 @@
+// Package flowtable turns kernel socket events into flow records: final records at close,
+// interim records for connections open longer than an interval, and records for sockets that
+// were open before the exporter started. It owns no goroutine: one owner calls Apply with ring
+// events and Snapshot with iterator results, in the order they were read.
+package flowtable
+
+import (
+	"time"
+
+	"github.com/flowscope/flowscope/internal/exporter/tracer"
+	"github.com/flowscope/flowscope/internal/flow"
+)
+
+// Resolver names the local workload of a socket.
+type Resolver interface {
+	Workload(cgroupID uint64, pid uint32, comm string) flow.Workload
+}
+
+// Config of a Table. Zero values take the defaults.
+type Config struct {
+	Interval time.Duration // interim records for connections open longer than this (default 30 s)
+	MaxConns int           // open connections tracked for interim records (default 262,144); beyond: counted, reported at close only
+	// KeyBySocketAddr is set with the fallback hooks: sockets are keyed by address, and opens
+	// arrive as events instead of kernel slots.
+	KeyBySocketAddr bool
+	// ResetEvents says the tcp_send_reset signal is attached; without it an abort's RST is
+	// inferred from the state.
+	ResetEvents bool
+}
+
+// Stats count what the table did; all totals since creation.
+type Stats struct {
+	Finals, Interims        uint64 // records emitted
+	TableFull               uint64 // open connections not tracked because the table was full
+	Vanished                uint64 // tracked connections that disappeared without a close event (a lost event)
+	LateSnapshots           uint64 // snapshot entries of sockets already closed (ignored)
+	Tracked                 int    // open connections tracked now
+	OpensPending            int    // fallback mode: opens waiting for their close
+	OpensDropped            uint64 // fallback mode: opens forgotten because too many were pending
+	DirectionInferred       uint64 // closes whose direction came from listeners or ports, not the open
+	HeldResets, EarlyResets uint64 // RST events matched to a held close / before the close
+}
+
+type conn struct {
+	id         uint64
+	start      uint64 // monotonic ns
+	startKnown bool
+	dir        flow.Direction
+	netns      uint32
+	last       counters
+	lastReport uint64 // monotonic ns of the last record, 0 if none
+	resetsSent uint32 // not yet reported
+	misses     int    // snapshots of its netns that did not list it
+	workload   flow.Workload
+}
+
+type open struct {
+	id    uint64
+	start uint64
+	flags uint16
+}
+
+type listenKey struct {
+	netns uint32
+	port  uint16
+}
+
+// Table is the exporter's flow table. Not safe for concurrent use.
+type Table struct {
+	cfg      Config
+	resolver Resolver
+	wall     func(monoNs uint64) time.Time
+
+	conns      map[uint64]*conn
+	opens      map[uint64]open // fallback mode only
+	listeners  map[listenKey]uint64
+	early      map[uint64]uint32 // RSTs sent before their socket's close event
+	held, hold []held            // closes held one cycle for the RST that follows an abort
+	snapFrom   uint64            // a snapshot is being taken since this monotonic time (0: none)
+	snapClosed map[uint64]bool   // sockets closed while the snapshot was in flight
+	nextID     uint64
+	stats      Stats
+}
+
+type held struct {
+	key uint64
+	rec flow.Record
+}
+
+// New returns an empty table. wall converts kernel monotonic timestamps to wall-clock time.
+func New(cfg Config, r Resolver, wall func(uint64) time.Time) *Table {
+	if cfg.Interval <= 0 {
+		cfg.Interval = 30 * time.Second
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 262144
+	}
+	return &Table{cfg: cfg, resolver: r, wall: wall,
+		conns: map[uint64]*conn{}, opens: map[uint64]open{}, listeners: map[listenKey]uint64{},
+		early: map[uint64]uint32{}, snapClosed: map[uint64]bool{}, nextID: 1}
+}
+
+// Stats returns the table's counters.
+func (t *Table) Stats() Stats {
+	s := t.stats
+	s.Tracked = len(t.conns)
+	s.OpensPending = len(t.opens)
+	return s
+}
+
+func (t *Table) key(e *tracer.Event) uint64 {
+	if t.cfg.KeyBySocketAddr {
+		return e.SkAddr
+	}
+	return e.Key
+}
+
+// Apply processes ring events in order and appends the records that are ready to out. A final
+// record is held for one call, so that the RST an abort sends after the CLOSE transition is
+// counted in it.
+func (t *Table) Apply(evs []tracer.Event, out []flow.Record) []flow.Record {
+	t.held, t.hold = t.hold, t.held[:0] // last call's closes now wait for this call's RSTs
+	for i := range evs {
+		e := &evs[i]
+		switch e.Kind {
+		case tracer.KindClose:
+			t.close(e)
+		case tracer.KindOpen:
+			t.open(e)
+		case tracer.KindResetSent:
+			t.resetSent(e)
+		}
+	}
+	for _, h := range t.held {
+		out = append(out, h.rec)
+	}
+	t.held = t.held[:0]
+	return out
+}
+
+// Flush appends every held record to out (at shutdown).
+func (t *Table) Flush(out []flow.Record) []flow.Record {
+	for _, h := range t.held {
+		out = append(out, h.rec)
+	}
+	for _, h := range t.hold {
+		out = append(out, h.rec)
+	}
+	t.held, t.hold = t.held[:0], t.hold[:0]
+	return out
+}
+
+const maxPending = 1 << 16
+
+func (t *Table) open(e *tracer.Event) {
+	if len(t.opens) >= maxPending*4 {
+		for k := range t.opens { // forget an arbitrary pending open: bounded, counted
+			delete(t.opens, k)
+			t.stats.OpensDropped++
+			break
+		}
+	}
+	t.opens[t.key(e)] = open{id: t.newID(), start: e.StartNs, flags: e.Flags}
+}
+
+func (t *Table) newID() uint64 {
+	id := t.nextID
+	t.nextID++
+	return id
+}
+
+func (t *Table) resetSent(e *tracer.Event) {
+	k := e.Key
+	if t.cfg.KeyBySocketAddr {
+		k = e.SkAddr
+	}
+	for _, hs := range [][]held{t.held, t.hold} {
+		for i := range hs {
+			if hs[i].key == k {
+				hs[i].rec.ResetsSent++
+				t.stats.HeldResets++
+				return
+			}
+		}
+	}
+	if c, ok := t.conns[k]; ok {
+		c.resetsSent++
+		return
+	}
+	if len(t.early) >= maxPending {
+		clear(t.early)
+	}
+	t.early[k]++
+	t.stats.EarlyResets++
+}

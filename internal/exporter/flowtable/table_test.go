@@ -1,0 +1,222 @@
+package flowtable
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/flowscope/flowscope/internal/exporter/tracer"
+	"github.com/flowscope/flowscope/internal/flow"
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+)
+
+type fakeResolver struct{}
+
+func (fakeResolver) Workload(cg uint64, pid uint32, comm string) flow.Workload {
+	return flow.Workload{Kind: flow.KindCgroup, CgroupPath: "/test", Pid: pid, Comm: comm}
+}
+
+var epoch = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+func wall(ns uint64) time.Time { return epoch.Add(time.Duration(ns)) }
+
+const sec = uint64(time.Second)
+
+func newTable(cfg Config) *Table { return New(cfg, fakeResolver{}, wall) }
+
+// ev returns a client-side event of a loopback connection 127.0.0.1:40000 → :80.
+func ev(kind tracer.Kind, state uint8, flags uint16, acked, rcvd uint64) tracer.Event {
+	e := tracer.Event{Kind: kind, State: state, Flags: flags, Key: 11, SkAddr: 0xffff1000, Family: unix.AF_INET,
+		Sport: 40000, Dport: 80, Netns: 4026531840, CgroupID: 5, BytesAcked: acked, BytesReceived: rcvd}
+	copy(e.Saddr[:], netip.MustParseAddr("127.0.0.1").AsSlice())
+	copy(e.Daddr[:], netip.MustParseAddr("127.0.0.2").AsSlice())
+	return e
+}
+
+func TestPayloadAndOutcome(t *testing.T) {
+	const active, passive, known = tracer.FlagActive, tracer.FlagPassive, tracer.FlagStartKnown
+	fin := tracer.FlagFinRcvd | tracer.FlagFinAcked
+	cases := []struct {
+		name              string
+		state             uint8
+		flags             uint16
+		acked, rcvd       uint64
+		skErr             unix.Errno
+		resetsRecv        uint8
+		sent, recv        uint64
+		outcome           flow.Outcome
+		dir               flow.Direction
+		resetsSentInfered uint32
+	}{
+		{"client active close", tracer.StateFinWait2, active | known | fin, 1_000_002, 3_000_001, 0, 0, 1_000_000, 3_000_000, flow.OK, flow.Client, 0},
+		{"server passive close", tracer.StateLastAck, passive | known | fin, 3_000_001, 1_000_001, 0, 0, 3_000_000, 1_000_000, flow.OK, flow.Server, 0},
+		{"client passive close", tracer.StateLastAck, active | known | fin, 1_000_002, 3_000_001, 0, 0, 1_000_000, 3_000_000, flow.OK, flow.Client, 0},
+		{"refused", tracer.StateSynSent, active | known, 0, 0, unix.ECONNREFUSED, 1, 0, 0, flow.Refused, flow.Client, 0},
+		{"connect timeout", tracer.StateSynSent, active | known, 0, 0, 0, 0, 0, 0, flow.Timeout, flow.Client, 0},
+		{"kernel timeout", tracer.StateSynSent, active | known, 0, 0, unix.ETIMEDOUT, 0, 0, 0, flow.Timeout, flow.Client, 0},
+		{"reset by peer", tracer.StateEstablished, active | known | tracer.FlagFinAcked, 501, 200, unix.ECONNRESET, 1, 500, 200, flow.Reset, flow.Client, 0},
+		{"abort linger 0", tracer.StateEstablished, passive | known | tracer.FlagFinAcked, 700, 100, 0, 0, 700, 100, flow.Aborted, flow.Server, 1},
+		{"abort after peer FIN", tracer.StateCloseWait, passive | known | tracer.FlagFinRcvd, 10, 11, 0, 0, 10, 10, flow.Aborted, flow.Server, 1},
+		{"FIN unacked then reset", tracer.StateFinWait1, active | known | tracer.FlagFinRcvd, 51, 21, unix.ECONNRESET, 1, 50, 20, flow.Reset, flow.Client, 0},
+		{"server handshake timeout", tracer.StateSynRecv, passive | known, 0, 0, 0, 0, 0, 0, flow.Timeout, flow.Server, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := newTable(Config{})
+			e := ev(tracer.KindClose, tc.state, tc.flags, tc.acked, tc.rcvd)
+			e.SkErr, e.ResetsReceived = uint16(tc.skErr), tc.resetsRecv
+			e.StartNs, e.EndNs = 1*sec, 2*sec
+			out := tb.Apply([]tracer.Event{e}, nil)
+			if len(out) != 0 {
+				t.Fatalf("close released before the next cycle: %v", out)
+			}
+			out = tb.Apply(nil, nil)
+			if len(out) != 1 {
+				t.Fatalf("got %d records", len(out))
+			}
+			r := out[0]
+			if r.BytesSent != tc.sent || r.BytesReceived != tc.recv {
+				t.Errorf("sent/recv = %d/%d, want %d/%d", r.BytesSent, r.BytesReceived, tc.sent, tc.recv)
+			}
+			if r.Outcome != tc.outcome || r.Direction != tc.dir {
+				t.Errorf("outcome/direction = %s/%s, want %s/%s", r.Outcome, r.Direction, tc.outcome, tc.dir)
+			}
+			if r.ResetsSent != tc.resetsSentInfered {
+				t.Errorf("resets_sent = %d, want %d", r.ResetsSent, tc.resetsSentInfered)
+			}
+			if r.Start != wall(1*sec) || r.End != wall(2*sec) || !r.StartKnown || r.Interim {
+				t.Errorf("times/flags wrong: %+v", r)
+			}
+			if r.LocalAddr.String() != "127.0.0.1" || r.RemotePort != 80 || r.Family != flow.IPv4 {
+				t.Errorf("addresses wrong: %+v", r)
+			}
+		})
+	}
+}
+
+func TestInterimDeltasSumToTotal(t *testing.T) {
+	tb := newTable(Config{Interval: 30 * time.Second, ResetEvents: true})
+	flags := tracer.FlagActive | tracer.FlagStartKnown
+	snap := func(at uint64, acked, rcvd uint64) []flow.Record {
+		e := ev(tracer.KindSnapshot, tracer.StateEstablished, flags, acked, rcvd)
+		e.StartNs, e.EndNs = 1*sec, at
+		tb.SnapshotBegin(at)
+		return tb.Snapshot(e.Netns, []tracer.Event{e}, nil)
+	}
+	var all []flow.Record
+	all = append(all, snap(10*sec, 1001, 500)...) // younger than the interval: nothing yet
+	if len(all) != 0 {
+		t.Fatalf("interim before the interval: %v", all)
+	}
+	all = append(all, snap(31*sec, 100_001, 50_000)...)
+	all = append(all, snap(45*sec, 150_001, 60_000)...) // last record 14 s ago: not due
+	all = append(all, snap(62*sec, 200_001, 70_000)...)
+	if len(all) != 2 {
+		t.Fatalf("got %d interim records, want 2", len(all))
+	}
+	close := ev(tracer.KindClose, tracer.StateFinWait2, flags|tracer.FlagFinAcked|tracer.FlagFinRcvd, 300_002, 80_001)
+	close.StartNs, close.EndNs = 1*sec, 70*sec
+	tb.Apply([]tracer.Event{close}, nil)
+	all = tb.Apply(nil, all)
+	var sent, recv uint64
+	for _, r := range all {
+		sent += r.BytesSent
+		recv += r.BytesReceived
+		if r.ConnID != 11 || r.Start != wall(1*sec) {
+			t.Errorf("conn id/start not stable: %+v", r)
+		}
+	}
+	if sent != 300_000 || recv != 80_000 {
+		t.Fatalf("sum of records = %d/%d, want 300000/80000", sent, recv)
+	}
+	want := []uint64{100_000, 100_000, 100_000}
+	got := []uint64{all[0].BytesSent, all[1].BytesSent, all[2].BytesSent}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("per-record sent (-want +got): %s", d)
+	}
+	if !all[0].Interim || !all[1].Interim || all[2].Interim || all[0].Outcome != flow.Open || all[2].Outcome != flow.OK {
+		t.Errorf("interim flags/outcomes wrong: %v %v %v", all[0].Interim, all[1].Interim, all[2].Interim)
+	}
+}
+
+func TestPreexistingConnectionReportedAtOnce(t *testing.T) {
+	tb := newTable(Config{})
+	listener := ev(tracer.KindListen, tracer.StateListen, 0, 0, 0)
+	listener.Sport = 80
+	e := ev(tracer.KindSnapshot, tracer.StateEstablished, 0, 5001, 7000) // no slot: opened before us
+	e.EndNs = 100 * sec
+	tb.SnapshotBegin(100 * sec)
+	out := tb.Snapshot(e.Netns, []tracer.Event{listener, e}, nil)
+	if len(out) != 1 {
+		t.Fatalf("got %d records", len(out))
+	}
+	r := out[0]
+	if r.StartKnown || r.Direction != flow.Client || r.BytesSent != 5000 || r.BytesReceived != 7000 {
+		t.Fatalf("unexpected record %+v", r)
+	}
+}
+
+func TestSnapshotOfClosedSocketIgnored(t *testing.T) {
+	tb := newTable(Config{})
+	e := ev(tracer.KindSnapshot, tracer.StateEstablished, 0, 5001, 7000)
+	tb.SnapshotBegin(100 * sec)
+	c := ev(tracer.KindClose, tracer.StateFinWait2, tracer.FlagFinAcked|tracer.FlagFinRcvd, 5003, 7001)
+	c.EndNs = 100*sec + 5
+	tb.Apply([]tracer.Event{c}, nil)
+	if out := tb.Snapshot(e.Netns, []tracer.Event{e}, nil); len(out) != 0 {
+		t.Fatalf("closed socket reported again: %v", out)
+	}
+	if tb.Stats().LateSnapshots != 1 || tb.Stats().Tracked != 0 {
+		t.Fatalf("stats %+v", tb.Stats())
+	}
+}
+
+func TestResetAfterCloseCounted(t *testing.T) {
+	tb := newTable(Config{ResetEvents: true})
+	c := ev(tracer.KindClose, tracer.StateEstablished, tracer.FlagPassive|tracer.FlagStartKnown, 1, 0)
+	tb.Apply([]tracer.Event{c}, nil)
+	rst := tracer.Event{Kind: tracer.KindResetSent, Key: c.Key}
+	out := tb.Apply([]tracer.Event{rst}, nil)
+	if len(out) != 1 || out[0].ResetsSent != 1 || out[0].Outcome != flow.Aborted {
+		t.Fatalf("got %+v", out)
+	}
+}
+
+func TestFallbackPairsOpenAndClose(t *testing.T) {
+	tb := newTable(Config{KeyBySocketAddr: true})
+	o := tracer.Event{Kind: tracer.KindOpen, SkAddr: 0xabc, Key: 0xabc, StartNs: 3 * sec, Flags: tracer.FlagActive | tracer.FlagStartKnown}
+	c := ev(tracer.KindClose, tracer.StateFinWait2, tracer.FlagFinAcked|tracer.FlagFinRcvd, 11, 21)
+	c.SkAddr, c.Key, c.EndNs = 0xabc, 0xabc, 4*sec
+	tb.Apply([]tracer.Event{o, c}, nil)
+	out := tb.Apply(nil, nil)
+	if len(out) != 1 {
+		t.Fatalf("got %d", len(out))
+	}
+	r := out[0]
+	if r.Direction != flow.Client || r.Start != wall(3*sec) || !r.StartKnown || r.BytesSent != 9 || r.BytesReceived != 20 || r.ConnID == 0 {
+		t.Fatalf("got %+v", r)
+	}
+	if tb.Stats().OpensPending != 0 {
+		t.Fatal("open not consumed")
+	}
+}
+
+func TestTableFullAndVanished(t *testing.T) {
+	tb := newTable(Config{MaxConns: 1})
+	a := ev(tracer.KindSnapshot, tracer.StateEstablished, 0, 1, 0)
+	b := a
+	b.Key = 12
+	tb.SnapshotBegin(10 * sec)
+	tb.Snapshot(a.Netns, []tracer.Event{a, b}, nil)
+	if s := tb.Stats(); s.TableFull != 1 || s.Tracked != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+	for i := range 2 {
+		tb.SnapshotBegin(uint64(20+i) * sec)
+		tb.Snapshot(a.Netns, nil, nil)
+	}
+	if s := tb.Stats(); s.Vanished != 1 || s.Tracked != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
