@@ -12,9 +12,9 @@ type EndpointKind string
 const (
 	EndpointPod          EndpointKind = "pod"
 	EndpointService      EndpointKind = "service"
-	EndpointNode         EndpointKind = "node"     // a node's own address (host network)
-	EndpointHost         EndpointKind = "host"     // a non-Kubernetes host workload (systemd unit, container, process)
-	EndpointNetwork      EndpointKind = "network"  // a named CIDR (cloud service, on-premises network, "internet")
+	EndpointNode         EndpointKind = "node"    // a node's own address (host network)
+	EndpointHost         EndpointKind = "host"    // a non-Kubernetes host workload (systemd unit, container, process)
+	EndpointNetwork      EndpointKind = "network" // a named CIDR (cloud service, on-premises network, "internet")
 	EndpointUnattributed EndpointKind = "unattributed"
 )
 
