@@ -122,3 +122,20 @@ func (t *Table) expireListeners(netns uint32, now uint64) {
 		}
 	}
 }
+
+// SnapshotAbort ends a snapshot that could not be read.
+func (t *Table) SnapshotAbort() {
+	t.snapFrom = 0
+	clear(t.snapClosed)
+}
+
+// PruneNamespaces forgets tracked connections of network namespaces that no longer exist
+// (counted as vanished: their close was not seen).
+func (t *Table) PruneNamespaces(alive func(netns uint32) bool) {
+	for k, c := range t.conns {
+		if !alive(c.netns) {
+			delete(t.conns, k)
+			t.stats.Vanished++
+		}
+	}
+}

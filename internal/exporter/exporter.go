@@ -1,0 +1,207 @@
+// Package exporter runs flowscope's per-node exporter: it drives the kernel tracer, feeds the
+// flow table with ring events and per-namespace socket snapshots, and hands flow records and
+// periodic summaries to a sink (JSON lines, or the transport to a collector).
+package exporter
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/flowscope/flowscope/internal/exporter/flowtable"
+	"github.com/flowscope/flowscope/internal/exporter/tracer"
+	"github.com/flowscope/flowscope/internal/flow"
+)
+
+// Sink receives the exporter's output. Both methods are called from the exporter's one loop
+// goroutine, never concurrently; a Sink must not block for long (buffer and count instead).
+type Sink interface {
+	Write(recs []flow.Record) error
+	Summary(s Summary) error
+}
+
+// Config of the exporter loop. Zero values take the defaults.
+type Config struct {
+	Table         flowtable.Config
+	PollInterval  time.Duration // how often the ring buffer is drained (default 100 ms)
+	SnapshotEvery time.Duration // how often open sockets are read in every namespace (default Interval/3, at least 1 s)
+	SummaryEvery  time.Duration // how often a summary goes to the sink (default 10 s; negative: never)
+	MaxBatch      int           // events handled per step (default 8192)
+}
+
+func (c *Config) defaults() {
+	if c.Table.Interval <= 0 {
+		c.Table.Interval = 30 * time.Second
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = 100 * time.Millisecond
+	}
+	if c.SnapshotEvery <= 0 {
+		c.SnapshotEvery = max(c.Table.Interval/3, time.Second)
+	}
+	if c.SummaryEvery == 0 {
+		c.SummaryEvery = 10 * time.Second
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 8192
+	}
+}
+
+// Exporter is the exporter loop. Run owns its only goroutine.
+type Exporter struct {
+	cfg   Config
+	tr    *tracer.Tracer
+	table *flowtable.Table
+	sink  Sink
+	log   *slog.Logger
+	wall  *tracer.WallClock
+	ns    *namespaces
+
+	evs, snap []tracer.Event
+	recs      []flow.Record
+	stats     atomic.Pointer[Stats]
+	st        Stats
+}
+
+// Stats are the loop's own counters (the table's and the kernel's come with them in a Summary).
+type Stats struct {
+	Table           flowtable.Stats
+	BadEvents       uint64 // malformed ring records
+	SinkErrors      uint64
+	Snapshots       uint64 // namespace snapshots taken
+	SnapshotErrors  uint64
+	Namespaces      int // network namespaces seen by the last scan
+	LastSnapshotDur time.Duration
+}
+
+// New builds an exporter around an opened tracer. It does not start anything.
+func New(cfg Config, tr *tracer.Tracer, r flowtable.Resolver, sink Sink, log *slog.Logger) (*Exporter, error) {
+	cfg.defaults()
+	cfg.Table.KeyBySocketAddr = tr.Hook() != tracer.HookTPBTF
+	ns, err := newNamespaces()
+	if err != nil {
+		return nil, err
+	}
+	x := &Exporter{cfg: cfg, tr: tr, sink: sink, log: log, wall: tracer.NewWallClock(), ns: ns}
+	x.table = flowtable.New(cfg.Table, r, x.wall.Time)
+	x.stats.Store(&Stats{})
+	return x, nil
+}
+
+// Stats returns the loop's counters as of its last step; safe from any goroutine.
+func (x *Exporter) Stats() Stats { return *x.stats.Load() }
+
+// Run drains the ring, takes snapshots and writes output until ctx ends; then it flushes the
+// records it still holds.
+func (x *Exporter) Run(ctx context.Context) error {
+	x.snapshotAll() // sockets that were open before we started
+	nextSnap := time.Now().Add(x.cfg.SnapshotEvery)
+	nextSummary := time.Now().Add(x.cfg.SummaryEvery)
+	nextCalib := time.Now().Add(time.Minute)
+	for ctx.Err() == nil {
+		if err := x.drain(time.Now().Add(x.cfg.PollInterval)); err != nil {
+			return err
+		}
+		now := time.Now()
+		if !now.Before(nextSnap) {
+			x.snapshotAll()
+			nextSnap = now.Add(x.cfg.SnapshotEvery)
+		}
+		if x.cfg.SummaryEvery > 0 && !now.Before(nextSummary) {
+			x.summary()
+			nextSummary = now.Add(x.cfg.SummaryEvery)
+		}
+		if !now.Before(nextCalib) {
+			x.wall.Recalibrate()
+			nextCalib = now.Add(time.Minute)
+		}
+	}
+	if err := x.drain(time.Now()); err != nil {
+		return err
+	}
+	x.write(x.table.Flush(x.recs[:0]))
+	if x.cfg.SummaryEvery > 0 {
+		x.summary()
+	}
+	return nil
+}
+
+// drain reads ring events until the ring is empty and the deadline passed, applying them.
+func (x *Exporter) drain(deadline time.Time) error {
+	for {
+		var bad int
+		var err error
+		x.evs, bad, err = x.tr.ReadEvents(x.evs[:0], deadline, x.cfg.MaxBatch)
+		x.st.BadEvents += uint64(bad)
+		if err != nil {
+			return fmt.Errorf("draining kernel events: %w", err)
+		}
+		x.write(x.table.Apply(x.evs, x.recs[:0]))
+		if len(x.evs) < x.cfg.MaxBatch {
+			x.publish()
+			return nil
+		}
+	}
+}
+
+func (x *Exporter) write(recs []flow.Record) {
+	x.recs = recs[:0]
+	if len(recs) == 0 {
+		return
+	}
+	if err := x.sink.Write(recs); err != nil {
+		x.st.SinkErrors++
+		x.log.Warn("writing flow records", "error", err, "records", len(recs))
+	}
+}
+
+// snapshotAll reads the open sockets of every network namespace.
+func (x *Exporter) snapshotAll() {
+	if !x.tr.SnapshotAvailable() {
+		return
+	}
+	start := time.Now()
+	x.ns.scan()
+	x.st.Namespaces = len(x.ns.paths)
+	for ino, path := range x.ns.paths {
+		x.table.SnapshotBegin(tracer.MonotonicNow())
+		err := inNamespace(path, func() error {
+			var err error
+			x.snap, err = x.tr.Snapshot(x.snap[:0])
+			return err
+		})
+		if err != nil {
+			x.st.SnapshotErrors++
+			x.log.Debug("socket snapshot failed", "netns", ino, "path", path, "error", err)
+			x.table.SnapshotAbort()
+			continue
+		}
+		x.st.Snapshots++
+		if err := x.drain(time.Now()); err != nil { // closes that raced with the snapshot
+			x.log.Warn("draining during a snapshot", "error", err)
+		}
+		x.write(x.table.Snapshot(ino, x.snap, x.recs[:0]))
+	}
+	x.table.PruneNamespaces(func(ino uint32) bool { _, ok := x.ns.paths[ino]; return ok })
+	x.st.LastSnapshotDur = time.Since(start)
+	x.publish()
+}
+
+func (x *Exporter) publish() {
+	s := x.st
+	s.Table = x.table.Stats()
+	x.stats.Store(&s)
+}
+
+func (x *Exporter) summary() {
+	kc, err := x.tr.Counters()
+	if err != nil {
+		x.log.Warn("reading kernel counters", "error", err)
+	}
+	s := Summary{Time: time.Now().UTC(), Hook: string(x.tr.Hook()), Loop: x.Stats(), Kernel: kc, Degraded: x.tr.Degraded()}
+	if err := x.sink.Summary(s); err != nil {
+		x.st.SinkErrors++
+	}
+}

@@ -1,0 +1,63 @@
+package flow
+
+import (
+	"encoding/json"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func sampleRecord() Record {
+	return Record{ConnID: 1<<40 + 3, Family: IPv6, LocalAddr: netip.MustParseAddr("fd00::1"), LocalPort: 443,
+		RemoteAddr: netip.MustParseAddr("fd00::2"), RemotePort: 51000, Direction: Server, Netns: 4026531840,
+		CgroupID: 77, Workload: Workload{Kind: KindPod, PodUID: "0c4d-11", ContainerID: "abc", Runtime: "containerd",
+			CgroupPath: "/kubepods.slice/x\"y\\z", Pid: 42, Comm: "ng\x01inx<>&é"},
+		Start: time.Date(2026, 11, 25, 12, 0, 0, 123456789, time.UTC), End: time.Date(2026, 11, 25, 12, 0, 1, 0, time.UTC),
+		Interim: true, StartKnown: true, BytesSent: 1, BytesReceived: 2, SegsSent: 3, SegsReceived: 4, Retransmits: 5,
+		BytesRetransmitted: 6, SrttUs: 7, MinRttUs: 8, ResetsSent: 9, ResetsReceived: 10, Outcome: Open, CloseState: "ESTABLISHED"}
+}
+
+func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
+	for _, r := range []Record{sampleRecord(), {}, {Workload: Workload{Kind: KindHost}}} {
+		fast := AppendJSON(nil, &r)
+		slow, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a, b map[string]any
+		if err := json.Unmarshal(fast, &a); err != nil {
+			t.Fatalf("AppendJSON output is not JSON: %v\n%s", err, fast)
+		}
+		if err := json.Unmarshal(slow, &b); err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(b, a); d != "" {
+			t.Errorf("AppendJSON differs from encoding/json (-json +fast):\n%s", d)
+		}
+		var back Record
+		if err := json.Unmarshal(fast, &back); err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(r, back, cmp.Comparer(func(x, y netip.Addr) bool { return x == y })); d != "" {
+			t.Errorf("round trip (-in +out):\n%s", d)
+		}
+	}
+}
+
+func BenchmarkAppendJSON(b *testing.B) {
+	r := sampleRecord()
+	r.Workload.Comm, r.Workload.CgroupPath = "nginx", "/kubepods.slice/pod"
+	var buf []byte
+	for b.Loop() {
+		buf = AppendJSON(buf[:0], &r)
+	}
+}
+
+func BenchmarkMarshalJSON(b *testing.B) {
+	r := sampleRecord()
+	for b.Loop() {
+		_, _ = json.Marshal(r)
+	}
+}
