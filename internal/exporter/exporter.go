@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -80,6 +81,9 @@ type Stats struct {
 func New(cfg Config, tr *tracer.Tracer, r flowtable.Resolver, sink Sink, log *slog.Logger) (*Exporter, error) {
 	cfg.defaults()
 	cfg.Table.KeyBySocketAddr = tr.Hook() != tracer.HookTPBTF
+	if cfg.Table.EphemeralPorts[1] == 0 {
+		cfg.Table.EphemeralPorts = ephemeralPorts("/proc/sys/net/ipv4/ip_local_port_range")
+	}
 	ns, err := newNamespaces()
 	if err != nil {
 		return nil, err
@@ -157,7 +161,8 @@ func (x *Exporter) write(recs []flow.Record) {
 	}
 }
 
-// snapshotAll reads the open sockets of every network namespace.
+// snapshotAll reads the open and listening sockets of every network namespace, then applies
+// all listeners before any socket (direction inference looks across namespaces).
 func (x *Exporter) snapshotAll() {
 	if !x.tr.SnapshotAvailable() {
 		return
@@ -165,25 +170,39 @@ func (x *Exporter) snapshotAll() {
 	start := time.Now()
 	x.ns.scan()
 	x.st.Namespaces = len(x.ns.paths)
+	x.table.SnapshotBegin(tracer.MonotonicNow())
+	x.snap = x.snap[:0]
+	type part struct {
+		ino        uint32
+		start, end int
+	}
+	parts := make([]part, 0, len(x.ns.paths))
 	for ino, path := range x.ns.paths {
-		x.table.SnapshotBegin(tracer.MonotonicNow())
+		from := len(x.snap)
 		err := inNamespace(path, func() error {
 			var err error
-			x.snap, err = x.tr.Snapshot(x.snap[:0])
+			x.snap, err = x.tr.Snapshot(x.snap)
 			return err
 		})
 		if err != nil {
+			x.snap = x.snap[:from]
 			x.st.SnapshotErrors++
 			x.log.Debug("socket snapshot failed", "netns", ino, "path", path, "error", err)
-			x.table.SnapshotAbort()
 			continue
 		}
 		x.st.Snapshots++
-		if err := x.drain(time.Now()); err != nil { // closes that raced with the snapshot
-			x.log.Warn("draining during a snapshot", "error", err)
-		}
-		x.write(x.table.Snapshot(ino, x.snap, x.recs[:0]))
+		parts = append(parts, part{ino, from, len(x.snap)})
 	}
+	if err := x.drain(time.Now()); err != nil { // closes that raced with the snapshots
+		x.log.Warn("draining during a snapshot", "error", err)
+	}
+	for _, p := range parts {
+		x.table.Listeners(p.ino, x.snap[p.start:p.end])
+	}
+	for _, p := range parts {
+		x.write(x.table.Snapshot(p.ino, x.snap[p.start:p.end], x.recs[:0]))
+	}
+	x.table.SnapshotEnd()
 	x.table.PruneNamespaces(func(ino uint32) bool { _, ok := x.ns.paths[ino]; return ok })
 	x.st.LastSnapshotDur = time.Since(start)
 	x.publish()
@@ -204,4 +223,17 @@ func (x *Exporter) summary() {
 	if err := x.sink.Summary(s); err != nil {
 		x.st.SinkErrors++
 	}
+}
+
+// ephemeralPorts reads net.ipv4.ip_local_port_range; zero (the table's default) if unreadable.
+func ephemeralPorts(path string) [2]uint16 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return [2]uint16{}
+	}
+	var lo, hi uint16
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil || lo > hi {
+		return [2]uint16{}
+	}
+	return [2]uint16{lo, hi}
 }

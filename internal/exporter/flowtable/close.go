@@ -1,6 +1,8 @@
 package flowtable
 
 import (
+	"net/netip"
+
 	"github.com/flowscope/flowscope/internal/exporter/tracer"
 	"github.com/flowscope/flowscope/internal/flow"
 )
@@ -86,16 +88,28 @@ func direction(flags uint16) flow.Direction {
 }
 
 // inferDirection guesses the role of a socket whose open was not observed: a listener on its
-// local port makes it a server; a listener on its remote port (same namespace) a client; else
-// the port numbers decide (ephemeral local port above the remote one: client).
+// local port in its namespace makes it a server; a listener bound to its remote address and
+// port (in any namespace), or a loopback peer listening in its namespace, a client; otherwise
+// the ephemeral port range decides, and last the port order (ephemeral ports are high).
 func (t *Table) inferDirection(e *tracer.Event) flow.Direction {
 	if _, ok := t.listeners[listenKey{e.Netns, e.Sport}]; ok {
 		return flow.Server
 	}
-	if _, ok := t.listeners[listenKey{e.Netns, e.Dport}]; ok {
+	_, remote := e.Addrs()
+	if _, ok := t.bound[netip.AddrPortFrom(remote, e.Dport)]; ok {
 		return flow.Client
 	}
-	if e.Sport > e.Dport {
+	if _, ok := t.listeners[listenKey{e.Netns, e.Dport}]; ok && remote.IsLoopback() {
+		return flow.Client
+	}
+	lo, hi := t.cfg.EphemeralPorts[0], t.cfg.EphemeralPorts[1]
+	localEph, remoteEph := e.Sport >= lo && e.Sport <= hi, e.Dport >= lo && e.Dport <= hi
+	switch {
+	case localEph && !remoteEph:
+		return flow.Client
+	case remoteEph && !localEph:
+		return flow.Server
+	case e.Sport > e.Dport:
 		return flow.Client
 	}
 	return flow.Server

@@ -1,16 +1,52 @@
 package flowtable
 
 import (
+	"net/netip"
+
 	"github.com/flowscope/flowscope/internal/exporter/tracer"
 	"github.com/flowscope/flowscope/internal/flow"
 )
 
-// SnapshotBegin marks that a snapshot is being read from the kernel at monotonic time nowNs.
-// Closes applied until the matching Snapshot call are remembered, so that a socket listed by
-// the snapshot but closed meanwhile is not reported again.
+// SnapshotBegin marks that snapshots are being read from the kernel since monotonic time
+// nowNs. Closes applied until SnapshotEnd are remembered, so that a socket listed by a snapshot
+// but closed meanwhile is not reported again. Between the two calls, give every namespace's
+// listeners to Listeners first and then its sockets to Snapshot: direction inference for a
+// socket whose open was not seen looks at the listeners of all namespaces.
 func (t *Table) SnapshotBegin(nowNs uint64) {
 	t.snapFrom = nowNs
 	clear(t.snapClosed)
+}
+
+// SnapshotEnd ends the snapshot pass begun by SnapshotBegin.
+func (t *Table) SnapshotEnd() {
+	t.snapFrom = 0
+	clear(t.snapClosed)
+}
+
+// Listeners replaces what the table knows of netns's listening sockets with the KindListen
+// events of evs.
+func (t *Table) Listeners(netns uint32, evs []tracer.Event) {
+	for k, l := range t.listeners {
+		if k.netns == netns {
+			delete(t.listeners, k)
+			if l.bound.IsValid() {
+				delete(t.bound, netip.AddrPortFrom(l.bound, k.port))
+			}
+		}
+	}
+	for i := range evs {
+		e := &evs[i]
+		if e.Kind != tracer.KindListen {
+			continue
+		}
+		local, _ := e.Addrs()
+		l := listener{}
+		if !local.IsUnspecified() {
+			l.bound = local
+			t.bound[netip.AddrPortFrom(local, e.Sport)] = struct{}{}
+		}
+		t.listeners[listenKey{netns, e.Sport}] = l
+	}
 }
 
 // Snapshot applies one network namespace's iterator result, read at the time given to
@@ -22,10 +58,6 @@ func (t *Table) Snapshot(netns uint32, evs []tracer.Event, out []flow.Record) []
 	seen := make(map[uint64]bool, len(evs))
 	for i := range evs {
 		e := &evs[i]
-		if e.Kind == tracer.KindListen {
-			t.listeners[listenKey{netns, e.Sport}] = now
-			continue
-		}
 		if e.Kind != tracer.KindSnapshot || e.State == tracer.StateSynSent || e.State == tracer.StateSynRecv {
 			continue
 		}
@@ -54,9 +86,6 @@ func (t *Table) Snapshot(netns uint32, evs []tracer.Event, out []flow.Record) []
 		out = append(out, t.interim(c, e, now))
 	}
 	t.forgetVanished(netns, seen)
-	t.expireListeners(netns, now)
-	t.snapFrom = 0
-	clear(t.snapClosed)
 	return out
 }
 
@@ -113,20 +142,6 @@ func (t *Table) forgetVanished(netns uint32, seen map[uint64]bool) {
 			t.stats.Vanished++
 		}
 	}
-}
-
-func (t *Table) expireListeners(netns uint32, now uint64) {
-	for k, at := range t.listeners {
-		if k.netns == netns && at != now {
-			delete(t.listeners, k)
-		}
-	}
-}
-
-// SnapshotAbort ends a snapshot that could not be read.
-func (t *Table) SnapshotAbort() {
-	t.snapFrom = 0
-	clear(t.snapClosed)
 }
 
 // PruneNamespaces forgets tracked connections of network namespaces that no longer exist

@@ -5,6 +5,7 @@
 package flowtable
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/flowscope/flowscope/internal/exporter/tracer"
@@ -26,6 +27,9 @@ type Config struct {
 	// ResetEvents says the tcp_send_reset signal is attached; without it an abort's RST is
 	// inferred from the state.
 	ResetEvents bool
+	// EphemeralPorts is the local port range for connect() (net.ipv4.ip_local_port_range),
+	// used to guess the role of a socket whose open was not seen (default 32768–60999).
+	EphemeralPorts [2]uint16
 }
 
 // Stats count what the table did; all totals since creation.
@@ -65,6 +69,10 @@ type listenKey struct {
 	port  uint16
 }
 
+type listener struct {
+	bound netip.Addr // the address it is bound to; invalid for a wildcard
+}
+
 // Table is the exporter's flow table. Not safe for concurrent use.
 type Table struct {
 	cfg      Config
@@ -73,11 +81,12 @@ type Table struct {
 
 	conns      map[uint64]*conn
 	opens      map[uint64]open // fallback mode only
-	listeners  map[listenKey]uint64
-	early      map[uint64]uint32 // RSTs sent before their socket's close event
-	held, hold []held            // closes held one cycle for the RST that follows an abort
-	snapFrom   uint64            // a snapshot is being taken since this monotonic time (0: none)
-	snapClosed map[uint64]bool   // sockets closed while the snapshot was in flight
+	listeners  map[listenKey]listener
+	bound      map[netip.AddrPort]struct{} // listeners bound to a specific address
+	early      map[uint64]uint32           // RSTs sent before their socket's close event
+	held, hold []held                      // closes held one cycle for the RST that follows an abort
+	snapFrom   uint64                      // a snapshot is being taken since this monotonic time (0: none)
+	snapClosed map[uint64]bool             // sockets closed while the snapshot was in flight
 	nextID     uint64
 	stats      Stats
 }
@@ -92,11 +101,14 @@ func New(cfg Config, r Resolver, wall func(uint64) time.Time) *Table {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 30 * time.Second
 	}
+	if cfg.EphemeralPorts[1] == 0 {
+		cfg.EphemeralPorts = [2]uint16{32768, 60999}
+	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 262144
 	}
 	return &Table{cfg: cfg, resolver: r, wall: wall,
-		conns: map[uint64]*conn{}, opens: map[uint64]open{}, listeners: map[listenKey]uint64{},
+		conns: map[uint64]*conn{}, opens: map[uint64]open{}, listeners: map[listenKey]listener{}, bound: map[netip.AddrPort]struct{}{},
 		early: map[uint64]uint32{}, snapClosed: map[uint64]bool{}, nextID: 1}
 }
 

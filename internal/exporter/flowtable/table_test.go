@@ -102,6 +102,7 @@ func TestInterimDeltasSumToTotal(t *testing.T) {
 		e := ev(tracer.KindSnapshot, tracer.StateEstablished, flags, acked, rcvd)
 		e.StartNs, e.EndNs = 1*sec, at
 		tb.SnapshotBegin(at)
+		defer tb.SnapshotEnd()
 		return tb.Snapshot(e.Netns, []tracer.Event{e}, nil)
 	}
 	var all []flow.Record
@@ -147,7 +148,9 @@ func TestPreexistingConnectionReportedAtOnce(t *testing.T) {
 	e := ev(tracer.KindSnapshot, tracer.StateEstablished, 0, 5001, 7000) // no slot: opened before us
 	e.EndNs = 100 * sec
 	tb.SnapshotBegin(100 * sec)
-	out := tb.Snapshot(e.Netns, []tracer.Event{listener, e}, nil)
+	tb.Listeners(e.Netns, []tracer.Event{listener})
+	out := tb.Snapshot(e.Netns, []tracer.Event{e}, nil)
+	tb.SnapshotEnd()
 	if len(out) != 1 {
 		t.Fatalf("got %d records", len(out))
 	}
@@ -164,7 +167,9 @@ func TestSnapshotOfClosedSocketIgnored(t *testing.T) {
 	c := ev(tracer.KindClose, tracer.StateFinWait2, tracer.FlagFinAcked|tracer.FlagFinRcvd, 5003, 7001)
 	c.EndNs = 100*sec + 5
 	tb.Apply([]tracer.Event{c}, nil)
-	if out := tb.Snapshot(e.Netns, []tracer.Event{e}, nil); len(out) != 0 {
+	out := tb.Snapshot(e.Netns, []tracer.Event{e}, nil)
+	tb.SnapshotEnd()
+	if len(out) != 0 {
 		t.Fatalf("closed socket reported again: %v", out)
 	}
 	if tb.Stats().LateSnapshots != 1 || tb.Stats().Tracked != 0 {
@@ -218,5 +223,34 @@ func TestTableFullAndVanished(t *testing.T) {
 	}
 	if s := tb.Stats(); s.Vanished != 1 || s.Tracked != 0 {
 		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestInferDirection(t *testing.T) {
+	tb := newTable(Config{})
+	l := ev(tracer.KindListen, tracer.StateListen, 0, 0, 0)
+	l.Netns, l.Sport = 99, 8080
+	copy(l.Saddr[:4], []byte{10, 0, 0, 9})
+	tb.Listeners(99, []tracer.Event{l})
+	cases := []struct {
+		name         string
+		netns        uint32
+		sport, dport uint16
+		remote       [4]byte
+		want         flow.Direction
+	}{
+		{"listener on local port", 99, 8080, 50000, [4]byte{10, 0, 0, 1}, flow.Server},
+		{"bound listener on remote", 1, 50000, 8080, [4]byte{10, 0, 0, 9}, flow.Client},
+		{"ephemeral local", 1, 40000, 443, [4]byte{10, 0, 0, 7}, flow.Client},
+		{"ephemeral remote", 1, 5432, 40000, [4]byte{10, 0, 0, 7}, flow.Server},
+		{"both high", 1, 61000, 62000, [4]byte{10, 0, 0, 7}, flow.Server},
+	}
+	for _, tc := range cases {
+		e := ev(tracer.KindClose, tracer.StateFinWait2, 0, 0, 0)
+		e.Netns, e.Sport, e.Dport = tc.netns, tc.sport, tc.dport
+		copy(e.Daddr[:4], tc.remote[:])
+		if got := tb.inferDirection(&e); got != tc.want {
+			t.Errorf("%s: got %s, want %s", tc.name, got, tc.want)
+		}
 	}
 }
