@@ -2,10 +2,13 @@ package testnet_test
 
 import (
 	"encoding/binary"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -88,4 +91,58 @@ func kernfsID(t *testing.T, dir string) uint64 {
 		t.Fatalf("file handle of %s has %d bytes, want 8", dir, len(b))
 	}
 	return binary.LittleEndian.Uint64(b)
+}
+
+// TestSocketsKeepTheirCgroup: a listener made in cgroup A and a client made in cgroup B keep
+// those cgroups afterwards, and the accepted socket inherits the listener's (the kernel's own
+// sock_diag says so).
+func TestSocketsKeepTheirCgroup(t *testing.T) {
+	testgate.BPF(t)
+	p := testnet.NewPair(t, testnet.Options{})
+	a := testnet.NewCgroup(t, "server.slice")
+	b := testnet.NewCgroup(t, "client.slice")
+	var ln net.Listener
+	err := a.Do(func() error {
+		return p.B.Do(func() (err error) {
+			ln, err = net.Listen("tcp", netip.AddrPortFrom(p.B.Addr4, 0).String())
+			return err
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var c net.Conn
+	err = b.Do(func() error {
+		c, err = dial(p.A, ln.Addr().String(), 5*time.Second)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	check := func(what string, d testnet.SockDiag, err error, want *testnet.Cgroup) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if d.CgroupID != want.ID() {
+			t.Errorf("%s: the kernel says cgroup %d, want %d (%s)", what, d.CgroupID, want.ID(), want.Path)
+		}
+	}
+	d, err := testnet.ListenerDiag(p.B, ln)
+	check("listener", d, err, a)
+	d, err = testnet.ConnDiag(p.A, c)
+	check("client", d, err, b)
+	d, err = testnet.ConnDiag(p.B, s)
+	check("accepted", d, err, a)
+	if d.State != 1 {
+		t.Errorf("accepted socket state %d, want ESTABLISHED (1)", d.State)
+	}
 }

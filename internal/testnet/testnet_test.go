@@ -118,7 +118,15 @@ func TestPairConnectivity(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ln := listen(t, tc.to, tc.addr)
-			c, _ := transfer(t, tc.from, ln, 100_000, 300_000)
+			c, s := transfer(t, tc.from, ln, 100_000, 300_000)
+			for _, end := range []struct {
+				ns   *testnet.Netns
+				conn net.Conn
+			}{{tc.from, c}, {tc.to, s}} {
+				if d, err := testnet.ConnDiag(end.ns, end.conn); err != nil || d.Inode == 0 || d.State != 1 {
+					t.Errorf("sock_diag of %v: %+v, %v", end.conn.LocalAddr(), d, err)
+				}
+			}
 			local := c.LocalAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
 			if tc.from != tc.to && local != map[bool]netip.Addr{true: tc.from.Addr4, false: tc.from.Addr6}[tc.addr.Is4()] {
 				t.Errorf("client address %v, want the veth address of %s", local, tc.from.Name)
