@@ -33,8 +33,8 @@ type sink struct {
 	total int
 }
 
-func newSink() *sink                { return &sink{flows: map[uint64]int{}} }
-func (s *sink) Name() string        { return "sink" }
+func newSink() *sink         { return &sink{flows: map[uint64]int{}} }
+func (s *sink) Name() string { return "sink" }
 func (s *sink) Consume(_ context.Context, e ingest.Entry) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -31,7 +31,6 @@ func metricSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	return sum
 }
 
-
 func mustCounter(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
 	t.Helper()
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "x"}, func() float64 { return metricSum(t, reg, name) })

@@ -12,8 +12,8 @@ type Level int
 
 // Levels.
 const (
-	Full Level = iota // every flow as its own record
-	Folding           // short final flows folded into aggregates
+	Full    Level = iota // every flow as its own record
+	Folding              // short final flows folded into aggregates
 )
 
 // ProcessCPU returns this process's user+system CPU time (getrusage).
