@@ -116,3 +116,24 @@ func TestTracerCloseEventsLoopback(t *testing.T) {
 		})
 	}
 }
+
+func TestMissingOptionalHookDegradesOnly(t *testing.T) {
+	tr := openTracer(t, Config{ProcessInfo: true, CgroupV2: "/nonexistent-cgroup2"})
+	if d := tr.Degraded(); len(d) != 2 { // connect4 and connect6
+		t.Fatalf("degraded = %q", d)
+	}
+	cport, sport := loopbackTransfer(t, "tcp6", "[::1]:0", 1000, 2000)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		evs, _, err := tr.ReadEvents(nil, time.Now().Add(100*time.Millisecond), 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			if e.Kind == KindClose && e.Sport == cport && e.Dport == sport {
+				return
+			}
+		}
+	}
+	t.Fatal("no close event with a degraded tracer")
+}
