@@ -1,7 +1,6 @@
 package testnet
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/flowscope/flowscope/internal/exporter/identity"
 )
 
 // Cgroup is a cgroup v2 directory created for a test, under a parent of its own
@@ -157,39 +158,15 @@ func V2Mount() (string, error) {
 		return "", fmt.Errorf("reading mounts: %w", err)
 	}
 	defer f.Close()
-	s := bufio.NewScanner(f)
-	s.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for s.Scan() {
-		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
-		pre, post, ok := strings.Cut(s.Text(), " - ")
-		fields, fs := strings.Fields(pre), strings.Fields(post)
-		if ok && len(fields) >= 5 && len(fs) >= 1 && fs[0] == "cgroup2" && fields[3] == "/" {
-			return unescapeMount(fields[4]), nil
-		}
+	mounts, err := identity.ParseMountinfo(f)
+	if err != nil {
+		return "", err
 	}
-	if err := s.Err(); err != nil {
-		return "", fmt.Errorf("reading mounts: %w", err)
+	cm := identity.FindCgroupMounts(mounts)
+	if cm.V2 == nil || cm.V2.Root != "/" {
+		return "", errors.New("no cgroup2 file system with root / is mounted")
 	}
-	return "", errors.New("no cgroup2 file system with root / is mounted")
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space, ...).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return cm.V2.MountPoint, nil
 }
 
 // SelfV2Path returns this process's cgroup v2 path (the "0::" line of /proc/self/cgroup).
@@ -198,9 +175,9 @@ func SelfV2Path() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("reading own cgroup: %w", err)
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if p, ok := strings.CutPrefix(line, "0::"); ok {
-			return p, nil
+	for _, l := range identity.ParseProcCgroup(string(data)) {
+		if l.Hierarchy == 0 && len(l.Controllers) == 0 {
+			return l.Path, nil
 		}
 	}
 	return "", errors.New("this process has no cgroup v2 membership (no 0:: line in /proc/self/cgroup)")
