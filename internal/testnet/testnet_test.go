@@ -2,6 +2,7 @@ package testnet_test
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -101,6 +102,17 @@ func TestPairConnectivity(t *testing.T) {
 			t.Errorf("%s: inum %d (host %d), veth %s index %d", n.Name, n.Inum, host.Inum, n.Veth, n.Index)
 		}
 		if _, err := os.Stat(n.Path()); err != nil {
+			t.Error(err)
+		}
+		// Inside Do the thread is in the namespace the kernel numbers Inum.
+		err := n.Do(func() error {
+			link, err := os.Readlink("/proc/thread-self/ns/net")
+			if want := fmt.Sprintf("net:[%d]", n.Inum); link != want {
+				t.Errorf("%s: inside Do the thread is in %q, want %q", n.Name, link, want)
+			}
+			return err
+		})
+		if err != nil {
 			t.Error(err)
 		}
 	}
