@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -49,6 +50,8 @@ type Config struct {
 	SendTimeout   time.Duration // one delivery round (send + acknowledgements)
 
 	Instance *adapt.Instance // the instance's size; nil: detected from /proc and /sys
+	// Dial, when set, makes every connection to the collector (benchmarks count bytes with it).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // DefaultConfig returns the defaults.

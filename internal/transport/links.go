@@ -34,6 +34,7 @@ type grpcLink struct {
 	addr    string
 	sec     *security
 	timeout time.Duration
+	dial    dialFunc
 
 	conn   *grpc.ClientConn
 	stream grpc.ClientStream
@@ -48,8 +49,12 @@ func (l *grpcLink) open(ctx context.Context) error {
 		if l.sec.tls != nil {
 			creds = credentials.NewTLS(l.sec.tls)
 		}
-		conn, err := grpc.NewClient(l.addr, grpc.WithTransportCredentials(creds),
-			grpc.WithDefaultCallOptions(grpc.ForceCodec(flowbatch.GRPCCodec{})))
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(creds),
+			grpc.WithDefaultCallOptions(grpc.ForceCodec(flowbatch.GRPCCodec{}))}
+		if l.dial != nil {
+			opts = append(opts, grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return l.dial(ctx, "tcp", a) }))
+		}
+		conn, err := grpc.NewClient(l.addr, opts...)
 		if err != nil {
 			return fmt.Errorf("dialing collector %s: %w", l.addr, err)
 		}
@@ -129,12 +134,14 @@ type httpsLink struct {
 	client *http.Client
 }
 
-func newHTTPSLink(addr string, sec *security, timeout time.Duration) *httpsLink {
+type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+func newHTTPSLink(addr string, sec *security, timeout time.Duration, dial dialFunc) *httpsLink {
 	scheme := "https"
 	if sec.tls == nil {
 		scheme = "http"
 	}
-	tr := &http.Transport{TLSClientConfig: sec.tls, MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute}
+	tr := &http.Transport{TLSClientConfig: sec.tls, MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute, DialContext: dial}
 	return &httpsLink{url: scheme + "://" + addr + "/v1/batches", sec: sec, client: &http.Client{Transport: tr, Timeout: timeout}}
 }
 
@@ -185,14 +192,19 @@ func (l *httpsLink) close() { l.client.CloseIdleConnections() }
 // udpLink sends one datagram per batch; nothing is answered, so a sent batch is done.
 type udpLink struct {
 	addr string
+	dial dialFunc
 	conn net.Conn
 }
 
 func (l *udpLink) name() string { return UDP }
 
-func (l *udpLink) deliver(_ context.Context, bs []*outBatch) ([]*flowv1.Ack, error) {
+func (l *udpLink) deliver(ctx context.Context, bs []*outBatch) ([]*flowv1.Ack, error) {
 	if l.conn == nil {
-		c, err := net.Dial("udp", l.addr)
+		dial := l.dial
+		if dial == nil {
+			dial = (&net.Dialer{}).DialContext
+		}
+		c, err := dial(ctx, "udp", l.addr)
 		if err != nil {
 			return nil, fmt.Errorf("dialing UDP %s: %w", l.addr, err)
 		}

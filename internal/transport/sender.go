@@ -14,9 +14,9 @@ import (
 const drainTimeout = 3 * time.Second
 
 func (s *Shipper) buildLinks() []link {
-	g := &grpcLink{addr: s.cfg.addr(s.cfg.GRPCPort), sec: s.sec, timeout: s.cfg.SendTimeout}
-	h := newHTTPSLink(s.cfg.addr(s.cfg.HTTPSPort), s.sec, s.cfg.SendTimeout)
-	u := &udpLink{addr: s.cfg.addr(s.cfg.UDPPort)}
+	g := &grpcLink{addr: s.cfg.addr(s.cfg.GRPCPort), sec: s.sec, timeout: s.cfg.SendTimeout, dial: s.cfg.Dial}
+	h := newHTTPSLink(s.cfg.addr(s.cfg.HTTPSPort), s.sec, s.cfg.SendTimeout, s.cfg.Dial)
+	u := &udpLink{addr: s.cfg.addr(s.cfg.UDPPort), dial: s.cfg.Dial}
 	switch s.cfg.Transport {
 	case GRPC:
 		return []link{g}

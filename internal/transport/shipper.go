@@ -70,6 +70,7 @@ type Stats struct {
 	BatchesQueued, BatchesAcked    uint64
 	BatchesDropped, Switches       uint64
 	BufferBytes, BufferBatches     int
+	PendingRecords                 int // written, not yet in a batch
 	Transport                      string
 }
 
@@ -217,7 +218,7 @@ func (s *Shipper) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stats
-	st.BufferBytes, st.BufferBatches = s.q.bytes, len(s.q.items)
+	st.BufferBytes, st.BufferBatches, st.PendingRecords = s.q.bytes, len(s.q.items), len(s.pending)
 	if len(s.links) > 0 {
 		st.Transport = s.links[s.cur].name()
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	flowv1 "github.com/flowscope/flowscope/api/flow/v1"
 	"github.com/flowscope/flowscope/internal/flowbatch"
@@ -176,3 +177,5 @@ func TestRestartKeepsDedupeAndOffsets(t *testing.T) {
 		t.Errorf("after restart the consumer got %+v", got)
 	}
 }
+
+func protojsonMarshal(m *flowv1.Batch) ([]byte, error) { return protojson.Marshal(m) }
