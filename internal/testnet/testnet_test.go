@@ -179,30 +179,39 @@ func TestPairCloseRemovesNamespaces(t *testing.T) {
 func TestDropPayloadCausesRetransmits(t *testing.T) {
 	testgate.BPF(t)
 	t.Parallel()
-	p := testnet.NewPair(t, testnet.Options{})
-	ln := listen(t, p.B, p.B.Addr4)
-	port := uint16(ln.Addr().(*net.TCPAddr).Port)
-	// The client in A receives the download: drop on A's ingress so the server retransmits.
-	d := testnet.NewDropper(t, p.A, p.A.Veth, testnet.DropConfig{PayloadFraction: 0.1, Port: port})
-	_, server := transfer(t, p.A, ln, 10_000, 3_000_000)
+	for _, v6 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "ipv4", true: "ipv6"}[v6], func(t *testing.T) {
+			t.Parallel()
+			p := testnet.NewPair(t, testnet.Options{})
+			addr := p.B.Addr4
+			if v6 {
+				addr = p.B.Addr6
+			}
+			ln := listen(t, p.B, addr)
+			port := uint16(ln.Addr().(*net.TCPAddr).Port)
+			// The client in A receives the download: drop on A's ingress so the server retransmits.
+			d := testnet.NewDropper(t, p.A, p.A.Veth, testnet.DropConfig{PayloadFraction: 0.1, Port: port})
+			_, server := transfer(t, p.A, ln, 10_000, 6_000_000) // ~160 GSO packets: fewer than 2 drops is a one-in-a-million event
 
-	n, err := d.Counts()
-	if err != nil {
-		t.Fatal(err)
+			n, err := d.Counts()
+			if err != nil {
+				t.Fatal(err)
+			}
+			frac := float64(n.PayloadDropped) / float64(n.Payload)
+			t.Logf("counts %+v: dropped %.3f of payload packets", n, frac)
+			if n.Payload < 40 || n.PayloadDropped < 2 || frac > 0.3 {
+				t.Errorf("dropped %d of %d payload packets, want about 10%%", n.PayloadDropped, n.Payload)
+			}
+			info, err := testnet.TCPInfo(server.(*net.TCPConn))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Total_retrans == 0 {
+				t.Errorf("server TCP_INFO total_retrans = 0 after %d drops", n.PayloadDropped)
+			}
+			t.Logf("server total_retrans %d", info.Total_retrans)
+		})
 	}
-	frac := float64(n.PayloadDropped) / float64(n.Payload)
-	t.Logf("counts %+v: dropped %.3f of payload packets", n, frac)
-	if n.Payload < 20 || frac < 0.02 || frac > 0.3 {
-		t.Errorf("dropped %d of %d payload packets, want about 10%%", n.PayloadDropped, n.Payload)
-	}
-	info, err := testnet.TCPInfo(server.(*net.TCPConn))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.Total_retrans == 0 {
-		t.Errorf("server TCP_INFO total_retrans = 0 after %d drops", n.PayloadDropped)
-	}
-	t.Logf("server total_retrans %d", info.Total_retrans)
 }
 
 func TestDropSYNTimesOut(t *testing.T) {
