@@ -83,6 +83,8 @@ func TestParseCgroupPath(t *testing.T) {
 	add("kind seen from the host", p, podAt(p, cid, RuntimeContainerd, "cri-containerd-"+cid+".scope"))
 	p = "/kubelet/kubepods/burstable/pod" + uid + "/" + cid
 	add("kind cgroupfs", p, podAt(p, cid, "", ""))
+	p = "/docker/" + sid + "/kubepods/besteffort/pod" + uid + "/" + cid
+	add("k3d: k3s in docker, cgroupfs", p, podAt(p, cid, "", ""))
 	p = "/fst-123-abcd/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + uidU + ".slice/cri-containerd-" + cid + ".scope"
 	add("test prefix", p, podAt(p, cid, RuntimeContainerd, "cri-containerd-"+cid+".scope"))
 	p = "/kubepods/burstable/POD" + strings.ToUpper(uid) + "/" + cid
@@ -104,6 +106,8 @@ func TestParseCgroupPath(t *testing.T) {
 	add("podman pod", p, flow.Workload{Kind: flow.KindContainer, ContainerID: cid, Runtime: RuntimePodman, Unit: "libpod-" + cid + ".scope", CgroupPath: p})
 	p = "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + cid + ".scope"
 	add("podman rootless", p, flow.Workload{Kind: flow.KindContainer, ContainerID: cid, Runtime: RuntimePodman, Unit: "libpod-" + cid + ".scope", CgroupPath: p})
+	p = "/user.slice/user-1000.slice/user@1000.service/docker.service/docker/" + cid
+	add("rootless docker", p, flow.Workload{Kind: flow.KindContainer, ContainerID: cid, Runtime: RuntimeDocker, Unit: "docker.service", CgroupPath: p})
 	p = "/libpod_parent/libpod-" + cid
 	add("podman cgroupfs", p, flow.Workload{Kind: flow.KindContainer, ContainerID: cid, Runtime: RuntimePodman, CgroupPath: p})
 	p = "/system.slice/nerdctl-" + cid + ".scope"

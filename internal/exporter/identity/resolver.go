@@ -25,6 +25,7 @@ type Config struct {
 	ProcessTTL     time.Duration // how long a pid's cgroup (the v1 fallback) is trusted (default 5s)
 	MaxWalk        int           // cgroups indexed by one walk at most (default 200000)
 	NoHandles      bool          // resolve by walking only, never with open_by_handle_at
+	NoProcess      bool          // never name a workload from the process's cgroups (the v1 fallback)
 
 	Mountinfo string           // mount table to read (default /proc/self/mountinfo)
 	ProcRoot  string           // procfs mount point (default /proc)
@@ -140,7 +141,7 @@ func (r *Resolver) Workload(cgroupID uint64, pid uint32, comm string) flow.Workl
 		r.m.misses.Inc()
 		w = r.resolve(cgroupID)
 	}
-	if w.Kind == flow.KindHost && pid != 0 && r.mounts.Layout != LayoutUnified {
+	if w.Kind == flow.KindHost && pid != 0 && !r.cfg.NoProcess && r.mounts.Layout != LayoutUnified {
 		w = r.byProcess(pid, w)
 	}
 	w.Pid, w.Comm = pid, comm

@@ -246,6 +246,10 @@ func TestResolverProcessFallback(t *testing.T) {
 			if w := r.Workload(root, 0, ""); w.Kind != flow.KindHost {
 				t.Errorf("no pid: %+v, want host", w)
 			}
+			off, _ := h.resolver(t, Config{NoProcess: true})
+			if w := off.Workload(root, 42, ""); w.Kind != flow.KindHost {
+				t.Errorf("NoProcess: %+v, want host", w)
+			}
 			r.Workload(root, 42, "app") // cached by pid
 			want := 0.0
 			if tc.want == flow.KindPod {
