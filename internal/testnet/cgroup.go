@@ -38,16 +38,8 @@ var moveMu sync.Mutex
 // removes it when the test ends.
 func NewCgroup(t testing.TB, name string) *Cgroup {
 	t.Helper()
-	c, err := CreateCgroup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
-			t.Errorf("removing cgroup: %v", err)
-		}
-	})
-	return c
+	v, err := CreateCgroup(name)
+	return closeAtEnd(t, v, err)
 }
 
 // CreateCgroup creates a cgroup named name (a relative path; it may have several components)

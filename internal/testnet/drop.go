@@ -42,16 +42,8 @@ type Dropper struct {
 // NewDropper attaches the drop program to dev's ingress in ns and detaches it when the test ends.
 func NewDropper(t testing.TB, ns *Netns, dev string, cfg DropConfig) *Dropper {
 	t.Helper()
-	d, err := CreateDropper(ns, dev, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := d.Close(); err != nil {
-			t.Errorf("detaching drop program: %v", err)
-		}
-	})
-	return d
+	v, err := CreateDropper(ns, dev, cfg)
+	return closeAtEnd(t, v, err)
 }
 
 // CreateDropper loads the drop program and attaches it with TCX to dev's ingress inside ns;

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"testing"
 
 	"golang.org/x/sys/unix"
 )
@@ -80,6 +81,20 @@ func (n *Netns) Do(fn func() error) (err error) {
 		runtime.UnlockOSThread()
 	}()
 	return fn()
+}
+
+// closeAtEnd fails the test on err, else closes v when the test ends.
+func closeAtEnd[T interface{ Close() error }](t testing.TB, v T, err error) T {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := v.Close(); err != nil {
+			t.Errorf("cleaning up %T: %v", v, err)
+		}
+	})
+	return v
 }
 
 func nsInode(path string) (uint32, error) {

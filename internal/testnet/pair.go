@@ -37,16 +37,8 @@ type Pair struct {
 // NewPair creates a Pair and removes it when the test ends.
 func NewPair(t testing.TB, opts Options) *Pair {
 	t.Helper()
-	p, err := CreatePair(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Close(); err != nil {
-			t.Errorf("removing network namespaces: %v", err)
-		}
-	})
-	return p
+	v, err := CreatePair(opts)
+	return closeAtEnd(t, v, err)
 }
 
 // CreatePair creates a Pair; the caller must Close it. On error nothing is left behind.

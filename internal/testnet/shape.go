@@ -22,16 +22,8 @@ type Shaper struct {
 // NewShaper installs a shaper on dev's egress in ns and removes it when the test ends.
 func NewShaper(t testing.TB, ns *Netns, dev string, s Shape) *Shaper {
 	t.Helper()
-	sh, err := CreateShaper(ns, dev, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := sh.Close(); err != nil {
-			t.Errorf("removing shaper: %v", err)
-		}
-	})
-	return sh
+	v, err := CreateShaper(ns, dev, s)
+	return closeAtEnd(t, v, err)
 }
 
 // CreateShaper installs a tbf root qdisc on dev's egress in ns with tc; the caller must Close it.

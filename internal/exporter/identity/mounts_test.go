@@ -13,6 +13,11 @@ import (
 
 func loadMounts(t *testing.T, name string) CgroupMounts {
 	t.Helper()
+	return FindCgroupMounts(parseFixture(t, name))
+}
+
+func parseFixture(t *testing.T, name string) []Mount {
+	t.Helper()
 	f, err := os.Open(filepath.Join("testdata", "mountinfo", name))
 	if err != nil {
 		t.Fatal(err)
@@ -22,7 +27,7 @@ func loadMounts(t *testing.T, name string) CgroupMounts {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return FindCgroupMounts(mounts)
+	return mounts
 }
 
 func TestFindCgroupMounts(t *testing.T) {
@@ -62,15 +67,7 @@ func TestFindCgroupMounts(t *testing.T) {
 }
 
 func TestContainerMountRoot(t *testing.T) {
-	f, err := os.Open(filepath.Join("testdata", "mountinfo", "container.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	mounts, err := ParseMountinfo(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mounts := parseFixture(t, "container.txt")
 	// Only the container's own mount: paths outside its root cannot be reached.
 	var own []Mount
 	for _, m := range mounts {
