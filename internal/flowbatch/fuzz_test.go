@@ -1,0 +1,35 @@
+package flowbatch
+
+import (
+	"testing"
+)
+
+// FuzzDecode: any input is rejected cleanly or decodes into a batch that converts, encodes
+// and decodes again.
+func FuzzDecode(f *testing.F) {
+	data, err := NewEncoder().Marshal(sampleBatch())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
+	f.Add([]byte{})
+	lim := DefaultLimits()
+	lim.MaxBytes = 1 << 20
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pb, err := Decode(data, lim, testNow)
+		if err != nil {
+			if _, ok := err.(*RejectError); !ok && ReasonOf(err) == 0 {
+				t.Fatalf("error without a reason: %v", err)
+			}
+			return
+		}
+		b := FromPB(pb)
+		again, err := NewEncoder().Marshal(b)
+		if err != nil {
+			t.Fatalf("re-encoding a valid batch: %v", err)
+		}
+		if _, err := Decode(again, lim, testNow); err != nil {
+			t.Fatalf("a valid batch re-encoded does not decode: %v", err)
+		}
+	})
+}
