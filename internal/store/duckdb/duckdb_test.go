@@ -1,0 +1,334 @@
+package duckdb
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/flowscope/flowscope/internal/collector/aggregate"
+	"github.com/flowscope/flowscope/internal/flow"
+	"github.com/flowscope/flowscope/internal/flowgen"
+	"github.com/flowscope/flowscope/internal/store"
+)
+
+var t0 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) set(t time.Time)     { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+func (c *clock) add(d time.Duration) { c.set(c.now().Add(d)) }
+
+func open(t *testing.T, dir string, clk *clock) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), Config{Dir: dir, Now: clk.now, MinFreeBytes: 1, FlushEvery: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// truth aggregates conns in memory: what the store must answer.
+func truth(conns []flow.Conn) map[store.EdgeKey]store.Counters {
+	a := aggregate.New(aggregate.Config{})
+	for i, c := range conns {
+		a.Add(c, uint64(i+1))
+	}
+	rows, _ := a.Flush(time.Time{}, true)
+	out := map[store.EdgeKey]store.Counters{}
+	for _, r := range rows {
+		if r.Key.Direction >= store.NodeOut {
+			continue
+		}
+		c := out[r.Key]
+		c.Add(r.Counters)
+		c.PeakBytesPerMinute = 0
+		out[r.Key] = c
+	}
+	return out
+}
+
+func edgesMap(edges []store.Edge) map[store.EdgeKey]store.Counters {
+	out := map[store.EdgeKey]store.Counters{}
+	for _, e := range edges {
+		e.PeakBytesPerMinute = 0
+		out[e.EdgeKey] = e.Counters
+	}
+	return out
+}
+
+// load writes conns ending over [t0, t0+span) in batches, advancing the clock and running
+// maintenance as a collector would.
+func load(t *testing.T, s *Store, clk *clock, conns []flow.Conn) {
+	t.Helper()
+	const batch = 500
+	for i := 0; i < len(conns); i += batch {
+		b := conns[i:min(i+batch, len(conns))]
+		clk.set(b[len(b)-1].End.Add(time.Second))
+		if err := s.Write(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Maintain(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestEdgesMatchTruthAcrossMinuteAndHourLevels(t *testing.T) {
+	clk := &clock{t: t0}
+	s := open(t, t.TempDir(), clk)
+	t.Cleanup(func() { s.Close() })
+	conns := flowgen.New(flowgen.Small).Conns(t0, 150*time.Minute, 30000)
+	load(t, s, clk, conns)
+	clk.add(2 * time.Hour)
+	if err := s.Maintain(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := time.Unix(s.rolled.Load()*60, 0).UTC(); got.Before(t0.Add(2 * time.Hour)) {
+		t.Fatalf("hours rolled up until %s only", got)
+	}
+	r := store.Range{From: t0, To: t0.Add(150 * time.Minute)}
+	edges, err := s.Edges(t.Context(), store.EdgeQuery{Range: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(truth(conns), edgesMap(edges)); diff != "" {
+		t.Errorf("edges over hours+minutes differ from truth (-want +got):\n%s", diff)
+	}
+	// A range inside one hour reads minute rows only.
+	var inHour []flow.Conn
+	for _, c := range conns {
+		if !c.End.Before(t0.Add(70*time.Minute)) && c.End.Before(t0.Add(95*time.Minute)) {
+			inHour = append(inHour, c)
+		}
+	}
+	edges, err = s.Edges(t.Context(), store.EdgeQuery{Range: store.Range{From: t0.Add(70 * time.Minute), To: t0.Add(95 * time.Minute)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(truth(inHour), edgesMap(edges)); diff != "" {
+		t.Errorf("minute-level edges differ (-want +got):\n%s", diff)
+	}
+}
+
+func TestQueriesFilterOrderAndRTT(t *testing.T) {
+	clk := &clock{t: t0}
+	s := open(t, t.TempDir(), clk)
+	t.Cleanup(func() { s.Close() })
+	conns := flowgen.New(flowgen.Small).Conns(t0, 10*time.Minute, 5000)
+	load(t, s, clk, conns)
+	r := store.Range{From: t0, To: t0.Add(10 * time.Minute)}
+	top, err := s.Edges(t.Context(), store.EdgeQuery{Range: r, Order: store.ByFailures, Limit: 3, WithRTT: true, Namespaces: []string{"ns1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(top) != 3 {
+		t.Fatalf("got %d edges, want 3", len(top))
+	}
+	for i, e := range top {
+		if i > 0 && e.Failed() > top[i-1].Failed() {
+			t.Errorf("not ordered by failures: %v", top)
+		}
+		if e.RTT == nil || (e.RTT.Count() == 0 && e.Failed() < e.Closed) {
+			t.Errorf("edge %s has no RTT", e.EdgeKey)
+		}
+		if !hasNS(e.EdgeKey, "ns1") {
+			t.Errorf("edge %s outside ns1", e.EdgeKey)
+		}
+	}
+	flows, err := s.Flows(t.Context(), store.FlowQuery{Range: r, Edge: &top[0].EdgeKey, Limit: 5})
+	if err != nil || len(flows) == 0 {
+		t.Fatalf("flows behind %s: %v, %v", top[0].EdgeKey, flows, err)
+	}
+	for _, f := range flows {
+		if f.Client.Name() != top[0].Src || f.Server.Name() != top[0].Dst || f.Server.Port != top[0].Port {
+			t.Errorf("flow %+v is not behind %s", f, top[0].EdgeKey)
+		}
+	}
+	nodes, err := s.NodeHealth(t.Context(), r)
+	if err != nil || len(nodes) != 3 {
+		t.Fatalf("node health: %v %v", nodes, err)
+	}
+	un, err := s.Unattributed(t.Context(), r)
+	if err != nil || len(un) == 0 {
+		t.Fatalf("unattributed: %v %v", un, err)
+	}
+	series, err := s.EdgeSeries(t.Context(), top[0].EdgeKey, r, time.Minute)
+	if err != nil || len(series) < 5 {
+		t.Fatalf("series: %v %v", series, err)
+	}
+}
+
+func hasNS(k store.EdgeKey, ns string) bool {
+	for _, n := range []string{k.Src, k.Dst, k.Service} {
+		if len(n) > len(ns) && n[:len(ns)+1] == ns+"/" {
+			return true
+		}
+	}
+	return false
+}
+
+func TestReplayAfterCrashLosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	clk := &clock{t: t0}
+	s := open(t, dir, clk)
+	conns := flowgen.New(flowgen.Small).Conns(t0, 5*time.Minute, 3000)
+	load(t, s, clk, conns[:2000])
+	// Crash: close the database without flushing the aggregates still held.
+	s.wmu.Lock()
+	if s.flowApp != nil {
+		_ = s.flowApp.Close()
+	}
+	_ = s.wconn.Close()
+	_ = s.db.Close()
+	s.wmu.Unlock()
+
+	s = open(t, dir, clk)
+	t.Cleanup(func() { s.Close() })
+	load(t, s, clk, conns[2000:])
+	clk.add(time.Hour)
+	if err := s.Maintain(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	edges, err := s.Edges(t.Context(), store.EdgeQuery{Range: store.Range{From: t0, To: t0.Add(5 * time.Minute)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, got := truth(conns), edgesMap(edges)
+	// Opened counts depend on remembering open connections across the crash; all are final here.
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("after crash and replay (-want +got):\n%s", diff)
+	}
+}
+
+func TestNewerSchemaIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	clk := &clock{t: t0}
+	s := open(t, dir, clk)
+	if _, err := s.db.Exec(`UPDATE meta SET v = 99 WHERE k = 'schema_version'`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	_, err := Open(t.Context(), Config{Dir: dir, Now: clk.now})
+	if !errors.Is(err, ErrNewerSchema) {
+		t.Fatalf("Open of a newer schema: %v, want ErrNewerSchema", err)
+	}
+	t.Log(err)
+}
+
+func TestFullDiskStopsAcceptingAndChangesNothing(t *testing.T) {
+	clk := &clock{t: t0}
+	s := open(t, t.TempDir(), clk)
+	t.Cleanup(func() { s.Close() })
+	conns := flowgen.New(flowgen.Small).Conns(t0, time.Minute, 100)
+	if err := s.Write(t.Context(), conns[:50]); err != nil {
+		t.Fatal(err)
+	}
+	s.cfg.MinFreeBytes = 1 << 62
+	err := s.Write(t.Context(), conns[50:])
+	if !errors.Is(err, store.ErrFull) {
+		t.Fatalf("write on a full disk: %v, want ErrFull", err)
+	}
+	t.Log(err)
+	var n int
+	if err := s.db.QueryRow(`SELECT count(*) FROM flows`).Scan(&n); err != nil || n != 50 {
+		t.Fatalf("flows stored: %d (%v), want the 50 acknowledged", n, err)
+	}
+	s.cfg.MinFreeBytes = 1
+	if err := s.Write(t.Context(), conns[50:]); err != nil {
+		t.Fatalf("write after space came back: %v", err)
+	}
+}
+
+// TestRealFullDisk fills a small tmpfs: DuckDB's own write error stops ingestion, and every
+// acknowledged flow is still there after reopening.
+func TestRealFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if err := mountTmpfs(dir, "24m"); err != nil {
+		t.Skipf("cannot mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unmount(dir) })
+	clk := &clock{t: t0}
+	data := filepath.Join(dir, "data")
+	s, err := Open(t.Context(), Config{Dir: data, Now: clk.now, MinFreeBytes: 1, MemoryLimit: "256MB"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := flowgen.New(flowgen.Small)
+	acked := 0
+	var werr error
+	for i := 0; i < 400 && werr == nil; i++ {
+		b := gen.Conns(t0.Add(time.Duration(i)*time.Second), time.Second, 5000)
+		if werr = s.Write(context.Background(), b); werr == nil {
+			acked += len(b)
+		}
+	}
+	if !errors.Is(werr, store.ErrFull) {
+		t.Fatalf("filling the disk ended with %v after %d flows, want ErrFull", werr, acked)
+	}
+	t.Logf("stopped after %d flows: %v", acked, werr)
+	if err := s.Write(context.Background(), gen.Conns(t0, time.Second, 10)); !errors.Is(err, store.ErrFull) {
+		t.Fatalf("write after stop: %v", err)
+	}
+	_ = s.Close()
+	unmountErr := remountBigger(dir)
+	if unmountErr != nil {
+		t.Skipf("cannot grow tmpfs: %v", unmountErr)
+	}
+	s, err = Open(t.Context(), Config{Dir: data, Now: clk.now, MinFreeBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var n int
+	if err := s.db.QueryRow(`SELECT count(*) FROM flows`).Scan(&n); err != nil || n < acked {
+		t.Fatalf("after reopening: %d flows (%v), %d were acknowledged", n, err, acked)
+	}
+}
+
+func TestRawFlowBytesOnDisk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 400k flows")
+	}
+	dir := t.TempDir()
+	clk := &clock{t: t0}
+	s := open(t, dir, clk)
+	gen := flowgen.New(flowgen.Config{Seed: 7, Namespaces: 20, WorkloadsPerNS: 25, PodsPerWorkload: 3, Nodes: 20, EdgesPerWorkload: 3})
+	const n = 400_000
+	for i := 0; i < n; i += 20000 {
+		if err := s.Write(t.Context(), gen.Conns(t0.Add(time.Duration(i)*time.Millisecond*86), 20000*86*time.Millisecond, 20000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	per, err := s.RawBytesPerFlow(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	t.Logf("raw flows: %.1f bytes each on disk", per)
+	if per > 24 {
+		t.Errorf("raw flows take %.1f bytes each, want ≤ 24", per)
+	}
+}
+
+func sortedKeys(m map[store.EdgeKey]store.Counters) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k.String())
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,252 @@
+package duckdb
+
+import (
+	"context"
+	"database/sql/driver"
+	"fmt"
+	"time"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flowscope/flowscope/internal/collector/aggregate"
+	"github.com/flowscope/flowscope/internal/flow"
+	"github.com/flowscope/flowscope/internal/store"
+)
+
+// flush writes the aggregator's closed minutes (every minute when all is set) to edges_minute,
+// and to edges_hour for hours already rolled up, then advances the replay watermark, in one
+// transaction. Rows that fail to write are kept and retried.
+func (s *Store) flush(ctx context.Context, all bool) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	rows, wm := s.agg.Flush(s.now(), all)
+	s.pending = append(s.pending, rows...)
+	if wm < s.pendWM {
+		wm = s.pendWM
+	}
+	if len(s.pending) == 0 && wm == s.pendWM {
+		return nil
+	}
+	rolled := s.rolled.Load()
+	var late []store.EdgeRow
+	for _, r := range s.pending {
+		if r.Time.Unix()/60 < rolled {
+			late = append(late, r)
+		}
+	}
+	var p pendingDict
+	err := s.inTx(func(dc driver.Conn) error {
+		if err := s.appendEdges(dc, "edges_minute", s.pending, &p); err != nil {
+			return err
+		}
+		if err := s.appendEdges(dc, "edges_hour", aggregate.Rollup(late, time.Hour), &p); err != nil {
+			return err
+		}
+		_, err := execDriver(dc, `INSERT OR REPLACE INTO meta VALUES ('minute_seq', ?)`, int64(wm))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("writing minute edges: %w", err)
+	}
+	s.m.edgeRows.Add(float64(len(s.pending)))
+	s.pending, s.pendWM = s.pending[:0], wm
+	return nil
+}
+
+// inTx runs f in a transaction on the write connection (wmu held). Dictionary entries that
+// edges need are stored first, in their own transaction.
+func (s *Store) inTx(f func(driver.Conn) error) error {
+	return s.withDriverConn(func(dc driver.Conn) error {
+		if _, err := execDriver(dc, `BEGIN TRANSACTION`); err != nil {
+			return err
+		}
+		if err := f(dc); err != nil {
+			_, _ = execDriver(dc, `ROLLBACK`)
+			return err
+		}
+		_, err := execDriver(dc, `COMMIT`)
+		return err
+	})
+}
+
+func (s *Store) appendEdges(dc driver.Conn, table string, rows []store.EdgeRow, p *pendingDict) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	type ids struct{ src, dst, svc uint32 }
+	resolved := make([]ids, len(rows))
+	for i, r := range rows {
+		var err error
+		var x ids
+		if x.src, err = s.dict.nodeByName(r.Key.Src, p); err == nil {
+			if x.dst, err = s.dict.nodeByName(r.Key.Dst, p); err == nil {
+				x.svc, err = s.dict.nodeByName(r.Key.Service, p)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		resolved[i] = x
+	}
+	if len(p.nodes) > 0 {
+		// Nodes first seen as edge ends (normally they came with their endpoints).
+		for _, n := range p.nodes {
+			if _, err := execDriver(dc, `INSERT INTO nodes VALUES (?, ?, ?)`, n.id, n.n.ID, n.doc); err != nil {
+				return fmt.Errorf("storing node: %w", err)
+			}
+		}
+		s.dict.publish(p)
+		*p = pendingDict{}
+	}
+	app, err := duckdb.NewAppenderFromConn(dc, "", table)
+	if err != nil {
+		return fmt.Errorf("creating %s appender: %w", table, err)
+	}
+	var buf []byte
+	for i, r := range rows {
+		buf = r.RTT.AppendBinary(buf[:0])
+		x := resolved[i]
+		err := app.AppendRow(int32(r.Time.Unix()/60), x.src, x.dst, x.svc, r.Key.Port, uint8(r.Key.Direction),
+			r.Flows, r.BytesClientToServer, r.BytesServerToClient, r.Opened, r.Closed,
+			r.Refused, r.Timeout, r.Reset, r.Retransmits, r.PeakBytesPerMinute, append([]byte(nil), buf...))
+		if err != nil {
+			_ = app.Close()
+			return fmt.Errorf("appending to %s: %w", table, err)
+		}
+	}
+	if err := app.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", table, err)
+	}
+	return nil
+}
+
+func execDriver(dc driver.Conn, q string, args ...any) (driver.Result, error) {
+	ex := dc.(driver.ExecerContext)
+	named := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		named[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+	}
+	return ex.ExecContext(context.Background(), q, named)
+}
+
+// rollup merges the minute edges of every completed hour into edges_hour.
+func (s *Store) rollup(ctx context.Context) error {
+	grace := 2*s.agg.Grace() + 2*s.cfg.FlushEvery
+	for {
+		rolled := s.rolled.Load()
+		if time.Unix((rolled+60)*60, 0).Add(grace).After(s.now()) {
+			return nil
+		}
+		rows, err := s.readEdgeRows(ctx, "edges_minute", rolled, rolled+60)
+		if err != nil {
+			return fmt.Errorf("rolling up hour %s: %w", time.Unix(rolled*60, 0).UTC(), err)
+		}
+		s.wmu.Lock()
+		err = s.inTx(func(dc driver.Conn) error {
+			if err := s.appendEdges(dc, "edges_hour", aggregate.Rollup(rows, time.Hour), &pendingDict{}); err != nil {
+				return err
+			}
+			_, err := execDriver(dc, `INSERT OR REPLACE INTO meta VALUES ('rolled_until', ?)`, rolled+60)
+			return err
+		})
+		if err == nil {
+			s.rolled.Store(rolled + 60)
+		}
+		s.wmu.Unlock()
+		if err != nil {
+			return fmt.Errorf("rolling up hour %s: %w", time.Unix(rolled*60, 0).UTC(), err)
+		}
+	}
+}
+
+// readEdgeRows reads rows of table with t in [from, to) (unix minutes).
+func (s *Store) readEdgeRows(ctx context.Context, table string, from, to int64) ([]store.EdgeRow, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT t, src, dst, svc, port, dir, flows, bcs, bsc, opened, closed,
+		refused, timeout, reset, retrans, peak, rtt FROM `+table+` WHERE t >= ? AND t < ?`, from, to)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.EdgeRow
+	for rows.Next() {
+		var r store.EdgeRow
+		var t int64
+		var src, dst, svc uint32
+		var dir uint8
+		var rtt []byte
+		if err := rows.Scan(&t, &src, &dst, &svc, &r.Key.Port, &dir, &r.Flows, &r.BytesClientToServer, &r.BytesServerToClient,
+			&r.Opened, &r.Closed, &r.Refused, &r.Timeout, &r.Reset, &r.Retransmits, &r.PeakBytesPerMinute, &rtt); err != nil {
+			return nil, err
+		}
+		r.Time = time.Unix(t*60, 0).UTC()
+		r.Key.Src, r.Key.Dst, r.Key.Service = s.dict.node(src).ID, s.dict.node(dst).ID, s.dict.node(svc).ID
+		r.Key.Direction = store.Direction(dir)
+		if err := r.RTT.UnmarshalBinary(rtt); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// trim deletes what is past retention.
+func (s *Store) trim(ctx context.Context, now time.Time) error {
+	r := s.cfg.Retention
+	stmts := []struct {
+		q   string
+		arg int64
+	}{
+		{`DELETE FROM flows WHERE end_ms < ?`, now.Add(-r.Raw).UnixMilli()},
+		{`DELETE FROM edges_minute WHERE t < ?`, now.Add(-r.Minute).Unix() / 60},
+		{`DELETE FROM edges_hour WHERE t < ?`, now.Add(-r.Hour).Unix() / 60},
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	for _, st := range stmts {
+		if _, err := s.wconn.ExecContext(ctx, st.q, st.arg); err != nil {
+			return fmt.Errorf("applying retention: %w", err)
+		}
+	}
+	return nil
+}
+
+// replay aggregates raw flows stored after the last flushed watermark (the process stopped
+// before their minutes were written).
+func (s *Store) replay(ctx context.Context) error {
+	n := 0
+	err := s.scanFlows(ctx, `WHERE seq > ? ORDER BY seq`, []any{s.pendWM}, func(seq uint64, c flow.Conn) {
+		s.agg.Add(c, seq)
+		n++
+	})
+	if err != nil {
+		return fmt.Errorf("replaying flows not yet aggregated: %w", err)
+	}
+	if n > 0 {
+		s.log.Info("replayed flows not yet aggregated", "flows", n)
+	}
+	return nil
+}
+
+type metrics struct {
+	written, rejected, edgeRows prometheus.Counter
+	stopped, freeBytes          prometheus.Gauge
+}
+
+func newMetrics(reg *prometheus.Registry, s *Store) *metrics {
+	m := &metrics{
+		written:   prometheus.NewCounter(prometheus.CounterOpts{Name: "flowscope_store_flows_written_total", Help: "Raw flows stored."}),
+		rejected:  prometheus.NewCounter(prometheus.CounterOpts{Name: "flowscope_store_flows_rejected_total", Help: "Flows refused (disk full, write error); not acknowledged."}),
+		edgeRows:  prometheus.NewCounter(prometheus.CounterOpts{Name: "flowscope_store_edge_rows_written_total", Help: "Minute edge rows written."}),
+		stopped:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "flowscope_store_ingestion_stopped", Help: "1 when ingestion stopped for good (database failed or disk full)."}),
+		freeBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flowscope_store_disk_free_bytes", Help: "Free bytes on the data directory's file system at the last write."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.written, m.rejected, m.edgeRows, m.stopped, m.freeBytes,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flowscope_store_aggregate_keys", Help: "Edge keys held in open minutes."},
+				func() float64 { return float64(s.agg.Stats().Keys) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flowscope_store_aggregate_dropped_total", Help: "Records not aggregated because the key limit was reached (still stored raw)."},
+				func() float64 { return float64(s.agg.Stats().DroppedKeys) }))
+	}
+	return m
+}

@@ -1,0 +1,453 @@
+package duckdb
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flowscope/flowscope/internal/flow"
+	"github.com/flowscope/flowscope/internal/sketch"
+	"github.com/flowscope/flowscope/internal/store"
+)
+
+// edgeSource returns a SQL relation over the edge rows of r: hour rows for the whole rolled-up
+// hours inside r, minute rows for the rest. Ranges are aligned outward to whole minutes.
+func (s *Store) edgeSource(r store.Range) string {
+	from := r.From.Unix() / 60
+	to := (r.To.Unix() + 59) / 60
+	hFrom := (from + 59) / 60 * 60
+	hTo := min(to/60*60, s.rolled.Load())
+	part := func(table string, a, b int64) string {
+		return fmt.Sprintf("SELECT * FROM %s WHERE t >= %d AND t < %d", table, a, b)
+	}
+	if hFrom >= hTo {
+		return "(" + part("edges_minute", from, to) + ")"
+	}
+	return "(" + part("edges_minute", from, hFrom) + " UNION ALL " + part("edges_hour", hFrom, hTo) +
+		" UNION ALL " + part("edges_minute", hTo, to) + ")"
+}
+
+func idList(ids []uint32) string {
+	if len(ids) == 0 {
+		return "NULL"
+	}
+	var b strings.Builder
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatUint(uint64(id), 10))
+	}
+	return b.String()
+}
+
+const sums = `sum(flows)::UBIGINT, sum(bcs)::UBIGINT, sum(bsc)::UBIGINT, sum(opened)::UBIGINT, sum(closed)::UBIGINT,
+	sum(refused)::UBIGINT, sum(timeout)::UBIGINT, sum(reset)::UBIGINT, sum(retrans)::UBIGINT, max(peak)::UBIGINT`
+
+func counterDest(c *store.Counters) []any {
+	return []any{&c.Flows, &c.BytesClientToServer, &c.BytesServerToClient, &c.Opened, &c.Closed,
+		&c.Refused, &c.Timeout, &c.Reset, &c.Retransmits, &c.PeakBytesPerMinute}
+}
+
+var orderExpr = map[store.Order]string{
+	store.ByBytes:       "sum(bcs) + sum(bsc)",
+	store.ByConnections: "sum(opened)",
+	store.ByFailures:    "sum(refused) + sum(timeout) + sum(reset)",
+	store.ByRetransmits: "sum(retrans)",
+}
+
+// Edges implements store.Querier.
+func (s *Store) Edges(ctx context.Context, q store.EdgeQuery) ([]store.Edge, error) {
+	dirs := q.Directions
+	if len(dirs) == 0 {
+		dirs = []store.Direction{store.Internal, store.Ingress, store.Egress}
+	}
+	where := []string{"dir IN (" + dirList(dirs) + ")"}
+	if len(q.Namespaces) > 0 {
+		ids := idList(s.dict.nodesIn(q.Namespaces))
+		where = append(where, fmt.Sprintf("(src IN (%s) OR dst IN (%s) OR svc IN (%s))", ids, ids, ids))
+	}
+	if q.Workload != "" {
+		id, ok := s.dict.nodeIDOf(q.Workload)
+		if !ok {
+			return nil, nil
+		}
+		where = append(where, fmt.Sprintf("(src = %d OR dst = %d OR svc = %d)", id, id, id))
+	}
+	order, ok := orderExpr[q.Order]
+	if !ok {
+		order = orderExpr[store.ByBytes]
+	}
+	sqlq := `SELECT src, dst, svc, port, dir, ` + sums + ` FROM ` + s.edgeSource(q.Range) +
+		` WHERE ` + strings.Join(where, " AND ") + ` GROUP BY src, dst, svc, port, dir ORDER BY ` + order + ` DESC, src, dst, port, svc, dir`
+	if q.Limit > 0 {
+		sqlq += " LIMIT " + strconv.Itoa(q.Limit)
+	}
+	rows, err := s.db.QueryContext(ctx, sqlq)
+	if err != nil {
+		return nil, fmt.Errorf("querying edges: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Edge
+	type ids struct {
+		src, dst, svc uint32
+		port          uint16
+		dir           uint8
+	}
+	var keys []ids
+	for rows.Next() {
+		var e store.Edge
+		var k ids
+		dest := append([]any{&k.src, &k.dst, &k.svc, &k.port, &k.dir}, counterDest(&e.Counters)...)
+		if err := rows.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("reading edges: %w", err)
+		}
+		e.EdgeKey = store.EdgeKey{Src: s.dict.node(k.src).ID, Dst: s.dict.node(k.dst).ID, Service: s.dict.node(k.svc).ID, Port: k.port, Direction: store.Direction(k.dir)}
+		out = append(out, e)
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading edges: %w", err)
+	}
+	if !q.WithRTT || len(out) == 0 {
+		return out, nil
+	}
+	idx := map[ids]int{}
+	srcs, dsts := map[uint32]bool{}, map[uint32]bool{}
+	for i, k := range keys {
+		idx[k] = i
+		srcs[k.src], dsts[k.dst] = true, true
+		out[i].RTT = &sketch.Sketch{}
+	}
+	err = s.eachRTT(ctx, fmt.Sprintf(`SELECT src, dst, svc, port, dir, rtt FROM %s WHERE src IN (%s) AND dst IN (%s) AND dir IN (%s)`,
+		s.edgeSource(q.Range), idList(setList(srcs)), idList(setList(dsts)), dirList(dirs)),
+		func(scan func(...any) error) error {
+			var k ids
+			var b []byte
+			if err := scan(&k.src, &k.dst, &k.svc, &k.port, &k.dir, &b); err != nil {
+				return err
+			}
+			if i, ok := idx[k]; ok {
+				return out[i].RTT.MergeEncoded(b)
+			}
+			return nil
+		})
+	return out, err
+}
+
+func (s *Store) eachRTT(ctx context.Context, q string, f func(scan func(...any) error) error) error {
+	rows, err := s.db.QueryContext(ctx, q)
+	if err != nil {
+		return fmt.Errorf("querying RTT: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := f(rows.Scan); err != nil {
+			return fmt.Errorf("reading RTT: %w", err)
+		}
+	}
+	return rows.Err()
+}
+
+func setList(m map[uint32]bool) []uint32 {
+	out := make([]uint32, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func dirList(dirs []store.Direction) string {
+	ids := make([]uint32, len(dirs))
+	for i, d := range dirs {
+		ids[i] = uint32(d)
+	}
+	return idList(ids)
+}
+
+// NodeHealth implements store.Querier.
+func (s *Store) NodeHealth(ctx context.Context, r store.Range) ([]store.NodeStats, error) {
+	edges, err := s.Edges(ctx, store.EdgeQuery{Range: r, Directions: []store.Direction{store.NodeOut, store.NodeIn}, WithRTT: true})
+	if err != nil {
+		return nil, err
+	}
+	byNode := map[string]*store.NodeStats{}
+	var order []string
+	for _, e := range edges {
+		name, c := e.Src, &store.NodeStats{}
+		if e.Direction == store.NodeIn {
+			name = e.Dst
+		}
+		if c = byNode[name]; c == nil {
+			c = &store.NodeStats{Node: strings.TrimPrefix(name, "node/"), RTT: &sketch.Sketch{}}
+			c.Zone = s.dict.node(mustID(s.dict.nodeIDOf(name))).Labels["topology.kubernetes.io/zone"]
+			byNode[name] = c
+			order = append(order, name)
+		}
+		if e.Direction == store.NodeIn {
+			c.In.Add(e.Counters)
+		} else {
+			c.Out.Add(e.Counters)
+			c.RTT.Merge(e.RTT)
+		}
+	}
+	out := make([]store.NodeStats, 0, len(order))
+	for _, n := range order {
+		out = append(out, *byNode[n])
+	}
+	return out, nil
+}
+
+func mustID(id uint32, _ bool) uint32 { return id }
+
+// EdgeSeries implements store.Querier.
+func (s *Store) EdgeSeries(ctx context.Context, key store.EdgeKey, r store.Range, step time.Duration) ([]store.Point, error) {
+	where, ok := s.keyWhere(key)
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	stepMin := max(int64(step/time.Minute), 1)
+	rows, err := s.db.QueryContext(ctx, `SELECT t - t % `+strconv.FormatInt(stepMin, 10)+` AS b, flows, bcs, bsc, opened, closed,
+		refused, timeout, reset, retrans, peak, rtt FROM `+s.edgeSource(r)+` WHERE `+where+` ORDER BY b`)
+	if err != nil {
+		return nil, fmt.Errorf("querying edge series: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Point
+	var sk []*sketch.Sketch
+	for rows.Next() {
+		var b int64
+		var c store.Counters
+		var rtt []byte
+		if err := rows.Scan(append(append([]any{&b}, counterDest(&c)...), &rtt)...); err != nil {
+			return nil, fmt.Errorf("reading edge series: %w", err)
+		}
+		t := time.Unix(b*60, 0).UTC()
+		if len(out) == 0 || !out[len(out)-1].Time.Equal(t) {
+			out = append(out, store.Point{Time: t})
+			sk = append(sk, &sketch.Sketch{})
+		}
+		out[len(out)-1].Counters.Add(c)
+		if err := sk[len(sk)-1].MergeEncoded(rtt); err != nil {
+			return nil, fmt.Errorf("reading edge series: %w", err)
+		}
+	}
+	for i := range out {
+		out[i].RTTp50us, out[i].RTTp99us = sk[i].Quantile(0.5), sk[i].Quantile(0.99)
+	}
+	return out, rows.Err()
+}
+
+// keyWhere is the SQL condition selecting an edge's rows.
+func (s *Store) keyWhere(k store.EdgeKey) (string, bool) {
+	src, ok1 := s.dict.nodeIDOf(k.Src)
+	dst, ok2 := s.dict.nodeIDOf(k.Dst)
+	svc, ok3 := s.dict.nodeIDOf(k.Service)
+	if !ok1 || !ok2 || (k.Service != "" && !ok3) {
+		return "", false
+	}
+	return fmt.Sprintf("src = %d AND dst = %d AND svc = %d AND port = %d AND dir = %d", src, dst, svc, k.Port, k.Direction), true
+}
+
+const flowColumns = `seq, end_ms, dur_ms, client, server, coalesce(vip, 0), cport, sport, coalesce(caddr, ''), coalesce(saddr, ''),
+	bcs, bsc, retrans, bretrans, csrtt, ssrtt, resets, outcome, flags`
+
+// scanFlows reads raw flows (FROM flows + tail) and rebuilds them as conns.
+func (s *Store) scanFlows(ctx context.Context, tail string, args []any, f func(uint64, flow.Conn)) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+flowColumns+` FROM flows `+tail, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq uint64
+		var endMs int64
+		var dur, client, server, vip, retrans uint32
+		var caddr, saddr string
+		var resets uint16
+		var outcome, flags uint8
+		var c flow.Conn
+		if err := rows.Scan(&seq, &endMs, &dur, &client, &server, &vip, &c.Client.Port, &c.Server.Port, &caddr, &saddr,
+			&c.BytesClientToServer, &c.BytesServerToClient, &retrans, &c.BytesRetransmitted, &c.ClientSrttUs, &c.ServerSrttUs,
+			&resets, &outcome, &flags); err != nil {
+			return err
+		}
+		cport, sport := c.Client.Port, c.Server.Port
+		c.Client, _ = s.dict.endpoint(client)
+		c.Server, _ = s.dict.endpoint(server)
+		c.Client.Port, c.Server.Port = cport, sport
+		if caddr != "" {
+			c.Client.Addr, _ = netip.ParseAddr(caddr)
+		}
+		if saddr != "" {
+			c.Server.Addr, _ = netip.ParseAddr(saddr)
+		}
+		if vip != 0 {
+			v, _ := s.dict.endpoint(vip)
+			c.VIP = &v
+		}
+		c.End = time.UnixMilli(endMs).UTC()
+		c.Start = c.End.Add(-time.Duration(dur) * time.Millisecond)
+		c.Retransmits, c.Resets = uint64(retrans), uint32(resets)
+		if int(outcome) < len(outcomeNames) {
+			c.Outcome = outcomeNames[outcome]
+		}
+		c.Interim = flags&flagInterim != 0
+		c.Observed = observedNames[(flags>>1)&3]
+		c.JoinDisagreement = flags&flagDisagree != 0
+		f(seq, c)
+	}
+	return rows.Err()
+}
+
+func msRange(r store.Range) string {
+	return fmt.Sprintf("end_ms >= %d AND end_ms < %d", r.From.UnixMilli(), r.To.UnixMilli())
+}
+
+// Flows implements store.Querier.
+func (s *Store) Flows(ctx context.Context, q store.FlowQuery) ([]flow.Conn, error) {
+	where := msRange(q.Range)
+	if q.Edge != nil {
+		src, ok1 := s.dict.nodeIDOf(q.Edge.Src)
+		dst, ok2 := s.dict.nodeIDOf(q.Edge.Dst)
+		if !ok1 || !ok2 {
+			return nil, store.ErrNotFound
+		}
+		where += fmt.Sprintf(" AND client IN (%s) AND server IN (%s) AND sport = %d",
+			idList(s.dict.endpointsOf(src)), idList(s.dict.endpointsOf(dst)), q.Edge.Port)
+		if q.Edge.Service != "" {
+			svc, _ := s.dict.nodeIDOf(q.Edge.Service)
+			where += fmt.Sprintf(" AND vip IN (%s)", idList(s.dict.endpointsOf(svc)))
+		}
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	var out []flow.Conn
+	err := s.scanFlows(ctx, `WHERE `+where+` ORDER BY end_ms DESC, seq DESC LIMIT `+strconv.Itoa(limit), nil,
+		func(_ uint64, c flow.Conn) { out = append(out, c) })
+	if err != nil {
+		return nil, fmt.Errorf("querying flows: %w", err)
+	}
+	return out, nil
+}
+
+// FlowGroups implements store.Querier.
+func (s *Store) FlowGroups(ctx context.Context, r store.Range, namespaces []string) ([]store.FlowGroup, error) {
+	where := msRange(r)
+	if len(namespaces) > 0 {
+		eps := idList(s.dict.endpointsOf(s.dict.nodesIn(namespaces)...))
+		where += fmt.Sprintf(" AND (client IN (%s) OR server IN (%s))", eps, eps)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT client, server, sport, coalesce(caddr, ''), coalesce(saddr, ''),
+		count(*)::UBIGINT, (sum(bcs) + sum(bsc))::UBIGINT, min(end_ms - dur_ms), max(end_ms)
+		FROM flows WHERE `+where+` GROUP BY ALL ORDER BY ALL`)
+	if err != nil {
+		return nil, fmt.Errorf("querying flow groups: %w", err)
+	}
+	defer rows.Close()
+	var out []store.FlowGroup
+	for rows.Next() {
+		var client, server uint32
+		var sport uint16
+		var caddr, saddr string
+		var first, last int64
+		var g store.FlowGroup
+		if err := rows.Scan(&client, &server, &sport, &caddr, &saddr, &g.Flows, &g.Bytes, &first, &last); err != nil {
+			return nil, fmt.Errorf("reading flow groups: %w", err)
+		}
+		g.Client, _ = s.dict.endpoint(client)
+		g.Server, _ = s.dict.endpoint(server)
+		g.Server.Port = sport
+		if caddr != "" {
+			g.Client.Addr, _ = netip.ParseAddr(caddr)
+		}
+		if saddr != "" {
+			g.Server.Addr, _ = netip.ParseAddr(saddr)
+		}
+		g.First, g.Last = time.UnixMilli(first).UTC(), time.UnixMilli(last).UTC()
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+// Unattributed implements store.Querier.
+func (s *Store) Unattributed(ctx context.Context, r store.Range) ([]store.ReasonCount, error) {
+	var un []uint32
+	for _, n := range s.dict.allNodes() {
+		if n.Kind == flow.EndpointUnattributed {
+			id, _ := s.dict.nodeIDOf(n.ID)
+			un = append(un, s.dict.endpointsOf(id)...)
+		}
+	}
+	if len(un) == 0 {
+		return nil, nil
+	}
+	ids := idList(un)
+	q := fmt.Sprintf(`SELECT side, id, count(*)::UBIGINT, sum(b)::UBIGINT FROM (
+		SELECT 'client' AS side, client AS id, bcs + bsc AS b FROM flows WHERE %[1]s AND client IN (%[2]s)
+		UNION ALL SELECT 'server', server, bcs + bsc FROM flows WHERE %[1]s AND server IN (%[2]s))
+		GROUP BY side, id`, msRange(r), ids)
+	rows, err := s.db.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("querying unattributed flows: %w", err)
+	}
+	defer rows.Close()
+	type k struct {
+		side   string
+		reason flow.Reason
+	}
+	agg := map[k]*store.ReasonCount{}
+	for rows.Next() {
+		var side string
+		var id uint32
+		var n, b uint64
+		if err := rows.Scan(&side, &id, &n, &b); err != nil {
+			return nil, fmt.Errorf("reading unattributed flows: %w", err)
+		}
+		e, _ := s.dict.endpoint(id)
+		kk := k{side, e.Reason}
+		if agg[kk] == nil {
+			agg[kk] = &store.ReasonCount{Reason: e.Reason, Side: side}
+		}
+		agg[kk].Flows += n
+		agg[kk].Bytes += b
+	}
+	out := make([]store.ReasonCount, 0, len(agg))
+	for _, rc := range agg {
+		out = append(out, *rc)
+	}
+	return out, rows.Err()
+}
+
+// Nodes implements store.Querier.
+func (s *Store) Nodes(context.Context) ([]store.Node, error) { return s.dict.allNodes(), nil }
+
+// HasNamespace reports whether any stored node is in namespace ns.
+func (s *Store) HasNamespace(ns string) bool { return s.dict.hasNamespace(ns) }
+
+// Coverage implements store.Querier.
+func (s *Store) Coverage(ctx context.Context) (store.Coverage, error) {
+	var rawFrom, latest, minFrom, hourFrom sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT (SELECT min(end_ms) FROM flows), (SELECT max(end_ms) FROM flows),
+		(SELECT min(t) FROM edges_minute), (SELECT min(t) FROM edges_hour)`).Scan(&rawFrom, &latest, &minFrom, &hourFrom)
+	if err != nil {
+		return store.Coverage{}, fmt.Errorf("querying coverage: %w", err)
+	}
+	var c store.Coverage
+	if rawFrom.Valid {
+		c.RawFrom, c.Latest = time.UnixMilli(rawFrom.Int64).UTC(), time.UnixMilli(latest.Int64).UTC()
+	}
+	if minFrom.Valid {
+		c.MinuteFrom = time.Unix(minFrom.Int64*60, 0).UTC()
+	}
+	if hourFrom.Valid {
+		c.HourFrom = time.Unix(hourFrom.Int64*60, 0).UTC()
+	}
+	return c, nil
+}

@@ -1,0 +1,86 @@
+package duckdb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// migrations[i] brings the schema from version i to i+1. Append only: never edit a released one.
+var migrations = []string{
+	// 1: the first schema.
+	`CREATE TABLE meta (k VARCHAR PRIMARY KEY, v BIGINT NOT NULL);
+	CREATE TABLE nodes (id UINTEGER PRIMARY KEY, name VARCHAR NOT NULL, doc VARCHAR NOT NULL);
+	CREATE TABLE endpoints (id UINTEGER PRIMARY KEY, node UINTEGER NOT NULL, doc VARCHAR NOT NULL);
+	CREATE TABLE flows (
+		seq UBIGINT, end_ms BIGINT, dur_ms UINTEGER,
+		client UINTEGER, server UINTEGER, vip UINTEGER,
+		cport USMALLINT, sport USMALLINT, caddr VARCHAR, saddr VARCHAR,
+		bcs UBIGINT, bsc UBIGINT, retrans UINTEGER, bretrans UBIGINT,
+		csrtt UINTEGER, ssrtt UINTEGER, resets USMALLINT, outcome UTINYINT, flags UTINYINT);
+	CREATE TABLE edges_minute (
+		t INTEGER, src UINTEGER, dst UINTEGER, svc UINTEGER, port USMALLINT, dir UTINYINT,
+		flows UBIGINT, bcs UBIGINT, bsc UBIGINT, opened UBIGINT, closed UBIGINT,
+		refused UBIGINT, timeout UBIGINT, reset UBIGINT, retrans UBIGINT, peak UBIGINT, rtt BLOB);
+	CREATE TABLE edges_hour AS SELECT * FROM edges_minute LIMIT 0;`,
+}
+
+// SchemaVersion is the schema this build writes.
+var SchemaVersion = len(migrations)
+
+// ErrNewerSchema is returned by Open for a data directory written by a newer flowscope.
+var ErrNewerSchema = errors.New("data directory has a newer schema")
+
+func schemaVersion(ctx context.Context, db *sql.DB) (int, error) {
+	var n int
+	err := db.QueryRowContext(ctx, `SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'`).Scan(&n)
+	if err != nil || n == 0 {
+		return 0, err
+	}
+	var v int
+	err = db.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = 'schema_version'`).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return v, err
+}
+
+// migrate brings the schema to SchemaVersion, one transaction per step.
+func migrate(ctx context.Context, db *sql.DB, path string) error {
+	v, err := schemaVersion(ctx, db)
+	if err != nil {
+		return fmt.Errorf("reading schema version: %w", err)
+	}
+	if v > SchemaVersion {
+		return fmt.Errorf("%w: %s has schema version %d, this flowscope supports up to %d: run a newer flowscope or use another data directory", ErrNewerSchema, path, v, SchemaVersion)
+	}
+	for ; v < SchemaVersion; v++ {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("migrating schema to version %d: %w", v+1, err)
+		}
+		_, err = tx.ExecContext(ctx, migrations[v])
+		if err == nil {
+			_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)`, v+1)
+		}
+		if err == nil {
+			err = tx.Commit()
+		} else {
+			_ = tx.Rollback()
+		}
+		if err != nil {
+			return fmt.Errorf("migrating schema to version %d: %w", v+1, err)
+		}
+	}
+	return nil
+}
+
+func getMeta(ctx context.Context, db *sql.DB, k string) (int64, error) {
+	var v int64
+	err := db.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = ?`, k).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return v, err
+}
