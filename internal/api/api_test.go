@@ -1,0 +1,90 @@
+package api_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowscope/flowscope/internal/api"
+	"github.com/flowscope/flowscope/internal/depgraph"
+	"github.com/flowscope/flowscope/internal/store/duckdb/duckdbtest"
+)
+
+func server(t *testing.T) *httptest.Server {
+	t.Helper()
+	st := duckdbtest.Load(t)
+	srv := httptest.NewServer(api.New(api.Config{Store: st, Now: func() time.Time { return duckdbtest.Now }}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func get(t *testing.T, srv *httptest.Server, path string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Get(srv.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	buf := make([]byte, 1<<16)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return resp.StatusCode, []byte(b.String())
+}
+
+func TestBadParametersAre400(t *testing.T) {
+	srv := server(t)
+	tests := []struct{ path, want string }{
+		{"/api/v1/deps?from=2026-03-02T12:00:00Z&to=2026-03-02T10:00:00Z", "reversed"},
+		{"/api/v1/deps?from=2020-01-01T00:00:00Z&to=2026-03-02T10:00:00Z", "exceeds the maximum"},
+		{"/api/v1/deps?namespace=nope", `unknown namespace "nope"`},
+		{"/api/v1/deps?workload=ns0/ghost", `unknown workload`},
+		{"/api/v1/deps?from=yesterday", "bad from"},
+		{"/api/v1/top?by=vibes", "bad by"},
+		{"/api/v1/top?group=pods", "bad group"},
+		{"/api/v1/top?limit=0", "bad limit"},
+		{"/api/v1/top?limit=99999999", "bad limit"},
+		{"/api/v1/deps?colour=blue", `unknown parameter "colour"`},
+		{"/api/v1/edge?src=ns0/app0", "needs src and dst"},
+		{"/api/v1/edge?src=ns0/app0&dst=ns0/app1&port=http", "bad port"},
+	}
+	for _, tc := range tests {
+		code, body := get(t, srv, tc.path)
+		var e struct{ Error string }
+		_ = json.Unmarshal(body, &e)
+		if code != http.StatusBadRequest || !strings.Contains(e.Error, tc.want) {
+			t.Errorf("GET %s = %d %s, want 400 containing %q", tc.path, code, body, tc.want)
+		}
+	}
+}
+
+func TestDepsAndTopAnswer(t *testing.T) {
+	srv := server(t)
+	code, body := get(t, srv, "/api/v1/deps?from=-2h10m&namespace=ns1")
+	if code != http.StatusOK {
+		t.Fatalf("deps: %d %s", code, body)
+	}
+	var g depgraph.Graph
+	if err := json.Unmarshal(body, &g); err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Edges) == 0 || len(g.Nodes) == 0 {
+		t.Fatalf("empty graph: %s", body)
+	}
+	code, body = get(t, srv, "/api/v1/top?from=-2h10m&by=failures&limit=3")
+	var top depgraph.TopResult
+	if err := json.Unmarshal(body, &top); code != 200 || err != nil || len(top.Rows) != 3 {
+		t.Fatalf("top: %d %s %v", code, body, err)
+	}
+	if code, body = get(t, srv, "/api/v1/nope"); code != http.StatusNotFound {
+		t.Errorf("unknown route: %d %s", code, body)
+	}
+}
