@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/flowscope/flowscope/internal/api"
+	"github.com/flowscope/flowscope/internal/store/duckdb/duckdbtest"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// queryServer serves the API over the fixed data set in a real embedded DuckDB.
+func queryServer(t *testing.T) string {
+	t.Helper()
+	st := duckdbtest.Load(t)
+	srv := httptest.NewServer(api.New(api.Config{Store: st, Now: func() time.Time { return duckdbtest.Now }}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+type goldenCase struct {
+	name string
+	args []string
+	code int
+}
+
+func runGolden(t *testing.T, url string, cases []goldenCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			queryOut = &out
+			t.Cleanup(func() { queryOut = os.Stdout })
+			args := append([]string{tc.args[0], "--server=" + url}, tc.args[1:]...)
+			code := run(args, &errOut)
+			got := out.String()
+			if errOut.Len() > 0 {
+				got += "--- stderr\n" + strings.ReplaceAll(errOut.String(), url, "SERVER")
+			}
+			if code != tc.code {
+				t.Errorf("exit %d, want %d; stderr: %s", code, tc.code, errOut.String())
+			}
+			path := filepath.Join("testdata", tc.name+".golden")
+			if *update {
+				if err := os.MkdirAll("testdata", 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if diff := cmp.Diff(string(want), got); diff != "" {
+				t.Errorf("output differs from %s (-want +got):\n%s", path, diff)
+			}
+		})
+	}
+}
+
+func TestQueryCommandsGolden(t *testing.T) {
+	url := queryServer(t)
+	window := []string{"--from=-2h10m", "--to=-10m"}
+	with := func(args ...string) []string { return append(args, window...) }
+	runGolden(t, url, []goldenCase{
+		{"deps_table", with("deps"), 0},
+		{"deps_json", with("deps", "--namespace=ns2", "-o=json"), 0},
+		{"deps_dot", with("deps", "--workload=ns0/app1", "-o=dot"), 0},
+		{"deps_unknown_namespace", with("deps", "--namespace=nope"), 2},
+		{"deps_reversed_range", []string{"deps", "--from=-1h", "--to=-2h"}, 2},
+		{"top_bytes", with("top"), 0},
+		{"top_failures_workload", with("top", "--by=failures", "--group=workload", "--limit=5"), 0},
+		{"top_json", with("top", "--by=retransmits", "--limit=3", "-o=json"), 0},
+		{"health_table", with("health", "--limit=8"), 0},
+		{"health_json", with("health", "--limit=2", "-o=json"), 0},
+	})
+}
