@@ -169,6 +169,50 @@ static __always_inline void fill_sock(struct flow_event *e, const struct sock *s
 		e->flags |= F_FIN_ACKED; /* all sent sequence space acked; user space keeps it only if a FIN was sent */
 }
 
+/* fill_tcp copies the same fields as fill_sock with direct loads, for programs that hold a
+ * trusted BTF pointer (tp_btf, iter): no helper call per field. */
+static __always_inline void fill_tcp(struct flow_event *e, const struct tcp_sock *tp)
+{
+	const struct sock *sk = &tp->inet_conn.icsk_inet.sk;
+	__u16 family = sk->__sk_common.skc_family;
+
+	e->family = family;
+	if (family == AF_INET6) {
+		e->saddr[0] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[0];
+		e->saddr[1] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[1];
+		e->saddr[2] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[2];
+		e->saddr[3] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[3];
+		e->daddr[0] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[0];
+		e->daddr[1] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[1];
+		e->daddr[2] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[2];
+		e->daddr[3] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[3];
+	} else {
+		e->saddr[0] = sk->__sk_common.skc_rcv_saddr;
+		e->daddr[0] = sk->__sk_common.skc_daddr;
+		e->saddr[1] = e->saddr[2] = e->saddr[3] = 0;
+		e->daddr[1] = e->daddr[2] = e->daddr[3] = 0;
+	}
+	e->sport = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
+	e->dport = bpf_ntohs(sk->__sk_common.skc_dport);
+	e->netns = sk->__sk_common.skc_net.net->ns.inum;
+	e->cgroup_id = sk->sk_cgrp_data.cgroup->kn->id;
+	e->sk_err = (__u16)sk->sk_err;
+
+	e->bytes_acked = tp->bytes_acked;
+	e->bytes_received = tp->bytes_received;
+	e->bytes_retrans = tp->bytes_retrans;
+	e->segs_out = tp->segs_out;
+	e->segs_in = tp->segs_in;
+	e->total_retrans = tp->total_retrans;
+	e->srtt_us = tp->srtt_us >> 3;
+	e->min_rtt_us = tp->rtt_min.s[0].v;
+
+	if (sk->__sk_common.skc_flags & (1UL << SOCK_DONE))
+		e->flags |= F_FIN_RCVD;
+	if (tp->snd_una == tp->write_seq)
+		e->flags |= F_FIN_ACKED;
+}
+
 /* take_slot moves what the slot knows about the socket into e and frees the slot. */
 static __always_inline void take_slot(struct flow_event *e, __u64 key, bool free)
 {
@@ -199,9 +243,17 @@ static __always_inline bool is_tcp_inet(const struct sock *sk)
 
 /* ---- tp_btf: slots keyed by socket cookie ---- */
 
+static __always_inline bool is_tcp_inet_btf(const struct sock *sk)
+{
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return false;
+	__u16 family = sk->__sk_common.skc_family;
+	return family == AF_INET || family == AF_INET6;
+}
+
 static __always_inline int open_cookie(const struct sock *sk, int newstate)
 {
-	if (!is_tcp_inet(sk))
+	if (!is_tcp_inet_btf(sk))
 		return 0;
 	__u64 cookie = bpf_get_socket_cookie((void *)sk);
 	struct slot *s = slot_of(cookie);
@@ -226,7 +278,7 @@ static __always_inline int open_cookie(const struct sock *sk, int newstate)
 	return 0;
 }
 
-static __always_inline int emit_close(const struct sock *sk, int oldstate, __u64 key, bool use_slot)
+static __always_inline int emit_close(const struct sock *sk, const struct tcp_sock *tp, int oldstate, __u64 key, bool use_slot)
 {
 	struct flow_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
@@ -250,7 +302,10 @@ static __always_inline int emit_close(const struct sock *sk, int oldstate, __u64
 		e->pid = 0;
 		e->resets_received = 0;
 	}
-	fill_sock(e, sk);
+	if (tp)
+		fill_tcp(e, tp);
+	else
+		fill_sock(e, sk);
 	submit(e);
 	count(C_CLOSE);
 	return 0;
@@ -263,9 +318,12 @@ int BPF_PROG(state_btf, const struct sock *sk, const int oldstate, const int new
 		return open_cookie(sk, newstate);
 	if (newstate != TCP_CLOSE || oldstate == TCP_LISTEN)
 		return 0;
-	if (!is_tcp_inet(sk))
+	if (!is_tcp_inet_btf(sk))
 		return 0;
-	return emit_close(sk, oldstate, bpf_get_socket_cookie((void *)sk), true);
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
+	if (!tp)
+		return 0;
+	return emit_close(sk, tp, oldstate, bpf_get_socket_cookie((void *)sk), true);
 }
 
 /* ---- fallbacks (raw_tracepoint, tracepoint): no cookie helper there, so opens are events
@@ -295,7 +353,7 @@ static __always_inline int state_generic(const struct sock *sk, int oldstate, in
 		return 0;
 	if (!is_tcp_inet(sk))
 		return 0;
-	return emit_close(sk, oldstate, (__u64)sk, false);
+	return emit_close(sk, NULL, oldstate, (__u64)sk, false);
 }
 
 SEC("raw_tracepoint/inet_sock_set_state")
@@ -409,7 +467,6 @@ int iter_tcp(struct bpf_iter__tcp *ctx)
 	struct tcp_sock *tp = bpf_skc_to_tcp_sock(skc);
 	if (!tp)
 		return 0;
-	const struct sock *sk = (const void *)tp;
 	struct flow_event e = {};
 	e.kind = state == TCP_LISTEN ? EV_LISTEN : EV_SNAPSHOT;
 	e.state = state;
@@ -418,7 +475,7 @@ int iter_tcp(struct bpf_iter__tcp *ctx)
 	e.end_ns = bpf_ktime_get_ns();
 	if (e.kind == EV_SNAPSHOT)
 		take_slot(&e, e.key, false);
-	fill_sock(&e, sk);
+	fill_tcp(&e, tp);
 	count(C_ITER_SOCK);
 	bpf_seq_write(seq, &e, sizeof(e));
 	return 0;

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/flowscope/flowscope/internal/exporterbench"
+)
+
+func init() {
+	register("bench", "measure flowscope's costs on this machine (bench exporter -h)", runBench)
+}
+
+func runBench(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] != "exporter" {
+		return usageError{fmt.Errorf("usage: flowscope bench exporter [flags]")}
+	}
+	fs := newFlagSet("bench exporter")
+	path := fs.String("path", "veth", "where the load runs: veth (between two namespaces) or loopback")
+	rate := fs.Int("rate", 2000, "connections per second (connect, 1 KiB request, 4 KiB response, close)")
+	dur := fs.Duration("duration", 10*time.Second, "length of the load")
+	workers := fs.Int("workers", 64, "concurrent client connections at most")
+	profile := fs.String("exporter-cpu-profile", "", "have the exporter write a Go CPU profile to this file")
+	open := fs.Int("open", 0, "instead of a load: hold this many connections open and report the exporter's memory")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if *path != "veth" && *path != "loopback" {
+		return usageError{fmt.Errorf("--path must be veth or loopback")}
+	}
+	if *rate <= 0 || *dur <= 0 || *workers <= 0 || *open < 0 {
+		return usageError{fmt.Errorf("--rate, --duration and --workers must be positive")}
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	if *open > 0 {
+		r, err := exporterbench.RunOpen(ctx, "", *open)
+		if err != nil {
+			return err
+		}
+		return enc.Encode(r)
+	}
+	var extra []string
+	if *profile != "" {
+		extra = append(extra, "--cpu-profile="+*profile)
+	}
+	r, err := exporterbench.Run(ctx, exporterbench.Config{Path: *path, Rate: *rate, Duration: *dur, Workers: *workers, Args: extra})
+	if err != nil {
+		return err
+	}
+	return enc.Encode(r)
+}

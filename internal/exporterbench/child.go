@@ -1,0 +1,72 @@
+package exporterbench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os/exec"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/flowscope/flowscope/internal/exporter"
+)
+
+// child is an exporter process whose output the benchmark reads: it counts the final records
+// of one network namespace and keeps the latest summary.
+type child struct {
+	cmd       *exec.Cmd
+	finals    atomic.Uint64
+	summaries atomic.Uint64
+	last      atomic.Pointer[exporter.SummaryJSON]
+	done      chan error
+}
+
+func startChild(ctx context.Context, exe string, netns uint32, extra ...string) (*child, error) {
+	args := append([]string{"exporter", "--output=jsonl", "--summary-interval=1s", "--metrics-listen=", "--log-level=warn"}, extra...)
+	c := &child{cmd: exec.CommandContext(ctx, exe, args...), done: make(chan error, 1)}
+	out, err := c.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the exporter: %w", err)
+	}
+	go func() { c.done <- c.read(out, netns) }()
+	return c, nil
+}
+
+func (c *child) read(r io.Reader, netns uint32) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	nsField := []byte(`"netns":` + strconv.FormatUint(uint64(netns), 10) + `,`)
+	final := []byte(`"interim":false`)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if bytes.HasPrefix(line, []byte(`{"summary":`)) {
+			var s struct {
+				Summary exporter.SummaryJSON `json:"summary"`
+			}
+			if err := json.Unmarshal(line, &s); err == nil {
+				c.last.Store(&s.Summary)
+				c.summaries.Add(1)
+			}
+			continue
+		}
+		if bytes.Contains(line, nsField) && bytes.Contains(line, final) {
+			c.finals.Add(1)
+		}
+	}
+	return sc.Err()
+}
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+func (c *child) stop() error {
+	_ = c.cmd.Process.Signal(interrupt)
+	err := <-c.done
+	_ = c.cmd.Wait()
+	return err
+}
