@@ -66,10 +66,41 @@ func appendAddr(b []byte, a netip.Addr) []byte {
 	return a.AppendTo(b)
 }
 
+// appendTime appends t in RFC 3339 with nanoseconds, as time.Time's MarshalJSON does; UTC
+// times (all the exporter writes) take a fast path.
 func appendTime(b []byte, t time.Time) []byte {
+	if t.Location() != time.UTC || t.Year() < 1000 || t.Year() > 9999 {
+		b = append(b, '"')
+		b = t.AppendFormat(b, time.RFC3339Nano)
+		return append(b, '"')
+	}
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
 	b = append(b, '"')
-	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"')
+	b = appendDigits(b, y, 4)
+	b = appendDigits(append(b, '-'), int(mo), 2)
+	b = appendDigits(append(b, '-'), d, 2)
+	b = appendDigits(append(b, 'T'), h, 2)
+	b = appendDigits(append(b, ':'), mi, 2)
+	b = appendDigits(append(b, ':'), s, 2)
+	if ns := t.Nanosecond(); ns != 0 {
+		digits := 9
+		for ns%10 == 0 {
+			ns /= 10
+			digits--
+		}
+		b = appendDigits(append(b, '.'), ns, digits)
+	}
+	return append(b, 'Z', '"')
+}
+
+func appendDigits(b []byte, v, n int) []byte {
+	var tmp [9]byte
+	for i := n - 1; i >= 0; i-- {
+		tmp[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(b, tmp[:n]...)
 }
 
 // appendStr appends s as a JSON string; plain printable ASCII takes the fast path.

@@ -20,7 +20,11 @@ func sampleRecord() Record {
 }
 
 func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
-	for _, r := range []Record{sampleRecord(), {}, {Workload: Workload{Kind: KindHost}}} {
+	local := sampleRecord()
+	local.Start = local.Start.In(time.FixedZone("X", 3600))
+	whole := sampleRecord()
+	whole.Start, whole.End = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), time.Date(2026, 1, 2, 3, 4, 5, 120000000, time.UTC)
+	for _, r := range []Record{sampleRecord(), {}, {Workload: Workload{Kind: KindHost}}, local, whole} {
 		fast := AppendJSON(nil, &r)
 		slow, err := json.Marshal(r)
 		if err != nil {

@@ -58,7 +58,7 @@ func (t *Table) close(e *tracer.Event) {
 	if c != nil {
 		r.Workload = c.workload
 	} else {
-		r.Workload = t.resolver.Workload(e.CgroupID, e.Pid, e.Comm)
+		r.Workload = t.workload(e)
 	}
 	r.ResetsReceived = uint32(e.ResetsReceived)
 	r.Outcome = outcome(e.State, e.SkErr, r.ResetsReceived)
@@ -113,4 +113,17 @@ func (t *Table) inferDirection(e *tracer.Event) flow.Direction {
 		return flow.Client
 	}
 	return flow.Server
+}
+
+// workload resolves a socket's workload, remembering the last answer: consecutive records
+// mostly come from the same workload. The memo is dropped at every Apply, so it never outlives
+// the resolver's own cache policy by more than one drain.
+func (t *Table) workload(e *tracer.Event) flow.Workload {
+	m := &t.memo
+	if m.valid && m.cgroup == e.CgroupID && m.pid == e.Pid && m.comm == e.Comm {
+		return m.w
+	}
+	w := t.resolver.Workload(e.CgroupID, e.Pid, e.Comm)
+	*m = memo{valid: true, cgroup: e.CgroupID, pid: e.Pid, comm: e.Comm, w: w}
+	return w
 }

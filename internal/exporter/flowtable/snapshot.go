@@ -112,7 +112,7 @@ func (t *Table) track(e *tracer.Event, now uint64) *conn {
 		c.resetsSent += n
 		delete(t.early, t.key(e))
 	}
-	c.workload = t.resolver.Workload(e.CgroupID, e.Pid, e.Comm)
+	c.workload = t.workload(e)
 	return c
 }
 

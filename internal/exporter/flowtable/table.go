@@ -89,6 +89,15 @@ type Table struct {
 	snapClosed map[uint64]bool             // sockets closed while the snapshot was in flight
 	nextID     uint64
 	stats      Stats
+	memo       memo
+}
+
+type memo struct {
+	valid  bool
+	cgroup uint64
+	pid    uint32
+	comm   string
+	w      flow.Workload
 }
 
 type held struct {
@@ -132,6 +141,7 @@ func (t *Table) key(e *tracer.Event) uint64 {
 // counted in it.
 func (t *Table) Apply(evs []tracer.Event, out []flow.Record) []flow.Record {
 	t.held, t.hold = t.hold, t.held[:0] // last call's closes now wait for this call's RSTs
+	t.memo.valid = false
 	for i := range evs {
 		e := &evs[i]
 		switch e.Kind {

@@ -91,9 +91,29 @@ const eventSize = 160
 
 var errShortEvent = errors.New("short kernel event")
 
+// comms interns command names: a few processes open most sockets, and a string per record
+// would be garbage.
+type comms struct {
+	last [16]byte
+	s    string
+}
+
+func (c *comms) get(b []byte) string {
+	if [16]byte(b) == c.last {
+		return c.s
+	}
+	c.last = [16]byte(b)
+	c.s = cString(b)
+	return c.s
+}
+
 // decodeEvent decodes one struct flow_event with explicit little-endian loads (binary.Read
 // costs ten times more per record).
 func decodeEvent(b []byte, e *Event) error {
+	return decodeEventComm(b, e, nil)
+}
+
+func decodeEventComm(b []byte, e *Event, c *comms) error {
 	if len(b) < eventSize {
 		return errShortEvent
 	}
@@ -123,7 +143,11 @@ func decodeEvent(b []byte, e *Event) error {
 	e.ResetsReceived = b[104]
 	copy(e.Saddr[:], b[108:124])
 	copy(e.Daddr[:], b[124:140])
-	e.Comm = cString(b[140:156])
+	if c != nil {
+		e.Comm = c.get(b[140:156])
+	} else {
+		e.Comm = cString(b[140:156])
+	}
 	return nil
 }
 

@@ -35,7 +35,7 @@ func (t *Tracer) ReadEvents(buf []Event, deadline time.Time, max int) (_ []Event
 			return buf, bad, fmt.Errorf("reading the ring buffer: %w", err)
 		}
 		buf = append(buf, Event{})
-		if decodeEvent(rec.RawSample, &buf[len(buf)-1]) != nil {
+		if decodeEventComm(rec.RawSample, &buf[len(buf)-1], &t.comms) != nil {
 			buf = buf[:len(buf)-1]
 			bad++
 		}

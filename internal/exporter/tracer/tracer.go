@@ -68,6 +68,7 @@ type Tracer struct {
 	iter     *link.Iter
 	reader   *ringbuf.Reader
 	degraded []string
+	comms    comms
 }
 
 // Open loads the programs and attaches them. Optional hooks that the kernel lacks are skipped
