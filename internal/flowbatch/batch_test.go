@@ -1,6 +1,9 @@
 package flowbatch
 
 import (
+	"bytes"
+
+	"google.golang.org/protobuf/proto"
 	"net/netip"
 	"testing"
 	"time"
@@ -110,7 +113,82 @@ func TestRejections(t *testing.T) {
 		}
 		return pb
 	}
-	cases := []struct {
+	cases := rejectionCases()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pb := good()
+			tc.mutate(pb)
+			err := Validate(pb, DefaultLimits(), testNow)
+			if got := ReasonOf(err); err == nil || got != tc.want {
+				t.Errorf("got %v (%v), want %v", got, err, tc.want)
+			}
+		})
+	}
+	if _, err := Decode([]byte{0xff, 0xff, 0xff}, DefaultLimits(), testNow); ReasonOf(err) != flowv1.RejectReason_REJECT_REASON_MALFORMED {
+		t.Errorf("garbage: %v", err)
+	}
+}
+
+// TestCanonicalBytes: the hand encoding is exactly protobuf's deterministic encoding.
+func TestCanonicalBytes(t *testing.T) {
+	b := sampleBatch()
+	b.Records = append(b.Records, SampleRecords(300, testNow)...) // some records over 127 bytes too
+	b.Records[5].BytesSent, b.Records[5].Retransmits = 1<<62, 1<<60
+	b.Records[5].LocalAddr, b.Records[5].RemoteAddr = b.Records[1].LocalAddr, b.Records[1].RemoteAddr
+	body, err := NewEncoder().AppendBody(nil, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb := &flowv1.Batch{}
+	if err := proto.Unmarshal(body, pb); err != nil {
+		t.Fatal(err)
+	}
+	again, err := proto.MarshalOptions{Deterministic: true}.Marshal(pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(body, again) {
+		t.Errorf("hand encoding differs from protobuf's (%d vs %d bytes)", len(body), len(again))
+	}
+}
+
+func TestScanAgreesWithValidate(t *testing.T) {
+	data, err := NewEncoder().Marshal(sampleBatch())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Scan(data, DefaultLimits(), testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Sequence != 7 || s.Records != 3 || s.Aggregates != 1 || s.Ownerships != 2 || s.ExporterID != "node-a" {
+		t.Errorf("summary %+v", s)
+	}
+	for _, tc := range rejectionCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			pb, err := Decode(data, DefaultLimits(), testNow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.mutate(pb)
+			bad, err := proto.Marshal(pb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Scan(bad, DefaultLimits(), testNow)
+			if got := ReasonOf(err); err == nil || got != tc.want {
+				t.Errorf("Scan: got %v (%v), want %v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func rejectionCases() []struct {
+	name   string
+	mutate func(*flowv1.Batch)
+	want   flowv1.RejectReason
+} {
+	return []struct {
 		name   string
 		mutate func(*flowv1.Batch)
 		want   flowv1.RejectReason
@@ -128,18 +206,5 @@ func TestRejections(t *testing.T) {
 		{"endless duration", func(b *flowv1.Batch) { b.Records[0].DurationNs = 1 << 62 }, flowv1.RejectReason_REJECT_REASON_TIMESTAMP},
 		{"huge string", func(b *flowv1.Batch) { b.NodeName = string(make([]byte, 5000)) }, flowv1.RejectReason_REJECT_REASON_TOO_LARGE},
 		{"bad ownership", func(b *flowv1.Batch) { b.Heartbeat.Ownerships[0].Addr = nil }, flowv1.RejectReason_REJECT_REASON_INVALID},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			pb := good()
-			tc.mutate(pb)
-			err := Validate(pb, DefaultLimits(), testNow)
-			if got := ReasonOf(err); err == nil || got != tc.want {
-				t.Errorf("got %v (%v), want %v", got, err, tc.want)
-			}
-		})
-	}
-	if _, err := Decode([]byte{0xff, 0xff, 0xff}, DefaultLimits(), testNow); ReasonOf(err) != flowv1.RejectReason_REJECT_REASON_MALFORMED {
-		t.Errorf("garbage: %v", err)
 	}
 }

@@ -21,16 +21,18 @@ type originKey struct {
 // Encoder turns batches into their wire form. It reuses its buffers between calls, so one
 // Encoder serves one goroutine.
 type Encoder struct {
-	origins map[originKey]uint32
-	pb      flowv1.Batch
-	recs    []flowv1.FlowRecord
-	ptrs    []*flowv1.FlowRecord
-	opts    proto.MarshalOptions
+	origins  map[originKey]uint32
+	byCgroup map[uint64]uint32 // cgroup id → the origin it was last seen with: a cheap first guess
+	order    []originKey
+	last     originKey
+	lastIdx  uint32
+	hasLast  bool
+	recs     []byte
 }
 
 // NewEncoder returns an Encoder.
 func NewEncoder() *Encoder {
-	return &Encoder{origins: make(map[originKey]uint32), opts: proto.MarshalOptions{Deterministic: true}}
+	return &Encoder{origins: make(map[originKey]uint32), byCgroup: make(map[uint64]uint32)}
 }
 
 // Marshal encodes a whole batch, header included.
@@ -46,12 +48,49 @@ func (e *Encoder) Marshal(b *Batch) ([]byte, error) {
 // AppendHeader adds when the batch is first sent: a protobuf message may be split into
 // concatenated parts, so header + body parse as one Batch.
 func (e *Encoder) AppendBody(dst []byte, b *Batch) ([]byte, error) {
-	pb := e.build(b)
-	out, err := e.opts.MarshalAppend(dst, pb)
-	if err != nil {
-		return dst, fmt.Errorf("encoding batch: %w", err)
+	clear(e.origins)
+	clear(e.byCgroup)
+	e.order, e.hasLast = e.order[:0], false
+	base := baseTime(b)
+	recs, prev := e.recs[:0], base
+	for i := range b.Records {
+		r := &b.Records[i]
+		recs, prev = appendRecord(recs, r, e.origin(r.Workload, r.Netns, r.CgroupID), prev)
 	}
-	return out, nil
+	e.recs = recs
+	aggs := make([]*flowv1.FlowAggregate, len(b.Aggregates))
+	for i := range b.Aggregates {
+		aggs[i] = e.aggregate(base, &b.Aggregates[i])
+	}
+	major := b.Major
+	if major == 0 {
+		major = MajorVersion
+	}
+	dst = appendUint(dst, 1, uint64(major))
+	dst = appendUint(dst, 2, uint64(b.Minor))
+	dst = appendString(dst, 3, b.ExporterID)
+	dst = appendString(dst, 4, b.NodeName)
+	dst = appendString(dst, 5, b.BootID)
+	dst = appendUint(dst, 7, uint64(base))
+	var err error
+	for _, k := range e.order {
+		o := &flowv1.Origin{Workload: workloadToPB(k.w), Netns: k.netns, CgroupId: k.cgroup}
+		if dst, err = appendProto(dst, 9, o); err != nil {
+			return dst, fmt.Errorf("encoding batch: %w", err)
+		}
+	}
+	dst = append(dst, recs...)
+	for _, a := range aggs {
+		if dst, err = appendProto(dst, 11, a); err != nil {
+			return dst, fmt.Errorf("encoding batch: %w", err)
+		}
+	}
+	if b.Heartbeat != nil {
+		if dst, err = appendProto(dst, 12, heartbeatToPB(b.Heartbeat)); err != nil {
+			return dst, fmt.Errorf("encoding batch: %w", err)
+		}
+	}
+	return dst, nil
 }
 
 // AppendHeader appends the sequence number and counters of a batch in wire form.
@@ -72,39 +111,6 @@ func SortCounters(cs []Counter) {
 	sort.Slice(cs, func(i, j int) bool { return cs[i].Name < cs[j].Name })
 }
 
-func (e *Encoder) build(b *Batch) *flowv1.Batch {
-	clear(e.origins)
-	pb := &e.pb
-	origins := pb.Origins[:0]
-	*pb = flowv1.Batch{
-		MajorVersion: b.Major, MinorVersion: b.Minor, ExporterId: b.ExporterID,
-		NodeName: b.NodeName, BootId: b.BootID, Origins: origins,
-	}
-	if pb.MajorVersion == 0 {
-		pb.MajorVersion = MajorVersion
-	}
-	pb.BaseTimeUnixNano = baseTime(b)
-	if cap(e.recs) < len(b.Records) {
-		e.recs = make([]flowv1.FlowRecord, len(b.Records))
-		e.ptrs = make([]*flowv1.FlowRecord, len(b.Records))
-		for i := range e.recs {
-			e.ptrs[i] = &e.recs[i]
-		}
-	}
-	pb.Records = e.ptrs[:len(b.Records)]
-	prev := pb.BaseTimeUnixNano
-	for i := range b.Records {
-		prev = e.record(pb, &b.Records[i], pb.Records[i], prev)
-	}
-	for i := range b.Aggregates {
-		pb.Aggregates = append(pb.Aggregates, e.aggregate(pb, &b.Aggregates[i]))
-	}
-	if b.Heartbeat != nil {
-		pb.Heartbeat = heartbeatToPB(b.Heartbeat)
-	}
-	return pb
-}
-
 // baseTime is the first record's end (or the first aggregate's), 0 for a batch without flows.
 func baseTime(b *Batch) int64 {
 	switch {
@@ -116,63 +122,37 @@ func baseTime(b *Batch) int64 {
 	return 0
 }
 
-func (e *Encoder) origin(pb *flowv1.Batch, w flow.Workload, netns uint32, cgroup uint64) uint32 {
+func (e *Encoder) origin(w flow.Workload, netns uint32, cgroup uint64) uint32 {
 	k := originKey{w, netns, cgroup}
-	if i, ok := e.origins[k]; ok {
+	if e.hasLast && k == e.last {
+		return e.lastIdx
+	}
+	// Comparing with the guess is cheap: equal strings from the same source share memory.
+	if i, ok := e.byCgroup[cgroup]; ok && e.order[i] == k {
+		e.last, e.lastIdx = k, i
 		return i
 	}
-	i := uint32(len(pb.Origins))
-	e.origins[k] = i
-	pb.Origins = append(pb.Origins, &flowv1.Origin{Workload: workloadToPB(w), Netns: netns, CgroupId: cgroup})
+	i, ok := e.origins[k]
+	if !ok {
+		i = uint32(len(e.order))
+		e.origins[k] = i
+		e.order = append(e.order, k)
+	}
+	e.byCgroup[cgroup] = i
+	e.last, e.lastIdx, e.hasLast = k, i, true
 	return i
 }
 
-// record fills m from r; prev is the previous record's end, and record returns r's.
-func (e *Encoder) record(pb *flowv1.Batch, r *flow.Record, m *flowv1.FlowRecord, prev int64) int64 {
-	end := r.End.UnixNano()
-	dur := end - r.Start.UnixNano()
-	if dur < 0 {
-		dur = 0 // a start after the end is a clock artefact: the flow took no time
-	}
-	*m = flowv1.FlowRecord{
-		ConnId:     r.ConnID,
-		LocalAddr:  addrBytes(r.LocalAddr),
-		LocalPort:  uint32(r.LocalPort),
-		RemoteAddr: addrBytes(r.RemoteAddr),
-		RemotePort: uint32(r.RemotePort),
-		Direction:  directionToPB[r.Direction],
-		Origin:     e.origin(pb, r.Workload, r.Netns, r.CgroupID),
-		EndDeltaNs: end - prev,
-		DurationNs: uint64(dur),
-		Interim:    r.Interim, StartUnknown: !r.StartKnown,
-		BytesSent: r.BytesSent, BytesReceived: r.BytesReceived,
-		SegsSent: r.SegsSent, SegsReceived: r.SegsReceived,
-		Retransmits: r.Retransmits, BytesRetransmitted: r.BytesRetransmitted,
-		SrttUs: r.SrttUs, MinRttUs: r.MinRttUs,
-		ResetsSent: r.ResetsSent, ResetsReceived: r.ResetsReceived,
-		Outcome: outcomeToPB[r.Outcome],
-		Family:  familyToPB(r.Family, r.LocalAddr),
-	}
-	if r.CloseState != "" {
-		if s, ok := stateToPB[r.CloseState]; ok {
-			m.CloseState = s
-		} else {
-			m.CloseStateName = r.CloseState
-		}
-	}
-	return end
-}
-
-func (e *Encoder) aggregate(pb *flowv1.Batch, a *Aggregate) *flowv1.FlowAggregate {
+func (e *Encoder) aggregate(base int64, a *Aggregate) *flowv1.FlowAggregate {
 	m := &flowv1.FlowAggregate{
-		Origin:             e.origin(pb, a.Workload, a.Netns, a.CgroupID),
+		Origin:             e.origin(a.Workload, a.Netns, a.CgroupID),
 		LocalAddr:          addrBytes(a.LocalAddr),
 		RemoteAddr:         addrBytes(a.RemoteAddr),
 		RemotePort:         uint32(a.RemotePort),
 		Direction:          directionToPB[a.Direction],
 		Flows:              a.Flows,
-		FirstStartOffsetNs: a.FirstStart.UnixNano() - pb.BaseTimeUnixNano,
-		LastEndOffsetNs:    a.LastEnd.UnixNano() - pb.BaseTimeUnixNano,
+		FirstStartOffsetNs: a.FirstStart.UnixNano() - base,
+		LastEndOffsetNs:    a.LastEnd.UnixNano() - base,
 		BytesSent:          a.BytesSent, BytesReceived: a.BytesReceived,
 		SegsSent: a.SegsSent, SegsReceived: a.SegsReceived,
 		Retransmits: a.Retransmits, BytesRetransmitted: a.BytesRetransmitted,

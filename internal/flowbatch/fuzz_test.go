@@ -33,3 +33,32 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzScan: whatever the collector's fast Scan accepts, the full Decode (what consumers run)
+// accepts too, with the same identity and sizes.
+func FuzzScan(f *testing.F) {
+	data, err := NewEncoder().Marshal(sampleBatch())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
+	lim := DefaultLimits()
+	lim.MaxBytes = 1 << 20
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := Scan(data, lim, testNow)
+		if err != nil {
+			if ReasonOf(err) == 0 {
+				t.Fatalf("error without a reason: %v", err)
+			}
+			return
+		}
+		pb, err := Decode(data, lim, testNow)
+		if err != nil {
+			t.Fatalf("Scan accepted what Decode refuses: %v", err)
+		}
+		if s.ExporterID != pb.ExporterId || s.BootID != pb.BootId || s.Sequence != pb.Sequence ||
+			s.Records != len(pb.Records) || s.Aggregates != len(pb.Aggregates) {
+			t.Fatalf("Scan %+v disagrees with Decode", s)
+		}
+	})
+}

@@ -33,6 +33,15 @@ func DefaultLimits() Limits {
 	}
 }
 
+// StructureLimits check structure only (no size or time plausibility): for re-reading batches
+// that were accepted earlier.
+func StructureLimits() Limits {
+	const century = 100 * 365 * 24 * time.Hour
+	const many = 1 << 40
+	return Limits{MaxBytes: many, MaxRecords: many, MaxOrigins: many, MaxOwnerships: many, MaxCounters: many,
+		MaxString: many, MaxAge: century, MaxSkew: century, MaxDuration: century}
+}
+
 // RejectError is a batch the collector refuses, with the reason sent back to the exporter.
 type RejectError struct {
 	Reason flowv1.RejectReason

@@ -1,7 +1,9 @@
 package transport
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/flowscope/flowscope/internal/exporter/adapt"
@@ -39,8 +41,10 @@ func (s *Shipper) cut(enc *flowbatch.Encoder, flush bool) {
 	if !flush {
 		n -= n % s.cfg.BatchSize
 	}
-	recs := append([]flow.Record(nil), s.pending[:n]...)
-	s.pending = append(s.pending[:0], s.pending[n:]...)
+	// Swap buffers instead of copying: the batcher owns recs until the next cut.
+	recs := s.pending[:n]
+	s.pending = append(s.spare[:0], s.pending[n:]...)
+	s.spare = recs[:0]
 	hb := s.heartbeat
 	s.heartbeat = nil
 	folding := s.budget != nil && s.budget.Level() == adapt.Folding
@@ -60,6 +64,8 @@ func (s *Shipper) cut(enc *flowbatch.Encoder, flush bool) {
 	maxBytes := 0
 	if udp {
 		maxBytes = s.cfg.UDPMaxBytes - headerRoom
+		// Group records by local workload so a datagram carries few workload identities.
+		slices.SortStableFunc(recs, func(a, b flow.Record) int { return cmp.Compare(a.CgroupID, b.CgroupID) })
 	}
 	var out []*outBatch
 	out = append(out, s.encodeChunks(enc, &flowbatch.Batch{Records: recs}, maxBytes)...)

@@ -215,8 +215,7 @@ func (s *Shipper) recut(b *outBatch) []*outBatch {
 	if data == nil {
 		data = b.body
 	}
-	pb, _ := flowbatch.Decode(data, flowbatch.Limits{MaxBytes: len(data), MaxRecords: 1 << 30, MaxOrigins: 1 << 30,
-		MaxOwnerships: 1 << 30, MaxCounters: 1 << 30, MaxString: 1 << 30, MaxAge: 1 << 62, MaxSkew: 1 << 62, MaxDuration: 1 << 62}, s.clock())
+	pb, _ := flowbatch.Decode(data, flowbatch.StructureLimits(), s.clock())
 	if pb == nil {
 		return nil
 	}

@@ -49,6 +49,7 @@ type Shipper struct {
 
 	mu        sync.Mutex // guards everything below
 	pending   []flow.Record
+	spare     []flow.Record // the batcher's buffer from the previous cut, reused
 	heartbeat *flowbatch.Heartbeat
 	counters  map[string]uint64
 	q         queue

@@ -8,6 +8,7 @@ run() { # package fuzzer
   go test -run '^$' -fuzz "^$2\$" -fuzztime "$t" -parallel 2 "$1"
 }
 run ./internal/flowbatch FuzzDecode
+run ./internal/flowbatch FuzzScan
 run ./internal/collector/ingest FuzzSpoolEntry
 run ./internal/collector/ingest FuzzPeekExporterID
 run ./internal/collector/ingest FuzzJSONBatch

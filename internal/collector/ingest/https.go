@@ -73,13 +73,13 @@ func (in *Ingest) handleBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(in.cfg.Limits.MaxBytes)))
 	if err != nil {
-		ack := in.rejected(TransportHTTPS, "", nil, &flowbatch.RejectError{Reason: flowv1.RejectReason_REJECT_REASON_TOO_LARGE, Msg: err.Error()})
+		ack := in.rejected(TransportHTTPS, Key{}, &flowbatch.RejectError{Reason: flowv1.RejectReason_REJECT_REASON_TOO_LARGE, Msg: err.Error()})
 		writeAck(w, isJSON, http.StatusRequestEntityTooLarge, ack)
 		return
 	}
 	if isJSON {
 		if body, err = jsonToProto(body); err != nil {
-			ack := in.rejected(TransportHTTPS, "", nil, &flowbatch.RejectError{Reason: flowv1.RejectReason_REJECT_REASON_MALFORMED, Msg: err.Error()})
+			ack := in.rejected(TransportHTTPS, Key{}, &flowbatch.RejectError{Reason: flowv1.RejectReason_REJECT_REASON_MALFORMED, Msg: err.Error()})
 			writeAck(w, true, http.StatusBadRequest, ack)
 			return
 		}

@@ -190,28 +190,28 @@ func (in *Ingest) AcceptMany(transport string, datas [][]byte) []*flowv1.Ack {
 	type stored struct {
 		i   int
 		k   Key
-		pb  *flowv1.Batch
+		sum flowbatch.Summary
 		off uint64
 	}
 	var pending []stored
 	for i, data := range datas {
-		pb, ack := in.check(transport, data)
+		sum, ack := in.check(transport, data)
 		if ack != nil {
 			acks[i] = ack
 			continue
 		}
-		k := Key{Exporter: pb.ExporterId, Boot: pb.BootId, Seq: pb.Sequence}
-		if ack := in.reserve(transport, k, pb); ack != nil {
+		k := Key{Exporter: sum.ExporterID, Boot: sum.BootID, Seq: sum.Sequence}
+		if ack := in.reserve(transport, k); ack != nil {
 			acks[i] = ack
 			continue
 		}
 		off, err := in.spool.write(k, data)
 		if err != nil {
 			in.dedupe.finish(k, false)
-			acks[i] = in.unavailable(transport, pb, err)
+			acks[i] = in.unavailable(transport, k, err)
 			continue
 		}
-		pending = append(pending, stored{i, k, pb, off})
+		pending = append(pending, stored{i, k, sum, off})
 	}
 	var err error
 	if len(pending) > 0 {
@@ -220,69 +220,68 @@ func (in *Ingest) AcceptMany(transport string, datas [][]byte) []*flowv1.Ack {
 	for _, p := range pending {
 		in.dedupe.finish(p.k, err == nil)
 		if err != nil {
-			acks[p.i] = in.unavailable(transport, p.pb, err)
+			acks[p.i] = in.unavailable(transport, p.k, err)
 			continue
 		}
 		in.m.batches.WithLabelValues(transport).Inc()
-		in.m.flows.WithLabelValues(transport).Add(float64(len(p.pb.Records)))
-		in.m.aggregates.WithLabelValues(transport).Add(float64(len(p.pb.Aggregates)))
+		in.m.flows.WithLabelValues(transport).Add(float64(p.sum.Records))
+		in.m.aggregates.WithLabelValues(transport).Add(float64(p.sum.Aggregates))
 		acks[p.i] = &flowv1.Ack{Sequence: p.k.Seq, BootId: p.k.Boot, Status: flowv1.Ack_STATUS_ACCEPTED}
 	}
 	in.m.ackLatency.WithLabelValues(transport).Observe(time.Since(start).Seconds())
 	return acks
 }
 
-// check applies the size limit, the exporter's rate limit, decoding and validation.
-func (in *Ingest) check(transport string, data []byte) (*flowv1.Batch, *flowv1.Ack) {
+// check applies the size limit, the exporter's rate limit and validation.
+func (in *Ingest) check(transport string, data []byte) (flowbatch.Summary, *flowv1.Ack) {
+	var none flowbatch.Summary
 	if len(data) > in.cfg.Limits.MaxBytes {
-		return nil, in.rejected(transport, "", nil, &flowbatch.RejectError{
+		return none, in.rejected(transport, Key{}, &flowbatch.RejectError{
 			Reason: flowv1.RejectReason_REJECT_REASON_TOO_LARGE,
 			Msg:    fmt.Sprintf("batch of %d bytes exceeds %d", len(data), in.cfg.Limits.MaxBytes)})
 	}
 	exporter := peekExporterID(data)
 	if !in.limiter.allow(exporter, len(data)) {
-		return nil, in.rejected(transport, exporter, nil, &flowbatch.RejectError{
+		return none, in.rejected(transport, Key{Exporter: exporter}, &flowbatch.RejectError{
 			Reason: flowv1.RejectReason_REJECT_REASON_RATE_LIMITED, Msg: "exporter over its rate limit; retry later"})
 	}
-	pb, err := flowbatch.Decode(data, in.cfg.Limits, in.clock())
+	sum, err := flowbatch.Scan(data, in.cfg.Limits, in.clock())
 	if err != nil {
-		return nil, in.rejected(transport, exporter, pb, err)
+		return none, in.rejected(transport, Key{Exporter: exporter, Boot: sum.BootID, Seq: sum.Sequence}, err)
 	}
-	return pb, nil
+	return sum, nil
 }
 
 // reserve de-duplicates; nil means the batch is new and reserved for storing.
-func (in *Ingest) reserve(transport string, k Key, pb *flowv1.Batch) *flowv1.Ack {
+func (in *Ingest) reserve(transport string, k Key) *flowv1.Ack {
 	switch in.dedupe.reserve(k) {
 	case verdictDuplicate:
 		in.m.duplicates.WithLabelValues(transport).Inc()
 		return &flowv1.Ack{Sequence: k.Seq, BootId: k.Boot, Status: flowv1.Ack_STATUS_DUPLICATE}
 	case verdictStale:
-		return in.rejected(transport, k.Exporter, pb, &flowbatch.RejectError{
+		return in.rejected(transport, k, &flowbatch.RejectError{
 			Reason: flowv1.RejectReason_REJECT_REASON_STALE_SEQUENCE, Msg: "sequence too old to de-duplicate"})
 	case verdictPending:
-		return in.rejected(transport, k.Exporter, pb, &flowbatch.RejectError{
+		return in.rejected(transport, k, &flowbatch.RejectError{
 			Reason: flowv1.RejectReason_REJECT_REASON_UNAVAILABLE, Msg: "the same batch is being stored; retry"})
 	}
 	return nil
 }
 
-func (in *Ingest) unavailable(transport string, pb *flowv1.Batch, err error) *flowv1.Ack {
+func (in *Ingest) unavailable(transport string, k Key, err error) *flowv1.Ack {
 	in.logs.error("spool", "storing batch failed", "err", err)
-	return in.rejected(transport, pb.ExporterId, pb, &flowbatch.RejectError{
+	return in.rejected(transport, k, &flowbatch.RejectError{
 		Reason: flowv1.RejectReason_REJECT_REASON_UNAVAILABLE, Msg: "cannot store the batch now; retry"})
 }
 
-func (in *Ingest) rejected(transport, exporter string, pb *flowv1.Batch, err error) *flowv1.Ack {
+// rejected counts and logs (rate-limited) a refusal; k holds what is known of the batch.
+func (in *Ingest) rejected(transport string, k Key, err error) *flowv1.Ack {
 	reason := flowbatch.ReasonOf(err)
 	name := flowbatch.ReasonName(reason)
 	in.m.rejected.WithLabelValues(transport, name).Inc()
-	in.logs.warn(name, "batch rejected", "transport", transport, "exporter", exporter, "err", err)
-	ack := &flowv1.Ack{Status: flowv1.Ack_STATUS_REJECTED, Reason: reason, Message: err.Error(), Retryable: retryable(reason)}
-	if pb != nil {
-		ack.Sequence, ack.BootId = pb.Sequence, pb.BootId
-	}
-	return ack
+	in.logs.warn(name, "batch rejected", "transport", transport, "exporter", k.Exporter, "err", err)
+	return &flowv1.Ack{Status: flowv1.Ack_STATUS_REJECTED, Reason: reason, Message: err.Error(),
+		Retryable: retryable(reason), Sequence: k.Seq, BootId: k.Boot}
 }
 
 func retryable(r flowv1.RejectReason) bool {

@@ -12,6 +12,7 @@ type metrics struct {
 	rejected                               *prometheus.CounterVec
 	ackLatency                             *prometheus.HistogramVec
 	consumed                               *prometheus.CounterVec
+	undecodable                            prometheus.Counter
 
 	mu    sync.Mutex
 	depth map[string]func() float64 // consumer name → queue depth
@@ -35,9 +36,11 @@ func newMetrics(reg prometheus.Registerer, in *Ingest) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}, []string{"transport"}),
 		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "consumer_batches_total", Help: "Batches handed to each downstream consumer."}, []string{"consumer"}),
+		undecodable: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "spool_undecodable_total", Help: "Stored batches that could not be decoded for consumers (skipped)."}),
 		depth: map[string]func() float64{},
 	}
-	for _, c := range []prometheus.Collector{m.batches, m.flows, m.aggregates, m.duplicates, m.rejected, m.ackLatency, m.consumed,
+	for _, c := range []prometheus.Collector{m.batches, m.flows, m.aggregates, m.duplicates, m.rejected, m.ackLatency, m.consumed, m.undecodable,
 		&lossCollector{in: in}, &depthCollector{m: m}} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering collector metrics: %w", err)

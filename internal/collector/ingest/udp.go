@@ -16,7 +16,13 @@ import (
 // counted (as loss they also show up as missing sequence numbers).
 const udpQueue = 4096
 
+// udpSocketBuffer absorbs bursts while the worker stores earlier datagrams.
+const udpSocketBuffer = 8 << 20
+
 func (in *Ingest) startUDP(ctx context.Context, g *errgroup.Group, _ net.Listener, pc net.PacketConn) (string, func(), error) {
+	if uc, ok := pc.(*net.UDPConn); ok {
+		_ = uc.SetReadBuffer(udpSocketBuffer) // best effort: the kernel caps it at net.core.rmem_max
+	}
 	q := make(chan []byte, udpQueue)
 	g.Go(func() error {
 		defer close(q)
@@ -30,13 +36,13 @@ func (in *Ingest) startUDP(ctx context.Context, g *errgroup.Group, _ net.Listene
 				return err
 			}
 			if n > in.cfg.MaxUDPBytes {
-				in.rejected(TransportUDP, "", nil, &flowbatch.RejectError{Reason: flowv1.RejectReason_REJECT_REASON_TOO_LARGE, Msg: "datagram too large"})
+				in.rejected(TransportUDP, Key{}, &flowbatch.RejectError{Reason: flowv1.RejectReason_REJECT_REASON_TOO_LARGE, Msg: "datagram too large"})
 				continue
 			}
 			select {
 			case q <- append([]byte(nil), buf[:n]...):
 			default:
-				in.rejected(TransportUDP, "", nil, &flowbatch.RejectError{Reason: flowv1.RejectReason_REJECT_REASON_UNAVAILABLE, Msg: "ingest queue full"})
+				in.rejected(TransportUDP, Key{}, &flowbatch.RejectError{Reason: flowv1.RejectReason_REJECT_REASON_UNAVAILABLE, Msg: "ingest queue full"})
 			}
 		}
 	})
