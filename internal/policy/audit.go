@@ -1,0 +1,116 @@
+package policy
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/flowscope/flowscope/internal/flow"
+	"github.com/flowscope/flowscope/internal/store"
+)
+
+// Namespace gives a namespace's labels for namespaceSelectors.
+type Namespace struct {
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// Request is what audit and what-if evaluate observed flows against.
+type Request struct {
+	Allow      *AllowList                   `json:"allow,omitempty"`
+	Policies   []networkingv1.NetworkPolicy `json:"policies,omitempty"`
+	Namespaces []Namespace                  `json:"namespaces,omitempty"`
+	NamedPorts map[string]map[string]int32  `json:"named_ports,omitempty"` // workload id → port name → number
+}
+
+// Violation is a group of observed flows that a rule forbids.
+type Violation struct {
+	Client flow.Endpoint `json:"client"`
+	Server flow.Endpoint `json:"server"`
+	Port   uint16        `json:"port"`
+	Flows  uint64        `json:"flows"`
+	Bytes  uint64        `json:"bytes"`
+	First  time.Time     `json:"first"`
+	Last   time.Time     `json:"last"`
+	Rule   string        `json:"rule"` // "allow-list" or "networkpolicy"
+	Reason string        `json:"reason"`
+}
+
+func violation(g store.FlowGroup, rule, reason string) Violation {
+	return Violation{Client: g.Client, Server: g.Server, Port: g.Server.Port, Flows: g.Flows, Bytes: g.Bytes, First: g.First, Last: g.Last, Rule: rule, Reason: reason}
+}
+
+func (r Request) evaluator() (*Evaluator, error) {
+	ns := map[string]map[string]string{}
+	for _, n := range r.Namespaces {
+		ns[n.Name] = n.Labels
+	}
+	return NewEvaluator(r.Policies, func(name string) map[string]string { return ns[name] })
+}
+
+func (r Request) peer(e flow.Endpoint) Peer {
+	p := PeerOf(e)
+	p.NamedPorts = r.NamedPorts[e.Name()]
+	return p
+}
+
+// Audit returns the flow groups that violate the allow-list or the NetworkPolicies of req.
+func Audit(groups []store.FlowGroup, req Request) ([]Violation, error) {
+	ev, err := req.evaluator()
+	if err != nil {
+		return nil, err
+	}
+	out := []Violation{}
+	for _, g := range groups {
+		if req.Allow != nil && !req.Allow.Allows(g.Client.Name(), g.Server.Name(), g.Server.Port) {
+			out = append(out, violation(g, "allow-list", fmt.Sprintf("no allow-list rule allows %s -> %s:%d", g.Client.Name(), g.Server.Name(), g.Server.Port)))
+		}
+		if len(req.Policies) > 0 {
+			if v := ev.Allow(req.peer(g.Client), req.peer(g.Server), g.Server.Port); !v.Allowed {
+				out = append(out, violation(g, "networkpolicy", v.Reason))
+			}
+		}
+	}
+	sortViolations(out)
+	return out, nil
+}
+
+// WhatIf returns the flow groups req.Policies would block, and how many flows they allow.
+func WhatIf(groups []store.FlowGroup, req Request) (blocked []Violation, allowedFlows uint64, err error) {
+	req.Allow = nil
+	ev, err := req.evaluator()
+	if err != nil {
+		return nil, 0, err
+	}
+	blocked = []Violation{}
+	for _, g := range groups {
+		if v := ev.Allow(req.peer(g.Client), req.peer(g.Server), g.Server.Port); !v.Allowed {
+			blocked = append(blocked, violation(g, "networkpolicy", v.Reason))
+		} else {
+			allowedFlows += g.Flows
+		}
+	}
+	sortViolations(blocked)
+	return blocked, allowedFlows, nil
+}
+
+func sortViolations(v []Violation) {
+	sort.SliceStable(v, func(i, j int) bool {
+		a, b := v[i], v[j]
+		if a.Flows != b.Flows {
+			return a.Flows > b.Flows
+		}
+		if a.Client.Name() != b.Client.Name() {
+			return a.Client.Name() < b.Client.Name()
+		}
+		if a.Server.Name() != b.Server.Name() {
+			return a.Server.Name() < b.Server.Name()
+		}
+		if a.Port != b.Port {
+			return a.Port < b.Port
+		}
+		return a.Rule < b.Rule
+	})
+}
