@@ -40,7 +40,7 @@ func runGolden(t *testing.T, url string, cases []goldenCase) {
 			var out, errOut bytes.Buffer
 			queryOut = &out
 			t.Cleanup(func() { queryOut = os.Stdout })
-			args := append([]string{tc.args[0], "--server=" + url}, tc.args[1:]...)
+			args := append(append([]string(nil), tc.args...), "--server="+url)
 			code := run(args, &errOut)
 			got := out.String()
 			if errOut.Len() > 0 {
@@ -85,5 +85,15 @@ func TestQueryCommandsGolden(t *testing.T) {
 		{"top_json", with("top", "--by=retransmits", "--limit=3", "-o=json"), 0},
 		{"health_table", with("health", "--limit=8"), 0},
 		{"health_json", with("health", "--limit=2", "-o=json"), 0},
+		{"paths_check", []string{"paths", "check", "--expect=testdata/expect.yaml", "--from=-70m", "--to=-10m"}, 0},
+		{"paths_check_json", []string{"paths", "check", "--from=-70m", "--to=-10m", "--baseline-from=-130m", "--baseline-to=-70m", "-o=json"}, 0},
+		{"paths_bad_expect", with("paths", "check", "--expect=testdata/bad-expect.yaml"), 1},
+		{"policy_audit", with("policy", "audit", "--allow=testdata/allow.yaml", "-f=testdata/ns1-lockdown.yaml", "--namespace-labels=testdata/namespaces.yaml", "--limit=12"), 0},
+		{"policy_audit_json", with("policy", "audit", "--allow=testdata/allow.yaml", "--namespace=ns2", "-o=json"), 0},
+		{"policy_recommend", with("policy", "recommend", "--namespace=ns1"), 0},
+		{"policy_recommend_json", with("policy", "recommend", "--namespace=ns0", "-o=json"), 0},
+		{"policy_whatif", with("policy", "whatif", "-f=testdata/ns1-lockdown.yaml", "--namespace-labels=testdata/namespaces.yaml"), 0},
+		{"policy_whatif_json", with("policy", "whatif", "-f=testdata/ns1-lockdown.yaml", "-o=json", "--namespace=ns2"), 0},
+		{"policy_bad_file", with("policy", "whatif", "-f=testdata/bad-policy.yaml"), 1},
 	})
 }

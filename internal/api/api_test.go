@@ -88,3 +88,29 @@ func TestDepsAndTopAnswer(t *testing.T) {
 		t.Errorf("unknown route: %d %s", code, body)
 	}
 }
+
+func TestBadBodiesAre400(t *testing.T) {
+	srv := server(t)
+	tests := []struct{ path, body, want string }{
+		{"/api/v1/paths/check", `{"expect": [`, "malformed JSON body"},
+		{"/api/v1/paths/check", `{"expect": [{"from": "a/b", "to": "c/d"}]}`, "needs from, to and port"},
+		{"/api/v1/paths/check", `{"expectations": []}`, `unknown field "expectations"`},
+		{"/api/v1/paths/check", ``, "needs a JSON body"},
+		{"/api/v1/paths/check", `{"expect": [], "baseline_from": "2026-03-02T12:00:00Z", "baseline_to": "2026-03-02T11:00:00Z"}`, "baseline: time range reversed"},
+		{"/api/v1/policy/whatif", `{}`, "whatif needs policies"},
+		{"/api/v1/policy/audit", `{}`, "needs an allow-list"},
+		{"/api/v1/policy/audit", `{"policies": [{"metadata": {"name": "x"}, "spec": {"podSelector": {}, "policyTypes": ["Sideways"]}}]}`, "policies[0] default/x: policyTypes"},
+	}
+	for _, tc := range tests {
+		resp, err := http.Post(srv.URL+tc.path, "application/json", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e struct{ Error string }
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(e.Error, tc.want) {
+			t.Errorf("POST %s %s = %d %q, want 400 containing %q", tc.path, tc.body, resp.StatusCode, e.Error, tc.want)
+		}
+	}
+}

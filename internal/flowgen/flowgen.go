@@ -39,10 +39,12 @@ type Workload struct {
 type Dep struct {
 	Client, Server *Workload
 	ViaService     bool
-	Network        string  // egress to this named network instead of Server
-	FailRate       float64 // share of connections that fail
-	Retransmit     float64 // mean retransmits per connection
-	RTTus          float64 // median RTT
+	Network        string    // egress to this named network instead of Server
+	FailRate       float64   // share of connections that fail
+	Retransmit     float64   // mean retransmits per connection
+	RTTus          float64   // median RTT
+	Until          time.Time // the dependency stops at this time (zero: never)
+	FailFrom       time.Time // from this time on half of its connections fail (zero: never)
 }
 
 // Cluster is a generated cluster and its dependencies.
@@ -97,6 +99,13 @@ func New(cfg Config) *Cluster {
 	return c
 }
 
+// Script makes the cluster's history change at t: the second dependency vanishes and the
+// third starts failing, for pathway detection to find.
+func (c *Cluster) Script(t time.Time) {
+	c.Deps[1].Until = t
+	c.Deps[2].FailFrom = t
+}
+
 // Conns returns n connections ending between start and start+span, in time order.
 func (c *Cluster) Conns(start time.Time, span time.Duration, n int) []flow.Conn {
 	out := make([]flow.Conn, n)
@@ -115,6 +124,12 @@ func (c *Cluster) conn(end time.Time) flow.Conn {
 		return c.unattributed(end)
 	}
 	d = c.Deps[rng.IntN(len(c.Deps))]
+	for !d.Until.IsZero() && !end.Before(d.Until) {
+		d = c.Deps[rng.IntN(len(c.Deps))]
+	}
+	if !d.FailFrom.IsZero() && !end.Before(d.FailFrom) {
+		d.FailRate = 0.5
+	}
 	client := d.Client.Pods[rng.IntN(len(d.Client.Pods))]
 	client.Port = uint16(32768 + rng.IntN(28000))
 	conn := flow.Conn{ConnKey: fmt.Sprintf("gen-%d", c.seq), Observed: "both", Client: client, Outcome: flow.OK}

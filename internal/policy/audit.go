@@ -73,6 +73,7 @@ func Audit(groups []store.FlowGroup, req Request) ([]Violation, error) {
 			}
 		}
 	}
+	out = merge(out)
 	sortViolations(out)
 	return out, nil
 }
@@ -92,8 +93,43 @@ func WhatIf(groups []store.FlowGroup, req Request) (blocked []Violation, allowed
 			allowedFlows += g.Flows
 		}
 	}
+	blocked = merge(blocked)
 	sortViolations(blocked)
 	return blocked, allowedFlows, nil
+}
+
+// merge folds violations of the same workloads, port, rule and reason (different pods of a
+// workload) into one, keeping the first endpoints as representatives.
+func merge(vs []Violation) []Violation {
+	idx := map[string]int{}
+	out := vs[:0:0]
+	for _, v := range vs {
+		k := fmt.Sprintf("%s|%s|%s|%s|%d|%s|%s", v.Client.Name(), outsideAddr(v.Client), v.Server.Name(), outsideAddr(v.Server), v.Port, v.Rule, v.Reason)
+		i, ok := idx[k]
+		if !ok {
+			idx[k] = len(out)
+			v.Client.Pod, v.Client.PodUID, v.Server.Pod, v.Server.PodUID = "", "", "", ""
+			out = append(out, v)
+			continue
+		}
+		m := &out[i]
+		m.Flows += v.Flows
+		m.Bytes += v.Bytes
+		if v.First.Before(m.First) {
+			m.First = v.First
+		}
+		if v.Last.After(m.Last) {
+			m.Last = v.Last
+		}
+	}
+	return out
+}
+
+func outsideAddr(e flow.Endpoint) string {
+	if e.Kind == flow.EndpointPod || !e.Addr.IsValid() {
+		return ""
+	}
+	return e.Addr.String()
 }
 
 func sortViolations(v []Violation) {

@@ -109,7 +109,7 @@ func policyOf(file string, doc *yaml.Node) (networkingv1.NetworkPolicy, error) {
 	if p.Namespace == "" {
 		p.Namespace = "default"
 	}
-	if err := validate(&p); err != nil {
+	if err := Validate(&p); err != nil {
 		var pe *pathError
 		if errors.As(err, &pe) {
 			return p, specfile.At(file, specfile.Locate(doc, pe.path), "%s", pe.msg)
@@ -150,8 +150,8 @@ func perr(msg string, path ...any) error {
 	return &pathError{path: p, msg: msg}
 }
 
-// validate checks what the API server would refuse.
-func validate(p *networkingv1.NetworkPolicy) error {
+// Validate checks what the API server would refuse in a NetworkPolicy.
+func Validate(p *networkingv1.NetworkPolicy) error {
 	if p.Name == "" {
 		return perr("metadata.name is required", "metadata")
 	}

@@ -203,10 +203,46 @@ func rules(set map[string]*peerPorts) []rule {
 	out := make([]rule, 0, len(order))
 	for _, k := range order {
 		r := *byPorts[k]
+		r.peers = collapseIPBlocks(r.peers)
 		if strings.HasPrefix(k, "any ") {
 			r.peers = nil // every source/destination on these ports
 		}
 		out = append(out, r)
+	}
+	return out
+}
+
+// MaxIPBlocks is how many single-address ipBlocks a rule lists before they are widened to
+// their /24 (IPv4) or /64 (IPv6) networks, to keep recommendations readable.
+const MaxIPBlocks = 16
+
+func collapseIPBlocks(peers []networkingv1.NetworkPolicyPeer) []networkingv1.NetworkPolicyPeer {
+	n := 0
+	for _, p := range peers {
+		if p.IPBlock != nil {
+			n++
+		}
+	}
+	if n <= MaxIPBlocks {
+		return peers
+	}
+	var out []networkingv1.NetworkPolicyPeer
+	seen := map[string]bool{}
+	for _, p := range peers {
+		if p.IPBlock == nil {
+			out = append(out, p)
+			continue
+		}
+		pfx := netip.MustParsePrefix(p.IPBlock.CIDR)
+		bits := 24
+		if pfx.Addr().Is6() {
+			bits = 64
+		}
+		wide, _ := pfx.Addr().Prefix(bits)
+		if !seen[wide.String()] {
+			seen[wide.String()] = true
+			out = append(out, networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: wide.String()}})
+		}
 	}
 	return out
 }

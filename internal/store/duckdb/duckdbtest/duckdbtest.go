@@ -17,6 +17,10 @@ var Start = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 // Span of the fixed data set.
 const Span = 2 * time.Hour
 
+// ScriptAt is when the data set's history changes (flowgen.Cluster.Script): one dependency
+// vanishes, another starts failing.
+var ScriptAt = Start.Add(time.Hour)
+
 // Now is the clock of a loaded store: a little after the data set ends, hours rolled up.
 var Now = Start.Add(Span + 10*time.Minute)
 
@@ -31,7 +35,9 @@ func Load(t testing.TB) *duckdb.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	conns := flowgen.New(flowgen.Small).Conns(Start, Span, 20000)
+	gen := flowgen.New(flowgen.Small)
+	gen.Script(ScriptAt)
+	conns := gen.Conns(Start, Span, 20000)
 	for i := 0; i < len(conns); i += 1000 {
 		b := conns[i:min(i+1000, len(conns))]
 		mu.Lock()
