@@ -178,4 +178,3 @@ func (p *params) truncate(v []policy.Violation) []policy.Violation {
 	}
 	return v
 }
-
