@@ -81,6 +81,7 @@ type held struct {
 	decided bool
 	done    bool
 	partner *held
+	viaVIP  bool // joined to its partner through a Service address (verified once decided)
 }
 
 // Attributor holds records until they can be attributed, joins both ends and writes the
@@ -163,8 +164,13 @@ func (a *Attributor) Add(ins ...Input) error {
 	return nil
 }
 
+// schedule queues a check of h at or after at (whole seconds, rounded up).
 func (a *Attributor) schedule(h *held, at time.Time) {
-	sec := max(at.Unix(), a.cursor)
+	sec := at.Unix()
+	if at.Nanosecond() != 0 {
+		sec++
+	}
+	sec = max(sec, a.cursor)
 	a.wheel[sec] = append(a.wheel[sec], h)
 }
 
@@ -172,11 +178,22 @@ func (a *Attributor) schedule(h *held, at time.Time) {
 func (a *Attributor) link(h *held) {
 	k := h.in.clientKey()
 	list := a.byClient[k]
+	var loose *held
+	looseN := 0
 	for _, c := range list {
-		if a.matches(h, c) {
+		switch a.matches(h, c) {
+		case exact:
 			h.partner, c.partner = c, h
-			break
+			a.byClient[k] = append(list, h)
+			return
+		case viaVIP:
+			loose = c
+			looseN++
 		}
+	}
+	if looseN == 1 { // an ambiguous join is no join
+		h.partner, loose.partner = loose, h
+		h.viaVIP, loose.viaVIP = true, true
 	}
 	a.byClient[k] = append(list, h)
 }
@@ -204,11 +221,12 @@ func (a *Attributor) Flush(ctx context.Context) error {
 	now := a.now()
 	a.mu.Lock()
 	for sec := a.cursor; sec <= now.Unix(); sec++ {
-		due := a.wheel[sec]
-		delete(a.wheel, sec)
-		for _, h := range due {
-			if !h.done {
-				a.check(h, now)
+		for due := a.wheel[sec]; len(due) > 0; due = a.wheel[sec] { // checks may reschedule into sec
+			delete(a.wheel, sec)
+			for _, h := range due {
+				if !h.done {
+					a.check(h, now)
+				}
 			}
 		}
 	}
@@ -271,12 +289,17 @@ func (a *Attributor) check(h *held, now time.Time) {
 		if !p.decided && final {
 			p.decided = a.decide(p, true)
 		}
+		if p.decided && !a.confirmVIPJoin(h, p) {
+			a.schedule(p, now) // apart again: each goes on alone
+			a.schedule(h, now)
+			return
+		}
 		if p.decided {
 			a.emitJoined(h, p)
 		}
 		return // the partner's own check emits both
 	}
-	if h.remote.Exporter && now.Before(h.joinBy) {
+	if h.expectsPeer() && now.Before(h.joinBy) {
 		a.schedule(h, h.joinBy) // the peer's exporter will report its side
 		return
 	}
@@ -330,10 +353,29 @@ func (a *Attributor) forceOldest(now time.Time) {
 		if !p.decided {
 			p.decided = a.decide(p, true)
 		}
-		a.emitJoined(h, p)
-		return
+		if a.confirmVIPJoin(h, p) {
+			a.emitJoined(h, p)
+			return
+		}
 	}
 	a.emitSingle(h)
+}
+
+// confirmVIPJoin keeps a join made through a Service address only if the client's
+// destination was attributed to a Service; otherwise it parts the two records.
+func (a *Attributor) confirmVIPJoin(x, y *held) bool {
+	if !x.viaVIP {
+		return true
+	}
+	cl := x
+	if !cl.in.isClient() {
+		cl = y
+	}
+	if cl.remote.Attributed() && cl.remote.Owner.Kind == flow.EndpointService {
+		return true
+	}
+	x.partner, y.partner, x.viaVIP, y.viaVIP = nil, nil, false, false
+	return false
 }
 
 // trimOrder drops emitted records from the front of the arrival order.
@@ -353,4 +395,10 @@ func (a *Attributor) finish(h *held) {
 	h.done = true
 	a.held--
 	a.unindex(h)
+}
+
+// expectsPeer reports whether the other side of h's connection is likely observed too: its
+// address is an exporter's, or it is a Service whose backends are.
+func (h *held) expectsPeer() bool {
+	return h.remote.Exporter || (h.remote.Attributed() && h.remote.Owner.Kind == flow.EndpointService)
 }

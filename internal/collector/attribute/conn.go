@@ -13,23 +13,40 @@ func within(a, b time.Time, tol time.Duration) bool {
 	return d <= tol && d >= -tol
 }
 
+// match says how two records relate.
+type match int
+
+const (
+	noMatch match = iota
+	viaVIP        // the client dialled another address (a Service VIP without a known translation)
+	exact         // the client reached the server's local address (or its known translation)
+)
+
 // matches reports whether x and y are the client's and the server's records of one
-// connection interval: mirrored ends (the client reached the server's local address, or
-// dialled an address translated to it), overlapping times.
-func (a *Attributor) matches(x, y *held) bool {
+// connection interval: the same client address and port (the index guarantees it), opposite
+// sides, the same kind of record, starts and ends within the tolerance, and the client's
+// destination the server's local address — or, without a known translation, some other
+// address, which must turn out to be a Service (checked once attributed).
+func (a *Attributor) matches(x, y *held) match {
 	if x.partner != nil || y.partner != nil || x.done || y.done || x.in.isClient() == y.in.isClient() {
-		return false
+		return noMatch
 	}
 	rx, ry := &x.in.Record, &y.in.Record
 	if rx.Interim != ry.Interim || !within(rx.Start, ry.Start, a.cfg.JoinTolerance) || !within(rx.End, ry.End, a.cfg.JoinTolerance) {
-		return false
+		return noMatch
 	}
 	c, s := x, y
 	if !c.in.isClient() {
 		c, s = y, x
 	}
 	addr, port := c.in.serverAddr()
-	return addr.Unmap() == s.in.Record.LocalAddr.Unmap() && port == s.in.Record.LocalPort
+	if addr.Unmap() == s.in.Record.LocalAddr.Unmap() && port == s.in.Record.LocalPort {
+		return exact
+	}
+	if !c.in.TranslatedAddr.IsValid() {
+		return viaVIP
+	}
+	return noMatch
 }
 
 func resultEndpoint(r ownership.Result, addr flowAddr) flow.Endpoint {
@@ -105,6 +122,10 @@ func (a *Attributor) emitJoined(x, y *held) {
 	rc, rs := &cl.in.Record, &sv.in.Record
 	c := a.single(cl)
 	c.Observed = "both"
+	if cl.viaVIP {
+		vip := c.Server
+		c.VIP = &vip
+	}
 	c.End = maxTime(rc.End, rs.End)
 	c.Server = sv.localEndpoint()
 	if sv.localReason != "" && cl.remote.Attributed() {

@@ -169,9 +169,8 @@ func (s *Store) decide(e *entry, at int64, final bool) Result {
 		}
 		return Result{Owner: s.enrich(owner), Source: src, Exporter: true}
 	}
-	skew := int64(s.cfg.SkewTolerance)
-	if sc.hasDef && sc.lastTo < at+skew && !final {
-		return Result{Pending: true} // the exporter's next heartbeat may still cover the moment
+	if sc.hasDef && !final {
+		return Result{Pending: true} // an exporter reports this address: its late heartbeat may still cover the moment
 	}
 	if sc.possible.n > 0 {
 		if !kubeDone {

@@ -243,16 +243,19 @@ func (s *Store) insert(e *entry, r rng) error {
 	return nil
 }
 
-// evictOldest drops the range of e that ended first and raises e.floor past it, so that no
-// lookup can be answered without it.
+// evictOldest drops a range of e: the oldest that only the local ends of flows made, if any
+// (losing a definite range only loses coverage), else the range that ended first, raising
+// e.floor past it so that no lookup can be answered without it.
 func (s *Store) evictOldest(e *entry) {
-	oldest := 0
+	oldest, flowOnly := -1, false
 	for i, x := range e.r {
-		if x.to < e.r[oldest].to {
-			oldest = i
+		fo := x.src == SourceFlow
+		switch {
+		case oldest < 0, fo && !flowOnly, fo == flowOnly && x.to < e.r[oldest].to:
+			oldest, flowOnly = i, fo
 		}
 	}
-	if t := e.r[oldest].to; t > e.floor {
+	if t := e.r[oldest].to; !flowOnly && t > e.floor {
 		e.floor = t
 	}
 	e.r = append(e.r[:oldest], e.r[oldest+1:]...)
