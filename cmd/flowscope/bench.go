@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/flowscope/flowscope/internal/exporterbench"
@@ -15,6 +16,13 @@ func init() {
 }
 
 func runBench(ctx context.Context, args []string) error {
+	if len(args) == 4 && args[0] == "hold" { // a holder process of bench exporter --open
+		n, err := strconv.Atoi(args[3])
+		if err != nil {
+			return usageError{err}
+		}
+		return exporterbench.Hold(args[1], args[2], n)
+	}
 	if len(args) == 0 || args[0] != "exporter" {
 		return usageError{fmt.Errorf("usage: flowscope bench exporter [flags]")}
 	}

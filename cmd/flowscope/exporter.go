@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/bits"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"time"
@@ -122,6 +123,7 @@ func runExporter(ctx context.Context, args []string) error {
 		return err
 	}
 	defer tr.Close()
+	debug.FreeOSMemory() // loading decoded the kernel's BTF (tens of MB): give it back now
 	if f.bpfStats {
 		stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
 		if err != nil {

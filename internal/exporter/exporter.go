@@ -6,6 +6,7 @@ package exporter
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync/atomic"
@@ -60,10 +61,10 @@ type Exporter struct {
 	wall  *tracer.WallClock
 	ns    *namespaces
 
-	evs, snap []tracer.Event
-	recs      []flow.Record
-	stats     atomic.Pointer[Stats]
-	st        Stats
+	evs   []tracer.Event
+	recs  []flow.Record
+	stats atomic.Pointer[Stats]
+	st    Stats
 }
 
 // Stats are the loop's own counters (the table's and the kernel's come with them in a Summary).
@@ -161,8 +162,8 @@ func (x *Exporter) write(recs []flow.Record) {
 	}
 }
 
-// snapshotAll reads the open and listening sockets of every network namespace, then applies
-// all listeners before any socket (direction inference looks across namespaces).
+// snapshotAll reads the open and listening sockets of every network namespace and applies
+// them as they are read; no ring event is applied during the pass (see flowtable.BeginPass).
 func (x *Exporter) snapshotAll() {
 	if !x.tr.SnapshotAvailable() {
 		return
@@ -170,40 +171,28 @@ func (x *Exporter) snapshotAll() {
 	start := time.Now()
 	x.ns.scan()
 	x.st.Namespaces = len(x.ns.paths)
-	x.table.SnapshotBegin(tracer.MonotonicNow())
-	x.snap = x.snap[:0]
-	type part struct {
-		ino        uint32
-		start, end int
-	}
-	parts := make([]part, 0, len(x.ns.paths))
+	x.table.BeginPass(tracer.MonotonicNow())
 	for ino, path := range x.ns.paths {
-		from := len(x.snap)
-		err := inNamespace(path, func() error {
-			var err error
-			x.snap, err = x.tr.Snapshot(x.snap)
+		var rd io.ReadCloser
+		err := inNamespace(path, func() (err error) {
+			rd, err = x.tr.OpenSnapshot()
 			return err
 		})
+		if err == nil {
+			err = x.tr.ReadSnapshot(rd, func(evs []tracer.Event) {
+				x.write(x.table.SnapshotChunk(ino, evs, x.recs[:0]))
+			})
+			rd.Close()
+			x.table.SnapshotChunk(ino, nil, nil) // marks the namespace read, even when it holds no socket
+		}
 		if err != nil {
-			x.snap = x.snap[:from]
 			x.st.SnapshotErrors++
 			x.log.Debug("socket snapshot failed", "netns", ino, "path", path, "error", err)
 			continue
 		}
 		x.st.Snapshots++
-		parts = append(parts, part{ino, from, len(x.snap)})
 	}
-	if err := x.drain(time.Now()); err != nil { // closes that raced with the snapshots
-		x.log.Warn("draining during a snapshot", "error", err)
-	}
-	for _, p := range parts {
-		x.table.Listeners(p.ino, x.snap[p.start:p.end])
-	}
-	for _, p := range parts {
-		x.write(x.table.Snapshot(p.ino, x.snap[p.start:p.end], x.recs[:0]))
-	}
-	x.table.SnapshotEnd()
-	x.table.PruneNamespaces(func(ino uint32) bool { _, ok := x.ns.paths[ino]; return ok })
+	x.write(x.table.EndPass(func(ino uint32) bool { _, ok := x.ns.paths[ino]; return ok }, x.recs[:0]))
 	x.st.LastSnapshotDur = time.Since(start)
 	x.publish()
 }

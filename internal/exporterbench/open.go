@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -28,54 +26,48 @@ type OpenResult struct {
 // both ends of each, and reads the exporter's memory.
 func RunOpen(ctx context.Context, exe string, n int) (OpenResult, error) {
 	res := OpenResult{Connections: n}
-	lim := uint64(2*n + 10000)
-	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: lim, Max: lim}); err != nil {
-		return res, fmt.Errorf("raising the open file limit to %d: %w", lim, err)
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return res, err
+		}
 	}
 	pair, err := testnet.CreatePair(testnet.Options{Prefix: "fsb"})
 	if err != nil {
 		return res, err
 	}
 	defer pair.Close()
+	const perListener = 40000 // holders go round robin over listeners: at most 3 × 16,000 each
+	var targets []netip.AddrPort
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	err = pair.B.Do(func() error {
+		for _, kv := range [][2]string{{"net/core/somaxconn", "65535"}, {"net/ipv4/tcp_max_syn_backlog", "65535"}} {
+			if err := os.WriteFile("/proc/sys/"+kv[0], []byte(kv[1]), 0); err != nil {
+				return fmt.Errorf("setting %s: %w", kv[0], err)
+			}
+		}
+		for i := 0; i < n; i += perListener {
+			fd, port, err := queueListener(pair.B.Addr4, perListener+1000)
+			if err != nil {
+				return err
+			}
+			fds = append(fds, fd)
+			targets = append(targets, netip.AddrPortFrom(pair.B.Addr4, port))
+		}
+		return nil
+	})
+	if err != nil {
+		return res, err
+	}
 	if err := pair.A.Do(func() error {
 		return os.WriteFile("/proc/sys/net/ipv4/ip_local_port_range", []byte("1024 65000"), 0)
 	}); err != nil {
 		return res, fmt.Errorf("widening the client's port range: %w", err)
-	}
-	const perPort = 50000
-	var held []net.Conn
-	var mu sync.Mutex
-	keep := func(c net.Conn) { mu.Lock(); held = append(held, c); mu.Unlock() }
-	defer func() {
-		for _, c := range held {
-			c.Close()
-		}
-	}()
-	var targets []netip.AddrPort
-	for i := 0; i < n; i += perPort {
-		var ln net.Listener
-		if err := pair.B.Do(func() (err error) {
-			ln, err = net.Listen("tcp", netip.AddrPortFrom(pair.B.Addr4, 0).String())
-			return err
-		}); err != nil {
-			return res, err
-		}
-		defer ln.Close()
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				keep(c)
-			}
-		}()
-		targets = append(targets, ln.Addr().(*net.TCPAddr).AddrPort())
-	}
-	if exe == "" {
-		if exe, err = os.Executable(); err != nil {
-			return res, err
-		}
 	}
 	pmax, mmax := maxIDs()
 	ch, err := startChild(ctx, exe, pair.A.Inum, "--interim-interval=3s", fmt.Sprintf("--max-tracked=%d", 2*n+1000))
@@ -86,7 +78,9 @@ func RunOpen(ctx context.Context, exe string, n int) (OpenResult, error) {
 	if err := waitFor(func() bool { return ch.summaries.Load() > 0 }, 20*time.Second); err != nil {
 		return res, errors.New("the exporter wrote no summary within 20 s")
 	}
-	if err := dialMany(pair.A, targets, n, perPort, keep); err != nil {
+	hs, err := startHolders(ctx, exe, pair.A.Path(), targets, n)
+	defer stopHolders(hs)
+	if err != nil {
 		return res, err
 	}
 	err = waitFor(func() bool { s := ch.last.Load(); return s != nil && s.TrackedConns >= 2*n }, 120*time.Second)
@@ -103,30 +97,6 @@ func RunOpen(ctx context.Context, exe string, n int) (OpenResult, error) {
 		objs.Close()
 	}
 	return res, nil
-}
-
-func dialMany(ns *testnet.Netns, targets []netip.AddrPort, n, perPort int, keep func(net.Conn)) error {
-	const workers = 16
-	errc := make(chan error, workers)
-	for w := range workers {
-		go func() {
-			errc <- ns.Do(func() error {
-				for i := w; i < n; i += workers {
-					c, err := net.DialTimeout("tcp", targets[i/perPort].String(), 10*time.Second)
-					if err != nil {
-						return fmt.Errorf("connection %d: %w", i, err)
-					}
-					keep(c)
-				}
-				return nil
-			})
-		}()
-	}
-	var errs []error
-	for range workers {
-		errs = append(errs, <-errc)
-	}
-	return errors.Join(errs...)
 }
 
 func currentRSS(pid int) uint64 {

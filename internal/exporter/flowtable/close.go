@@ -10,12 +10,13 @@ import (
 // close builds the final record of a socket and holds it for one Apply.
 func (t *Table) close(e *tracer.Event) {
 	k := t.key(e)
-	if t.snapFrom != 0 && e.EndNs >= t.snapFrom {
-		t.snapClosed[k] = true
-	}
 	r := flow.Record{}
-	c := t.conns[k]
+	cv, tracked := t.conns[k]
 	delete(t.conns, k)
+	var c *conn
+	if tracked {
+		c = &cv
+	}
 
 	start, startKnown, dir, id := e.StartNs, e.Flags&tracer.FlagStartKnown != 0, direction(e.Flags), e.Key
 	if t.cfg.KeyBySocketAddr {
@@ -33,7 +34,7 @@ func (t *Table) close(e *tracer.Event) {
 			start, startKnown = c.start, c.startKnown
 		}
 		if dir == flow.DirectionUnknown {
-			dir = c.dir
+			dir = c.role.direction()
 		}
 		if id == 0 {
 			id = c.id
@@ -56,7 +57,7 @@ func (t *Table) close(e *tracer.Event) {
 	r.Start, r.End = t.wall(start), t.wall(e.EndNs)
 	r.StartKnown = startKnown
 	if c != nil {
-		r.Workload = c.workload
+		r.Workload = *c.workload
 	} else {
 		r.Workload = t.workload(e)
 	}

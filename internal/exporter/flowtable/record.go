@@ -6,16 +6,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// counters are a socket's cumulative counters with payload corrections applied.
+// counters are a socket's cumulative counters with payload corrections applied. Segment and
+// retransmit counts are 32-bit in the kernel too.
 type counters struct {
-	sent, recv, segsOut, segsIn, retrans, bytesRetrans uint64
+	sent, recv, bytesRetrans uint64
+	segsOut, segsIn, retrans uint32
 }
 
 func (c counters) minus(o counters) counters {
 	return counters{
-		sent: sub(c.sent, o.sent), recv: sub(c.recv, o.recv),
-		segsOut: sub(c.segsOut, o.segsOut), segsIn: sub(c.segsIn, o.segsIn),
-		retrans: sub(c.retrans, o.retrans), bytesRetrans: sub(c.bytesRetrans, o.bytesRetrans),
+		sent: sub(c.sent, o.sent), recv: sub(c.recv, o.recv), bytesRetrans: sub(c.bytesRetrans, o.bytesRetrans),
+		segsOut: c.segsOut - o.segsOut, segsIn: c.segsIn - o.segsIn, retrans: c.retrans - o.retrans, // wrap like the kernel's
 	}
 }
 
@@ -50,8 +51,8 @@ func payloadCounters(e *tracer.Event, active bool) counters {
 	if e.Flags&tracer.FlagFinRcvd != 0 && recv > 0 {
 		recv-- // the peer's FIN
 	}
-	return counters{sent: sent, recv: recv, segsOut: uint64(e.SegsOut), segsIn: uint64(e.SegsIn),
-		retrans: uint64(e.TotalRetrans), bytesRetrans: e.BytesRetrans}
+	return counters{sent: sent, recv: recv, segsOut: e.SegsOut, segsIn: e.SegsIn,
+		retrans: e.TotalRetrans, bytesRetrans: e.BytesRetrans}
 }
 
 // outcome classifies how a connection ended from the state it left for CLOSE, the socket
@@ -109,8 +110,8 @@ func fill(r *flow.Record, e *tracer.Event, c counters) {
 	r.Netns = e.Netns
 	r.CgroupID = e.CgroupID
 	r.BytesSent, r.BytesReceived = c.sent, c.recv
-	r.SegsSent, r.SegsReceived = c.segsOut, c.segsIn
-	r.Retransmits, r.BytesRetransmitted = c.retrans, c.bytesRetrans
+	r.SegsSent, r.SegsReceived = uint64(c.segsOut), uint64(c.segsIn)
+	r.Retransmits, r.BytesRetransmitted = uint64(c.retrans), c.bytesRetrans
 	r.SrttUs, r.MinRttUs = e.SrttUs, e.MinRttUs
 	if r.MinRttUs == ^uint32(0) {
 		r.MinRttUs = 0 // no RTT sample yet

@@ -7,119 +7,163 @@ import (
 	"github.com/flowscope/flowscope/internal/flow"
 )
 
-// SnapshotBegin marks that snapshots are being read from the kernel since monotonic time
-// nowNs. Closes applied until SnapshotEnd are remembered, so that a socket listed by a snapshot
-// but closed meanwhile is not reported again. Between the two calls, give every namespace's
-// listeners to Listeners first and then its sockets to Snapshot: direction inference for a
-// socket whose open was not seen looks at the listeners of all namespaces.
-func (t *Table) SnapshotBegin(nowNs uint64) {
-	t.snapFrom = nowNs
-	clear(t.snapClosed)
+// A snapshot pass reads the open sockets of every network namespace with the socket
+// iterator: BeginPass, then SnapshotChunk for each namespace's events as they are read, then
+// EndPass. Ring events must not be applied during a pass: a socket that closes while the pass
+// runs is then either not listed (its close comes later, with all its counters) or listed with
+// counters older than its close (the close comes later and reports the rest). Either way every
+// byte is reported once.
+//
+// Sockets whose open was never seen (they predate the exporter, or their start slot was
+// overwritten) and whose role is unknown wait until EndPass, when the listeners of every
+// namespace are known, to have it inferred.
+
+// BeginPass starts a snapshot pass at monotonic time nowNs.
+func (t *Table) BeginPass(nowNs uint64) {
+	t.pass.gen++
+	t.pass.now = nowNs
+	t.pass.pending = t.pass.pending[:0]
+	clear(t.pass.listeners)
+	clear(t.pass.netns)
 }
 
-// SnapshotEnd ends the snapshot pass begun by SnapshotBegin.
-func (t *Table) SnapshotEnd() {
-	t.snapFrom = 0
-	clear(t.snapClosed)
+// SnapshotChunk applies a chunk of one namespace's iterator events and appends the interim
+// records that are due: at once for a socket whose open was not observed (it predates the
+// exporter), else when its last record is older than the interval.
+func (t *Table) SnapshotChunk(netns uint32, evs []tracer.Event, out []flow.Record) []flow.Record {
+	t.pass.netns[netns] = true
+	for i := range evs {
+		e := &evs[i]
+		switch {
+		case e.Kind == tracer.KindListen:
+			t.pass.listeners = append(t.pass.listeners, listenerOf(netns, e))
+			continue
+		case e.Kind != tracer.KindSnapshot || e.State == tracer.StateSynSent || e.State == tracer.StateSynRecv:
+			continue
+		}
+		k := t.key(e)
+		if c, ok := t.conns[k]; ok {
+			c.seen = t.pass.gen
+			c.misses = 0
+			out = t.maybeInterim(k, c, e, out)
+			continue
+		}
+		if direction(e.Flags) == flow.DirectionUnknown && !t.cfg.KeyBySocketAddr {
+			if len(t.pass.pending) < t.cfg.MaxConns {
+				t.pass.pending = append(t.pass.pending, *e)
+			} else {
+				t.stats.TableFull++
+			}
+			continue
+		}
+		out = t.trackNew(k, e, out)
+	}
+	return out
 }
 
-// Listeners replaces what the table knows of netns's listening sockets with the KindListen
-// events of evs.
-func (t *Table) Listeners(netns uint32, evs []tracer.Event) {
+// EndPass applies the listeners seen, infers the role of the pending sockets, and forgets
+// tracked connections of the namespaces read that were not listed twice in a row (their close
+// event was lost) and of namespaces that no longer exist (alive reports which do).
+func (t *Table) EndPass(alive func(netns uint32) bool, out []flow.Record) []flow.Record {
 	for k, l := range t.listeners {
-		if k.netns == netns {
+		if t.pass.netns[k.netns] || !alive(k.netns) {
 			delete(t.listeners, k)
 			if l.bound.IsValid() {
 				delete(t.bound, netip.AddrPortFrom(l.bound, k.port))
 			}
 		}
 	}
-	for i := range evs {
-		e := &evs[i]
-		if e.Kind != tracer.KindListen {
-			continue
+	for _, l := range t.pass.listeners {
+		t.listeners[l.key] = listener{bound: l.bound}
+		if l.bound.IsValid() {
+			t.bound[netip.AddrPortFrom(l.bound, l.key.port)] = struct{}{}
 		}
-		local, _ := e.Addrs()
-		l := listener{}
-		if !local.IsUnspecified() {
-			l.bound = local
-			t.bound[netip.AddrPortFrom(local, e.Sport)] = struct{}{}
-		}
-		t.listeners[listenKey{netns, e.Sport}] = l
 	}
-}
-
-// Snapshot applies one network namespace's iterator result, read at the time given to
-// SnapshotBegin, and appends interim records for the connections that are due: first seen
-// sockets whose open was not observed (they predate the exporter) at once, the others when
-// their last record is older than the interval.
-func (t *Table) Snapshot(netns uint32, evs []tracer.Event, out []flow.Record) []flow.Record {
-	now := t.snapFrom
-	seen := make(map[uint64]bool, len(evs))
-	for i := range evs {
-		e := &evs[i]
-		if e.Kind != tracer.KindSnapshot || e.State == tracer.StateSynSent || e.State == tracer.StateSynRecv {
-			continue
-		}
-		k := t.key(e)
-		if t.snapClosed[k] {
-			t.stats.LateSnapshots++
-			continue
-		}
-		c := t.conns[k]
-		if c == nil {
-			if len(t.conns) >= t.cfg.MaxConns {
-				t.stats.TableFull++
+	for i := range t.pass.pending {
+		e := &t.pass.pending[i]
+		out = t.trackNew(t.key(e), e, out)
+	}
+	t.pass.pending = t.pass.pending[:0]
+	for k, c := range t.conns {
+		switch {
+		case !alive(c.netns):
+			delete(t.conns, k)
+			t.stats.Vanished++
+		case t.pass.netns[c.netns] && c.seen != t.pass.gen:
+			c.misses++
+			if c.misses >= 2 {
+				delete(t.conns, k)
+				t.stats.Vanished++
 				continue
 			}
-			c = t.track(e, now)
 			t.conns[k] = c
 		}
-		seen[k] = true
-		c.misses = 0
-		if c.lastReport == 0 && c.startKnown && now-c.start < uint64(t.cfg.Interval) {
-			continue
-		}
-		if c.lastReport != 0 && now-c.lastReport < uint64(t.cfg.Interval) {
-			continue
-		}
-		out = append(out, t.interim(c, e, now))
 	}
-	t.forgetVanished(netns, seen)
 	return out
 }
 
-func (t *Table) track(e *tracer.Event, now uint64) *conn {
-	c := &conn{id: e.Key, start: e.StartNs, startKnown: e.Flags&tracer.FlagStartKnown != 0,
-		dir: direction(e.Flags), netns: e.Netns}
+type passListener struct {
+	key   listenKey
+	bound netip.Addr
+}
+
+func listenerOf(netns uint32, e *tracer.Event) passListener {
+	local, _ := e.Addrs()
+	l := passListener{key: listenKey{netns, e.Sport}}
+	if !local.IsUnspecified() {
+		l.bound = local
+	}
+	return l
+}
+
+// trackNew starts tracking a socket first seen by a snapshot.
+func (t *Table) trackNew(k uint64, e *tracer.Event, out []flow.Record) []flow.Record {
+	if len(t.conns) >= t.cfg.MaxConns {
+		t.stats.TableFull++
+		return out
+	}
+	c := conn{id: e.Key, start: e.StartNs, startKnown: e.Flags&tracer.FlagStartKnown != 0,
+		role: roleOf(direction(e.Flags)), netns: e.Netns, seen: t.pass.gen}
 	if t.cfg.KeyBySocketAddr {
 		c.id, c.startKnown = 0, false
 		if o, ok := t.opens[e.SkAddr]; ok {
-			c.id, c.start, c.startKnown, c.dir = o.id, o.start, true, direction(o.flags)
+			c.id, c.start, c.startKnown, c.role = o.id, o.start, true, roleOf(direction(o.flags))
 		}
 		if c.id == 0 {
 			c.id = t.newID()
 		}
 	}
 	if !c.startKnown {
-		c.start = now // first seen; the record says start_known=false
+		c.start = t.pass.now // first seen; its records say start_known=false
 	}
-	if c.dir == flow.DirectionUnknown {
-		c.dir = t.inferDirection(e)
+	if c.role == roleUnknown {
+		c.role = roleOf(t.inferDirection(e))
 		t.stats.DirectionInferred++
 	}
-	if n, ok := t.early[t.key(e)]; ok {
+	if n, ok := t.early[k]; ok {
 		c.resetsSent += n
-		delete(t.early, t.key(e))
+		delete(t.early, k)
 	}
-	c.workload = t.workload(e)
-	return c
+	c.workload = t.intern(t.workload(e))
+	return t.maybeInterim(k, c, e, out)
+}
+
+// maybeInterim stores c and appends an interim record if one is due.
+func (t *Table) maybeInterim(k uint64, c conn, e *tracer.Event, out []flow.Record) []flow.Record {
+	now := t.pass.now
+	due := c.lastReport == 0 && (!c.startKnown || now-c.start >= uint64(t.cfg.Interval)) ||
+		c.lastReport != 0 && now-c.lastReport >= uint64(t.cfg.Interval)
+	if due {
+		out = append(out, t.interim(&c, e, now))
+	}
+	t.conns[k] = c
+	return out
 }
 
 func (t *Table) interim(c *conn, e *tracer.Event, now uint64) flow.Record {
-	total := payloadCounters(e, c.dir == flow.Client)
-	r := flow.Record{ConnID: c.id, Direction: c.dir, Interim: true, StartKnown: c.startKnown,
-		Start: t.wall(c.start), End: t.wall(e.EndNs), Workload: c.workload,
+	total := payloadCounters(e, c.role == roleClient)
+	r := flow.Record{ConnID: c.id, Direction: c.role.direction(), Interim: true, StartKnown: c.startKnown,
+		Start: t.wall(c.start), End: t.wall(e.EndNs), Workload: *c.workload,
 		Outcome: flow.Open, CloseState: tracer.StateName(e.State), ResetsSent: c.resetsSent}
 	fill(&r, e, total.minus(c.last))
 	c.last = total
@@ -127,30 +171,4 @@ func (t *Table) interim(c *conn, e *tracer.Event, now uint64) flow.Record {
 	c.resetsSent = 0
 	t.stats.Interims++
 	return r
-}
-
-// forgetVanished drops tracked connections of netns that two snapshots in a row did not list:
-// their close event was lost (ring full), so no final record will come.
-func (t *Table) forgetVanished(netns uint32, seen map[uint64]bool) {
-	for k, c := range t.conns {
-		if c.netns != netns || seen[k] {
-			continue
-		}
-		c.misses++
-		if c.misses >= 2 {
-			delete(t.conns, k)
-			t.stats.Vanished++
-		}
-	}
-}
-
-// PruneNamespaces forgets tracked connections of network namespaces that no longer exist
-// (counted as vanished: their close was not seen).
-func (t *Table) PruneNamespaces(alive func(netns uint32) bool) {
-	for k, c := range t.conns {
-		if !alive(c.netns) {
-			delete(t.conns, k)
-			t.stats.Vanished++
-		}
-	}
 }

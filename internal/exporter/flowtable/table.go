@@ -45,17 +45,48 @@ type Stats struct {
 	HeldResets, EarlyResets uint64 // RST events matched to a held close / before the close
 }
 
+// conn is a tracked open connection, kept small: the table may hold hundreds of thousands.
 type conn struct {
-	id         uint64
-	start      uint64 // monotonic ns
-	startKnown bool
-	dir        flow.Direction
+	last       counters       // what the last record reported, cumulative
+	id         uint64         // conn_id
+	start      uint64         // monotonic ns
+	lastReport uint64         // monotonic ns of the last record, 0 if none
+	workload   *flow.Workload // interned
 	netns      uint32
-	last       counters
-	lastReport uint64 // monotonic ns of the last record, 0 if none
 	resetsSent uint32 // not yet reported
-	misses     int    // snapshots of its netns that did not list it
-	workload   flow.Workload
+	seen       uint32 // the snapshot pass that last listed it
+	role       role
+	misses     uint8 // passes over its namespace in a row that did not list it
+	startKnown bool
+}
+
+// role is a flow.Direction in one byte.
+type role uint8
+
+const (
+	roleUnknown role = iota
+	roleClient
+	roleServer
+)
+
+func roleOf(d flow.Direction) role {
+	switch d {
+	case flow.Client:
+		return roleClient
+	case flow.Server:
+		return roleServer
+	}
+	return roleUnknown
+}
+
+func (r role) direction() flow.Direction {
+	switch r {
+	case roleClient:
+		return flow.Client
+	case roleServer:
+		return flow.Server
+	}
+	return flow.DirectionUnknown
 }
 
 type open struct {
@@ -79,14 +110,14 @@ type Table struct {
 	resolver Resolver
 	wall     func(monoNs uint64) time.Time
 
-	conns      map[uint64]*conn
+	conns      map[uint64]conn
 	opens      map[uint64]open // fallback mode only
 	listeners  map[listenKey]listener
 	bound      map[netip.AddrPort]struct{} // listeners bound to a specific address
 	early      map[uint64]uint32           // RSTs sent before their socket's close event
 	held, hold []held                      // closes held one cycle for the RST that follows an abort
-	snapFrom   uint64                      // a snapshot is being taken since this monotonic time (0: none)
-	snapClosed map[uint64]bool             // sockets closed while the snapshot was in flight
+	pass       pass
+	workloads  map[flow.Workload]*flow.Workload // interned, for tracked connections
 	nextID     uint64
 	stats      Stats
 	memo       memo
@@ -98,6 +129,15 @@ type memo struct {
 	pid    uint32
 	comm   string
 	w      flow.Workload
+}
+
+// pass is the state of a snapshot pass.
+type pass struct {
+	gen       uint32
+	now       uint64
+	netns     map[uint32]bool // namespaces read in this pass
+	listeners []passListener
+	pending   []tracer.Event // sockets of unknown role, for EndPass
 }
 
 type held struct {
@@ -117,8 +157,8 @@ func New(cfg Config, r Resolver, wall func(uint64) time.Time) *Table {
 		cfg.MaxConns = 262144
 	}
 	return &Table{cfg: cfg, resolver: r, wall: wall,
-		conns: map[uint64]*conn{}, opens: map[uint64]open{}, listeners: map[listenKey]listener{}, bound: map[netip.AddrPort]struct{}{},
-		early: map[uint64]uint32{}, snapClosed: map[uint64]bool{}, nextID: 1}
+		conns: map[uint64]conn{}, opens: map[uint64]open{}, listeners: map[listenKey]listener{}, bound: map[netip.AddrPort]struct{}{},
+		early: map[uint64]uint32{}, pass: pass{netns: map[uint32]bool{}}, workloads: map[flow.Workload]*flow.Workload{}, nextID: 1}
 }
 
 // Stats returns the table's counters.
@@ -207,6 +247,7 @@ func (t *Table) resetSent(e *tracer.Event) {
 	}
 	if c, ok := t.conns[k]; ok {
 		c.resetsSent++
+		t.conns[k] = c
 		return
 	}
 	if len(t.early) >= maxPending {
@@ -214,4 +255,18 @@ func (t *Table) resetSent(e *tracer.Event) {
 	}
 	t.early[k]++
 	t.stats.EarlyResets++
+}
+
+// intern returns a shared copy of w; the set is bounded (cleared when large: tracked
+// connections keep their pointers, so nothing is lost but sharing).
+func (t *Table) intern(w flow.Workload) *flow.Workload {
+	if p, ok := t.workloads[w]; ok {
+		return p
+	}
+	if len(t.workloads) >= 1<<16 {
+		clear(t.workloads)
+	}
+	p := &w
+	t.workloads[w] = p
+	return p
 }

@@ -101,9 +101,9 @@ func TestInterimDeltasSumToTotal(t *testing.T) {
 	snap := func(at uint64, acked, rcvd uint64) []flow.Record {
 		e := ev(tracer.KindSnapshot, tracer.StateEstablished, flags, acked, rcvd)
 		e.StartNs, e.EndNs = 1*sec, at
-		tb.SnapshotBegin(at)
-		defer tb.SnapshotEnd()
-		return tb.Snapshot(e.Netns, []tracer.Event{e}, nil)
+		tb.BeginPass(at)
+		out := tb.SnapshotChunk(e.Netns, []tracer.Event{e}, nil)
+		return tb.EndPass(func(uint32) bool { return true }, out)
 	}
 	var all []flow.Record
 	all = append(all, snap(10*sec, 1001, 500)...) // younger than the interval: nothing yet
@@ -147,10 +147,9 @@ func TestPreexistingConnectionReportedAtOnce(t *testing.T) {
 	listener.Sport = 80
 	e := ev(tracer.KindSnapshot, tracer.StateEstablished, 0, 5001, 7000) // no slot: opened before us
 	e.EndNs = 100 * sec
-	tb.SnapshotBegin(100 * sec)
-	tb.Listeners(e.Netns, []tracer.Event{listener})
-	out := tb.Snapshot(e.Netns, []tracer.Event{e}, nil)
-	tb.SnapshotEnd()
+	tb.BeginPass(100 * sec)
+	out := tb.SnapshotChunk(e.Netns, []tracer.Event{e, listener}, nil) // the listener comes after: inference waits for EndPass
+	out = tb.EndPass(func(uint32) bool { return true }, out)
 	if len(out) != 1 {
 		t.Fatalf("got %d records", len(out))
 	}
@@ -160,19 +159,20 @@ func TestPreexistingConnectionReportedAtOnce(t *testing.T) {
 	}
 }
 
-func TestSnapshotOfClosedSocketIgnored(t *testing.T) {
+func TestCloseAfterSnapshotReportsTheRest(t *testing.T) {
 	tb := newTable(Config{})
-	e := ev(tracer.KindSnapshot, tracer.StateEstablished, 0, 5001, 7000)
-	tb.SnapshotBegin(100 * sec)
+	e := ev(tracer.KindSnapshot, tracer.StateEstablished, 0, 5001, 7000) // predates us: reported at once
+	tb.BeginPass(100 * sec)
+	out := tb.SnapshotChunk(e.Netns, []tracer.Event{e}, nil)
+	out = tb.EndPass(func(uint32) bool { return true }, out)
 	c := ev(tracer.KindClose, tracer.StateFinWait2, tracer.FlagFinAcked|tracer.FlagFinRcvd, 5003, 7001)
 	c.EndNs = 100*sec + 5
 	tb.Apply([]tracer.Event{c}, nil)
-	out := tb.Snapshot(e.Netns, []tracer.Event{e}, nil)
-	tb.SnapshotEnd()
-	if len(out) != 0 {
-		t.Fatalf("closed socket reported again: %v", out)
+	out = tb.Apply(nil, out)
+	if len(out) != 2 || out[1].BytesSent != 1 || out[1].BytesReceived != 0 || out[0].BytesSent != 5000 {
+		t.Fatalf("records %+v", out)
 	}
-	if tb.Stats().LateSnapshots != 1 || tb.Stats().Tracked != 0 {
+	if tb.Stats().Tracked != 0 {
 		t.Fatalf("stats %+v", tb.Stats())
 	}
 }
@@ -212,14 +212,16 @@ func TestTableFullAndVanished(t *testing.T) {
 	a := ev(tracer.KindSnapshot, tracer.StateEstablished, 0, 1, 0)
 	b := a
 	b.Key = 12
-	tb.SnapshotBegin(10 * sec)
-	tb.Snapshot(a.Netns, []tracer.Event{a, b}, nil)
+	a.Flags, b.Flags = tracer.FlagActive, tracer.FlagActive
+	alive := func(uint32) bool { return true }
+	tb.BeginPass(10 * sec)
+	tb.EndPass(alive, tb.SnapshotChunk(a.Netns, []tracer.Event{a, b}, nil))
 	if s := tb.Stats(); s.TableFull != 1 || s.Tracked != 1 {
 		t.Fatalf("stats %+v", s)
 	}
 	for i := range 2 {
-		tb.SnapshotBegin(uint64(20+i) * sec)
-		tb.Snapshot(a.Netns, nil, nil)
+		tb.BeginPass(uint64(20+i) * sec)
+		tb.EndPass(alive, tb.SnapshotChunk(a.Netns, nil, nil))
 	}
 	if s := tb.Stats(); s.Vanished != 1 || s.Tracked != 0 {
 		t.Fatalf("stats %+v", s)
@@ -231,7 +233,8 @@ func TestInferDirection(t *testing.T) {
 	l := ev(tracer.KindListen, tracer.StateListen, 0, 0, 0)
 	l.Netns, l.Sport = 99, 8080
 	copy(l.Saddr[:4], []byte{10, 0, 0, 9})
-	tb.Listeners(99, []tracer.Event{l})
+	tb.BeginPass(1)
+	tb.EndPass(func(uint32) bool { return true }, tb.SnapshotChunk(99, []tracer.Event{l}, nil))
 	cases := []struct {
 		name         string
 		netns        uint32

@@ -43,40 +43,50 @@ func (t *Tracer) ReadEvents(buf []Event, deadline time.Time, max int) (_ []Event
 	return buf, bad, nil
 }
 
-// Snapshot runs the iter/tcp program in the calling thread's network namespace and appends an
-// event per open or listening TCP socket. The iterator walks the namespace the reader is in
-// when it opens the iterator: callers switch namespaces around this call.
-func (t *Tracer) Snapshot(buf []Event) ([]Event, error) {
+// OpenSnapshot starts the iter/tcp program over the calling thread's network namespace: the
+// iterator walks the namespace the caller is in when it opens it, so callers switch namespaces
+// around this call only. Read the result with ReadSnapshot, from any thread.
+func (t *Tracer) OpenSnapshot() (io.ReadCloser, error) {
 	if t.iter == nil {
-		return buf, errors.New("iter/tcp is not available")
+		return nil, errors.New("iter/tcp is not available")
 	}
 	rd, err := t.iter.Open()
 	if err != nil {
-		return buf, fmt.Errorf("opening the socket iterator: %w", err)
+		return nil, fmt.Errorf("opening the socket iterator: %w", err)
 	}
-	defer rd.Close()
-	return decodeStream(rd, buf)
+	return rd, nil
 }
 
 // SnapshotAvailable reports whether the socket iterator was attached.
 func (t *Tracer) SnapshotAvailable() bool { return t.iter != nil }
 
-func decodeStream(r io.Reader, buf []Event) ([]Event, error) {
-	chunk := make([]byte, eventSize*256)
-	var pending []byte
+// snapshotChunk is how many events ReadSnapshot hands over at a time.
+const snapshotChunk = 512
+
+// ReadSnapshot decodes an iterator's output and calls fn with chunks of at most 512 events (the
+// slice is reused after fn returns), so a namespace with many sockets needs no large buffer.
+func (t *Tracer) ReadSnapshot(r io.Reader, fn func([]Event)) error {
+	raw := make([]byte, eventSize*snapshotChunk)
+	evs := make([]Event, 0, snapshotChunk)
+	have := 0
 	for {
-		n, err := r.Read(chunk)
-		pending = append(pending, chunk[:n]...)
-		for len(pending) >= eventSize {
-			buf = append(buf, Event{})
-			_ = decodeEvent(pending[:eventSize], &buf[len(buf)-1])
-			pending = pending[eventSize:]
+		n, err := r.Read(raw[have:])
+		have += n
+		whole := have / eventSize * eventSize
+		for off := 0; off < whole; off += eventSize {
+			evs = append(evs, Event{})
+			_ = decodeEventComm(raw[off:off+eventSize], &evs[len(evs)-1], &t.comms)
 		}
+		if len(evs) > 0 {
+			fn(evs)
+			evs = evs[:0]
+		}
+		have = copy(raw, raw[whole:have])
 		if errors.Is(err, io.EOF) {
-			return buf, nil
+			return nil
 		}
 		if err != nil {
-			return buf, fmt.Errorf("reading the socket iterator: %w", err)
+			return fmt.Errorf("reading the socket iterator: %w", err)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 )
@@ -69,13 +70,14 @@ type Tracer struct {
 	reader   *ringbuf.Reader
 	degraded []string
 	comms    comms
+	btf      *btf.Cache // kernel BTF, decoded once for all program loads; dropped after Open
 }
 
 // Open loads the programs and attaches them. Optional hooks that the kernel lacks are skipped
 // with one warning naming the feature and what is degraded; only a missing state hook fails.
 func Open(cfg Config, log *slog.Logger) (_ *Tracer, err error) {
 	cfg.defaults()
-	t := &Tracer{log: log, cfg: cfg, progs: map[string]*ebpf.Program{}}
+	t := &Tracer{log: log, cfg: cfg, progs: map[string]*ebpf.Program{}, btf: btf.NewCache()}
 	defer func() {
 		if err != nil {
 			t.Close()
@@ -88,13 +90,14 @@ func Open(cfg Config, log *slog.Logger) (_ *Tracer, err error) {
 	if err := configure(spec, cfg); err != nil {
 		return nil, err
 	}
-	if err := spec.LoadAndAssign(&t.maps, nil); err != nil {
+	if err := spec.LoadAndAssign(&t.maps, &ebpf.CollectionOptions{Cache: t.btf}); err != nil {
 		return nil, fmt.Errorf("creating BPF maps: %w", err)
 	}
 	if err := t.attachState(spec); err != nil {
 		return nil, err
 	}
 	t.attachOptional(spec)
+	t.btf = nil // the parsed vmlinux BTF is many MB of heap, needed only while loading
 	if t.reader, err = ringbuf.NewReader(t.maps.Events); err != nil {
 		return nil, fmt.Errorf("opening the ring buffer: %w", err)
 	}
@@ -127,7 +130,7 @@ func (t *Tracer) loadProgram(spec *ebpf.CollectionSpec, name string) (*ebpf.Prog
 			delete(one.Programs, n)
 		}
 	}
-	coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{
+	coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{Cache: t.btf, MapReplacements: map[string]*ebpf.Map{
 		"events": t.maps.Events, "slots": t.maps.Slots, "counters": t.maps.Counters,
 	}})
 	if err != nil {
