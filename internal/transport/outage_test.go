@@ -92,6 +92,7 @@ func newLossyRelay(t *testing.T, dst string, every int) *lossyRelay {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_ = pc.(*net.UDPConn).SetReadBuffer(4 << 20)
 	out, err := net.Dial("udp", dst)
 	if err != nil {
 		t.Fatal(err)
@@ -136,9 +137,10 @@ func TestUDPLossIsCounted(t *testing.T) {
 	in := startCollector(t, collectorConfig(t), snk)
 	relay := newLossyRelay(t, in.Addrs().UDP, 10)
 	cfg := shipperConfig(t, ingest.Addrs{UDP: relay.pc.LocalAddr().String()}, transport.UDP)
+	cfg.Window = 4 // gentle bursts: only the relay may lose datagrams, not a socket buffer
 	s, _ := startShipper(t, cfg)
-	for i := range 40 {
-		s.Write(records(i*250, 250))
+	for i := range 80 {
+		s.Write(records(i*125, 125))
 		time.Sleep(10 * time.Millisecond)
 	}
 	waitDrained(t, s, 20*time.Second)

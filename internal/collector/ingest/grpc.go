@@ -28,7 +28,7 @@ func (in *Ingest) startGRPC(_ context.Context, g *errgroup.Group, ln net.Listene
 		grpc.ConnectionTimeout(10 * time.Second),
 	}
 	if in.tls.config != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(in.tls.config)))
+		opts = append(opts, grpc.Creds(countingCreds{credentials.NewTLS(in.tls.config), in}))
 	}
 	srv := grpc.NewServer(opts...)
 	flowv1.RegisterFlowCollectorServer(srv, &grpcService{in: in})
@@ -83,4 +83,23 @@ func (s *grpcService) Stream(st flowv1.FlowCollector_StreamServer) error {
 			return err
 		}
 	}
+}
+
+// countingCreds counts and logs failed TLS handshakes (bad or missing client certificates).
+type countingCreds struct {
+	credentials.TransportCredentials
+	in *Ingest
+}
+
+func (c countingCreds) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	nc, info, err := c.TransportCredentials.ServerHandshake(conn)
+	if err != nil {
+		c.in.m.rejected.WithLabelValues(TransportGRPC, "tls").Inc()
+		c.in.logs.warn("tls", "TLS handshake failed", "transport", TransportGRPC, "remote", conn.RemoteAddr().String(), "err", err)
+	}
+	return nc, info, err
+}
+
+func (c countingCreds) Clone() credentials.TransportCredentials {
+	return countingCreds{c.TransportCredentials.Clone(), c.in}
 }

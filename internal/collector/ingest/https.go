@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"log"
+	"strings"
 	"context"
 	"errors"
 	"io"
@@ -32,7 +34,7 @@ func (in *Ingest) startHTTPS(_ context.Context, g *errgroup.Group, ln net.Listen
 	srv := &http.Server{
 		Handler: mux, TLSConfig: in.tls.config, ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
-		ErrorLog: nil,
+		ErrorLog: log.New(serverErrors{in}, "", 0),
 	}
 	g.Go(func() error {
 		var err error
@@ -124,4 +126,19 @@ func writeAck(w http.ResponseWriter, isJSON bool, code int, a *flowv1.Ack) {
 	}
 	w.WriteHeader(code)
 	_, _ = w.Write(b)
+}
+
+// serverErrors receives net/http's own error log: failed TLS handshakes are counted, and
+// everything is logged through slog, rate-limited.
+type serverErrors struct{ in *Ingest }
+
+func (w serverErrors) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	key := "http-server"
+	if strings.Contains(msg, "TLS handshake error") {
+		key = "tls"
+		w.in.m.rejected.WithLabelValues(TransportHTTPS, "tls").Inc()
+	}
+	w.in.logs.warn(key, "HTTPS server", "transport", TransportHTTPS, "err", msg)
+	return len(p), nil
 }
