@@ -1,14 +1,14 @@
 package ingest
 
 import (
-	"log"
-	"strings"
 	"context"
 	"errors"
 	"io"
+	"log"
 	"mime"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
