@@ -1,0 +1,174 @@
+package transport_test
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flowscope/flowscope/internal/collector/ingest"
+	"github.com/flowscope/flowscope/internal/exporter/adapt"
+	"github.com/flowscope/flowscope/internal/flow"
+	"github.com/flowscope/flowscope/internal/flowbatch"
+	"github.com/flowscope/flowscope/internal/transport"
+)
+
+// batches remembers whole batches.
+type batches struct {
+	mu sync.Mutex
+	bs []*flowbatch.Batch
+}
+
+func (b *batches) Name() string { return "batches" }
+func (b *batches) Consume(_ context.Context, e ingest.Entry) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.bs = append(b.bs, e.Batch)
+	return nil
+}
+
+func (b *batches) find(f func(*flowbatch.Batch) bool) *flowbatch.Batch {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, x := range b.bs {
+		if f(x) {
+			return x
+		}
+	}
+	return nil
+}
+
+func (b *batches) waitFor(t *testing.T, what string, f func(*flowbatch.Batch) bool) *flowbatch.Batch {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if x := b.find(f); x != nil {
+			return x
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no batch with %s arrived", what)
+	return nil
+}
+
+func TestHeartbeatAndCountersArrive(t *testing.T) {
+	bs := &batches{}
+	in := startCollector(t, collectorConfig(t), bs)
+	s, _ := startShipper(t, shipperConfig(t, in.Addrs(), transport.GRPC))
+	now := time.Now()
+	s.Heartbeat(flowbatch.Heartbeat{Node: "node-test", Time: now, Complete: true, Ownerships: []flowbatch.Ownership{{
+		Addr: netip.MustParseAddr("10.1.2.3"), Namespace: "shop", PodName: "cart-0", From: now.Add(-time.Minute),
+		Workload: flow.Workload{Kind: flow.KindPod, PodUID: "uid-1", ContainerID: "c1", CgroupPath: "/kubepods/pod-uid-1/c1"},
+	}}})
+	s.AddCounters(map[string]uint64{"ring_lost": 3, "evictions": 2})
+	s.Write(records(0, 10))
+	hb := bs.waitFor(t, "a heartbeat", func(b *flowbatch.Batch) bool { return b.Heartbeat != nil })
+	o := hb.Heartbeat.Ownerships[0]
+	if !hb.Heartbeat.Complete || o.PodName != "cart-0" || o.Workload.PodUID != "uid-1" || o.Addr.String() != "10.1.2.3" {
+		t.Errorf("heartbeat %+v", hb.Heartbeat)
+	}
+	bs.waitFor(t, "the counters", func(b *flowbatch.Batch) bool {
+		got := map[string]uint64{}
+		for _, c := range b.Counters {
+			got[c.Name] = c.Value
+		}
+		return got["ring_lost"] == 3 && got["evictions"] == 2
+	})
+	if b := bs.find(func(b *flowbatch.Batch) bool { return b.BootID != s.BootID() || b.ExporterID != "node-test" }); b != nil {
+		t.Errorf("batch with identity %+v", b.Header)
+	}
+}
+
+// TestAutoSwitchesWhenTheChosenTransportFails: gRPC is chosen while it answers; when it is
+// gone, auto moves to HTTPS, logs and counts the switch, and loses nothing.
+func TestAutoSwitchesWhenTheChosenTransportFails(t *testing.T) {
+	snk := newSink()
+	grpcOnly := collectorConfig(t)
+	grpcOnly.HTTPSListen, grpcOnly.UDPListen = "", ""
+	first := startCollector(t, grpcOnly)
+	httpsOnly := collectorConfig(t)
+	httpsOnly.GRPCListen, httpsOnly.UDPListen = "", ""
+	second := startCollector(t, httpsOnly, snk)
+
+	cfg := shipperConfig(t, ingest.Addrs{GRPC: first.Addrs().GRPC, HTTPS: second.Addrs().HTTPS}, transport.Auto)
+	cfg.SwitchAfter = 2
+	s, reg := startShipper(t, cfg)
+	if st := s.Stats(); st.Transport != transport.GRPC {
+		t.Fatalf("auto chose %s, want grpc", st.Transport)
+	}
+	first.Stop()
+	s.Write(records(0, 1000))
+	snk.waitTotal(t, 1000, 20*time.Second)
+	if st := s.Stats(); st.Transport != transport.HTTPS || st.Switches == 0 || st.RecordsDropped != 0 {
+		t.Errorf("after gRPC went away: %+v", st)
+	}
+	if n := metricSum(t, reg, "flowscope_transport_switches_total"); n == 0 {
+		t.Error("switch not counted")
+	}
+}
+
+func TestAutoPrefersUDPOnAConstrainedInstanceThatAllowsLoss(t *testing.T) {
+	snk := newSink()
+	in := startCollector(t, collectorConfig(t), snk)
+	cfg := shipperConfig(t, in.Addrs(), transport.Auto)
+	cfg.AllowLoss = true
+	cfg.Instance = &adapt.Instance{NodeCores: 1, Cores: 1, MemoryBytes: 512 << 20}
+	s, _ := startShipper(t, cfg)
+	if st := s.Stats(); st.Transport != transport.UDP {
+		t.Fatalf("auto chose %s, want udp", st.Transport)
+	}
+	s.Write(records(0, 200))
+	snk.waitTotal(t, 200, 10*time.Second)
+}
+
+func TestWriteNeverBlocksAndCountsOverflow(t *testing.T) {
+	// No collector at all: everything stays pending or buffered, then overflows.
+	cfg := shipperConfig(t, ingest.Addrs{GRPC: "127.0.0.1:1"}, transport.GRPC)
+	cfg.MaxPending, cfg.BufferBytes, cfg.BatchSize = 1000, 64<<10, 100
+	s, _ := startShipper(t, cfg)
+	start := time.Now()
+	for i := range 200 {
+		s.Write(records(i*100, 100))
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("20,000 writes took %v", d)
+	}
+	time.Sleep(300 * time.Millisecond)
+	st := s.Stats()
+	if st.RecordsDropped == 0 || st.BufferBytes > 64<<10+32<<10 {
+		t.Errorf("overflow not bounded or not counted: %+v", st)
+	}
+}
+
+func TestDegradesUnderCPUPressure(t *testing.T) {
+	bs := &batches{}
+	snk := newSink()
+	in := startCollector(t, collectorConfig(t), bs, snk)
+	s, reg := startShipper(t, shipperConfig(t, in.Addrs(), transport.GRPC))
+	now := time.Unix(1000, 0)
+	var cpu time.Duration
+	budget := adapt.NewBudget(0.01, time.Second, func() time.Duration { return cpu }, func() time.Time { return now })
+	now, cpu = now.Add(time.Second), 500*time.Millisecond // half a core against 1%
+	if budget.Tick() != adapt.Folding {
+		t.Fatal("budget not exceeded")
+	}
+	s.SetBudget(budget)
+	s.Write(records(0, 500))
+	snk.waitTotal(t, 500, 10*time.Second)
+	agg := bs.waitFor(t, "aggregates", func(b *flowbatch.Batch) bool { return len(b.Aggregates) > 0 })
+	if agg.Aggregates[0].Flows != 500 || len(agg.Records) != 0 {
+		t.Errorf("aggregate %+v", agg.Aggregates[0])
+	}
+	bs.waitFor(t, "the degradation counter", func(b *flowbatch.Batch) bool {
+		for _, c := range b.Counters {
+			if c.Name == transport.CounterDegradedFlows && c.Value == 500 {
+				return true
+			}
+		}
+		return false
+	})
+	if n := metricSum(t, reg, "flowscope_transport_degraded_flows_total"); n != 500 {
+		t.Errorf("degraded flows metric %v", n)
+	}
+}
