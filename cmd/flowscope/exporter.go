@@ -19,6 +19,7 @@ import (
 	"github.com/flowscope/flowscope/internal/exporter/flowtable"
 	"github.com/flowscope/flowscope/internal/exporter/identity"
 	"github.com/flowscope/flowscope/internal/exporter/tracer"
+	"github.com/flowscope/flowscope/internal/transport"
 )
 
 func init() {
@@ -41,7 +42,7 @@ func (f *exporterFlags) bind(fs interface {
 	IntVar(*int, string, int, string)
 	BoolVar(*bool, string, bool, string)
 }) {
-	fs.StringVar(&f.output, "output", "jsonl", "where flow records go: jsonl (one JSON object a line on standard output)")
+	fs.StringVar(&f.output, "output", "jsonl", "where flow records go: jsonl (one JSON object a line on standard output) or collector (the transport, see --collector)")
 	fs.StringVar(&f.hook, "hook", "auto", "inet_sock_set_state hook: auto, tp_btf, raw_tp or tracepoint")
 	fs.StringVar(&f.metrics, "metrics-listen", "127.0.0.1:9433", "address of /metrics (empty: off)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -58,8 +59,8 @@ func (f *exporterFlags) bind(fs interface {
 
 func (f *exporterFlags) validate() error {
 	var errs []error
-	if f.output != "jsonl" {
-		errs = append(errs, fmt.Errorf("--output must be jsonl, not %q", f.output))
+	if f.output != "jsonl" && f.output != "collector" {
+		errs = append(errs, fmt.Errorf("--output must be jsonl or collector, not %q", f.output))
 	}
 	switch tracer.Hook(f.hook) {
 	case tracer.HookAuto, tracer.HookTPBTF, tracer.HookRawTP, tracer.HookTracepoint:
@@ -91,11 +92,18 @@ func runExporter(ctx context.Context, args []string) error {
 	var f exporterFlags
 	fs := newFlagSet("exporter")
 	f.bind(fs)
+	tcfg := transport.DefaultConfig()
+	tcfg.BindFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := f.validate(); err != nil {
 		return usageError{err}
+	}
+	if f.output == "collector" {
+		if err := tcfg.Validate(); err != nil {
+			return usageError{err}
+		}
 	}
 	log, err := newLogger(f.logLevel)
 	if err != nil {
@@ -109,16 +117,16 @@ func runExporter(ctx context.Context, args []string) error {
 			"CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH", strings.Join(miss, ", "))
 	}
 	reg := prometheus.NewRegistry()
-	res, err := identity.NewResolver(identity.Config{}, reg, log.With("component", "identity"))
+	res, err := identity.NewResolver(identity.Config{}, reg, log)
 	if err != nil {
 		return fmt.Errorf("starting the workload resolver: %w", err)
 	}
 	defer res.Close()
-	tcfg := tracer.Config{Hook: tracer.Hook(f.hook), Slots: uint32(f.slots), RingBytes: uint32(f.ring), ProcessInfo: f.processInfo}
+	trcfg := tracer.Config{Hook: tracer.Hook(f.hook), Slots: uint32(f.slots), RingBytes: uint32(f.ring), ProcessInfo: f.processInfo}
 	if m := res.Layout().V2; m != nil && m.Root == "/" {
-		tcfg.CgroupV2 = m.MountPoint
+		trcfg.CgroupV2 = m.MountPoint
 	}
-	tr, err := tracer.Open(tcfg, log.With("component", "tracer"))
+	tr, err := tracer.Open(trcfg, log.With("component", "tracer"))
 	if err != nil {
 		return err
 	}
@@ -137,7 +145,25 @@ func runExporter(ctx context.Context, args []string) error {
 	}
 	cfg := exporter.Config{Table: flowtable.Config{Interval: f.interval, MaxConns: f.maxTracked, ResetEvents: true},
 		PollInterval: f.poll, SummaryEvery: summary}
-	x, err := exporter.New(cfg, tr, res, exporter.NewJSONLines(os.Stdout), log)
+	var sink exporter.Sink = exporter.NewJSONLines(os.Stdout)
+	if f.output == "collector" {
+		sh, err := transport.New(tcfg, reg, log.With("component", "transport"), time.Now)
+		if err != nil {
+			return err
+		}
+		shipCtx, cancelShip := context.WithCancel(context.Background()) // outlives ctx: the loop's last records still go out
+		if err := sh.Start(shipCtx); err != nil {
+			cancelShip()
+			return err
+		}
+		defer func() {
+			drainShipper(sh, 5*time.Second)
+			cancelShip()
+			sh.Stop()
+		}()
+		sink = exporter.NewShipSink(sh)
+	}
+	x, err := exporter.New(cfg, tr, res, sink, log)
 	if err != nil {
 		return err
 	}
@@ -160,4 +186,15 @@ func runExporter(ctx context.Context, args []string) error {
 	}
 	log.Info("exporter running", "hook", tr.Hook(), "degraded", len(tr.Degraded()), "metrics", f.metrics)
 	return x.Run(ctx)
+}
+
+// drainShipper waits until everything handed to sh was acknowledged, or timeout.
+func drainShipper(sh *transport.Shipper, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if st := sh.Stats(); st.PendingRecords == 0 && st.BufferBatches == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

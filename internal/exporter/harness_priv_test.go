@@ -83,6 +83,12 @@ type running struct {
 // startExporter loads the real programs and runs the exporter loop until the test ends.
 func startExporter(t *testing.T, cfg Config, tcfg tracer.Config) *running {
 	t.Helper()
+	return startExporterSink(t, cfg, tcfg, nil)
+}
+
+// startExporterSink is startExporter writing to sink (nil: a capture).
+func startExporterSink(t *testing.T, cfg Config, tcfg tracer.Config, sink Sink) *running {
+	t.Helper()
 	testgate.BPF(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
@@ -104,7 +110,10 @@ func startExporter(t *testing.T, cfg Config, tcfg tracer.Config) *running {
 	}
 	cfg.Table.ResetEvents = true
 	c := &capture{}
-	x, err := New(cfg, tr, cgroupResolver{}, c, log)
+	if sink == nil {
+		sink = c
+	}
+	x, err := New(cfg, tr, cgroupResolver{}, sink, log)
 	if err != nil {
 		t.Fatal(err)
 	}
