@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/flowscope/flowscope/internal/flowbatch"
 )
@@ -24,6 +25,8 @@ type Config struct {
 	InsecurePlaintext bool   // gRPC and HTTPS without TLS (loopback/standalone only)
 
 	SegmentBytes        int64
+	SpoolMaxBytes       int64         // beyond it the oldest segments go even if unconsumed (counted)
+	RetentionInterval   time.Duration // how often consumed segments are removed
 	MaxUDPBytes         int
 	MaxStreams          uint32  // concurrent gRPC streams
 	ExporterBytesPerSec float64 // per-exporter rate limit
@@ -36,7 +39,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		GRPCListen: "127.0.0.1:7400", HTTPSListen: "127.0.0.1:7401", UDPListen: "127.0.0.1:7402",
-		SpoolDir: "flowscope-spool", SegmentBytes: 64 << 20, MaxUDPBytes: 65507, MaxStreams: 1024,
+		SpoolDir: "flowscope-spool", SegmentBytes: 64 << 20, SpoolMaxBytes: 8 << 30, RetentionInterval: 5 * time.Second, MaxUDPBytes: 65507, MaxStreams: 1024,
 		ExporterBytesPerSec: 64 << 20, ExporterBurstBytes: 256 << 20, MaxExporterBoots: 16384,
 		Limits: flowbatch.DefaultLimits(),
 	}
@@ -48,6 +51,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPSListen, "https-listen", c.HTTPSListen, "HTTPS listen address for POST /v1/batches (empty: off)")
 	fs.StringVar(&c.UDPListen, "udp-listen", c.UDPListen, "UDP listen address (empty: off)")
 	fs.StringVar(&c.SpoolDir, "spool-dir", c.SpoolDir, "directory of the durable spool of accepted batches")
+	fs.Int64Var(&c.SpoolMaxBytes, "spool-max-bytes", c.SpoolMaxBytes, "spool size beyond which the oldest batches are removed even if not yet consumed (counted)")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "server certificate (PEM)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "server private key (PEM)")
 	fs.StringVar(&c.ClientCA, "client-ca", c.ClientCA, "CA (PEM) exporters' client certificates must chain to (mutual TLS)")
@@ -79,7 +83,8 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	if c.Limits.MaxBytes <= 0 || c.Limits.MaxRecords <= 0 || c.SegmentBytes <= 0 || c.MaxExporterBoots <= 0 {
+	if c.Limits.MaxBytes <= 0 || c.Limits.MaxRecords <= 0 || c.SegmentBytes <= 0 || c.MaxExporterBoots <= 0 ||
+		c.SpoolMaxBytes <= 0 || c.RetentionInterval <= 0 {
 		errs = append(errs, errors.New("limits must be positive"))
 	}
 	return errors.Join(errs...)

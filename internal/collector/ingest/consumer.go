@@ -46,8 +46,15 @@ func (in *Ingest) runConsumer(ctx context.Context, c Consumer) error {
 	if err != nil {
 		return err
 	}
-	var pos atomic.Uint64
+	var pos, committedPos atomic.Uint64
 	pos.Store(next)
+	committedPos.Store(next)
+	in.mu.Lock()
+	if in.committed == nil {
+		in.committed = map[string]*atomic.Uint64{}
+	}
+	in.committed[name] = &committedPos
+	in.mu.Unlock()
 	in.m.mu.Lock()
 	in.m.depth[name] = func() float64 { d, _ := in.spool.durable(); return float64(d - min(d, pos.Load())) }
 	in.m.mu.Unlock()
@@ -56,6 +63,11 @@ func (in *Ingest) runConsumer(ctx context.Context, c Consumer) error {
 	lastCommit, committed := time.Now(), next
 	for {
 		e, err := rd.read(ctx)
+		if rd.skipped > 0 {
+			in.m.skipped.Add(float64(rd.skipped))
+			in.logs.error("skipped-"+name, "consumer fell behind a full spool; batches skipped", "consumer", name, "skipped", rd.skipped)
+			rd.skipped = 0
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return writeOffset(in.offsetPath(name), pos.Load())
@@ -78,6 +90,7 @@ func (in *Ingest) runConsumer(ctx context.Context, c Consumer) error {
 					return err
 				}
 				lastCommit, committed = time.Now(), pos.Load()
+				committedPos.Store(committed)
 			}
 		}
 	}

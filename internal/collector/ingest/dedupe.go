@@ -106,11 +106,12 @@ func (d *dedupe) finish(k Key, stored bool) {
 	}
 }
 
-// load records a batch found in the spool at start.
-func (d *dedupe) load(k Key) {
+// seen records a batch found in the spool at start.
+func (d *dedupe) seen(k Key) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if s := d.state(bootKey{k.Exporter, k.Boot}); !s.has(k.Seq) {
+	s := d.state(bootKey{k.Exporter, k.Boot})
+	if !s.has(k.Seq) && (s.count == 0 || k.Seq+window > s.max) {
 		s.add(k.Seq)
 	}
 }

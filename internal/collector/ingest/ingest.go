@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +43,7 @@ type Ingest struct {
 
 	mu        sync.Mutex
 	consumers []Consumer
+	committed map[string]*atomic.Uint64 // consumer → committed offset (for retention)
 	cancel    context.CancelFunc
 	group     *errgroup.Group
 	addrs     Addrs
@@ -68,7 +70,10 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger, clock func() t
 		return nil, err
 	}
 	in.tls = ts
-	sp, err := openSpool(cfg.SpoolDir, cfg.SegmentBytes, func(e spoolEntry) { in.dedupe.load(e.Key) })
+	if err := in.loadSnapshot(); err != nil {
+		return nil, err
+	}
+	sp, err := openSpool(cfg.SpoolDir, cfg.SegmentBytes, func(e spoolEntry) { in.dedupe.seen(e.Key) })
 	if err != nil {
 		return nil, err
 	}
@@ -142,6 +147,7 @@ func (in *Ingest) Start(ctx context.Context) error {
 	for _, c := range consumers {
 		g.Go(func() error { return in.runConsumer(gctx, c) })
 	}
+	g.Go(func() error { return in.runRetention(gctx) })
 	in.log.Info("ingest listening", "grpc", bound[0], "https", bound[1], "udp", bound[2], "spool", in.cfg.SpoolDir)
 	return nil
 }

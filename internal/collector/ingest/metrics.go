@@ -13,6 +13,7 @@ type metrics struct {
 	ackLatency                             *prometheus.HistogramVec
 	consumed                               *prometheus.CounterVec
 	undecodable                            prometheus.Counter
+	spoolDropped, skipped                  prometheus.Counter
 
 	mu    sync.Mutex
 	depth map[string]func() float64 // consumer name → queue depth
@@ -38,9 +39,13 @@ func newMetrics(reg prometheus.Registerer, in *Ingest) (*metrics, error) {
 			Name: "consumer_batches_total", Help: "Batches handed to each downstream consumer."}, []string{"consumer"}),
 		undecodable: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "spool_undecodable_total", Help: "Stored batches that could not be decoded for consumers (skipped)."}),
+		spoolDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "spool_dropped_batches_total", Help: "Stored batches removed before every consumer had them (spool over its size bound)."}),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "consumer_skipped_batches_total", Help: "Batches a consumer never saw because the spool removed them first."}),
 		depth: map[string]func() float64{},
 	}
-	for _, c := range []prometheus.Collector{m.batches, m.flows, m.aggregates, m.duplicates, m.rejected, m.ackLatency, m.consumed, m.undecodable,
+	for _, c := range []prometheus.Collector{m.batches, m.flows, m.aggregates, m.duplicates, m.rejected, m.ackLatency, m.consumed, m.undecodable, m.spoolDropped, m.skipped,
 		&lossCollector{in: in}, &depthCollector{m: m}} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering collector metrics: %w", err)

@@ -16,6 +16,8 @@ type spoolReader struct {
 	f    *os.File
 	r    *bufio.Reader
 	end  uint64 // first offset past the open segment (0: unknown, it is the last one)
+
+	skipped uint64 // entries removed before this reader got to them
 }
 
 func (s *spool) reader(from uint64) *spoolReader { return &spoolReader{s: s, next: from} }
@@ -66,8 +68,9 @@ func (rd *spoolReader) open() error {
 	starts := append([]uint64(nil), rd.s.starts...)
 	rd.s.mu.Unlock()
 	i := sort.Search(len(starts), func(i int) bool { return starts[i] > rd.next }) - 1
-	if i < 0 {
-		return fmt.Errorf("spool offset %d was already removed", rd.next)
+	if i < 0 { // removed by retention (spool over its bound): continue with what is left
+		rd.skipped += starts[0] - rd.next
+		rd.next, i = starts[0], 0
 	}
 	f, err := os.Open(rd.s.segPath(starts[i]))
 	if err != nil {
