@@ -19,13 +19,21 @@ const (
 	downBytes = 3_000_000
 )
 
-// pairEndpoints returns a client in namespace A (cgroup "cli") and a server in namespace B
-// (cgroup "srv"), or both in A for loopback.
+// The server runs in a cgroup shaped like a kubelet pod's container, the client in a systemd
+// service's: the exporter must name both from the socket's own cgroup.
+const (
+	podUID      = "0c4c8d2e-7a1b-4f3e-9d6a-5b2e1f0a9c11"
+	containerID = "4f5e6d7c8b9a0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899a"
+	clientUnit  = "demo-client.service"
+)
+
+// pairEndpoints returns a client in namespace A and a server in namespace B (or both in A for
+// loopback), each in its own cgroup.
 func pairEndpoints(t *testing.T, loopback bool) (cli, srv endpoint, p *testnet.Pair) {
 	testgate.BPF(t)
 	p = testnet.NewPair(t, testnet.Options{})
-	cli = endpoint{ns: p.A, cg: testnet.NewCgroup(t, "cli")}
-	srv = endpoint{ns: p.B, cg: testnet.NewCgroup(t, "srv")}
+	cli = endpoint{ns: p.A, cg: testnet.NewCgroup(t, "system.slice/"+clientUnit)}
+	srv = endpoint{ns: p.B, cg: testnet.NewCgroup(t, testnet.KubeletPodPath("burstable", podUID, "cri-containerd", containerID))}
 	if loopback {
 		srv.ns = p.A
 	}
@@ -72,6 +80,12 @@ func TestExactBytesBothSides(t *testing.T) {
 			}
 			check("client", c, flow.Client, cliAddr, srvAddr, cport, sport, upBytes, downBytes, cli.ns.Inum, cli.cg.ID())
 			check("server", s, flow.Server, srvAddr, cliAddr, sport, cport, downBytes, upBytes, srv.ns.Inum, srv.cg.ID())
+			if w := s.Workload; w.Kind != flow.KindPod || w.PodUID != podUID || w.ContainerID != containerID || w.Runtime != "containerd" {
+				t.Errorf("server workload = %+v, want pod %s container %s", w, podUID, containerID)
+			}
+			if w := c.Workload; w.Kind != flow.KindUnit || w.Unit != clientUnit {
+				t.Errorf("client workload = %+v, want systemd unit %s", w, clientUnit)
+			}
 			if c.Workload.Pid != uint32(os.Getpid()) || c.Workload.Comm != truncComm(filepath.Base(os.Args[0])) {
 				t.Errorf("client process = %d %q, want %d %q", c.Workload.Pid, c.Workload.Comm, os.Getpid(), truncComm(filepath.Base(os.Args[0])))
 			}

@@ -2,16 +2,17 @@ package exporter
 
 import (
 	"context"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/flowscope/flowscope/internal/exporter/identity"
 	"github.com/flowscope/flowscope/internal/exporter/tracer"
 	"github.com/flowscope/flowscope/internal/flow"
 	"github.com/flowscope/flowscope/internal/testgate"
@@ -68,12 +69,6 @@ func (c *capture) waitFor(t *testing.T, n int, timeout time.Duration, keep func(
 	}
 }
 
-type cgroupResolver struct{}
-
-func (cgroupResolver) Workload(cg uint64, pid uint32, comm string) flow.Workload {
-	return flow.Workload{Kind: flow.KindCgroup, CgroupPath: strconv.FormatUint(cg, 10), Pid: pid, Comm: comm}
-}
-
 type running struct {
 	cap *capture
 	x   *Exporter
@@ -113,7 +108,12 @@ func startExporterSink(t *testing.T, cfg Config, tcfg tracer.Config, sink Sink) 
 	if sink == nil {
 		sink = c
 	}
-	x, err := New(cfg, tr, cgroupResolver{}, sink, log)
+	res, err := identity.NewResolver(identity.Config{}, prometheus.NewRegistry(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { res.Close() })
+	x, err := New(cfg, tr, res, sink, log)
 	if err != nil {
 		t.Fatal(err)
 	}
