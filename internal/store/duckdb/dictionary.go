@@ -208,8 +208,15 @@ func (d *dictionary) nodeByName(name string, p *pendingDict) (uint32, error) {
 		return 0, nil
 	}
 	n := store.Node{ID: name, Name: name}
-	if k, rest, ok := strings.Cut(name, "/"); ok && k == "node" {
-		n = store.Node{ID: name, Kind: flow.EndpointNode, Name: rest}
+	if k, rest, ok := strings.Cut(name, "/"); ok {
+		switch k {
+		case "node":
+			n = store.Node{ID: name, Kind: flow.EndpointNode, Name: rest}
+		case "network":
+			n = store.Node{ID: name, Kind: flow.EndpointNetwork, Name: rest}
+		default:
+			n = store.Node{ID: name, Kind: flow.EndpointPod, Namespace: k, Name: rest}
+		}
 	}
 	return d.nodeID(n, p)
 }

@@ -254,7 +254,7 @@ func (s *Store) keyWhere(k store.EdgeKey) (string, bool) {
 }
 
 const flowColumns = `seq, end_ms, dur_ms, client, server, coalesce(vip, 0), cport, sport, coalesce(caddr, ''), coalesce(saddr, ''),
-	bcs, bsc, retrans, bretrans, csrtt, ssrtt, resets, outcome, flags`
+	bcs, bsc, retrans, bretrans, csrtt, (csrtt::BIGINT + coalesce(srtt_delta, 0))::UINTEGER, resets, outcome, flags`
 
 // scanFlows reads raw flows (FROM flows + tail) and rebuilds them as conns.
 func (s *Store) scanFlows(ctx context.Context, tail string, args []any, f func(uint64, flow.Conn)) error {

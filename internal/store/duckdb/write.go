@@ -110,29 +110,52 @@ func (s *Store) storeDict(ctx context.Context, p *pendingDict) error {
 	if len(p.nodes) == 0 && len(p.eps) == 0 {
 		return nil
 	}
-	tx, err := s.wconn.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("storing dictionary: %w", err)
-	}
-	for _, n := range p.nodes {
-		if _, err = tx.ExecContext(ctx, `INSERT INTO nodes VALUES (?, ?, ?)`, n.id, n.n.ID, n.doc); err != nil {
-			break
+	// Appenders, not INSERTs: a new cluster brings thousands of endpoints at once. Nodes go
+	// first; an endpoint stored without its flows (a failure in between) is harmless.
+	err := s.withDriverConn(func(dc driver.Conn) error {
+		if len(p.nodes) > 0 {
+			rows := make([][]driver.Value, len(p.nodes))
+			for i, n := range p.nodes {
+				rows[i] = []driver.Value{n.id, n.n.ID, n.doc}
+			}
+			if err := appendAll(ctx, dc, "nodes", rows); err != nil {
+				return err
+			}
 		}
-	}
-	for _, e := range p.eps {
-		if err != nil {
-			break
+		rows := make([][]driver.Value, len(p.eps))
+		for i, e := range p.eps {
+			rows[i] = []driver.Value{e.id, e.node, e.doc}
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO endpoints VALUES (?, ?, ?)`, e.id, e.node, e.doc)
-	}
+		return appendAll(ctx, dc, "endpoints", rows)
+	})
 	if err != nil {
-		_ = tx.Rollback()
-		return fmt.Errorf("storing dictionary: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("storing dictionary: %w", err)
 	}
 	return nil
+}
+
+// appendAll appends rows to table through a short-lived appender.
+func appendAll(ctx context.Context, dc driver.Conn, table string, rows [][]driver.Value) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	app, err := duckdb.NewAppenderFromConn(dc, "", table)
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if err := app.AppendRow(r...); err != nil {
+			_ = app.Clear()
+			_ = app.Close()
+			return err
+		}
+	}
+	if err := app.FlushWithCancel(ctx); err != nil {
+		_ = app.Clear()
+		_ = app.Close()
+		return err
+	}
+	return app.Close()
 }
 
 func nullable[T comparable](v T) driver.Value {
@@ -169,7 +192,8 @@ func (s *Store) appendFlows(ctx context.Context, conns []flow.Conn, ids [][3]uin
 			ids[i][0], ids[i][1], nullable(ids[i][2]),
 			c.Client.Port, c.Server.Port, addrOf(c.Client), addrOf(c.Server),
 			c.BytesClientToServer, c.BytesServerToClient, uint32(min(c.Retransmits, math.MaxUint32)), c.BytesRetransmitted,
-			c.ClientSrttUs, c.ServerSrttUs, uint16(min(c.Resets, math.MaxUint16)), outcomeCodes[c.Outcome], flagsOf(*c))
+			c.ClientSrttUs, uint16(min(c.Resets, math.MaxUint16)), outcomeCodes[c.Outcome], flagsOf(*c),
+			int32(int64(c.ServerSrttUs)-int64(c.ClientSrttUs)))
 		if err != nil {
 			return s.dropAppender(fmt.Errorf("appending flow: %w", err))
 		}
