@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/flowscope/flowscope/internal/exporter/flowtable"
+	"github.com/flowscope/flowscope/internal/exporter/identity"
 	"github.com/flowscope/flowscope/internal/exporter/tracer"
 	"github.com/flowscope/flowscope/internal/flow"
+	"github.com/flowscope/flowscope/internal/flowbatch"
 )
 
 // Sink receives the exporter's output. Both methods are called from the exporter's one loop
@@ -22,6 +24,7 @@ import (
 type Sink interface {
 	Write(recs []flow.Record) error
 	Summary(s Summary) error
+	Heartbeat(h flowbatch.Heartbeat) error
 }
 
 // Config of the exporter loop. Zero values take the defaults.
@@ -31,6 +34,13 @@ type Config struct {
 	SnapshotEvery time.Duration // how often open sockets are read in every namespace (default Interval/3, at least 1 s)
 	SummaryEvery  time.Duration // how often a summary goes to the sink (default 10 s; negative: never)
 	MaxBatch      int           // events handled per step (default 8192)
+	// HeartbeatEvery is how often the node's address ownerships go to the sink (default 5 s;
+	// negative: never).
+	HeartbeatEvery time.Duration
+	NodeName       string // the node the heartbeats speak for (default: the host name)
+	// ProcessWorkload names the workload of a process, to name a namespace by its processes
+	// (default: its cgroup from /proc, parsed like a socket's).
+	ProcessWorkload func(pid uint32) flow.Workload
 }
 
 func (c *Config) defaults() {
@@ -49,6 +59,22 @@ func (c *Config) defaults() {
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 8192
 	}
+	if c.HeartbeatEvery == 0 {
+		c.HeartbeatEvery = 5 * time.Second
+	}
+	if c.NodeName == "" {
+		c.NodeName, _ = os.Hostname()
+	}
+	if c.ProcessWorkload == nil {
+		proc := identity.ProcReader{Root: "/proc"}
+		c.ProcessWorkload = func(pid uint32) flow.Workload {
+			p, err := proc.CgroupPath(pid)
+			if err != nil {
+				return flow.Workload{Kind: flow.KindUnknown}
+			}
+			return identity.ParseCgroupPath(p)
+		}
+	}
 }
 
 // Exporter is the exporter loop. Run owns its only goroutine.
@@ -60,6 +86,7 @@ type Exporter struct {
 	log   *slog.Logger
 	wall  *tracer.WallClock
 	ns    *namespaces
+	own   *owners
 
 	evs   []tracer.Event
 	recs  []flow.Record
@@ -89,7 +116,8 @@ func New(cfg Config, tr *tracer.Tracer, r flowtable.Resolver, sink Sink, log *sl
 	if err != nil {
 		return nil, err
 	}
-	x := &Exporter{cfg: cfg, tr: tr, sink: sink, log: log, wall: tracer.NewWallClock(), ns: ns}
+	x := &Exporter{cfg: cfg, tr: tr, sink: sink, log: log, wall: tracer.NewWallClock(), ns: ns,
+		own: newOwners(cfg.NodeName, cfg.ProcessWorkload)}
 	x.table = flowtable.New(cfg.Table, r, x.wall.Time)
 	x.stats.Store(&Stats{})
 	return x, nil
@@ -104,6 +132,7 @@ func (x *Exporter) Run(ctx context.Context) error {
 	x.snapshotAll() // sockets that were open before we started
 	nextSnap := time.Now().Add(x.cfg.SnapshotEvery)
 	nextSummary := time.Now().Add(x.cfg.SummaryEvery)
+	nextHeartbeat := time.Now()
 	nextCalib := time.Now().Add(time.Minute)
 	for ctx.Err() == nil {
 		if err := x.drain(time.Now().Add(x.cfg.PollInterval)); err != nil {
@@ -117,6 +146,10 @@ func (x *Exporter) Run(ctx context.Context) error {
 		if x.cfg.SummaryEvery > 0 && !now.Before(nextSummary) {
 			x.summary()
 			nextSummary = now.Add(x.cfg.SummaryEvery)
+		}
+		if x.cfg.HeartbeatEvery > 0 && !now.Before(nextHeartbeat) {
+			x.heartbeat()
+			nextHeartbeat = now.Add(x.cfg.HeartbeatEvery)
 		}
 		if !now.Before(nextCalib) {
 			x.wall.Recalibrate()
@@ -195,6 +228,15 @@ func (x *Exporter) snapshotAll() {
 	x.write(x.table.EndPass(func(ino uint32) bool { _, ok := x.ns.paths[ino]; return ok }, x.recs[:0]))
 	x.st.LastSnapshotDur = time.Since(start)
 	x.publish()
+}
+
+// heartbeat sends the node's address ownerships.
+func (x *Exporter) heartbeat() {
+	x.ns.scan()
+	hb := x.own.heartbeat(x.ns, time.Now().UTC())
+	if err := x.sink.Heartbeat(hb); err != nil {
+		x.st.SinkErrors++
+	}
 }
 
 func (x *Exporter) publish() {

@@ -15,6 +15,7 @@ import (
 	"github.com/flowscope/flowscope/internal/exporter/identity"
 	"github.com/flowscope/flowscope/internal/exporter/tracer"
 	"github.com/flowscope/flowscope/internal/flow"
+	"github.com/flowscope/flowscope/internal/flowbatch"
 	"github.com/flowscope/flowscope/internal/testgate"
 	"github.com/flowscope/flowscope/internal/testnet"
 )
@@ -24,11 +25,19 @@ type capture struct {
 	mu   sync.Mutex
 	recs []flow.Record
 	sums []Summary
+	hbs  []flowbatch.Heartbeat
 }
 
 func (c *capture) Write(recs []flow.Record) error {
 	c.mu.Lock()
 	c.recs = append(c.recs, recs...)
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *capture) Heartbeat(h flowbatch.Heartbeat) error {
+	c.mu.Lock()
+	c.hbs = append(c.hbs, h)
 	c.mu.Unlock()
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/flowscope/flowscope/internal/flow"
+	"github.com/flowscope/flowscope/internal/flowbatch"
 	"golang.org/x/sys/unix"
 )
 
@@ -52,6 +53,20 @@ func (j *JSONLines) Summary(s Summary) error {
 	}
 	if _, err := j.w.Write(append(b, '\n')); err != nil {
 		return fmt.Errorf("writing the summary: %w", err)
+	}
+	return j.w.Flush()
+}
+
+// Heartbeat writes one line of the form {"heartbeat": {...}}.
+func (j *JSONLines) Heartbeat(h flowbatch.Heartbeat) error {
+	b, err := json.Marshal(struct {
+		Heartbeat flowbatch.Heartbeat `json:"heartbeat"`
+	}{h})
+	if err != nil {
+		return fmt.Errorf("encoding the heartbeat: %w", err)
+	}
+	if _, err := j.w.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("writing the heartbeat: %w", err)
 	}
 	return j.w.Flush()
 }

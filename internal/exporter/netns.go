@@ -19,6 +19,7 @@ type namespaces struct {
 	run   string // /run/netns
 	self  uint32
 	paths map[uint32]string
+	pids  map[uint32][]uint32 // a few processes of each namespace (none for bind mounts only)
 }
 
 func newNamespaces() (*namespaces, error) {
@@ -31,9 +32,13 @@ func newNamespaces() (*namespaces, error) {
 	return n, nil
 }
 
+// maxPidsPerNamespace bounds the processes remembered per namespace (to name its workload).
+const maxPidsPerNamespace = 8
+
 // scan rebuilds the inode → path map. It keeps one path per namespace.
 func (n *namespaces) scan() {
 	paths := map[uint32]string{n.self: ""}
+	pids := map[uint32][]uint32{}
 	if ents, err := os.ReadDir(n.run); err == nil {
 		for _, e := range ents {
 			p := filepath.Join(n.run, e.Name())
@@ -46,7 +51,8 @@ func (n *namespaces) scan() {
 	}
 	ents, _ := os.ReadDir(n.proc)
 	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
+		pid, err := strconv.ParseUint(e.Name(), 10, 32)
+		if err != nil {
 			continue
 		}
 		p := filepath.Join(n.proc, e.Name(), "ns", "net")
@@ -61,8 +67,11 @@ func (n *namespaces) scan() {
 		if _, seen := paths[ino]; !seen {
 			paths[ino] = p
 		}
+		if len(pids[ino]) < maxPidsPerNamespace {
+			pids[ino] = append(pids[ino], uint32(pid))
+		}
 	}
-	n.paths = paths
+	n.paths, n.pids = paths, pids
 }
 
 // parseNsLink parses "net:[4026531840]".

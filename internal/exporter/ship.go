@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"github.com/flowscope/flowscope/internal/flow"
+	"github.com/flowscope/flowscope/internal/flowbatch"
 )
 
 // Shipper is the transport to a collector (internal/transport.Shipper): Write never blocks
@@ -10,6 +11,7 @@ import (
 type Shipper interface {
 	Write(recs []flow.Record)
 	AddCounters(deltas map[string]uint64)
+	Heartbeat(h flowbatch.Heartbeat)
 }
 
 // ShipSink is a Sink that sends records to a collector and, at every summary, the increase of
@@ -45,5 +47,11 @@ func (k *ShipSink) Summary(s Summary) error {
 		k.last[name] = v
 	}
 	k.s.AddCounters(deltas)
+	return nil
+}
+
+// Heartbeat hands the node's ownerships to the transport (a newer one replaces an unsent one).
+func (k *ShipSink) Heartbeat(h flowbatch.Heartbeat) error {
+	k.s.Heartbeat(h)
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/flowscope/flowscope/internal/exporter/tracer"
 	"github.com/flowscope/flowscope/internal/flow"
+	"github.com/flowscope/flowscope/internal/flowbatch"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -13,7 +14,8 @@ type fakeShipper struct {
 	counters map[string]uint64
 }
 
-func (f *fakeShipper) Write(recs []flow.Record) { f.recs += len(recs) }
+func (f *fakeShipper) Write(recs []flow.Record)      { f.recs += len(recs) }
+func (f *fakeShipper) Heartbeat(flowbatch.Heartbeat) {}
 func (f *fakeShipper) AddCounters(d map[string]uint64) {
 	for k, v := range d {
 		f.counters[k] += v

@@ -1,0 +1,56 @@
+package exporter
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/flowscope/flowscope/internal/flow"
+	"github.com/flowscope/flowscope/internal/flowbatch"
+)
+
+func TestOwnersHeartbeatRanges(t *testing.T) {
+	pod := func(uid string) flow.Workload { return flow.Workload{Kind: flow.KindPod, PodUID: uid, ContainerID: "c", Pid: 7} }
+	holder := map[uint32]flow.Workload{10: pod("a")}
+	addrs := map[string][]netip.Addr{"/ns/1": {netip.MustParseAddr("10.1.0.5")}, "": {netip.MustParseAddr("192.0.2.10")}}
+	o := newOwners("node-1", func(pid uint32) flow.Workload { return holder[pid] })
+	o.addrsIn = func(path string) ([]netip.Addr, error) { return addrs[path], nil }
+	ns := &namespaces{self: 1, paths: map[uint32]string{1: "", 2: "/ns/1"}, pids: map[uint32][]uint32{2: {10}}}
+	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	byAddr := func(hb flowbatch.Heartbeat) map[string]flowbatch.Ownership {
+		m := map[string]flowbatch.Ownership{}
+		for _, o := range hb.Ownerships {
+			m[o.Addr.String()] = o
+		}
+		return m
+	}
+
+	hb := byAddr(o.heartbeat(ns, t0))
+	if p := hb["10.1.0.5"]; p.Workload.Kind != flow.KindPod || p.Workload.PodUID != "a" || p.Workload.ContainerID != "" || !p.From.Equal(t0) || !p.To.IsZero() || p.Netns != 2 {
+		t.Fatalf("pod address: %+v", p)
+	}
+	if h := hb["192.0.2.10"]; h.Workload.Kind != flow.KindHost {
+		t.Fatalf("host address: %+v", h)
+	}
+	// still held: the range keeps its start
+	hb = byAddr(o.heartbeat(ns, t0.Add(5*time.Second)))
+	if p := hb["10.1.0.5"]; !p.From.Equal(t0) || !p.To.IsZero() {
+		t.Fatalf("held address: %+v", p)
+	}
+	// the pod is gone: the range ends when it was last seen, then is forgotten
+	addrs["/ns/1"] = nil
+	hb = byAddr(o.heartbeat(ns, t0.Add(10*time.Second)))
+	if p := hb["10.1.0.5"]; !p.To.Equal(t0.Add(5 * time.Second)) {
+		t.Fatalf("ended address: %+v", p)
+	}
+	if _, ok := byAddr(o.heartbeat(ns, t0.Add(15*time.Second)))["10.1.0.5"]; ok {
+		t.Fatal("an ended ownership was sent twice")
+	}
+	// the address comes back for another pod: a new range from the new sighting
+	addrs["/ns/1"] = []netip.Addr{netip.MustParseAddr("10.1.0.5")}
+	holder[10] = pod("b")
+	hb = byAddr(o.heartbeat(ns, t0.Add(20*time.Second)))
+	if p := hb["10.1.0.5"]; p.Workload.PodUID != "b" || !p.From.Equal(t0.Add(20*time.Second)) {
+		t.Fatalf("reused address: %+v", p)
+	}
+}
