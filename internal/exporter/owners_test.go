@@ -10,7 +10,9 @@ import (
 )
 
 func TestOwnersHeartbeatRanges(t *testing.T) {
-	pod := func(uid string) flow.Workload { return flow.Workload{Kind: flow.KindPod, PodUID: uid, ContainerID: "c", Pid: 7} }
+	pod := func(uid string) flow.Workload {
+		return flow.Workload{Kind: flow.KindPod, PodUID: uid, ContainerID: "c", Pid: 7}
+	}
 	holder := map[uint32]flow.Workload{10: pod("a")}
 	addrs := map[string][]netip.Addr{"/ns/1": {netip.MustParseAddr("10.1.0.5")}, "": {netip.MustParseAddr("192.0.2.10")}}
 	o := newOwners("node-1", func(pid uint32) flow.Workload { return holder[pid] })
