@@ -45,7 +45,11 @@ func main() {
 	spool := flag.String("spool", "", "internal: the collector's spool directory")
 	profile := flag.String("cpuprofile", "", "write the exporter side's CPU profile here")
 	flag.Parse()
-	if *profile != "" && *role == "exporter" {
+	childProfile = *profile
+	if *profile != "" {
+		if *role == "collector" {
+			*profile += ".collector"
+		}
 		f, err := os.Create(*profile)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
@@ -97,6 +101,7 @@ func runCollector(spool string) error {
 	for sc.Scan() {
 		fmt.Printf("%d %d\n", cpuNow().Nanoseconds(), int64(flowsAccepted(reg)))
 	}
+	pprof.StopCPUProfile()
 	return nil
 }
 
@@ -120,6 +125,9 @@ type child struct {
 	addrs ingest.Addrs
 }
 
+// childProfile is where the collector writes its CPU profile ("" for none).
+var childProfile string
+
 func startChild() (*child, error) {
 	dir, err := os.MkdirTemp("", "flowscope-bench-")
 	if err != nil {
@@ -129,7 +137,7 @@ func startChild() (*child, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "-role", "collector", "-spool", filepath.Join(dir, "spool"))
+	cmd := exec.Command(self, "-role", "collector", "-spool", filepath.Join(dir, "spool"), "-cpuprofile", childProfile)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr

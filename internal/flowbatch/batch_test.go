@@ -208,3 +208,21 @@ func rejectionCases() []struct {
 		{"bad ownership", func(b *flowv1.Batch) { b.Heartbeat.Ownerships[0].Addr = nil }, flowv1.RejectReason_REJECT_REASON_INVALID},
 	}
 }
+
+func TestEnumSwitchesAgreeWithMaps(t *testing.T) {
+	for k, v := range directionToPB {
+		if directionPB(k) != v {
+			t.Errorf("direction %s", k)
+		}
+	}
+	for k, v := range outcomeToPB {
+		if outcomePB(k) != v {
+			t.Errorf("outcome %s", k)
+		}
+	}
+	for k, v := range stateToPB {
+		if got, ok := statePB(k); !ok || got != v {
+			t.Errorf("state %s", k)
+		}
+	}
+}

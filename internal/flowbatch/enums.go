@@ -46,3 +46,52 @@ func invert[K, V comparable](m map[K]V) map[V]K {
 	}
 	return r
 }
+
+// Switches instead of map lookups on the per-record path: a string hash costs more than a
+// few comparisons.
+
+func directionPB(d flow.Direction) flowv1.Direction {
+	switch d {
+	case flow.Client:
+		return flowv1.Direction_DIRECTION_CLIENT
+	case flow.Server:
+		return flowv1.Direction_DIRECTION_SERVER
+	case flow.DirectionUnknown:
+		return flowv1.Direction_DIRECTION_UNKNOWN
+	}
+	return flowv1.Direction_DIRECTION_UNSPECIFIED
+}
+
+func outcomePB(o flow.Outcome) flowv1.Outcome {
+	switch o {
+	case flow.OK:
+		return flowv1.Outcome_OUTCOME_OK
+	case flow.Open:
+		return flowv1.Outcome_OUTCOME_OPEN
+	case flow.Reset:
+		return flowv1.Outcome_OUTCOME_RESET
+	case flow.Refused:
+		return flowv1.Outcome_OUTCOME_REFUSED
+	case flow.Timeout:
+		return flowv1.Outcome_OUTCOME_TIMEOUT
+	case flow.Aborted:
+		return flowv1.Outcome_OUTCOME_ABORTED
+	}
+	return flowv1.Outcome_OUTCOME_UNSPECIFIED
+}
+
+// statePB returns the TCPState of a state name, and false for names it does not know.
+func statePB(s string) (flowv1.TCPState, bool) {
+	switch s {
+	case "CLOSE":
+		return flowv1.TCPState_TCP_STATE_CLOSE, true
+	case "FIN_WAIT2":
+		return flowv1.TCPState_TCP_STATE_FIN_WAIT2, true
+	case "TIME_WAIT":
+		return flowv1.TCPState_TCP_STATE_TIME_WAIT, true
+	case "ESTABLISHED":
+		return flowv1.TCPState_TCP_STATE_ESTABLISHED, true
+	}
+	v, ok := stateToPB[s]
+	return v, ok
+}

@@ -31,6 +31,9 @@ func Scan(data []byte, lim Limits, now time.Time) (Summary, error) {
 	var origins, counters int
 	var heartbeat []byte
 	err := eachField(data, func(num protowire.Number, typ protowire.Type, v uint64, b []byte) error {
+		if typ == protowire.BytesType && num >= 3 && num <= 5 && !utf8.Valid(b) {
+			return errMalformed // protobuf checks every occurrence of a string field
+		}
 		switch {
 		case typ == protowire.VarintType && num == 1:
 			hdr.MajorVersion = uint32(v)
@@ -185,14 +188,25 @@ func scanRecord(b []byte, origins int, prev int64, v timeCheck) (int64, error) {
 		stateName                         []byte
 	)
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 || !num.IsValid() {
+		var num protowire.Number
+		var typ protowire.Type
+		if b[0] < 0x80 { // one-byte tag: fields 1-15
+			num, typ = protowire.Number(b[0]>>3), protowire.Type(b[0]&7)
+			b = b[1:]
+		} else {
+			var n int
+			num, typ, n = protowire.ConsumeTag(b)
+			if n < 0 {
+				return 0, errMalformed
+			}
+			b = b[n:]
+		}
+		if !num.IsValid() {
 			return 0, errMalformed
 		}
-		b = b[n:]
 		switch typ {
 		case protowire.VarintType:
-			x, m := protowire.ConsumeVarint(b)
+			x, m := consumeVarint(b)
 			if m < 0 {
 				return 0, errMalformed
 			}
@@ -281,4 +295,16 @@ func enum32(x uint64) int32 {
 		return -1
 	}
 	return int32(x)
+}
+
+// consumeVarint is protowire.ConsumeVarint with an inlinable fast path for 1- and 2-byte
+// values, which most record fields are.
+func consumeVarint(b []byte) (uint64, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		return uint64(b[0]), 1
+	}
+	if len(b) > 1 && b[1] < 0x80 {
+		return uint64(b[0]&0x7f) | uint64(b[1])<<7, 2
+	}
+	return protowire.ConsumeVarint(b)
 }

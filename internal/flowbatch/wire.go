@@ -2,6 +2,7 @@ package flowbatch
 
 import (
 	"net/netip"
+	"slices"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -13,27 +14,46 @@ import (
 // proto.MarshalOptions{Deterministic: true} produces for the same message (a test checks),
 // without building a message per record.
 
+// appendTag is protowire.AppendTag for field numbers below 2048, small enough to inline.
+func appendTag(dst []byte, num protowire.Number, typ protowire.Type) []byte {
+	t := uint64(num)<<3 | uint64(typ)
+	if t < 0x80 {
+		return append(dst, byte(t))
+	}
+	return append(dst, byte(t)|0x80, byte(t>>7))
+}
+
+// appendVarint is protowire.AppendVarint with a fast path for the small values most
+// counters hold.
+func appendVarint(dst []byte, v uint64) []byte {
+	if v < 0x80 {
+		return append(dst, byte(v))
+	}
+	if v < 0x4000 {
+		return append(dst, byte(v)|0x80, byte(v>>7))
+	}
+	return protowire.AppendVarint(dst, v)
+}
+
 func appendUint(dst []byte, num protowire.Number, v uint64) []byte {
 	if v == 0 {
 		return dst
 	}
-	dst = protowire.AppendTag(dst, num, protowire.VarintType)
-	return protowire.AppendVarint(dst, v)
+	return appendVarint(appendTag(dst, num, protowire.VarintType), v)
 }
 
 func appendSint(dst []byte, num protowire.Number, v int64) []byte {
 	if v == 0 {
 		return dst
 	}
-	dst = protowire.AppendTag(dst, num, protowire.VarintType)
-	return protowire.AppendVarint(dst, protowire.EncodeZigZag(v))
+	return appendVarint(appendTag(dst, num, protowire.VarintType), protowire.EncodeZigZag(v))
 }
 
 func appendBool(dst []byte, num protowire.Number, v bool) []byte {
 	if !v {
 		return dst
 	}
-	return append(protowire.AppendTag(dst, num, protowire.VarintType), 1)
+	return append(appendTag(dst, num, protowire.VarintType), 1)
 }
 
 func appendString(dst []byte, num protowire.Number, s string) []byte {
@@ -48,19 +68,17 @@ func appendAddr(dst []byte, num protowire.Number, a netip.Addr) []byte {
 	switch {
 	case a.Is4():
 		b := a.As4()
-		dst = protowire.AppendTag(dst, num, protowire.BytesType)
-		return append(append(dst, 4), b[:]...)
+		return append(appendTag(dst, num, protowire.BytesType), 4, b[0], b[1], b[2], b[3])
 	case a.Is6():
 		b := a.As16()
-		dst = protowire.AppendTag(dst, num, protowire.BytesType)
-		return append(append(dst, 16), b[:]...)
+		return append(append(appendTag(dst, num, protowire.BytesType), 16), b[:]...)
 	}
 	return dst
 }
 
 // appendMessage appends a length-delimited field whose content fill appends.
 func appendMessage(dst []byte, num protowire.Number, fill func([]byte) []byte) []byte {
-	dst = protowire.AppendTag(dst, num, protowire.BytesType)
+	dst = slices.Grow(appendTag(dst, num, protowire.BytesType), 192)
 	lenAt := len(dst)
 	dst = append(dst, 0) // one byte of length: enough below 128 bytes, moved otherwise
 	start := len(dst)
@@ -90,7 +108,7 @@ func appendRecord(dst []byte, r *flow.Record, origin uint32, prev int64) ([]byte
 		d = appendUint(d, 3, uint64(r.LocalPort))
 		d = appendAddr(d, 4, r.RemoteAddr)
 		d = appendUint(d, 5, uint64(r.RemotePort))
-		d = appendUint(d, 6, uint64(directionToPB[r.Direction]))
+		d = appendUint(d, 6, uint64(directionPB(r.Direction)))
 		d = appendUint(d, 7, uint64(origin))
 		d = appendSint(d, 8, end-prev)
 		d = appendUint(d, 9, uint64(dur))
@@ -106,9 +124,9 @@ func appendRecord(dst []byte, r *flow.Record, origin uint32, prev int64) ([]byte
 		d = appendUint(d, 19, uint64(r.MinRttUs))
 		d = appendUint(d, 20, uint64(r.ResetsSent))
 		d = appendUint(d, 21, uint64(r.ResetsReceived))
-		d = appendUint(d, 22, uint64(outcomeToPB[r.Outcome]))
+		d = appendUint(d, 22, uint64(outcomePB(r.Outcome)))
 		if r.CloseState != "" {
-			if s, ok := stateToPB[r.CloseState]; ok {
+			if s, ok := statePB(r.CloseState); ok {
 				d = appendUint(d, 23, uint64(s))
 			} else {
 				d = appendString(d, 24, r.CloseState)

@@ -37,7 +37,7 @@ func TestOutage(t *testing.T) {
 		wantLoss    bool
 	}{
 		{"within the bound", 64 << 20, false},
-		{"beyond the bound", 64 << 10, true},
+		{"beyond the bound", 1 << 20, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			port := freePort(t)

@@ -67,23 +67,59 @@ func (s *grpcService) Stream(st flowv1.FlowCollector_StreamServer) error {
 		s.in.logs.warn("unauthenticated", "exporter with a wrong or missing token", "transport", TransportGRPC)
 		return status.Error(codes.Unauthenticated, "missing or wrong bearer token")
 	}
-	for {
-		var raw flowbatch.Raw
-		if err := st.RecvMsg(&raw); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
+	// A reader goroutine lets batches that arrive together share one fsync.
+	ctx := st.Context()
+	msgs := make(chan []byte, groupCommit)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(msgs)
+		for {
+			var raw flowbatch.Raw
+			if err := st.RecvMsg(&raw); err != nil {
+				errc <- err
+				return
 			}
-			if status.Code(err) == codes.ResourceExhausted {
-				s.in.m.rejected.WithLabelValues(TransportGRPC, "too_large").Inc()
-				s.in.logs.warn("too_large", "gRPC message over the size limit", "err", err)
+			select {
+			case msgs <- raw.Data:
+			case <-ctx.Done():
+				errc <- ctx.Err()
+				return
 			}
-			return err
 		}
-		if err := st.SendMsg(s.in.Accept(TransportGRPC, raw.Data)); err != nil {
-			return err
+	}()
+	for data := range msgs {
+		group := [][]byte{data}
+	more:
+		for len(group) < groupCommit {
+			select {
+			case d, ok := <-msgs:
+				if !ok {
+					break more
+				}
+				group = append(group, d)
+			default:
+				break more
+			}
+		}
+		for _, ack := range s.in.AcceptMany(TransportGRPC, group) {
+			if err := st.SendMsg(ack); err != nil {
+				return err
+			}
 		}
 	}
+	err := <-errc
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	if status.Code(err) == codes.ResourceExhausted {
+		s.in.m.rejected.WithLabelValues(TransportGRPC, "too_large").Inc()
+		s.in.logs.warn("too_large", "gRPC message over the size limit", "err", err)
+	}
+	return err
 }
+
+// groupCommit is the most batches of one stream stored with one fsync.
+const groupCommit = 32
 
 // countingCreds counts and logs failed TLS handshakes (bad or missing client certificates).
 type countingCreds struct {
