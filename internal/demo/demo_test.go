@@ -17,6 +17,7 @@ func TestAcceptance(t *testing.T) {
 	}{
 		{"direct", "direct", 30 * time.Minute},
 		{"spool", "spool", 6 * time.Minute},
+		{"grpc", "grpc", 6 * time.Minute},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()
@@ -52,5 +53,37 @@ func checkAcceptance(t *testing.T, res *Result) {
 	}
 	if res.Reused == 0 || r.Truth < 1000 {
 		t.Errorf("scenario too small: %d IPs reused, %d connections", res.Reused, r.Truth)
+	}
+}
+
+// TestNeverMisattributesUnderStress: far harsher than the acceptance scenario — half the IPs
+// reused per minute (within 300 ms), a third of the heartbeats lost (or nearly all: Kubernetes
+// alone), events up to 20 s late, clocks 100 ms apart, many clients dialling stale addresses.
+// Attribution may leave more unattributed; it must never name the wrong workload.
+func TestNeverMisattributesUnderStress(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		loss float64
+	}{{"harsh", 0.33}, {"kubernetes-only", 0.99}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Seed, cfg.ReusePerMinute, cfg.HeartbeatLoss, cfg.KubeDelay, cfg.ClockSkew, cfg.StaleIPShare = 7, 0.5, tc.loss, 20*time.Second, 100*time.Millisecond, 0.3
+			cfg.ReuseWithin = 300 * time.Millisecond
+			res, err := Run(t.Context(), Options{Cluster: cfg, Duration: 20 * time.Minute, Ingest: "direct"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := res.Report
+			t.Logf("conns %d, attributed %.5f, unattributed %v, joined %.4f, IPs reused %d", r.Conns, r.AttributedShare(), r.Unattributed, r.JoinedShare(), res.Reused)
+			for i, m := range r.Misattributed {
+				if i == 20 {
+					break
+				}
+				t.Errorf("misattributed: %s", m)
+			}
+			if len(r.Misattributed) > 0 {
+				t.Errorf("%d misattributed", len(r.Misattributed))
+			}
+		})
 	}
 }

@@ -30,9 +30,10 @@ import (
 type Options struct {
 	Cluster  Config
 	Duration time.Duration // simulated time during which traffic is generated
-	// Ingest: "spool" passes every batch through the collector ingest (encode, validate,
-	// de-duplicate, fsync'd spool, consumer) before attribution; "direct" hands batches to
-	// attribution as they are.
+	// Ingest: "grpc" ships every node's records and heartbeats with a real exporter Shipper
+	// over gRPC on loopback to the real collector ingest (validate, de-duplicate, fsync'd
+	// spool, consumer) in front of attribution; "spool" hands encoded batches to the ingest
+	// without the network; "direct" hands batches to attribution as they are.
 	Ingest   string
 	SpoolDir string               // for the spool ingest (a temporary directory when empty)
 	Window   time.Duration        // attribution holding window (60 s if zero)
@@ -49,8 +50,12 @@ type Result struct {
 	Reused int // addresses handed to another workload
 }
 
-// tick is how far the collector's clock moves between deliveries.
-const tick = 100 * time.Millisecond
+// tick is how far the collector's clock moves between deliveries; over the network (where
+// every delivery waits for acknowledgements in real time) deliveries are grouped per second.
+const (
+	tick        = 100 * time.Millisecond
+	networkTick = time.Second
+)
 
 // collector is the collector side: ownership store, Kubernetes tracker, attribution.
 type collector struct {
@@ -86,24 +91,36 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		}
 		return nil
 	}
-	if opts.Ingest == "spool" {
-		sp, err := startSpool(ctx, opts, col)
+	switch opts.Ingest {
+	case "grpc":
+		sh, err := startShippers(ctx, opts, col)
+		if err != nil {
+			return nil, err
+		}
+		defer sh.stop()
+		deliver = sh.deliver
+	case "spool":
+		sp, err := startSpool(ctx, opts, col, "")
 		if err != nil {
 			return nil, err
 		}
 		defer sp.stop()
 		deliver = sp.deliver
-	} else if opts.Ingest != "" && opts.Ingest != "direct" {
-		return nil, fmt.Errorf("demo: unknown ingest %q (spool or direct)", opts.Ingest)
+	case "", "direct":
+	default:
+		return nil, fmt.Errorf("demo: unknown ingest %q (grpc, spool or direct)", opts.Ingest)
 	}
 	end := opts.Cluster.Start.Add(opts.Duration)
 	drainUntil := end.Add(opts.Cluster.HeartbeatDelay + 2*opts.Window + 10*time.Second)
-	lastFlush := col.now
+	lastFlush, step := col.now, tick
+	if opts.Ingest == "grpc" {
+		step = networkTick
+	}
 	for col.now.Before(drainUntil) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		col.now = col.now.Add(tick)
+		col.now = col.now.Add(step)
 		if !col.now.Before(end) {
 			cl.StopTraffic()
 		}
@@ -223,7 +240,7 @@ type spool struct {
 	tmp      string
 }
 
-func startSpool(ctx context.Context, opts Options, col *collector) (*spool, error) {
+func startSpool(ctx context.Context, opts Options, col *collector, grpcListen string) (*spool, error) {
 	dir := opts.SpoolDir
 	sp := &spool{enc: flowbatch.NewEncoder(), cons: col.cons}
 	if dir == "" {
@@ -234,7 +251,8 @@ func startSpool(ctx context.Context, opts Options, col *collector) (*spool, erro
 		dir, sp.tmp = d, d
 	}
 	cfg := ingest.DefaultConfig()
-	cfg.GRPCListen, cfg.HTTPSListen, cfg.UDPListen, cfg.SpoolDir = "", "", "", dir
+	cfg.GRPCListen, cfg.HTTPSListen, cfg.UDPListen, cfg.SpoolDir = grpcListen, "", "", dir
+	cfg.InsecurePlaintext = grpcListen != ""
 	in, err := ingest.New(cfg, opts.Registry, opts.Log, func() time.Time { return col.now })
 	if err != nil {
 		return nil, err
