@@ -110,6 +110,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	default:
 		return nil, fmt.Errorf("demo: unknown ingest %q (grpc, spool or direct)", opts.Ingest)
 	}
+	if opts.Window <= 0 {
+		opts.Window = time.Minute
+	}
 	end := opts.Cluster.Start.Add(opts.Duration)
 	drainUntil := end.Add(opts.Cluster.HeartbeatDelay + 2*opts.Window + 10*time.Second)
 	lastFlush, step := col.now, tick
@@ -232,12 +235,14 @@ func ApplyKube(t *kube.Tracker, ev *KubeEvent) {
 // spool runs the real collector ingest in front of attribution: batches are encoded, accepted
 // (validated, de-duplicated, fsync'd) and consumed from the spool before the clock moves on.
 type spool struct {
-	in       *ingest.Ingest
-	enc      *flowbatch.Encoder
-	accepted atomic.Int64
-	consumed atomic.Int64
-	cons     *attribute.Consumer
-	tmp      string
+	in         *ingest.Ingest
+	enc        *flowbatch.Encoder
+	accepted   atomic.Int64
+	consumed   atomic.Int64
+	records    atomic.Int64 // records consumed
+	heartbeats atomic.Int64 // heartbeats consumed
+	cons       *attribute.Consumer
+	tmp        string
 }
 
 func startSpool(ctx context.Context, opts Options, col *collector, grpcListen string) (*spool, error) {
@@ -269,6 +274,10 @@ func (s *spool) Name() string { return "demo-attribution" }
 
 func (s *spool) Consume(ctx context.Context, e ingest.Entry) error {
 	err := s.cons.Consume(ctx, e)
+	s.records.Add(int64(len(e.Batch.Records)))
+	if e.Batch.Heartbeat != nil {
+		s.heartbeats.Add(1)
+	}
 	s.consumed.Add(1)
 	return err
 }

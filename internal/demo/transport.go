@@ -2,7 +2,7 @@ package demo
 
 import (
 	"context"
-		"fmt"
+	"fmt"
 	"net"
 	"strconv"
 	"time"
@@ -24,6 +24,8 @@ type shippers struct {
 	ctx      context.Context
 	registry *prometheus.Registry
 	opts     Options
+	sentHB   int64 // heartbeats handed to Shippers
+	sentRecs int64 // records handed to Shippers
 }
 
 func startShippers(ctx context.Context, opts Options, col *collector) (*shippers, error) {
@@ -68,18 +70,33 @@ func (s *shippers) deliver(bs []*flowbatch.Batch) error {
 	if len(bs) == 0 {
 		return nil
 	}
+	queued := map[*transport.Shipper]bool{} // a Shipper keeps only its newest pending heartbeat
 	for _, b := range bs {
 		sh, err := s.shipper(b)
 		if err != nil {
 			return err
 		}
 		if b.Heartbeat != nil {
+			if queued[sh] {
+				if err := s.wait(); err != nil {
+					return err
+				}
+				clear(queued)
+			}
 			sh.Heartbeat(*b.Heartbeat)
+			queued[sh] = true
+			s.sentHB++
 		}
 		if len(b.Records) > 0 {
 			sh.Write(b.Records)
+			s.sentRecs += int64(len(b.Records))
 		}
 	}
+	return s.wait()
+}
+
+// wait returns once everything handed to the Shippers was acknowledged and consumed.
+func (s *shippers) wait() error {
 	deadline := time.Now().Add(30 * time.Second)
 	for !s.settled() {
 		if time.Now().After(deadline) {
@@ -94,16 +111,9 @@ func (s *shippers) deliver(bs []*flowbatch.Batch) error {
 	return nil
 }
 
+// settled reports whether attribution consumed every record and heartbeat handed over.
 func (s *shippers) settled() bool {
-	var acked int64
-	for _, sh := range s.byID {
-		st := sh.Stats()
-		if st.PendingRecords > 0 || st.BufferBatches > 0 {
-			return false
-		}
-		acked += int64(st.BatchesAcked)
-	}
-	return s.sp.consumed.Load() >= acked
+	return s.sp.records.Load() >= s.sentRecs && s.sp.heartbeats.Load() >= s.sentHB
 }
 
 func (s *shippers) stop() {
