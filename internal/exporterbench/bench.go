@@ -91,7 +91,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	defer stats.Close()
 	pmax, mmax := maxIDs()
-	ch, err := startChild(ctx, cfg.Exe, pair.A.Inum, cfg.Args...)
+	ch, err := startChild(ctx, cfg.Exe, []uint32{pair.A.Inum, pair.B.Inum}, cfg.Args...)
 	if err != nil {
 		return res, err
 	}

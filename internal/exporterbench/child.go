@@ -15,7 +15,7 @@ import (
 )
 
 // child is an exporter process whose output the benchmark reads: it counts the final records
-// of one network namespace and keeps the latest summary.
+// of the benchmark's network namespaces and keeps the latest summary.
 type child struct {
 	cmd       *exec.Cmd
 	finals    atomic.Uint64
@@ -24,7 +24,7 @@ type child struct {
 	done      chan error
 }
 
-func startChild(ctx context.Context, exe string, netns uint32, extra ...string) (*child, error) {
+func startChild(ctx context.Context, exe string, netns []uint32, extra ...string) (*child, error) {
 	args := append([]string{"exporter", "--output=jsonl", "--summary-interval=1s", "--metrics-listen=", "--log-level=warn"}, extra...)
 	c := &child{cmd: exec.CommandContext(ctx, exe, args...), done: make(chan error, 1)}
 	out, err := c.cmd.StdoutPipe()
@@ -38,10 +38,13 @@ func startChild(ctx context.Context, exe string, netns uint32, extra ...string) 
 	return c, nil
 }
 
-func (c *child) read(r io.Reader, netns uint32) error {
+func (c *child) read(r io.Reader, netns []uint32) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	nsField := []byte(`"netns":` + strconv.FormatUint(uint64(netns), 10) + `,`)
+	var nsFields [][]byte
+	for _, n := range netns {
+		nsFields = append(nsFields, []byte(`"netns":`+strconv.FormatUint(uint64(n), 10)+`,`))
+	}
 	final := []byte(`"interim":false`)
 	for sc.Scan() {
 		line := sc.Bytes()
@@ -55,8 +58,14 @@ func (c *child) read(r io.Reader, netns uint32) error {
 			}
 			continue
 		}
-		if bytes.Contains(line, nsField) && bytes.Contains(line, final) {
-			c.finals.Add(1)
+		if !bytes.Contains(line, final) {
+			continue
+		}
+		for _, f := range nsFields {
+			if bytes.Contains(line, f) {
+				c.finals.Add(1)
+				break
+			}
 		}
 	}
 	return sc.Err()
