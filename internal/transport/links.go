@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -147,16 +148,25 @@ func newHTTPSLink(addr string, sec *security, timeout time.Duration, dial dialFu
 
 func (l *httpsLink) name() string { return HTTPS }
 
+// httpsParallel is how many POSTs of one round run at once (the collector stores
+// concurrent batches with one fsync).
+const httpsParallel = 4
+
 func (l *httpsLink) deliver(ctx context.Context, bs []*outBatch) ([]*flowv1.Ack, error) {
 	acks := make([]*flowv1.Ack, len(bs))
+	errs := make([]error, len(bs))
+	sem := make(chan struct{}, httpsParallel)
+	var wg sync.WaitGroup
 	for i, b := range bs {
-		a, err := l.post(ctx, b.data)
-		if err != nil {
-			return acks, err
-		}
-		acks[i] = a
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			acks[i], errs[i] = l.post(ctx, b.data)
+		}()
 	}
-	return acks, nil
+	wg.Wait()
+	return acks, errors.Join(errs...)
 }
 
 func (l *httpsLink) post(ctx context.Context, data []byte) (*flowv1.Ack, error) {

@@ -51,6 +51,7 @@ type spool struct {
 	dir        string
 	segmentMax int64
 
+	syncMu  sync.Mutex // one fsync at a time; writers keep appending meanwhile
 	mu      sync.Mutex // guards everything below
 	f       *os.File
 	w       *bufio.Writer
@@ -286,14 +287,35 @@ func (s *spool) flushSyncLocked() error {
 	return nil
 }
 
-// syncTo makes every entry below end durable. Concurrent callers share one fsync.
+// syncTo makes every entry below end durable. Concurrent callers share one fsync: entries
+// written while an fsync runs are covered by the next one, which the first of their callers
+// to get the sync lock issues for all of them.
 func (s *spool) syncTo(end uint64) error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.synced >= end {
+	if s.synced >= end || s.syncErr != nil {
+		defer s.mu.Unlock()
 		return s.syncErr
 	}
-	return s.flushSyncLocked()
+	if err := s.w.Flush(); err != nil {
+		defer s.mu.Unlock()
+		return s.fail(err)
+	}
+	f, target := s.f, s.next
+	s.mu.Unlock()
+	err := f.Sync()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil && s.f == f { // (a rotation closes f after syncing it itself)
+		return s.fail(err)
+	}
+	if target > s.synced {
+		s.synced = target
+		close(s.notify)
+		s.notify = make(chan struct{})
+	}
+	return s.syncErr
 }
 
 // durable returns the offset below which entries are durable and a channel closed when it grows.
