@@ -2,8 +2,10 @@ package api_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -112,5 +114,48 @@ func TestBadBodiesAre400(t *testing.T) {
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(e.Error, tc.want) {
 			t.Errorf("POST %s %s = %d %q, want 400 containing %q", tc.path, tc.body, resp.StatusCode, e.Error, tc.want)
 		}
+	}
+}
+
+func TestDetailRoutes(t *testing.T) {
+	srv := server(t)
+	var top depgraph.TopResult
+	_, body := get(t, srv, "/api/v1/top?from=-2h10m&limit=1")
+	if err := json.Unmarshal(body, &top); err != nil || len(top.Rows) != 1 {
+		t.Fatalf("top: %s %v", body, err)
+	}
+	k := top.Rows[0].Edge
+	q := url.Values{"from": {"-2h10m"}, "src": {k.Src}, "dst": {k.Dst}, "port": {fmt.Sprint(k.Port)}, "service": {k.Service}, "direction": {k.Direction.String()}, "limit": {"3"}}
+	code, body := get(t, srv, "/api/v1/edge?"+q.Encode())
+	var d api.EdgeDetail
+	if err := json.Unmarshal(body, &d); code != 200 || err != nil {
+		t.Fatalf("edge: %d %s %v", code, body, err)
+	}
+	if d.Edge.EdgeKey != *k || len(d.Flows) != 3 || len(d.Series) < 60 || d.Edge.RTTp99us == 0 {
+		t.Errorf("edge detail: key %v, %d flows, %d points, p99 %d", d.Edge.EdgeKey, len(d.Flows), len(d.Series), d.Edge.RTTp99us)
+	}
+	q.Set("port", "1")
+	if code, body = get(t, srv, "/api/v1/edge?"+q.Encode()); code != http.StatusNotFound {
+		t.Errorf("edge without data: %d %s", code, body)
+	}
+	code, body = get(t, srv, "/api/v1/workload?from=-2h10m&id="+url.QueryEscape(k.Src))
+	var w api.WorkloadDetail
+	if err := json.Unmarshal(body, &w); code != 200 || err != nil || len(w.Out) == 0 || w.Node.ID != k.Src {
+		t.Errorf("workload: %d %s %v", code, body, err)
+	}
+	code, body = get(t, srv, "/api/v1/unattributed?from=-2h10m")
+	var u api.UnattributedSummary
+	if err := json.Unmarshal(body, &u); code != 200 || err != nil || len(u.Reasons) != 3 {
+		t.Errorf("unattributed: %d %s %v", code, body, err)
+	}
+	code, body = get(t, srv, "/api/v1/nodes")
+	var n api.NodeList
+	if err := json.Unmarshal(body, &n); code != 200 || err != nil || len(n.Namespaces) != 3 {
+		t.Errorf("nodes: %d %s %v", code, body, err)
+	}
+	code, body = get(t, srv, "/api/v1/status")
+	var s api.Status
+	if err := json.Unmarshal(body, &s); code != 200 || err != nil || s.APIVersion != 1 || s.Coverage.Latest.IsZero() {
+		t.Errorf("status: %d %s %v", code, body, err)
 	}
 }

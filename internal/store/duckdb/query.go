@@ -16,11 +16,18 @@ import (
 
 // edgeSource returns a SQL relation over the edge rows of r: hour rows for the whole rolled-up
 // hours inside r, minute rows for the rest. Ranges are aligned outward to whole minutes.
-func (s *Store) edgeSource(r store.Range) string {
+func (s *Store) edgeSource(r store.Range) string { return s.edgeSourceStep(r, time.Hour) }
+
+// edgeSourceStep is edgeSource for a caller that needs rows of at most step: hour rows are
+// used only when step is at least an hour.
+func (s *Store) edgeSourceStep(r store.Range, step time.Duration) string {
 	from := r.From.Unix() / 60
 	to := (r.To.Unix() + 59) / 60
 	hFrom := (from + 59) / 60 * 60
 	hTo := min(to/60*60, s.rolled.Load())
+	if step < time.Hour {
+		hTo = hFrom
+	}
 	part := func(table string, a, b int64) string {
 		return fmt.Sprintf("SELECT * FROM %s WHERE t >= %d AND t < %d", table, a, b)
 	}
@@ -212,7 +219,7 @@ func (s *Store) EdgeSeries(ctx context.Context, key store.EdgeKey, r store.Range
 	}
 	stepMin := max(int64(step/time.Minute), 1)
 	rows, err := s.db.QueryContext(ctx, `SELECT t - t % `+strconv.FormatInt(stepMin, 10)+` AS b, flows, bcs, bsc, opened, closed,
-		refused, timeout, reset, retrans, peak, rtt FROM `+s.edgeSource(r)+` WHERE `+where+` ORDER BY b`)
+		refused, timeout, reset, retrans, peak, rtt FROM `+s.edgeSourceStep(r, step)+` WHERE `+where+` ORDER BY b`)
 	if err != nil {
 		return nil, fmt.Errorf("querying edge series: %w", err)
 	}
