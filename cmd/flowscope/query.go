@@ -139,8 +139,14 @@ func table(header []string, rows [][]string) error {
 	return tw.Flush()
 }
 
+// printRaw prints the server's JSON answer, indented.
 func printRaw(raw []byte) error {
-	_, err := queryOut.Write(raw)
+	var b bytes.Buffer
+	if err := json.Indent(&b, raw, "", "  "); err != nil {
+		b.Reset()
+		b.Write(raw)
+	}
+	_, err := queryOut.Write(b.Bytes())
 	return err
 }
 

@@ -116,9 +116,7 @@ func (s *server) wrap(h func(*http.Request, *params) (any, error)) http.Handler 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 // params are the query parameters shared by the routes.

@@ -141,17 +141,7 @@ type TopResult struct {
 }
 
 // Value is the quantity o ranks by.
-func Value(c store.Counters, o store.Order) uint64 {
-	switch o {
-	case store.ByConnections:
-		return c.Opened
-	case store.ByFailures:
-		return c.Failed()
-	case store.ByRetransmits:
-		return c.Retransmits
-	}
-	return c.BytesClientToServer + c.BytesServerToClient
-}
+func Value(c store.Counters, o store.Order) uint64 { return c.Value(o) }
 
 // Top ranks edges, or workloads (summing the edges at either end), by q.Order; q.Limit rows.
 func Top(ctx context.Context, st store.Querier, q store.EdgeQuery, group Grouping) (TopResult, error) {

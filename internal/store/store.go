@@ -190,6 +190,20 @@ const (
 	ByRetransmits Order = "retransmits"
 )
 
+// Value is the quantity o ranks by: bytes both ways, connections opened, failures or
+// retransmits.
+func (c Counters) Value(o Order) uint64 {
+	switch o {
+	case ByConnections:
+		return c.Opened
+	case ByFailures:
+		return c.Failed()
+	case ByRetransmits:
+		return c.Retransmits
+	}
+	return c.BytesClientToServer + c.BytesServerToClient
+}
+
 // ValidOrder reports whether o is a known order.
 func ValidOrder(o Order) bool {
 	switch o {

@@ -54,6 +54,7 @@ type Store struct {
 	pendWM   uint64
 	stopped  error // set when ingestion stopped for good (the database failed)
 	dict     *dictionary
+	edges    *edgeKeys
 	rolled   atomic.Int64 // unix minute before which hour rows are complete
 	lastTrim time.Time
 }
@@ -126,6 +127,9 @@ func (s *Store) init(ctx context.Context) error {
 		return fmt.Errorf("opening write connection: %w", err)
 	}
 	if s.dict, err = loadDictionary(ctx, s.db); err != nil {
+		return err
+	}
+	if s.edges, err = loadEdgeKeys(ctx, s.db); err != nil {
 		return err
 	}
 	if err := s.loadState(ctx); err != nil {

@@ -339,7 +339,7 @@ func TestMigratesVersion1(t *testing.T) {
 	dir := t.TempDir()
 	clk := &clock{t: t0}
 	s := open(t, dir, clk)
-	_, err := s.db.Exec(`DROP TABLE flows; DROP TABLE edges_minute; DROP TABLE edges_hour; DROP TABLE nodes; DROP TABLE endpoints; DROP TABLE meta;`)
+	_, err := s.db.Exec(`DROP TABLE flows; DROP TABLE edges_minute; DROP TABLE edges_hour; DROP TABLE nodes; DROP TABLE endpoints; DROP TABLE meta; DROP TABLE edge_keys;`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +347,10 @@ func TestMigratesVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := s.db.Exec(`INSERT INTO meta VALUES ('schema_version', 1);
-		INSERT INTO flows VALUES (1, 1772445600000, 1500, 1, 2, NULL, 40000, 8080, NULL, NULL, 10, 20, 0, 0, 300, 450, 0, 1, 4)`); err != nil {
+		INSERT INTO flows VALUES (1, 1772445600000, 1500, 1, 2, NULL, 40000, 8080, NULL, NULL, 10, 20, 0, 0, 300, 450, 0, 1, 4);
+		INSERT INTO edges_minute VALUES (29540760, 1, 2, 0, 8080, 1, 3, 10, 20, 3, 3, 1, 0, 0, 2, 30, NULL);
+		INSERT INTO edges_minute VALUES (29540761, 1, 2, 0, 8080, 1, 4, 10, 20, 4, 4, 0, 0, 0, 0, 30, NULL);
+		INSERT INTO edges_hour VALUES (29540700, 2, 1, 0, 443, 3, 7, 10, 20, 7, 7, 1, 0, 0, 2, 30, NULL);`); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -363,5 +366,13 @@ func TestMigratesVersion1(t *testing.T) {
 	}
 	if len(got) != 1 || got[0].ClientSrttUs != 300 || got[0].ServerSrttUs != 450 || got[0].Server.Port != 8080 || got[0].Observed != "both" {
 		t.Fatalf("migrated flow: %+v", got)
+	}
+	rows, err := s.readEdgeRows(t.Context(), "edges_minute", 0, 1<<31-1)
+	if err != nil || len(rows) != 2 || rows[0].Key.Port != 8080 || rows[0].Flows+rows[1].Flows != 7 {
+		t.Fatalf("migrated minute edges: %+v %v", rows, err)
+	}
+	hours, err := s.readEdgeRows(t.Context(), "edges_hour", 0, 1<<31-1)
+	if err != nil || len(hours) != 1 || hours[0].Key.Port != 443 || hours[0].Key.Direction != store.Egress || hours[0].Flows != 7 {
+		t.Fatalf("migrated hour edges: %+v %v", hours, err)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	duckdb "github.com/duckdb/duckdb-go/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flowscope/flowscope/internal/collector/aggregate"
@@ -63,10 +62,15 @@ func (s *Store) inTx(f func(driver.Conn) error) error {
 		}
 		if err := f(dc); err != nil {
 			_, _ = execDriver(dc, `ROLLBACK`)
+			s.edges.rollback()
 			return err
 		}
-		_, err := execDriver(dc, `COMMIT`)
-		return err
+		if _, err := execDriver(dc, `COMMIT`); err != nil {
+			s.edges.rollback()
+			return err
+		}
+		s.edges.commit()
+		return nil
 	})
 }
 
@@ -74,50 +78,37 @@ func (s *Store) appendEdges(dc driver.Conn, table string, rows []store.EdgeRow, 
 	if len(rows) == 0 {
 		return nil
 	}
-	type ids struct{ src, dst, svc uint32 }
-	resolved := make([]ids, len(rows))
+	keys := make([]edgeIDs, len(rows))
 	for i, r := range rows {
 		var err error
-		var x ids
-		if x.src, err = s.dict.nodeByName(r.Key.Src, p); err == nil {
-			if x.dst, err = s.dict.nodeByName(r.Key.Dst, p); err == nil {
-				x.svc, err = s.dict.nodeByName(r.Key.Service, p)
-			}
-		}
-		if err != nil {
+		if keys[i], err = s.idsOf(r.Key, p); err != nil {
 			return err
 		}
-		resolved[i] = x
 	}
+	ctx := context.Background()
 	if len(p.nodes) > 0 {
 		// Nodes first seen as edge ends (normally they came with their endpoints).
-		rows := make([][]driver.Value, len(p.nodes))
+		nrows := make([][]driver.Value, len(p.nodes))
 		for i, n := range p.nodes {
-			rows[i] = []driver.Value{n.id, n.n.ID, n.doc}
+			nrows[i] = []driver.Value{n.id, n.n.ID, n.doc}
 		}
-		if err := appendAll(context.Background(), dc, "nodes", rows); err != nil {
+		if err := appendAll(ctx, dc, "nodes", nrows); err != nil {
 			return fmt.Errorf("storing nodes: %w", err)
 		}
 		s.dict.publish(p)
 		*p = pendingDict{}
 	}
-	app, err := duckdb.NewAppenderFromConn(dc, "", table)
+	ids, err := s.edges.resolve(ctx, dc, keys)
 	if err != nil {
-		return fmt.Errorf("creating %s appender: %w", table, err)
+		return err
 	}
-	var buf []byte
+	out := make([][]driver.Value, len(rows))
 	for i, r := range rows {
-		buf = r.RTT.AppendBinary(buf[:0])
-		x := resolved[i]
-		err := app.AppendRow(int32(r.Time.Unix()/60), x.src, x.dst, x.svc, r.Key.Port, uint8(r.Key.Direction),
+		out[i] = []driver.Value{int32(r.Time.Unix() / 60), ids[i],
 			r.Flows, r.BytesClientToServer, r.BytesServerToClient, r.Opened, r.Closed,
-			r.Refused, r.Timeout, r.Reset, r.Retransmits, r.PeakBytesPerMinute, append([]byte(nil), buf...))
-		if err != nil {
-			_ = app.Close()
-			return fmt.Errorf("appending to %s: %w", table, err)
-		}
+			r.Refused, r.Timeout, r.Reset, r.Retransmits, r.PeakBytesPerMinute, r.RTT.AppendBinary(nil)}
 	}
-	if err := app.Close(); err != nil {
+	if err := appendAll(ctx, dc, table, out); err != nil {
 		return fmt.Errorf("writing %s: %w", table, err)
 	}
 	return nil
@@ -164,7 +155,7 @@ func (s *Store) rollup(ctx context.Context) error {
 
 // readEdgeRows reads rows of table with t in [from, to) (unix minutes).
 func (s *Store) readEdgeRows(ctx context.Context, table string, from, to int64) ([]store.EdgeRow, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT t, src, dst, svc, port, dir, flows, bcs, bsc, opened, closed,
+	rows, err := s.db.QueryContext(ctx, `SELECT t, edge, flows, bcs, bsc, opened, closed,
 		refused, timeout, reset, retrans, peak, rtt FROM `+table+` WHERE t >= ? AND t < ?`, from, to)
 	if err != nil {
 		return nil, err
@@ -174,16 +165,13 @@ func (s *Store) readEdgeRows(ctx context.Context, table string, from, to int64) 
 	for rows.Next() {
 		var r store.EdgeRow
 		var t int64
-		var src, dst, svc uint32
-		var dir uint8
+		var edge uint32
 		var rtt []byte
-		if err := rows.Scan(&t, &src, &dst, &svc, &r.Key.Port, &dir, &r.Flows, &r.BytesClientToServer, &r.BytesServerToClient,
-			&r.Opened, &r.Closed, &r.Refused, &r.Timeout, &r.Reset, &r.Retransmits, &r.PeakBytesPerMinute, &rtt); err != nil {
+		if err := rows.Scan(append(append([]any{&t, &edge}, counterDest(&r.Counters)...), &rtt)...); err != nil {
 			return nil, err
 		}
 		r.Time = time.Unix(t*60, 0).UTC()
-		r.Key.Src, r.Key.Dst, r.Key.Service = s.dict.node(src).ID, s.dict.node(dst).ID, s.dict.node(svc).ID
-		r.Key.Direction = store.Direction(dir)
+		r.Key = s.keyOf(edge)
 		if err := r.RTT.UnmarshalBinary(rtt); err != nil {
 			return nil, err
 		}

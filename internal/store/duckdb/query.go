@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/netip"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -67,30 +68,63 @@ var orderExpr = map[store.Order]string{
 	store.ByRetransmits: "sum(retrans)",
 }
 
-// Edges implements store.Querier.
-func (s *Store) Edges(ctx context.Context, q store.EdgeQuery) ([]store.Edge, error) {
+// keyOf names an edge id.
+func (s *Store) keyOf(edge uint32) store.EdgeKey {
+	e := s.edges.key(edge)
+	return store.EdgeKey{Src: s.dict.node(e.src).ID, Dst: s.dict.node(e.dst).ID, Service: s.dict.node(e.svc).ID,
+		Port: e.port, Direction: store.Direction(e.dir)}
+}
+
+// edgeFilter is the SQL condition selecting the edges q asks for ("" for all rows), and false
+// when no edge can match.
+func (s *Store) edgeFilter(q store.EdgeQuery) (string, bool) {
 	dirs := q.Directions
 	if len(dirs) == 0 {
 		dirs = []store.Direction{store.Internal, store.Ingress, store.Egress}
 	}
-	where := []string{"dir IN (" + dirList(dirs) + ")"}
-	if len(q.Namespaces) > 0 {
-		ids := idList(s.dict.nodesIn(q.Namespaces))
-		where = append(where, fmt.Sprintf("(src IN (%s) OR dst IN (%s) OR svc IN (%s))", ids, ids, ids))
+	var dirOK [8]bool
+	for _, d := range dirs {
+		dirOK[d&7] = true
 	}
-	if q.Workload != "" {
-		id, ok := s.dict.nodeIDOf(q.Workload)
-		if !ok {
-			return nil, nil
+	var inNS map[uint32]bool
+	if len(q.Namespaces) > 0 {
+		inNS = map[uint32]bool{}
+		for _, id := range s.dict.nodesIn(q.Namespaces) {
+			inNS[id] = true
 		}
-		where = append(where, fmt.Sprintf("(src = %d OR dst = %d OR svc = %d)", id, id, id))
+	}
+	var wl uint32
+	if q.Workload != "" {
+		var ok bool
+		if wl, ok = s.dict.nodeIDOf(q.Workload); !ok {
+			return "", false
+		}
+	}
+	return s.edges.filter(func(e edgeIDs) bool {
+		if !dirOK[e.dir&7] {
+			return false
+		}
+		if inNS != nil && !inNS[e.src] && !inNS[e.dst] && !inNS[e.svc] {
+			return false
+		}
+		return wl == 0 || e.src == wl || e.dst == wl || e.svc == wl
+	}), true
+}
+
+// Edges implements store.Querier.
+func (s *Store) Edges(ctx context.Context, q store.EdgeQuery) ([]store.Edge, error) {
+	where, ok := s.edgeFilter(q)
+	if !ok {
+		return nil, nil
+	}
+	if where != "" {
+		where = " WHERE " + where
 	}
 	order, ok := orderExpr[q.Order]
 	if !ok {
 		order = orderExpr[store.ByBytes]
 	}
-	sqlq := `SELECT src, dst, svc, port, dir, ` + sums + ` FROM ` + s.edgeSource(q.Range) +
-		` WHERE ` + strings.Join(where, " AND ") + ` GROUP BY src, dst, svc, port, dir ORDER BY ` + order + ` DESC, src, dst, port, svc, dir`
+	sqlq := `SELECT edge, ` + sums + ` FROM ` + s.edgeSource(q.Range) + where + ` GROUP BY edge ORDER BY ` + order + ` DESC, edge`
 	if q.Limit > 0 {
 		sqlq += " LIMIT " + strconv.Itoa(q.Limit)
 	}
@@ -100,50 +134,74 @@ func (s *Store) Edges(ctx context.Context, q store.EdgeQuery) ([]store.Edge, err
 	}
 	defer rows.Close()
 	var out []store.Edge
-	type ids struct {
-		src, dst, svc uint32
-		port          uint16
-		dir           uint8
-	}
-	var keys []ids
+	var ids []uint32
 	for rows.Next() {
 		var e store.Edge
-		var k ids
-		dest := append([]any{&k.src, &k.dst, &k.svc, &k.port, &k.dir}, counterDest(&e.Counters)...)
-		if err := rows.Scan(dest...); err != nil {
+		var id uint32
+		if err := rows.Scan(append([]any{&id}, counterDest(&e.Counters)...)...); err != nil {
 			return nil, fmt.Errorf("reading edges: %w", err)
 		}
-		e.EdgeKey = store.EdgeKey{Src: s.dict.node(k.src).ID, Dst: s.dict.node(k.dst).ID, Service: s.dict.node(k.svc).ID, Port: k.port, Direction: store.Direction(k.dir)}
+		e.EdgeKey = s.keyOf(id)
 		out = append(out, e)
-		keys = append(keys, k)
+		ids = append(ids, id)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading edges: %w", err)
 	}
+	// Ties in the order come back by edge id; present them by name.
+	perm := make([]int, len(out))
+	for i := range perm {
+		perm[i] = i
+	}
+	sort.SliceStable(perm, func(a, b int) bool {
+		x, y := &out[perm[a]], &out[perm[b]]
+		if vx, vy := x.Value(q.Order), y.Value(q.Order); vx != vy {
+			return vx > vy
+		}
+		return lessKey(x.EdgeKey, y.EdgeKey)
+	})
+	sorted, sortedIDs := make([]store.Edge, len(out)), make([]uint32, len(out))
+	for i, j := range perm {
+		sorted[i], sortedIDs[i] = out[j], ids[j]
+	}
+	out, ids = sorted, sortedIDs
 	if !q.WithRTT || len(out) == 0 {
 		return out, nil
 	}
-	idx := map[ids]int{}
-	srcs, dsts := map[uint32]bool{}, map[uint32]bool{}
-	for i, k := range keys {
-		idx[k] = i
-		srcs[k.src], dsts[k.dst] = true, true
+	idx := make(map[uint32]int, len(ids))
+	for i, id := range ids {
+		idx[id] = i
 		out[i].RTT = &sketch.Sketch{}
 	}
-	err = s.eachRTT(ctx, fmt.Sprintf(`SELECT src, dst, svc, port, dir, rtt FROM %s WHERE src IN (%s) AND dst IN (%s) AND dir IN (%s)`,
-		s.edgeSource(q.Range), idList(setList(srcs)), idList(setList(dsts)), dirList(dirs)),
+	err = s.eachRTT(ctx, fmt.Sprintf(`SELECT edge, rtt FROM %s WHERE edge IN (%s)`, s.edgeSource(q.Range), idList(ids)),
 		func(scan func(...any) error) error {
-			var k ids
+			var id uint32
 			var b []byte
-			if err := scan(&k.src, &k.dst, &k.svc, &k.port, &k.dir, &b); err != nil {
+			if err := scan(&id, &b); err != nil {
 				return err
 			}
-			if i, ok := idx[k]; ok {
+			if i, ok := idx[id]; ok {
 				return out[i].RTT.MergeEncoded(b)
 			}
 			return nil
 		})
 	return out, err
+}
+
+func lessKey(a, b store.EdgeKey) bool {
+	if a.Src != b.Src {
+		return a.Src < b.Src
+	}
+	if a.Dst != b.Dst {
+		return a.Dst < b.Dst
+	}
+	if a.Port != b.Port {
+		return a.Port < b.Port
+	}
+	if a.Service != b.Service {
+		return a.Service < b.Service
+	}
+	return a.Direction < b.Direction
 }
 
 func (s *Store) eachRTT(ctx context.Context, q string, f func(scan func(...any) error) error) error {
@@ -257,7 +315,10 @@ func (s *Store) keyWhere(k store.EdgeKey) (string, bool) {
 	if !ok1 || !ok2 || (k.Service != "" && !ok3) {
 		return "", false
 	}
-	return fmt.Sprintf("src = %d AND dst = %d AND svc = %d AND port = %d AND dir = %d", src, dst, svc, k.Port, k.Direction), true
+	s.edges.mu.RLock()
+	id, ok := s.edges.ids[edgeIDs{src: src, dst: dst, svc: svc, port: k.Port, dir: uint8(k.Direction)}]
+	s.edges.mu.RUnlock()
+	return fmt.Sprintf("edge = %d", id), ok
 }
 
 const flowColumns = `seq, end_ms, dur_ms, client, server, coalesce(vip, 0), cport, sport, coalesce(caddr, ''), coalesce(saddr, ''),

@@ -31,6 +31,18 @@ var migrations = []string{
 		(ssrtt::BIGINT - csrtt::BIGINT)::INTEGER AS srtt_delta FROM flows ORDER BY seq;
 	DROP TABLE flows;
 	ALTER TABLE flows_v2 RENAME TO flows;`,
+	// 3: edge rows name their key by one integer (edge_keys): grouping by it is what makes
+	// deps over a day of 10,000 workloads fast.
+	`CREATE TABLE edge_keys AS SELECT (row_number() OVER (ORDER BY src, dst, svc, port, dir))::UINTEGER AS id, src, dst, svc, port, dir
+		FROM (SELECT src, dst, svc, port, dir FROM edges_minute UNION SELECT src, dst, svc, port, dir FROM edges_hour);
+	CREATE TABLE edges_minute_v3 AS SELECT e.t, k.id AS edge, e.flows, e.bcs, e.bsc, e.opened, e.closed, e.refused, e.timeout, e.reset, e.retrans, e.peak, e.rtt
+		FROM edges_minute e JOIN edge_keys k USING (src, dst, svc, port, dir) ORDER BY e.t;
+	CREATE TABLE edges_hour_v3 AS SELECT e.t, k.id AS edge, e.flows, e.bcs, e.bsc, e.opened, e.closed, e.refused, e.timeout, e.reset, e.retrans, e.peak, e.rtt
+		FROM edges_hour e JOIN edge_keys k USING (src, dst, svc, port, dir) ORDER BY e.t;
+	DROP TABLE edges_minute;
+	DROP TABLE edges_hour;
+	ALTER TABLE edges_minute_v3 RENAME TO edges_minute;
+	ALTER TABLE edges_hour_v3 RENAME TO edges_hour;`,
 }
 
 // SchemaVersion is the schema this build writes.

@@ -40,15 +40,16 @@ func main() {
 	minuteHours := flag.Int("minute-hours", 24, "hours of the history also kept as minute rows")
 	dir := flag.String("dir", "", "data directory (default: a temporary one, removed after)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the ingestion here")
+	qprofile := flag.String("queryprofile", "", "write a CPU profile of the queries here")
 	flag.Parse()
-	profile = *cpuprofile
+	profile, queryProfile = *cpuprofile, *qprofile
 	if err := run(*flows, *batch, *workloads, *edgesPer, *minuteHours, *dir); err != nil {
 		fmt.Fprintln(os.Stderr, "storebench:", err)
 		os.Exit(1)
 	}
 }
 
-var profile string
+var profile, queryProfile string
 
 func cpuTime() time.Duration {
 	var ru unix.Rusage
@@ -67,8 +68,10 @@ func run(nflows, batch, workloads, edgesPer, minuteHours int, dir string) error 
 		dir = d
 	}
 	fmt.Printf("# store benchmark, %s, %d cores, %s\n\n", time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), runtime.Version())
-	if err := ingest(ctx, dir+"/ingest", nflows, batch); err != nil {
-		return err
+	if nflows > 0 {
+		if err := ingest(ctx, dir+"/ingest", nflows, batch); err != nil {
+			return err
+		}
 	}
 	return queries(ctx, dir+"/history", workloads, edgesPer, minuteHours)
 }
@@ -218,6 +221,17 @@ func queries(ctx context.Context, dir string, workloads, edgesPer, minuteHours i
 			_, err := health.Build(ctx, st, store.EdgeQuery{Range: r})
 			return err
 		}},
+	}
+	if queryProfile != "" {
+		f, err := os.Create(queryProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	for _, c := range cases {
 		qd, err := median(func() error { return c.q(c.r) })
