@@ -46,6 +46,7 @@ type Options struct {
 // Result is a finished run.
 type Result struct {
 	Report *Report
+	Truth  *Truth
 	Conns  []flow.Conn
 	Reused int // addresses handed to another workload
 }
@@ -156,7 +157,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err := col.attr.Flush(ctx); err != nil {
 		return nil, err
 	}
-	return &Result{Report: cl.Truth().Verify(col.conns), Conns: col.conns, Reused: cl.Reused()}, nil
+	return &Result{Report: cl.Truth().Verify(col.conns), Truth: cl.Truth(), Conns: col.conns, Reused: cl.Reused()}, nil
 }
 
 func newCollector(opts Options) (*collector, error) {

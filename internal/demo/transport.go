@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"time"
@@ -52,8 +53,9 @@ func (s *shippers) shipper(b *flowbatch.Batch) (*transport.Shipper, error) {
 	cfg.ExporterID, cfg.NodeName = b.ExporterID, b.NodeName
 	cfg.FlushInterval, cfg.RetryMin = 10*time.Millisecond, 5*time.Millisecond
 	cfg.Instance = &adapt.Instance{NodeCores: 4, Cores: 4, MemoryBytes: 8 << 30, NodeMemory: 8 << 30, CgroupVersion: 2}
-	// Each exporter registers its metrics in a registry of its own (they would run on their nodes).
-	sh, err := transport.New(cfg, prometheus.NewRegistry(), s.opts.Log, s.clock)
+	// Each exporter registers its metrics in a registry of its own (they would run on their
+	// nodes) and stays quiet (its shutdown retries are noise here).
+	sh, err := transport.New(cfg, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), s.clock)
 	if err != nil {
 		return nil, err
 	}

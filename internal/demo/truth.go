@@ -9,15 +9,16 @@ import (
 
 // TrueConn is what really happened on one connection.
 type TrueConn struct {
-	ClientKey, ServerKey string // the exporters' conn keys (exporter/conn_id); ServerKey empty when unobserved
-	ClientUID            string
-	ClientWorkload       string // namespace/workload
-	ServerUID            string // empty: external or nobody held the address
-	ServerWorkload       string
-	Service              string // namespace/name of the Service dialled, if any
-	Network              string // named network dialled, if any
-	ServerObserved       bool
-	NoHolder             bool // nobody held the dialled address: unattributable by design
+	ClientKey      string `json:"client_key"`           // the client exporter's conn key (exporter/conn_id)
+	ServerKey      string `json:"server_key,omitempty"` // the server exporter's, when it observed the connection
+	ClientUID      string `json:"client_uid"`
+	ClientWorkload string `json:"client_workload"`           // namespace/workload
+	ServerUID      string `json:"server_uid,omitempty"`      // empty: external, or nobody held the address
+	ServerWorkload string `json:"server_workload,omitempty"` // namespace/workload
+	Service        string `json:"service,omitempty"`         // namespace/name of the Service dialled
+	Network        string `json:"network,omitempty"`         // named network dialled
+	ServerObserved bool   `json:"server_observed"`
+	NoHolder       bool   `json:"no_holder,omitempty"` // nobody held the dialled address: unattributable by design
 }
 
 // Truth indexes the true connections by both sides' conn keys.
@@ -36,6 +37,18 @@ func (t *Truth) add(c *TrueConn) {
 	if c.ServerKey != "" {
 		t.byKey[c.ServerKey] = c
 	}
+}
+
+// Conns returns the true connections ordered by client key.
+func (t *Truth) Conns() []*TrueConn {
+	var out []*TrueConn
+	for k, tc := range t.byKey {
+		if k == tc.ClientKey {
+			out = append(out, tc)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ClientKey < out[j].ClientKey })
+	return out
 }
 
 // Len returns the number of true connections.
