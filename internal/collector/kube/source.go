@@ -20,7 +20,8 @@ import (
 
 // Source runs client-go informers for Pods, Services, EndpointSlices, Nodes, ReplicaSets and
 // Jobs, feeds a Tracker, and tells the store up to when the Kubernetes view is complete: only
-// while every informer has synced and none has a failed watch that was not relisted since.
+// while the API server answers its readiness probe (every tick), every informer has synced and
+// none has a failed watch that was not relisted since.
 // When the API server goes away the mark stops, so nothing is attributed from Kubernetes data
 // past its horizon (answers become stale); when it returns, the informers relist and the
 // objects that vanished meanwhile are closed at the moment that was observed.
@@ -31,6 +32,9 @@ type Source struct {
 	now     func() time.Time
 	log     *slog.Logger
 	tick    time.Duration
+	// Grace: after the API server or an informer failed, Kubernetes data is trusted again
+	// only once every check passed for this long (5 s by default; watches resume with backoff).
+	Grace time.Duration
 
 	mu        sync.Mutex
 	informers map[string]*watched
@@ -49,7 +53,7 @@ func NewSource(client kubernetes.Interface, tracker *Tracker, store *ownership.S
 	if tick <= 0 {
 		tick = time.Second
 	}
-	return &Source{client: client, tracker: tracker, store: store, now: now, log: log.With("component", "kube"), tick: tick, informers: map[string]*watched{}}
+	return &Source{client: client, tracker: tracker, store: store, now: now, log: log.With("component", "kube"), tick: tick, Grace: 5 * time.Second, informers: map[string]*watched{}}
 }
 
 // handlers adapts typed add/delete functions to informer callbacks, unwrapping tombstones.
@@ -112,7 +116,8 @@ func (s *Source) Run(ctx context.Context) error {
 	defer f.Shutdown()
 	tk := time.NewTicker(s.tick)
 	defer tk.Stop()
-	var prev time.Time // the previous tick at which every informer was healthy
+	var prev, recoverAt time.Time // the previous healthy tick; when a recovery is trusted
+	down := true
 	for {
 		select {
 		case <-ctx.Done():
@@ -120,16 +125,34 @@ func (s *Source) Run(ctx context.Context) error {
 		case <-tk.C:
 		}
 		now := s.now()
-		if !s.healthy() {
-			prev = time.Time{}
+		if !s.probe(ctx) || !s.healthy() {
+			if !down {
+				s.log.Warn("Kubernetes API unreachable or informers failing: Kubernetes ownership is not trusted past now")
+			}
+			prev, down = time.Time{}, true
 			continue
 		}
-		// Mark the previous healthy tick, so that a relist's events have been handled.
+		if down {
+			// The informers resume their watches (or relist) with backoff: trust them again
+			// only after the grace, so the events of the outage have been replayed.
+			down, recoverAt = false, now.Add(s.Grace)
+		}
+		if now.Before(recoverAt) {
+			continue
+		}
+		// Mark the previous healthy tick, so that this tick's events have been handled.
 		if !prev.IsZero() {
 			s.store.SetKubeSynced(prev)
 		}
 		prev = now
 	}
+}
+
+// probe asks the API server whether it is ready.
+func (s *Source) probe(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, max(s.tick, time.Second))
+	defer cancel()
+	return s.client.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error() == nil
 }
 
 // healthy reports whether every informer has synced and has no unrecovered watch error.
