@@ -1,8 +1,6 @@
 package flowbatch
 
 import (
-	"bytes"
-
 	"google.golang.org/protobuf/proto"
 	"net/netip"
 	"testing"
@@ -129,26 +127,27 @@ func TestRejections(t *testing.T) {
 	}
 }
 
-// TestCanonicalBytes: the hand encoding is exactly protobuf's deterministic encoding.
-func TestCanonicalBytes(t *testing.T) {
+// TestLargeValuesRoundTrip covers records longer than 127 bytes (two-byte lengths).
+func TestLargeValuesRoundTrip(t *testing.T) {
 	b := sampleBatch()
-	b.Records = append(b.Records, SampleRecords(300, testNow)...) // some records over 127 bytes too
-	b.Records[5].BytesSent, b.Records[5].Retransmits = 1<<62, 1<<60
+	b.Records = append(b.Records, SampleRecords(300, testNow)...)
+	b.Records[5].BytesSent, b.Records[5].Retransmits, b.Records[5].SegsSent = 1<<62, 1<<60, 1<<50
 	b.Records[5].LocalAddr, b.Records[5].RemoteAddr = b.Records[1].LocalAddr, b.Records[1].RemoteAddr
-	body, err := NewEncoder().AppendBody(nil, b)
+	b.Records[5].Family, b.Records[5].CloseState = flow.IPv6, "A_STATE_NAME_NOT_KNOWN_TO_TCP_XY"
+	data, err := NewEncoder().Marshal(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pb := &flowv1.Batch{}
-	if err := proto.Unmarshal(body, pb); err != nil {
-		t.Fatal(err)
-	}
-	again, err := proto.MarshalOptions{Deterministic: true}.Marshal(pb)
+	pb, err := Decode(data, DefaultLimits(), testNow)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(body, again) {
-		t.Errorf("hand encoding differs from protobuf's (%d vs %d bytes)", len(body), len(again))
+	if diff := cmp.Diff(b, FromPB(pb), cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) }),
+		cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("round trip (-in +out):\n%s", diff)
+	}
+	if _, err := Scan(data, DefaultLimits(), testNow); err != nil {
+		t.Errorf("scan: %v", err)
 	}
 }
 

@@ -52,16 +52,6 @@ func (e *Encoder) AppendBody(dst []byte, b *Batch) ([]byte, error) {
 	clear(e.byCgroup)
 	e.order, e.hasLast = e.order[:0], false
 	base := baseTime(b)
-	recs, prev := e.recs[:0], base
-	for i := range b.Records {
-		r := &b.Records[i]
-		recs, prev = appendRecord(recs, r, e.origin(r.Workload, r.Netns, r.CgroupID), prev)
-	}
-	e.recs = recs
-	aggs := make([]*flowv1.FlowAggregate, len(b.Aggregates))
-	for i := range b.Aggregates {
-		aggs[i] = e.aggregate(base, &b.Aggregates[i])
-	}
 	major := b.Major
 	if major == 0 {
 		major = MajorVersion
@@ -72,6 +62,17 @@ func (e *Encoder) AppendBody(dst []byte, b *Batch) ([]byte, error) {
 	dst = appendString(dst, 4, b.NodeName)
 	dst = appendString(dst, 5, b.BootID)
 	dst = appendUint(dst, 7, uint64(base))
+	// Records go straight into dst; the workload table they index follows them (protobuf
+	// fields may come in any order), so nothing is copied twice.
+	prev := base
+	for i := range b.Records {
+		r := &b.Records[i]
+		dst, prev = appendRecord(dst, r, e.origin(&r.Workload, r.Netns, r.CgroupID), prev)
+	}
+	aggs := make([]*flowv1.FlowAggregate, len(b.Aggregates))
+	for i := range b.Aggregates {
+		aggs[i] = e.aggregate(base, &b.Aggregates[i])
+	}
 	var err error
 	for _, k := range e.order {
 		o := &flowv1.Origin{Workload: workloadToPB(k.w), Netns: k.netns, CgroupId: k.cgroup}
@@ -79,7 +80,6 @@ func (e *Encoder) AppendBody(dst []byte, b *Batch) ([]byte, error) {
 			return dst, fmt.Errorf("encoding batch: %w", err)
 		}
 	}
-	dst = append(dst, recs...)
 	for _, a := range aggs {
 		if dst, err = appendProto(dst, 11, a); err != nil {
 			return dst, fmt.Errorf("encoding batch: %w", err)
@@ -92,6 +92,10 @@ func (e *Encoder) AppendBody(dst []byte, b *Batch) ([]byte, error) {
 	}
 	return dst, nil
 }
+
+// BodySizeHint is a capacity for AppendBody's buffer that leaves room for the header, so
+// neither needs to move the bytes.
+func BodySizeHint(records int) int { return 64*records + 2048 }
 
 // AppendHeader appends the sequence number and counters of a batch in wire form.
 func AppendHeader(dst []byte, seq uint64, counters []Counter) ([]byte, error) {
@@ -122,16 +126,16 @@ func baseTime(b *Batch) int64 {
 	return 0
 }
 
-func (e *Encoder) origin(w flow.Workload, netns uint32, cgroup uint64) uint32 {
-	k := originKey{w, netns, cgroup}
-	if e.hasLast && k == e.last {
+func (e *Encoder) origin(w *flow.Workload, netns uint32, cgroup uint64) uint32 {
+	if e.hasLast && cgroup == e.last.cgroup && netns == e.last.netns && *w == e.last.w {
 		return e.lastIdx
 	}
 	// Comparing with the guess is cheap: equal strings from the same source share memory.
-	if i, ok := e.byCgroup[cgroup]; ok && e.order[i] == k {
-		e.last, e.lastIdx = k, i
+	if i, ok := e.byCgroup[cgroup]; ok && e.order[i].netns == netns && e.order[i].w == *w {
+		e.last, e.lastIdx = e.order[i], i
 		return i
 	}
+	k := originKey{*w, netns, cgroup}
 	i, ok := e.origins[k]
 	if !ok {
 		i = uint32(len(e.order))
@@ -145,7 +149,7 @@ func (e *Encoder) origin(w flow.Workload, netns uint32, cgroup uint64) uint32 {
 
 func (e *Encoder) aggregate(base int64, a *Aggregate) *flowv1.FlowAggregate {
 	m := &flowv1.FlowAggregate{
-		Origin:             e.origin(a.Workload, a.Netns, a.CgroupID),
+		Origin:             e.origin(&a.Workload, a.Netns, a.CgroupID),
 		LocalAddr:          addrBytes(a.LocalAddr),
 		RemoteAddr:         addrBytes(a.RemoteAddr),
 		RemotePort:         uint32(a.RemotePort),

@@ -141,7 +141,7 @@ func (s *Shipper) encodeChunks(enc *flowbatch.Encoder, b *flowbatch.Batch, maxBy
 }
 
 func (s *Shipper) encodeOne(enc *flowbatch.Encoder, b *flowbatch.Batch, n int) []*outBatch {
-	body, err := enc.AppendBody(nil, b)
+	body, err := enc.AppendBody(make([]byte, 0, flowbatch.BodySizeHint(len(b.Records)+len(b.Aggregates))), b)
 	if err != nil {
 		s.log.Error("encoding a batch failed; its records are dropped", "err", err)
 		s.mu.Lock()

@@ -173,17 +173,17 @@ func (s *Shipper) assignLocked(b *outBatch, udp bool) {
 		cs = append(cs, flowbatch.Counter{Name: k, Value: v})
 	}
 	flowbatch.SortCounters(cs)
-	data, err := flowbatch.AppendHeader(nil, b.seq, cs)
-	if err != nil || (udp && len(data)+len(b.body) > s.cfg.UDPMaxBytes) {
+	header, err := flowbatch.AppendHeader(nil, b.seq, cs)
+	if err != nil || (udp && len(header)+len(b.body) > s.cfg.UDPMaxBytes) {
 		cs = nil // the counters wait for the next batch
-		data, _ = flowbatch.AppendHeader(nil, b.seq, nil)
+		header, _ = flowbatch.AppendHeader(nil, b.seq, nil)
 	}
 	for _, c := range cs {
 		delete(s.counters, c.Name)
 	}
 	b.counters = cs
 	s.q.bytes -= b.size()
-	b.data = append(data, b.body...)
+	b.data = append(b.body, header...) // the header may follow the body: fields come in any order
 	b.body = nil
 	s.q.bytes += b.size()
 }
