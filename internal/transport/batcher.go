@@ -47,7 +47,7 @@ func (s *Shipper) cut(enc *flowbatch.Encoder, flush bool) {
 	s.spare = recs[:0]
 	hb := s.heartbeat
 	s.heartbeat = nil
-	folding := s.budget != nil && s.budget.Level() == adapt.Folding
+	folding := s.budget != nil && s.budget.Tick() == adapt.Folding
 	udp := s.links[s.cur].name() == UDP
 	emptyFlush := flush && n == 0 && hb == nil && len(s.counters) > 0 && len(s.q.items) == 0
 	s.mu.Unlock()

@@ -37,7 +37,18 @@ func newMetrics(reg prometheus.Registerer, s *Shipper) (*metrics, error) {
 	}
 	buffered := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "buffer_bytes", Help: "Encoded bytes awaiting delivery."},
 		func() float64 { return float64(s.Stats().BufferBytes) })
-	for _, c := range []prometheus.Collector{m.written, m.recordsDropped, m.batchesDropped, m.sent, m.bytes, m.acked, m.failures, m.switches, m.folded, m.active, buffered} {
+	cpu := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "cpu_cores_used",
+		Help: "The exporter process's CPU use over the budget's last window, in cores (0 without a budget)."},
+		func() float64 {
+			s.mu.Lock()
+			b := s.budget
+			s.mu.Unlock()
+			if b == nil {
+				return 0
+			}
+			return b.Used()
+		})
+	for _, c := range []prometheus.Collector{m.written, m.recordsDropped, m.batchesDropped, m.sent, m.bytes, m.acked, m.failures, m.switches, m.folded, m.active, buffered, cpu} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering transport metrics: %w", err)
 		}

@@ -140,7 +140,8 @@ func (s *Shipper) BootID() string { return s.bootID }
 // Plan is what the Shipper derived from the instance (also useful for BPF map sizes).
 func (s *Shipper) Plan() (adapt.Instance, adapt.Plan) { return s.inst, s.plan }
 
-// SetBudget makes the Shipper fold short flows into aggregates while b is over budget.
+// SetBudget makes the Shipper fold short flows into aggregates while b is over budget; the
+// Shipper ticks b at every batch cut.
 func (s *Shipper) SetBudget(b *adapt.Budget) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
