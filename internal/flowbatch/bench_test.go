@@ -69,3 +69,16 @@ func BenchmarkScan(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/flow")
 }
+
+// BenchmarkUnmarshal is what consumers pay per flow to get flow.Records from the spool.
+func BenchmarkUnmarshal(b *testing.B) {
+	batch := &Batch{Header: Header{Major: 1, ExporterID: "node-a", BootID: "boot", Sequence: 1}, Records: SampleRecords(1000, testNow)}
+	data, _ := NewEncoder().Marshal(batch)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Unmarshal(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/flow")
+}

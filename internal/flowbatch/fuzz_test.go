@@ -1,7 +1,11 @@
 package flowbatch
 
 import (
+	"net/netip"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // FuzzDecode: any input is rejected cleanly or decodes into a batch that converts, encodes
@@ -59,6 +63,35 @@ func FuzzScan(f *testing.F) {
 		if s.ExporterID != pb.ExporterId || s.BootID != pb.BootId || s.Sequence != pb.Sequence ||
 			s.Records != len(pb.Records) || s.Aggregates != len(pb.Aggregates) {
 			t.Fatalf("Scan %+v disagrees with Decode", s)
+		}
+	})
+}
+
+// FuzzUnmarshal: the consumers' fast decoder never panics, and on everything Scan accepts it
+// gives exactly what Decode + FromPB give.
+func FuzzUnmarshal(f *testing.F) {
+	data, err := NewEncoder().Marshal(sampleBatch())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
+	lim := DefaultLimits()
+	lim.MaxBytes = 1 << 20
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := Unmarshal(data)
+		if _, serr := Scan(data, lim, testNow); serr != nil {
+			return
+		}
+		if err != nil {
+			t.Fatalf("Scan accepted what Unmarshal refuses: %v", err)
+		}
+		pb, err := Decode(data, lim, testNow)
+		if err != nil {
+			t.Fatalf("Decode: %v", err)
+		}
+		if diff := cmp.Diff(FromPB(pb), got, cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) }),
+			cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+			t.Fatalf("Unmarshal differs from Decode+FromPB (-want +got):\n%s", diff)
 		}
 	})
 }

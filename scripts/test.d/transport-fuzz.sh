@@ -5,6 +5,7 @@ cd "$(dirname "$0")/../.."
 . scripts/lib/fuzz.sh
 fuzz ./internal/flowbatch FuzzDecode
 fuzz ./internal/flowbatch FuzzScan
+fuzz ./internal/flowbatch FuzzUnmarshal
 fuzz ./internal/collector/ingest FuzzSpoolEntry
 fuzz ./internal/collector/ingest FuzzPeekExporterID
 fuzz ./internal/collector/ingest FuzzJSONBatch

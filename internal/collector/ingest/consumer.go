@@ -11,9 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
-	flowv1 "github.com/flowscope/flowscope/api/flow/v1"
 	"github.com/flowscope/flowscope/internal/flowbatch"
 )
 
@@ -118,14 +115,11 @@ func (in *Ingest) deliver(ctx context.Context, c Consumer, e Entry) error {
 }
 
 func toEntry(e spoolEntry) (Entry, error) {
-	pb := &flowv1.Batch{}
-	if err := proto.Unmarshal(e.Data, pb); err != nil {
+	b, err := flowbatch.Unmarshal(e.Data) // validated by Scan when it was accepted
+	if err != nil {
 		return Entry{}, err
 	}
-	if err := flowbatch.Validate(pb, flowbatch.StructureLimits(), time.Now()); err != nil {
-		return Entry{}, err
-	}
-	return Entry{Offset: e.Offset, Batch: flowbatch.FromPB(pb)}, nil
+	return Entry{Offset: e.Offset, Batch: b}, nil
 }
 
 func readOffset(path string) (uint64, error) {
