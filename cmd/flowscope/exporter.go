@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"math/bits"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/flowscope/flowscope/internal/exporter"
+	"github.com/flowscope/flowscope/internal/exporter/adapt"
 	"github.com/flowscope/flowscope/internal/exporter/flowtable"
 	"github.com/flowscope/flowscope/internal/exporter/identity"
 	"github.com/flowscope/flowscope/internal/exporter/tracer"
@@ -32,6 +35,7 @@ type exporterFlags struct {
 	interval, summary, poll         time.Duration
 	slots, ring                     uint
 	maxTracked                      int
+	cpuBudget                       float64
 	processInfo, bpfStats           bool
 }
 
@@ -40,6 +44,7 @@ func (f *exporterFlags) bind(fs interface {
 	DurationVar(*time.Duration, string, time.Duration, string)
 	UintVar(*uint, string, uint, string)
 	IntVar(*int, string, int, string)
+	Float64Var(*float64, string, float64, string)
 	BoolVar(*bool, string, bool, string)
 }) {
 	fs.StringVar(&f.output, "output", "jsonl", "where flow records go: jsonl (one JSON object a line on standard output) or collector (the transport, see --collector)")
@@ -51,6 +56,7 @@ func (f *exporterFlags) bind(fs interface {
 	fs.DurationVar(&f.poll, "poll-interval", 100*time.Millisecond, "how often the kernel ring buffer is drained (10ms–5s)")
 	fs.UintVar(&f.slots, "slots", 65536, "per-socket start slots in the kernel, a power of two (a collision loses the older start, counted)")
 	fs.UintVar(&f.ring, "ring-bytes", 4<<20, "kernel ring buffer size, a power of two ≥ 4096 (full: records dropped, counted)")
+	fs.Float64Var(&f.cpuBudget, "cpu-budget", adapt.DefaultBudgetFraction, "share of the node's CPU the exporter may use before it folds short flows into aggregates (with --output=collector)")
 	fs.IntVar(&f.maxTracked, "max-tracked", 262144, "open connections tracked for interim records (beyond: counted, reported at close only)")
 	fs.BoolVar(&f.processInfo, "process-info", true, "capture pid and comm of client sockets at connect() (cgroup hooks)")
 	fs.StringVar(&f.cpuProfile, "cpu-profile", "", "write a Go CPU profile of the exporter to this file")
@@ -81,6 +87,9 @@ func (f *exporterFlags) validate() error {
 	}
 	if f.ring < 4096 || f.ring > 1<<30 || bits.OnesCount(f.ring) != 1 {
 		errs = append(errs, fmt.Errorf("--ring-bytes must be a power of two within 4096–1073741824, not %d", f.ring))
+	}
+	if f.cpuBudget <= 0 || f.cpuBudget > 1 {
+		errs = append(errs, fmt.Errorf("--cpu-budget must be within (0, 1], not %v", f.cpuBudget))
 	}
 	if f.maxTracked < 1 {
 		errs = append(errs, fmt.Errorf("--max-tracked must be positive"))
@@ -116,6 +125,23 @@ func runExporter(ctx context.Context, args []string) error {
 		return fmt.Errorf("the exporter needs root or these capabilities: %s (missing: %s)",
 			"CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH", strings.Join(miss, ", "))
 	}
+	explicit := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { explicit[fl.Name] = true })
+	inst, err := adapt.Detect(os.DirFS("/"), runtime.NumCPU())
+	if err != nil {
+		log.Warn("reading the instance's size; using defaults", "error", err)
+	}
+	plan := adapt.PlanFor(inst, f.cpuBudget)
+	if !explicit["slots"] {
+		f.slots = uint(max(65536, pow2(plan.FlowEntries)))
+	}
+	if !explicit["ring-bytes"] {
+		// the ring is mapped into this process: its pages count in RSS once read, so keep it at
+		// 4 MiB at most (25,000 records; the reader drains it every 100 ms and is woken at 1/4)
+		f.ring = uint(min(plan.RingBytes, 4<<20))
+	}
+	log.Info("sized from the instance", "cores", inst.Cores, "memory_bytes", inst.MemoryBytes,
+		"slots", f.slots, "ring_bytes", f.ring, "cpu_budget_cores", plan.CPUBudget)
 	reg := prometheus.NewRegistry()
 	res, err := identity.NewResolver(identity.Config{}, reg, log)
 	if err != nil {
@@ -147,10 +173,12 @@ func runExporter(ctx context.Context, args []string) error {
 		PollInterval: f.poll, SummaryEvery: summary}
 	var sink exporter.Sink = exporter.NewJSONLines(os.Stdout)
 	if f.output == "collector" {
+		tcfg.Instance = &inst
 		sh, err := transport.New(tcfg, reg, log.With("component", "transport"), time.Now)
 		if err != nil {
 			return err
 		}
+		sh.SetBudget(adapt.NewBudget(plan.CPUBudget, 10*time.Second, adapt.ProcessCPU, time.Now))
 		shipCtx, cancelShip := context.WithCancel(context.Background()) // outlives ctx: the loop's last records still go out
 		if err := sh.Start(shipCtx); err != nil {
 			cancelShip()
@@ -197,4 +225,12 @@ func drainShipper(sh *transport.Shipper, timeout time.Duration) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func pow2(v int) int {
+	p := 1
+	for p < v {
+		p <<= 1
+	}
+	return p
 }
