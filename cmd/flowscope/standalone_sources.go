@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flowscope/flowscope/internal/exporter"
+	"github.com/flowscope/flowscope/internal/exporter/flowtable"
+	"github.com/flowscope/flowscope/internal/exporter/identity"
+	"github.com/flowscope/flowscope/internal/exporter/tracer"
+	"github.com/flowscope/flowscope/internal/store"
+	"github.com/flowscope/flowscope/internal/transport"
+	"github.com/flowscope/flowscope/web"
+)
+
+// demoPolicy is the demo's declared segmentation: anything may reach the cluster's
+// namespaces, only payments may leave the cluster. The demo's clients reach external
+// networks from every namespace, so the audit lists violations.
+const demoPolicy = `# Demo segmentation policy: only the payments namespace may leave the cluster.
+default: deny
+rules:
+  - from: "*"
+    to: "shop/*"
+  - from: "*"
+    to: "payments/*"
+  - from: "*"
+    to: "platform/*"
+  - from: "payments/*"
+    to: "network/*"
+`
+
+func demoSettings(note string) web.Settings {
+	return web.Settings{Mode: "demo", Note: note, Policy: demoPolicy}
+}
+
+// demoExpectations are the demo's expected paths: the edges between workloads seen during
+// the first five minutes of its history, before its scripted failure.
+func demoExpectations(ctx context.Context, q store.Querier, start time.Time) ([]web.ExpectedPath, error) {
+	edges, err := q.Edges(ctx, store.EdgeQuery{Range: store.Range{From: start, To: start.Add(5 * time.Minute)}, Directions: []store.Direction{store.Internal}})
+	if err != nil {
+		return nil, err
+	}
+	seen := map[web.ExpectedPath]bool{}
+	var out []web.ExpectedPath
+	for _, e := range edges {
+		if strings.HasPrefix(e.Src, "unattributed:") || strings.HasPrefix(e.Dst, "unattributed:") || e.Closed < 5 {
+			continue
+		}
+		p := web.ExpectedPath{From: e.Src, To: e.Dst, Port: e.Port}
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// runLocalExporter captures this machine's TCP flows (as `flowscope exporter --output=collector`
+// does) and ships them to the pipeline's gRPC ingest on loopback.
+func runLocalExporter(ctx context.Context, grpcAddr string, reg *prometheus.Registry, log *slog.Logger, ready func()) error {
+	log = log.With("component", "exporter")
+	res, err := identity.NewResolver(identity.Config{}, reg, log)
+	if err != nil {
+		return fmt.Errorf("starting the workload resolver: %w", err)
+	}
+	defer res.Close()
+	trcfg := tracer.Config{Hook: tracer.HookAuto, Slots: 65536, RingBytes: 4 << 20, ProcessInfo: true}
+	if m := res.Layout().V2; m != nil && m.Root == "/" {
+		trcfg.CgroupV2 = m.MountPoint
+	}
+	tr, err := tracer.Open(trcfg, log.With("component", "tracer"))
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	host, port, err := net.SplitHostPort(grpcAddr)
+	if err != nil {
+		return err
+	}
+	tc := transport.DefaultConfig()
+	tc.Collector, tc.Transport, tc.InsecurePlaintext = host, transport.GRPC, true
+	tc.GRPCPort, _ = strconv.Atoi(port)
+	sh, err := transport.New(tc, reg, log, time.Now)
+	if err != nil {
+		return err
+	}
+	shipCtx, cancelShip := context.WithCancel(context.Background()) // the last records still go out
+	if err := sh.Start(shipCtx); err != nil {
+		cancelShip()
+		return err
+	}
+	defer func() {
+		drainShipper(sh, 5*time.Second)
+		cancelShip()
+		sh.Stop()
+	}()
+	cfg := exporter.Config{Table: flowtable.Config{Interval: 30 * time.Second, MaxConns: 262144, ResetEvents: true},
+		PollInterval: 100 * time.Millisecond, SummaryEvery: time.Minute}
+	x, err := exporter.New(cfg, tr, res, exporter.NewShipSink(sh), log)
+	if err != nil {
+		return err
+	}
+	reg.MustRegister(exporter.NewCollector(x, tr))
+	ready()
+	return x.Run(ctx)
+}

@@ -1,0 +1,16 @@
+import { launchBrowser, startStandalone, waitLoaded } from "./e2e/harness.mjs";
+const s = await startStandalone(); const b = await launchBrowser();
+const page = await b.newPage({ viewport: { width: 1400, height: 850 } });
+page.on("console", (m) => { if (!m.text().includes("GL Driver")) console.log("console:", m.text()); });
+await page.goto(s.url + "?range=15m"); await waitLoaded(page);
+const node = await page.evaluate(() => window.flowscope.map.graph.nodes()[3]);
+const p = await page.evaluate((n) => window.flowscope.map.viewportOf(n), node);
+const box = await page.locator("#graph").boundingBox();
+console.log(node, p, box);
+await page.evaluate(() => { const sg = window.flowscope.map.sigma; for (const ev of ["clickStage","clickNode","clickEdge","downStage","enterNode","downNode"]) sg.on(ev, () => console.log("EV", ev)); });
+await page.mouse.move(box.x + p.x, box.y + p.y); await page.waitForTimeout(300);
+await page.mouse.click(box.x + p.x, box.y + p.y);
+await page.waitForTimeout(1500);
+console.log(await page.evaluate(() => JSON.stringify(window.flowscope.state())));
+await page.screenshot({ path: "/tmp/shots/b.png" });
+await b.close(); await s.stop();

@@ -1,0 +1,186 @@
+// End-to-end tests of the console in a real browser against `flowscope standalone --demo`.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { copyFileSync } from "node:fs";
+import path from "node:path";
+import { api, artifacts, drawnPairs, launchBrowser, minuteRange, shot, startStandalone, waitLoaded } from "./harness.mjs";
+
+// The demo's scripted failure: its last workload starts refusing connections
+// three minutes before the replayed history ends (internal/livedemo.ClusterConfig).
+const failing = "shop/reviews";
+const expectedWorkloads = ["shop/frontend", "shop/catalog", "payments/auth", "payments/ledger", "platform/orders", "network/payments-provider"];
+
+let server, browser;
+
+before(async () => {
+  [server, browser] = await Promise.all([startStandalone(), launchBrowser()]);
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+async function open(query) {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 850 } });
+  page.on("pageerror", (e) => assert.fail(`page error: ${e.message}`));
+  await page.goto(new URL(query, server.url).toString());
+  return page;
+}
+
+function absQuery(r, extra = "") {
+  return `?view=map&range=abs&from=${encodeURIComponent(r.from)}&to=${encodeURIComponent(r.to)}${extra}`;
+}
+
+test("the map renders the workloads and edges of the API", async () => {
+  const r = minuteRange(12);
+  const deps = await api(server.url, "deps", r);
+  const page = await open(absQuery(r));
+  await waitLoaded(page);
+  const drawn = await page.evaluate(() => {
+    const g = window.flowscope.map.graph;
+    return { nodes: g.nodes(), edges: g.edges() };
+  });
+  assert.deepEqual(new Set(drawn.nodes), new Set(deps.nodes.map((n) => n.id)));
+  assert.deepEqual(new Set(drawn.edges), drawnPairs(deps.edges));
+  for (const w of expectedWorkloads) assert.ok(drawn.nodes.includes(w), `workload ${w} drawn`);
+  await shot(page, "map");
+  if (process.env.FLOWSCOPE_DOCS_SCREENSHOT) copyFileSync(path.join(artifacts, "map.png"), process.env.FLOWSCOPE_DOCS_SCREENSHOT);
+  await page.close();
+});
+
+test("clicking an edge shows its numbers and they match the API", async () => {
+  const r = minuteRange(12);
+  const page = await open(absQuery(r));
+  await waitLoaded(page);
+  // Candidate edges: one API edge each, clicked at their middle.
+  const points = await page.evaluate(() => {
+    const m = window.flowscope.map;
+    const out = [];
+    for (const [key, d] of m.drawn) {
+      if (d.edges.length !== 1) continue;
+      const a = m.viewportOf(d.src), b = m.viewportOf(d.dst);
+      out.push({ key, x: (a.x + b.x) / 2, y: (a.y + b.y) / 2, bytes: d.bytes });
+    }
+    return out.sort((p, q) => q.bytes - p.bytes);
+  });
+  const box = await page.locator("#graph").boundingBox();
+  let details;
+  for (const p of points) {
+    await page.mouse.click(box.x + p.x, box.y + p.y);
+    details = page.locator('[data-testid="edge-details"]');
+    if (await details.count()) break;
+  }
+  await details.waitFor({ timeout: 10_000 });
+  const id = await details.getAttribute("data-edge");
+  const [src, dst, port, service, direction] = id.split("|");
+  const want = await api(server.url, "edge", { src, dst, port, direction, ...(service ? { service } : {}), ...r });
+  const shown = Object.fromEntries(
+    await page.$$eval('[data-testid="edge-details"] [data-field]', (els) => els.map((e) => [e.dataset.field, Number(e.dataset.value)])),
+  );
+  for (const f of ["bytes_client_to_server", "bytes_server_to_client", "opened", "closed", "refused", "timeout", "reset", "retransmits", "port"]) {
+    assert.equal(shown[f], want.edge[f], `${f} of ${id}`);
+  }
+  assert.equal(shown.rtt_p50_us, want.edge.rtt_p50_us ?? -1);
+  assert.equal(shown.failed, want.edge.refused + want.edge.timeout + want.edge.reset);
+  assert.equal(await page.locator('[data-testid="recent-flows"] tbody tr').count(), Math.min(20, want.flows.length));
+  assert.ok(new URL(page.url()).searchParams.get("edge") === id, "the selection is in the URL");
+  await shot(page, "edge-details");
+  await page.close();
+});
+
+test("the time range changes what is shown", async () => {
+  const page = await open("?view=map&range=abs&from=2020-01-01T00:00:00Z&to=2020-01-01T01:00:00Z");
+  await waitLoaded(page);
+  assert.equal(await page.locator('[data-testid="map-counts"]').getAttribute("data-edges"), "0");
+  // Before the scripted failure nothing fails; in the last minutes the failing edges show.
+  const before = minuteRange(4, 6);
+  await page.selectOption("#range", "abs"); // already absolute: the same range again
+  await page.fill("#from", before.from.slice(0, 16));
+  await page.fill("#to", before.to.slice(0, 16));
+  const t0 = await page.evaluate(() => Number(document.body.dataset.loaded));
+  await page.click("#apply-range");
+  await waitLoaded(page, t0);
+  assert.equal(new URL(page.url()).searchParams.get("from"), before.from);
+  const early = await page.evaluate(() => window.flowscope.map.graph.filterEdges((e, a) => a.health === "failing"));
+  const deps = await api(server.url, "deps", before);
+  assert.equal(await page.locator('[data-testid="map-counts"]').getAttribute("data-edges"), String(deps.edges.length));
+  assert.deepEqual(early.filter((e) => e.endsWith(failing)), [], "no failing edge into the failing workload before its failure");
+  const t1 = await page.evaluate(() => Number(document.body.dataset.loaded));
+  await page.selectOption("#range", "5m");
+  await waitLoaded(page, t1);
+  const late = await page.evaluate(() => window.flowscope.map.graph.filterEdges((e, a) => a.health === "failing"));
+  assert.ok(late.some((e) => e.endsWith(failing)), `failing edges into ${failing} in the last 5 minutes: ${late}`);
+  await shot(page, "range-5m");
+  await page.close();
+});
+
+test("a view restored from its URL is the same view", async () => {
+  const page = await open(absQuery(minuteRange(12)));
+  await waitLoaded(page);
+  const t0 = await page.evaluate(() => Number(document.body.dataset.loaded));
+  await page.selectOption("#ns", "shop");
+  await waitLoaded(page, t0);
+  await page.locator('#groups input[data-group="payments"]').uncheck();
+  await page.fill("#q", "shop");
+  await page.waitForFunction(() => window.flowscope.state().q === "shop");
+  const node = await page.evaluate(() => window.flowscope.map.graph.nodes().find((n) => n.startsWith("shop/") && !n.includes("/svc/")));
+  const p = await page.evaluate((n) => window.flowscope.map.viewportOf(n), node);
+  const box = await page.locator("#graph").boundingBox();
+  await page.mouse.click(box.x + p.x, box.y + p.y);
+  await page.locator('[data-testid="workload-details"]').waitFor();
+  const url = page.url();
+  const snapshot = async (pg) =>
+    pg.evaluate(() => ({
+      state: window.flowscope.state(),
+      nodes: window.flowscope.map.graph.nodes().sort(),
+      edges: window.flowscope.map.graph.edges().sort(),
+      details: document.querySelector('[data-testid="workload-details"] h3')?.textContent,
+      ns: document.querySelector("#ns").value,
+      q: document.querySelector("#q").value,
+    }));
+  const want = await snapshot(page);
+  assert.equal(want.state.node, node);
+  assert.deepEqual(want.state.collapsed, ["payments"]);
+  const restored = await open(new URL(url).search);
+  await waitLoaded(restored);
+  await restored.locator('[data-testid="workload-details"]').waitFor();
+  assert.deepEqual(await snapshot(restored), want);
+  await shot(restored, "restored");
+  await page.close();
+  await restored.close();
+});
+
+test("the pathway view lists the scripted failure", async () => {
+  const page = await open("?view=pathways&range=5m");
+  const rows = page.locator('[data-testid="path-expected"] tbody tr');
+  await rows.first().waitFor({ timeout: 20_000 });
+  const expected = await rows.evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+  assert.ok(expected.some((r) => r[1] === failing && r[3] === "failing"), `an expected path to ${failing} is failing: ${JSON.stringify(expected)}`);
+  assert.ok(expected.some((r) => r[3] === "healthy"), "other expected paths are healthy");
+  const changes = await page.locator('[data-testid="path-changes"] tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+  assert.ok(changes.some((r) => r[0].includes("\u2192 " + failing) && r[1] === "failing"), `changes list ${failing} failing: ${JSON.stringify(changes)}`);
+  await shot(page, "pathways");
+  await page.close();
+});
+
+test("the segmentation view lists the scripted violations", async () => {
+  const page = await open("?view=segmentation&range=15m");
+  const rows = page.locator('[data-testid="violations"] tbody tr');
+  await rows.first().waitFor({ timeout: 20_000 });
+  const vs = await rows.evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+  const egress = vs.filter((r) => r[1].startsWith("network/"));
+  assert.ok(egress.length > 0, `violations reaching external networks: ${JSON.stringify(vs)}`);
+  assert.ok(egress.every((r) => !r[0].startsWith("payments/")), "payments may leave the cluster");
+  await page.click("#recommend");
+  await page.waitForFunction(() => document.querySelector('[data-testid="recommended-yaml"]').textContent.includes("kind: NetworkPolicy"));
+  await shot(page, "segmentation");
+  await page.close();
+});
+
+test("API errors are shown as messages", async () => {
+  const page = await open("?view=map&range=15m&ns=no-such-namespace");
+  await page.locator("#error").waitFor({ state: "visible" });
+  assert.match(await page.locator("#error").textContent(), /unknown namespace "no-such-namespace"/);
+  await page.close();
+});
