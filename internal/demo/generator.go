@@ -28,6 +28,8 @@ type Cluster struct {
 	kubeLast time.Time // Kubernetes events are delivered in write order
 	truth    *Truth
 	quiet    bool
+	writer   KubeWriter
+	err      error
 }
 
 type action struct {
@@ -40,17 +42,23 @@ type action struct {
 const step = 50 * time.Millisecond
 
 // New builds the cluster at cfg.Start; the initial objects are queued for delivery.
-func New(cfg Config) (*Cluster, error) {
+func New(cfg Config) (*Cluster, error) { return NewWithWriter(cfg, nil) }
+
+// NewWithWriter builds the cluster writing its objects through w (nil: queued as events).
+func NewWithWriter(cfg Config, w KubeWriter) (*Cluster, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	c := &Cluster{
 		cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), now: cfg.Start,
-		holders: map[netip.Addr][]*pod{}, truth: newTruth(), kubeLast: cfg.Start,
+		holders: map[netip.Addr][]*pod{}, truth: newTruth(), kubeLast: cfg.Start, writer: w,
 	}
 	c.build()
 	return c, nil
 }
+
+// Err returns the first error of the KubeWriter.
+func (c *Cluster) Err() error { return c.err }
 
 // Now returns the true time simulated so far.
 func (c *Cluster) Now() time.Time { return c.now }

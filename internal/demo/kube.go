@@ -12,14 +12,29 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 )
 
-// kube queues a watch event written at w: delivered within KubeDelay, in write order.
-func (c *Cluster) kube(typ watch.EventType, obj runtime.Object, w time.Time) {
+// KubeWriter writes the cluster's objects to a real API server as they change (instead of
+// queueing watch events); it returns the UID the server gave a created pod.
+type KubeWriter interface {
+	Write(typ watch.EventType, obj runtime.Object) (uid string, err error)
+}
+
+// kube queues a watch event written at w: delivered within KubeDelay, in write order. With a
+// KubeWriter the object goes to the API server now and its informers deliver the event.
+func (c *Cluster) kube(typ watch.EventType, obj runtime.Object, w time.Time) string {
+	if c.writer != nil {
+		uid, err := c.writer.Write(typ, obj)
+		if err != nil && c.err == nil {
+			c.err = err
+		}
+		return uid
+	}
 	at := w.Add(c.uniform(c.cfg.KubeDelay))
 	if at.Before(c.kubeLast) {
 		at = c.kubeLast
 	}
 	c.kubeLast = at
 	c.queue.push(Event{At: at, Kube: &KubeEvent{Type: typ, Object: obj}})
+	return ""
 }
 
 func meta(ns, name, uid string, created time.Time) metav1.ObjectMeta {
@@ -37,6 +52,9 @@ func (c *Cluster) emitInitialObjects() {
 		c.kube(watch.Added, ServiceObject(w.ns, w.name, w.svcUID, w.vip.String(), w.port, c.cfg.Start.Add(-2*time.Hour)), c.cfg.Start)
 		rs := &appsv1.ReplicaSet{ObjectMeta: meta(w.ns, w.name+"-"+w.hash, "rs-"+w.svcUID, c.cfg.Start.Add(-2*time.Hour))}
 		rs.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: w.name, UID: types.UID("dep-" + w.svcUID), Controller: ptr(true)}}
+		rs.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": w.name}}
+		rs.Spec.Template.Labels = map[string]string{"app": w.name, "pod-template-hash": w.hash}
+		rs.Spec.Template.Spec.Containers = []corev1.Container{{Name: "app", Image: "demo/" + w.name}}
 		c.kube(watch.Added, rs, c.cfg.Start)
 	}
 }
@@ -81,12 +99,16 @@ func (c *Cluster) podObject(p *pod, phase corev1.PodPhase, withIP bool) *corev1.
 }
 
 func (c *Cluster) emitPodInitial(p *pod) {
-	c.kube(watch.Added, c.podObject(p, corev1.PodRunning, true), c.cfg.Start)
+	if uid := c.kube(watch.Added, c.podObject(p, corev1.PodRunning, true), c.cfg.Start); uid != "" {
+		p.uid = uid
+	}
 	c.emitSlice(p.w, c.cfg.Start)
 }
 
 func (c *Cluster) emitPodPending(p *pod, t time.Time) {
-	c.kube(watch.Added, c.podObject(p, corev1.PodPending, false), t)
+	if uid := c.kube(watch.Added, c.podObject(p, corev1.PodPending, false), t); uid != "" {
+		p.uid = uid
+	}
 }
 
 func (c *Cluster) emitPodRunning(p *pod, assigned time.Time) {

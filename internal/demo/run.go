@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -41,6 +42,10 @@ type Options struct {
 	Registry *prometheus.Registry // metrics (a private registry when nil)
 	Log      *slog.Logger         // (discarded when nil)
 	Progress func(simulated time.Duration)
+	// KubeClient, when set, makes the run write the cluster's objects to a real API server
+	// as they change and feed attribution from informers on it (Kubernetes events delayed by
+	// up to Cluster.KubeDelay between the informers and the tracker).
+	KubeClient kubernetes.Interface
 }
 
 // Result is a finished run.
@@ -60,7 +65,7 @@ const (
 
 // collector is the collector side: ownership store, Kubernetes tracker, attribution.
 type collector struct {
-	now     time.Time
+	clock   atomic.Int64 // Unix ns: the simulated collector clock, read from other goroutines
 	store   *ownership.Store
 	tracker *kube.Tracker
 	attr    *attribute.Attributor
@@ -72,8 +77,7 @@ type collector struct {
 // Run simulates the cluster for opts.Duration feeding a real collector pipeline whose clock is
 // the simulation's, then lets the holding window drain and verifies against the truth.
 func Run(ctx context.Context, opts Options) (*Result, error) {
-	cl, err := New(opts.Cluster)
-	if err != nil {
+	if err := opts.Cluster.Validate(); err != nil {
 		return nil, err
 	}
 	if opts.Log == nil {
@@ -83,6 +87,20 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		opts.Registry = prometheus.NewRegistry()
 	}
 	col, err := newCollector(opts)
+	if err != nil {
+		return nil, err
+	}
+	applyKube := func(ev *KubeEvent) { ApplyKube(col.tracker, ev) }
+	var api *kubeAPI
+	var writer KubeWriter
+	if opts.KubeClient != nil {
+		if api, err = startKubeAPI(ctx, opts, col); err != nil {
+			return nil, err
+		}
+		defer api.stop()
+		writer = api
+	}
+	cl, err := NewWithWriter(opts.Cluster, writer)
 	if err != nil {
 		return nil, err
 	}
@@ -116,41 +134,50 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	end := opts.Cluster.Start.Add(opts.Duration)
 	drainUntil := end.Add(opts.Cluster.HeartbeatDelay + 2*opts.Window + 10*time.Second)
-	lastFlush, step := col.now, tick
-	if opts.Ingest == "grpc" {
+	now, lastFlush, step := col.now(), col.now(), tick
+	if opts.Ingest == "grpc" || api != nil {
 		step = networkTick
 	}
-	for col.now.Before(drainUntil) {
+	for now.Before(drainUntil) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		col.now = col.now.Add(step)
-		if !col.now.Before(end) {
+		now = now.Add(step)
+		col.clock.Store(now.UnixNano())
+		if !now.Before(end) {
 			cl.StopTraffic()
 		}
-		evs := cl.Advance(col.now)
+		evs := cl.Advance(now)
+		if err := cl.Err(); err != nil {
+			return nil, err
+		}
 		var batches []*flowbatch.Batch
 		for _, ev := range evs {
 			if ev.Kube != nil {
-				ApplyKube(col.tracker, ev.Kube)
+				applyKube(ev.Kube)
 			} else {
 				batches = append(batches, ev.Batch)
+			}
+		}
+		if api != nil {
+			if err := api.settle(now); err != nil { // the informers saw every write; delayed events due by now applied
+				return nil, err
 			}
 		}
 		if err := deliver(batches); err != nil {
 			return nil, err
 		}
-		col.store.SetKubeSynced(col.now)
-		if col.now.Sub(lastFlush) >= time.Second {
-			lastFlush = col.now
+		col.store.SetKubeSynced(now)
+		if now.Sub(lastFlush) >= time.Second {
+			lastFlush = now
 			if err := col.attr.Flush(ctx); err != nil {
 				return nil, err
 			}
-			if col.now.Second() == 0 {
-				col.store.Compact(col.now)
+			if now.Second() == 0 {
+				col.store.Compact(now)
 			}
 			if opts.Progress != nil {
-				opts.Progress(col.now.Sub(opts.Cluster.Start))
+				opts.Progress(now.Sub(opts.Cluster.Start))
 			}
 		}
 	}
@@ -160,9 +187,13 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	return &Result{Report: cl.Truth().Verify(col.conns), Truth: cl.Truth(), Conns: col.conns, Reused: cl.Reused()}, nil
 }
 
+// now returns the simulated collector clock.
+func (col *collector) now() time.Time { return time.Unix(0, col.clock.Load()).UTC() }
+
 func newCollector(opts Options) (*collector, error) {
-	col := &collector{now: opts.Cluster.Start}
-	clock := func() time.Time { return col.now }
+	col := &collector{}
+	col.clock.Store(opts.Cluster.Start.UnixNano())
+	clock := col.now
 	var err error
 	c := opts.Cluster
 	col.store, err = ownership.New(ownership.Config{
@@ -259,7 +290,7 @@ func startSpool(ctx context.Context, opts Options, col *collector, grpcListen st
 	cfg := ingest.DefaultConfig()
 	cfg.GRPCListen, cfg.HTTPSListen, cfg.UDPListen, cfg.SpoolDir = grpcListen, "", "", dir
 	cfg.InsecurePlaintext = grpcListen != ""
-	in, err := ingest.New(cfg, opts.Registry, opts.Log, func() time.Time { return col.now })
+	in, err := ingest.New(cfg, opts.Registry, opts.Log, col.now)
 	if err != nil {
 		return nil, err
 	}

@@ -39,7 +39,7 @@ func startShippers(ctx context.Context, opts Options, col *collector) (*shippers
 		sp.stop()
 		return nil, fmt.Errorf("demo: ingest address: %w", err)
 	}
-	s := &shippers{sp: sp, byID: map[string]*transport.Shipper{}, clock: func() time.Time { return col.now }, ctx: ctx, opts: opts}
+	s := &shippers{sp: sp, byID: map[string]*transport.Shipper{}, clock: col.now, ctx: ctx, opts: opts}
 	s.port, _ = strconv.Atoi(port)
 	return s, nil
 }

@@ -27,7 +27,7 @@ import (
 // objects that vanished meanwhile are closed at the moment that was observed.
 type Source struct {
 	client  kubernetes.Interface
-	tracker *Tracker
+	tracker Objects
 	store   *ownership.Store
 	now     func() time.Time
 	log     *slog.Logger
@@ -35,6 +35,9 @@ type Source struct {
 	// Grace: after the API server or an informer failed, Kubernetes data is trusted again
 	// only once every check passed for this long (5 s by default; watches resume with backoff).
 	Grace time.Duration
+	// MarkSynced receives the sync marks (default: the store's SetKubeSynced). The demo
+	// replaces it, since it delays the events itself.
+	MarkSynced func(time.Time)
 
 	mu        sync.Mutex
 	informers map[string]*watched
@@ -48,8 +51,27 @@ type watched struct {
 	rvAtError string
 }
 
+// Objects receives what the informers see; Tracker implements it (the demo interposes a
+// delay). Calls come from the informers' goroutines, one at a time per resource type.
+type Objects interface {
+	Pod(*corev1.Pod)
+	PodDeleted(*corev1.Pod)
+	Service(*corev1.Service)
+	ServiceDeleted(*corev1.Service)
+	Node(*corev1.Node)
+	NodeDeleted(*corev1.Node)
+	EndpointSlice(*discoveryv1.EndpointSlice)
+	EndpointSliceDeleted(*discoveryv1.EndpointSlice)
+	ReplicaSet(*appsv1.ReplicaSet)
+	ReplicaSetDeleted(*appsv1.ReplicaSet)
+	Job(*batchv1.Job)
+	JobDeleted(*batchv1.Job)
+}
+
+var _ Objects = (*Tracker)(nil)
+
 // NewSource returns a Source; tick is how often it checks the informers (1 s if zero).
-func NewSource(client kubernetes.Interface, tracker *Tracker, store *ownership.Store, now func() time.Time, log *slog.Logger, tick time.Duration) *Source {
+func NewSource(client kubernetes.Interface, tracker Objects, store *ownership.Store, now func() time.Time, log *slog.Logger, tick time.Duration) *Source {
 	if tick <= 0 {
 		tick = time.Second
 	}
@@ -93,7 +115,9 @@ func (s *Source) Run(ctx context.Context) error {
 		if _, err := inf.AddEventHandler(h); err != nil {
 			return fmt.Errorf("kube: %s informer: %w", name, err)
 		}
+		s.mu.Lock()
 		s.informers[name] = w
+		s.mu.Unlock()
 		return nil
 	}
 	for _, x := range []struct {
@@ -142,7 +166,11 @@ func (s *Source) Run(ctx context.Context) error {
 		}
 		// Mark the previous healthy tick, so that this tick's events have been handled.
 		if !prev.IsZero() {
-			s.store.SetKubeSynced(prev)
+			if s.MarkSynced != nil {
+				s.MarkSynced(prev)
+			} else {
+				s.store.SetKubeSynced(prev)
+			}
 		}
 		prev = now
 	}
@@ -153,6 +181,21 @@ func (s *Source) probe(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(ctx, max(s.tick, time.Second))
 	defer cancel()
 	return s.client.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error() == nil
+}
+
+// Synced reports whether every informer has listed its objects once.
+func (s *Source) Synced() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.informers) == 0 {
+		return false
+	}
+	for _, w := range s.informers {
+		if !w.inf.HasSynced() {
+			return false
+		}
+	}
+	return true
 }
 
 // healthy reports whether every informer has synced and has no unrecovered watch error.
