@@ -15,6 +15,7 @@ import (
 type Summary struct {
 	Header
 	Records, Aggregates, Ownerships int
+	Counters                        []Counter
 }
 
 var errMalformed = &RejectError{Reason: flowv1.RejectReason_REJECT_REASON_MALFORMED, Msg: "not a well-formed batch"}
@@ -58,6 +59,7 @@ func Scan(data []byte, lim Limits, now time.Time) (Summary, error) {
 			if c.Name == "" {
 				return reject(flowv1.RejectReason_REJECT_REASON_INVALID, "counter without a name")
 			}
+			s.Counters = append(s.Counters, Counter{Name: c.Name, Value: c.Value})
 			return checkString(c.Name, lim)
 		case typ == protowire.BytesType && num == 9:
 			origins++

@@ -232,6 +232,7 @@ func (in *Ingest) AcceptMany(transport string, datas [][]byte) []*flowv1.Ack {
 		in.m.batches.WithLabelValues(transport).Inc()
 		in.m.flows.WithLabelValues(transport).Add(float64(p.sum.Records))
 		in.m.aggregates.WithLabelValues(transport).Add(float64(p.sum.Aggregates))
+		in.m.addExporterCounters(p.sum.Counters)
 		acks[p.i] = &flowv1.Ack{Sequence: p.k.Seq, BootId: p.k.Boot, Status: flowv1.Ack_STATUS_ACCEPTED}
 	}
 	in.m.ackLatency.WithLabelValues(transport).Observe(time.Since(start).Seconds())

@@ -179,3 +179,25 @@ func TestRestartKeepsDedupeAndOffsets(t *testing.T) {
 }
 
 func protojsonMarshal(m *flowv1.Batch) ([]byte, error) { return protojson.Marshal(m) }
+
+func TestExporterCountersExported(t *testing.T) {
+	cfg := testConfig(t)
+	reg := prometheus.NewRegistry()
+	in, err := New(cfg, reg, slog.New(slog.DiscardHandler), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Stop() })
+	b := &flowbatch.Batch{Header: flowbatch.Header{Major: 1, ExporterID: "e", BootID: "b", Sequence: 1},
+		Counters: []flowbatch.Counter{{Name: "ring_lost", Value: 4}}}
+	data, err := flowbatch.NewEncoder().Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := in.Accept(TransportGRPC, data); a.Status != flowv1.Ack_STATUS_ACCEPTED {
+		t.Fatal(a)
+	}
+	if v := counterValue(t, reg, "flowscope_collector_exporter_counters_total"); v != 4 {
+		t.Errorf("exporter counters %v, want 4", v)
+	}
+}

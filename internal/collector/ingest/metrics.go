@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flowscope/flowscope/internal/flowbatch"
 )
 
 type metrics struct {
@@ -14,6 +16,8 @@ type metrics struct {
 	consumed                               *prometheus.CounterVec
 	undecodable                            prometheus.Counter
 	spoolDropped, skipped                  prometheus.Counter
+	exporterCounters                       *prometheus.CounterVec
+	counterNames                           map[string]bool // bounded label set of exporterCounters
 
 	mu    sync.Mutex
 	depth map[string]func() float64 // consumer name → queue depth
@@ -43,9 +47,12 @@ func newMetrics(reg prometheus.Registerer, in *Ingest) (*metrics, error) {
 			Name: "spool_dropped_batches_total", Help: "Stored batches removed before every consumer had them (spool over its size bound)."}),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "consumer_skipped_batches_total", Help: "Batches a consumer never saw because the spool removed them first."}),
-		depth: map[string]func() float64{},
+		exporterCounters: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "exporter_counters_total", Help: "Sums of the counters exporters carry in their batches (drops, evictions, ring losses, degradations...), by name."}, []string{"name"}),
+		counterNames: map[string]bool{},
+		depth:        map[string]func() float64{},
 	}
-	for _, c := range []prometheus.Collector{m.batches, m.flows, m.aggregates, m.duplicates, m.rejected, m.ackLatency, m.consumed, m.undecodable, m.spoolDropped, m.skipped,
+	for _, c := range []prometheus.Collector{m.batches, m.flows, m.aggregates, m.duplicates, m.rejected, m.ackLatency, m.consumed, m.undecodable, m.spoolDropped, m.skipped, m.exporterCounters,
 		&lossCollector{in: in}, &depthCollector{m: m}} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering collector metrics: %w", err)
@@ -79,5 +86,27 @@ func (c *depthCollector) Collect(ch chan<- prometheus.Metric) {
 	defer c.m.mu.Unlock()
 	for name, f := range c.m.depth {
 		ch <- prometheus.MustNewConstMetric(depthDesc, prometheus.GaugeValue, f(), name)
+	}
+}
+
+// maxCounterNames bounds the exporter counter label set; further names are summed as "other".
+const maxCounterNames = 256
+
+func (m *metrics) addExporterCounters(cs []flowbatch.Counter) {
+	if len(cs) == 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range cs {
+		name := c.Name
+		if !m.counterNames[name] {
+			if len(m.counterNames) >= maxCounterNames {
+				name = "other"
+			} else {
+				m.counterNames[name] = true
+			}
+		}
+		m.exporterCounters.WithLabelValues(name).Add(float64(c.Value))
 	}
 }
