@@ -87,6 +87,7 @@ struct flow_event {
 	__u32 saddr[4];
 	__u32 daddr[4];
 	char comm[16];
+	__u64 inode; /* iter/tcp listeners: the socket's inode, to find the owning process */
 };
 
 const struct flow_event *unused_flow_event __attribute__((unused));
@@ -287,6 +288,7 @@ static __always_inline int emit_close(const struct sock *sk, const struct tcp_so
 	}
 	__builtin_memset(e->comm, 0, sizeof(e->comm));
 	e->pad[0] = e->pad[1] = e->pad[2] = 0;
+	e->inode = 0;
 	e->kind = EV_CLOSE;
 	e->state = oldstate;
 	e->key = key;
@@ -476,6 +478,11 @@ int iter_tcp(struct bpf_iter__tcp *ctx)
 	if (e.kind == EV_SNAPSHOT)
 		take_slot(&e, e.key, false);
 	fill_tcp(&e, tp);
+	if (state == TCP_LISTEN) {
+		struct socket *so = tp->inet_conn.icsk_inet.sk.sk_socket;
+		if (so)
+			e.inode = so->file->f_inode->i_ino;
+	}
 	count(C_ITER_SOCK);
 	bpf_seq_write(seq, &e, sizeof(e));
 	return 0;

@@ -90,8 +90,21 @@ struct sock_common {
 	};
 };
 
+struct inode {
+	unsigned long i_ino;
+};
+
+struct file {
+	struct inode *f_inode;
+};
+
+struct socket {
+	struct file *file;
+};
+
 struct sock {
 	struct sock_common __sk_common;
+	struct socket *sk_socket;
 	int sk_err;
 	u16 sk_protocol;
 	struct sock_cgroup_data sk_cgrp_data;

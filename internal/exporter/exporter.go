@@ -65,6 +65,9 @@ func (c *Config) defaults() {
 	if c.NodeName == "" {
 		c.NodeName, _ = os.Hostname()
 	}
+	if c.Table.ListenerOwner == nil {
+		c.Table.ListenerOwner = (&identity.SocketOwners{}).Owner
+	}
 	if c.ProcessWorkload == nil {
 		proc := identity.ProcReader{Root: "/proc"}
 		c.ProcessWorkload = func(pid uint32) flow.Workload {

@@ -227,3 +227,29 @@ func TestSrttGrowsUnderQueueing(t *testing.T) {
 		t.Errorf("srtt did not grow under queueing: %d → %d us", base.SrttUs, shaped.SrttUs)
 	}
 }
+
+// TestServerProcessFromListener: an accepted socket has no process context; once a snapshot has
+// seen its listener, the listener's single owning process names it.
+func TestServerProcessFromListener(t *testing.T) {
+	cli, srv, p := pairEndpoints(t, false)
+	r := startExporter(t, Config{SnapshotEvery: 200 * time.Millisecond}, tracer.Config{})
+	ln := listen(t, srv, p.B.Addr4)
+	time.Sleep(1500 * time.Millisecond) // a snapshot pass sees the listener, and a /proc scan (at most one a second) finds its process
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			testnet.ReadToEOF(c)
+			c.Close()
+		}
+	}()
+	c, err := dial(t, cli, ln.Addr().String(), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cport, sport := uint16(c.LocalAddr().(*net.TCPAddr).Port), uint16(ln.Addr().(*net.TCPAddr).Port)
+	c.Close()
+	_, s := sides(t, r, cport, sport)
+	if s.Workload.Pid != uint32(os.Getpid()) || s.Workload.Comm != truncComm(filepath.Base(os.Args[0])) {
+		t.Errorf("server process = %d %q, want the listener's %d", s.Workload.Pid, s.Workload.Comm, os.Getpid())
+	}
+}

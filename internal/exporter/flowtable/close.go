@@ -59,7 +59,7 @@ func (t *Table) close(e *tracer.Event) {
 	if c != nil {
 		r.Workload = *c.workload
 	} else {
-		r.Workload = t.workload(e)
+		r.Workload = t.workload(e, dir)
 	}
 	r.ResetsReceived = uint32(e.ResetsReceived)
 	r.Outcome = outcome(e.State, e.SkErr, r.ResetsReceived)
@@ -118,13 +118,22 @@ func (t *Table) inferDirection(e *tracer.Event) flow.Direction {
 
 // workload resolves a socket's workload, remembering the last answer: consecutive records
 // mostly come from the same workload. The memo is dropped at every Apply, so it never outlives
-// the resolver's own cache policy by more than one drain.
-func (t *Table) workload(e *tracer.Event) flow.Workload {
+// the resolver's own cache policy by more than one drain. A server socket without a captured
+// process takes its listener's (when one process alone holds the listener).
+func (t *Table) workload(e *tracer.Event, dir flow.Direction) flow.Workload {
+	pid, comm := e.Pid, e.Comm
+	if pid == 0 && dir == flow.Server && t.cfg.ListenerOwner != nil {
+		if l, ok := t.listeners[listenKey{e.Netns, e.Sport}]; ok {
+			if p, c, ok := t.cfg.ListenerOwner(l.inode); ok {
+				pid, comm = p, c
+			}
+		}
+	}
 	m := &t.memo
-	if m.valid && m.cgroup == e.CgroupID && m.pid == e.Pid && m.comm == e.Comm {
+	if m.valid && m.cgroup == e.CgroupID && m.pid == pid && m.comm == comm {
 		return m.w
 	}
-	w := t.resolver.Workload(e.CgroupID, e.Pid, e.Comm)
-	*m = memo{valid: true, cgroup: e.CgroupID, pid: e.Pid, comm: e.Comm, w: w}
+	w := t.resolver.Workload(e.CgroupID, pid, comm)
+	*m = memo{valid: true, cgroup: e.CgroupID, pid: pid, comm: comm, w: w}
 	return w
 }

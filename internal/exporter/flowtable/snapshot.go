@@ -74,7 +74,10 @@ func (t *Table) EndPass(alive func(netns uint32) bool, out []flow.Record) []flow
 		}
 	}
 	for _, l := range t.pass.listeners {
-		t.listeners[l.key] = listener{bound: l.bound}
+		if t.cfg.ListenerOwner != nil {
+			t.cfg.ListenerOwner(l.inode) // find a new listener's process before its first close (cached; scans are rate-limited)
+		}
+		t.listeners[l.key] = listener{bound: l.bound, inode: l.inode}
 		if l.bound.IsValid() {
 			t.bound[netip.AddrPortFrom(l.bound, l.key.port)] = struct{}{}
 		}
@@ -105,11 +108,12 @@ func (t *Table) EndPass(alive func(netns uint32) bool, out []flow.Record) []flow
 type passListener struct {
 	key   listenKey
 	bound netip.Addr
+	inode uint64
 }
 
 func listenerOf(netns uint32, e *tracer.Event) passListener {
 	local, _ := e.Addrs()
-	l := passListener{key: listenKey{netns, e.Sport}}
+	l := passListener{key: listenKey{netns, e.Sport}, inode: e.Inode}
 	if !local.IsUnspecified() {
 		l.bound = local
 	}
@@ -144,7 +148,7 @@ func (t *Table) trackNew(k uint64, e *tracer.Event, out []flow.Record) []flow.Re
 		c.resetsSent += n
 		delete(t.early, k)
 	}
-	c.workload = t.intern(t.workload(e))
+	c.workload = t.intern(t.workload(e, c.role.direction()))
 	return t.maybeInterim(k, c, e, out)
 }
 

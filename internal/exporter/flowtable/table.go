@@ -30,6 +30,10 @@ type Config struct {
 	// EphemeralPorts is the local port range for connect() (net.ipv4.ip_local_port_range),
 	// used to guess the role of a socket whose open was not seen (default 32768–60999).
 	EphemeralPorts [2]uint16
+	// ListenerOwner names the single process that holds a listening socket, by its inode; an
+	// accepted socket (whose pid was not captured at connect) takes its listener's process.
+	// Nil: accepted sockets have no pid.
+	ListenerOwner func(inode uint64) (pid uint32, comm string, ok bool)
 }
 
 // Stats count what the table did; all totals since creation.
@@ -102,6 +106,7 @@ type listenKey struct {
 
 type listener struct {
 	bound netip.Addr // the address it is bound to; invalid for a wildcard
+	inode uint64     // the listening socket's inode
 }
 
 // Table is the exporter's flow table. Not safe for concurrent use.

@@ -257,3 +257,22 @@ func TestInferDirection(t *testing.T) {
 		}
 	}
 }
+
+func TestServerTakesListenerProcess(t *testing.T) {
+	tb := newTable(Config{ListenerOwner: func(ino uint64) (uint32, string, bool) {
+		if ino == 77 {
+			return 321, "nginx", true
+		}
+		return 0, "", false
+	}})
+	l := ev(tracer.KindListen, tracer.StateListen, 0, 0, 0)
+	l.Sport, l.Inode = 40000, 77
+	tb.BeginPass(1)
+	tb.EndPass(func(uint32) bool { return true }, tb.SnapshotChunk(l.Netns, []tracer.Event{l}, nil))
+	c := ev(tracer.KindClose, tracer.StateLastAck, tracer.FlagPassive|tracer.FlagStartKnown|tracer.FlagFinAcked|tracer.FlagFinRcvd, 2, 2)
+	tb.Apply([]tracer.Event{c}, nil)
+	out := tb.Apply(nil, nil)
+	if len(out) != 1 || out[0].Workload.Pid != 321 || out[0].Workload.Comm != "nginx" {
+		t.Fatalf("server record: %+v", out)
+	}
+}

@@ -84,10 +84,11 @@ type Event struct {
 	Saddr          [16]byte
 	Daddr          [16]byte
 	Comm           string
+	Inode          uint64 // iter/tcp listeners: the socket's inode
 }
 
 // eventSize is sizeof(struct flow_event).
-const eventSize = 160
+const eventSize = 168
 
 var errShortEvent = errors.New("short kernel event")
 
@@ -148,6 +149,7 @@ func decodeEventComm(b []byte, e *Event, c *comms) error {
 	} else {
 		e.Comm = cString(b[140:156])
 	}
+	e.Inode = le.Uint64(b[160:])
 	return nil
 }
 

@@ -23,6 +23,7 @@ func TestEventLayoutMatchesBPF(t *testing.T) {
 		"SkErr": {unsafe.Offsetof(g.SkErr), 100}, "Kind": {unsafe.Offsetof(g.Kind), 102},
 		"ResetsReceived": {unsafe.Offsetof(g.ResetsReceived), 104}, "Saddr": {unsafe.Offsetof(g.Saddr), 108},
 		"Daddr": {unsafe.Offsetof(g.Daddr), 124}, "Comm": {unsafe.Offsetof(g.Comm), 140},
+		"Inode": {unsafe.Offsetof(g.Inode), 160},
 	}
 	for name, o := range offsets {
 		if o[0] != o[1] {
@@ -35,7 +36,7 @@ func TestDecodeEventRoundTrip(t *testing.T) {
 	g := flowscopeFlowEvent{Key: 7, Skaddr: 8, StartNs: 100, EndNs: 200, CgroupId: 9, BytesAcked: 1000002,
 		BytesReceived: 3000001, BytesRetrans: 5, Netns: 4026531840, SegsOut: 10, SegsIn: 11, TotalRetrans: 2,
 		SrttUs: 50, MinRttUs: 40, Pid: 1234, Sport: 40000, Dport: 80, Family: 10, Flags: FlagActive | FlagStartKnown,
-		SkErr: 104, Kind: uint8(KindClose), State: StateFinWait2, ResetsReceived: 1}
+		SkErr: 104, Kind: uint8(KindClose), State: StateFinWait2, ResetsReceived: 1, Inode: 99}
 	v6 := netip.MustParseAddr("fd00::1").As16()
 	for i := range 4 {
 		g.Saddr[i] = binary.LittleEndian.Uint32(v6[i*4:])
@@ -52,7 +53,7 @@ func TestDecodeEventRoundTrip(t *testing.T) {
 	want := Event{Key: 7, SkAddr: 8, StartNs: 100, EndNs: 200, CgroupID: 9, BytesAcked: 1000002,
 		BytesReceived: 3000001, BytesRetrans: 5, Netns: 4026531840, SegsOut: 10, SegsIn: 11, TotalRetrans: 2,
 		SrttUs: 50, MinRttUs: 40, Pid: 1234, Sport: 40000, Dport: 80, Family: 10, Flags: FlagActive | FlagStartKnown,
-		SkErr: 104, Kind: KindClose, State: StateFinWait2, ResetsReceived: 1, Saddr: v6, Comm: "curl"}
+		SkErr: 104, Kind: KindClose, State: StateFinWait2, ResetsReceived: 1, Saddr: v6, Comm: "curl", Inode: 99}
 	if d := cmp.Diff(want, e); d != "" {
 		t.Fatalf("decode mismatch (-want +got):\n%s", d)
 	}

@@ -43,6 +43,7 @@ type flowscopeFlowEvent struct {
 	Daddr          [4]uint32
 	Comm           [16]int8
 	_              [4]byte
+	Inode          uint64
 }
 
 type flowscopeSlot struct {
