@@ -47,6 +47,7 @@ type Config struct {
 	RetryMin      time.Duration // backoff after a failure, doubled per consecutive failure (with jitter)
 	RetryMax      time.Duration
 	SwitchAfter   int           // consecutive failures before auto switches transport
+	ReturnAfter   time.Duration // auto: how long after a switch the preferred transport is probed again
 	SendTimeout   time.Duration // one delivery round (send + acknowledgements)
 
 	Instance *adapt.Instance // the instance's size; nil: detected from /proc and /sys
@@ -59,7 +60,7 @@ func DefaultConfig() Config {
 	return Config{
 		Collector: "127.0.0.1", GRPCPort: 7400, HTTPSPort: 7401, UDPPort: 7402, Transport: Auto,
 		UDPMaxBytes: 1400, Window: 16, RetryMin: 100 * time.Millisecond, RetryMax: 10 * time.Second,
-		SwitchAfter: 5, SendTimeout: 15 * time.Second,
+		SwitchAfter: 5, ReturnAfter: 5 * time.Minute, SendTimeout: 15 * time.Second,
 	}
 }
 

@@ -2,6 +2,7 @@ package transport_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"sync"
 	"testing"
@@ -105,6 +106,41 @@ func TestAutoSwitchesWhenTheChosenTransportFails(t *testing.T) {
 	}
 	if n := metricSum(t, reg, "flowscope_transport_switches_total"); n == 0 {
 		t.Error("switch not counted")
+	}
+}
+
+// TestAutoReturnsToThePreferredTransport: after a switch away from gRPC, auto goes back to
+// it once it answers again.
+func TestAutoReturnsToThePreferredTransport(t *testing.T) {
+	snk := newSink()
+	cc := collectorConfig(t)
+	cc.UDPListen = ""
+	port := freePort(t)
+	cc.GRPCListen = fmt.Sprintf("127.0.0.1:%d", port)
+	httpsOnly := cc
+	httpsOnly.GRPCListen = ""
+	second := startCollector(t, httpsOnly, snk)
+	cfg := shipperConfig(t, ingest.Addrs{GRPC: cc.GRPCListen, HTTPS: second.Addrs().HTTPS}, transport.Auto)
+	cfg.SwitchAfter, cfg.ReturnAfter = 2, 200*time.Millisecond
+	s, _ := startShipper(t, cfg) // gRPC is down: auto starts on HTTPS
+	if st := s.Stats(); st.Transport != transport.HTTPS {
+		t.Fatalf("auto chose %s with gRPC down", st.Transport)
+	}
+	s.Write(records(0, 100))
+	snk.waitTotal(t, 100, 10*time.Second)
+	// Bring gRPC up (a collector on the same spool would be usual; a second one will do).
+	grpcOnly := collectorConfig(t)
+	grpcOnly.GRPCListen, grpcOnly.HTTPSListen, grpcOnly.UDPListen = cc.GRPCListen, "", ""
+	snk2 := newSink()
+	startCollector(t, grpcOnly, snk2)
+	s.Heartbeat(flowbatch.Heartbeat{Node: "node-test", Time: time.Now()}) // something to send
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Stats().Transport != transport.GRPC && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		s.Write(records(1000, 1))
+	}
+	if st := s.Stats(); st.Transport != transport.GRPC {
+		t.Errorf("still on %s after gRPC came back", st.Transport)
 	}
 }
 

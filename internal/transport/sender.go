@@ -71,13 +71,16 @@ func (s *Shipper) reachable(ctx context.Context, l link) bool {
 	return true
 }
 
-func (s *Shipper) switchLocked(reason string) {
-	if len(s.links) < 2 {
+func (s *Shipper) switchLocked(reason string) { s.switchToLocked((s.cur+1)%len(s.links), reason) }
+
+func (s *Shipper) switchToLocked(next int, reason string) {
+	if len(s.links) < 2 || next == s.cur {
 		return
 	}
 	from := s.links[s.cur]
 	from.close()
-	s.cur = (s.cur + 1) % len(s.links)
+	s.cur = next
+	s.switched = time.Now()
 	to := s.links[s.cur].name()
 	s.stats.Switches++
 	s.counters[CounterSwitches]++
@@ -120,8 +123,27 @@ func (s *Shipper) runSender(ctx context.Context) error {
 	return nil
 }
 
+// maybeReturn moves auto back to the preferred transport once it answers again, probed at
+// most every ReturnAfter.
+func (s *Shipper) maybeReturn(ctx context.Context) {
+	s.mu.Lock()
+	due := s.cur != 0 && len(s.links) > 1 && time.Since(s.switched) >= s.cfg.ReturnAfter
+	if due {
+		s.switched = time.Now() // next probe in ReturnAfter, whatever this one says
+	}
+	preferred := s.links[0]
+	s.mu.Unlock()
+	if !due || preferred.name() == UDP || !s.reachable(ctx, preferred) {
+		return
+	}
+	s.mu.Lock()
+	s.switchToLocked(0, "the preferred transport answers again")
+	s.mu.Unlock()
+}
+
 // round sends one window of batches; false when there was nothing to send.
 func (s *Shipper) round(ctx context.Context, failures *int) bool {
+	s.maybeReturn(ctx)
 	s.mu.Lock()
 	l := s.links[s.cur]
 	bs := s.q.take(s.cfg.Window)

@@ -57,6 +57,7 @@ type Shipper struct {
 	budget    *adapt.Budget
 	links     []link
 	cur       int
+	switched  time.Time // when auto last switched away from the preferred transport
 	stats     Stats
 
 	kickBatch chan struct{}
