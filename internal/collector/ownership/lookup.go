@@ -53,13 +53,13 @@ func (s *Store) Lookup(addr netip.Addr, port uint16, t time.Time, final bool) Re
 
 // candidates collects distinct owners (by handle) up to maxCandidates.
 type candidates struct {
-	h        [maxCandidates]Handle
+	h        [maxCandidates]ownerID
 	src      Source
 	n        int
 	overflow bool
 }
 
-func (c *candidates) add(h Handle, src Source) {
+func (c *candidates) add(h ownerID, src Source) {
 	c.src |= src
 	for i := 0; i < c.n; i++ {
 		if c.h[i] == h {
@@ -75,13 +75,16 @@ func (c *candidates) add(h Handle, src Source) {
 }
 
 // identities reports whether all candidates name one identity, and the richest of them.
-func (c *candidates) identity() (Owner, bool) {
+func (c *candidates) identity(s *Store) (Owner, bool) {
 	if c.overflow || c.n == 0 {
 		return Owner{}, false
 	}
-	best := c.h[0].Value()
+	best := s.o.get(c.h[0])
+	if c.n == 1 {
+		return best, true
+	}
 	for i := 1; i < c.n; i++ {
-		o := c.h[i].Value()
+		o := s.o.get(c.h[i])
 		if !SameIdentity(best, o) {
 			return Owner{}, false
 		}
@@ -144,10 +147,11 @@ func (s *Store) decide(e *entry, at int64, final bool) Result {
 	sc := s.scanEntry(e, at)
 	kubeDone := s.kubeDone(at)
 	if sc.covering.n > 0 {
-		owner, ok := sc.near.identity()
+		owner, ok := sc.near.identity(s)
 		if !ok {
 			return Result{Reason: flow.ReasonConflict}
 		}
+		chosen := sc.covering.h[0]
 		if s.kubeEnabled && !kubeDone && !final {
 			return Result{Pending: true}
 		}
@@ -155,7 +159,12 @@ func (s *Store) decide(e *entry, at int64, final bool) Result {
 		if kubeDone && sc.possible.n > 0 {
 			matched := false
 			for i := 0; i < sc.possible.n; i++ {
-				if p := sc.possible.h[i].Value(); SameIdentity(owner, p) {
+				if sc.possible.h[i] == chosen {
+					matched = true
+					src |= sc.possible.src
+					continue
+				}
+				if p := s.o.get(sc.possible.h[i]); SameIdentity(owner, p) {
 					matched = true
 					src |= sc.possible.src
 					if p.detail() > owner.detail() {
@@ -179,7 +188,7 @@ func (s *Store) decide(e *entry, at int64, final bool) Result {
 			}
 			return Result{Reason: flow.ReasonStale}
 		}
-		if owner, ok := sc.possible.identity(); ok {
+		if owner, ok := sc.possible.identity(s); ok {
 			return Result{Owner: s.enrich(owner), Source: sc.possible.src}
 		}
 		return Result{Reason: flow.ReasonGap} // a handover whose moment Kubernetes cannot place
@@ -192,11 +201,11 @@ func (s *Store) decide(e *entry, at int64, final bool) Result {
 
 // enrich replaces a pod owner by the richest owner known for its UID.
 func (s *Store) enrich(o Owner) Owner {
-	if o.Kind != flow.EndpointPod || o.PodUID == "" {
-		return o
+	if o.Kind != flow.EndpointPod || o.PodUID == "" || o.Workload != "" {
+		return o // not a pod, or named by Kubernetes already
 	}
 	if u, ok := s.uids[o.PodUID]; ok {
-		if r := u.owner.Value(); r.detail() > o.detail() {
+		if r := s.o.get(u); r.detail() > o.detail() {
 			return r
 		}
 	}

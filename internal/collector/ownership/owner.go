@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"unique"
 
 	"github.com/flowscope/flowscope/internal/flow"
 )
@@ -32,12 +31,6 @@ type Owner struct {
 	Network        string
 	Labels         string
 }
-
-// Handle is an interned Owner; equal owners have equal handles.
-type Handle = unique.Handle[Owner]
-
-// Intern returns the handle of o.
-func Intern(o Owner) Handle { return unique.Make(o) }
 
 // SameIdentity reports whether a and b name the same thing, however much detail each carries:
 // pods by UID when both have one (else namespace and name), Services by namespace and name,

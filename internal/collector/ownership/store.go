@@ -54,7 +54,7 @@ const open = math.MaxInt64
 // object still holds the address. 32 bytes.
 type rng struct {
 	from, to int64
-	owner    Handle
+	owner    ownerID
 	src      Source
 	origin   uint16 // exporter that last extended a definite range (index into Store.origins)
 }
@@ -83,21 +83,17 @@ type Store struct {
 	mu          sync.RWMutex
 	ips         map[ipKey]*entry
 	ports       map[portKey]*entry
-	n           int                 // ranges held
-	originIdx   map[string]uint16   // exporter id → index
-	originSeen  []int64             // per origin: latest To claimed (its horizon)
-	kubeEnabled bool                // a Kubernetes source feeds the store
-	kubeSynced  int64               // the Kubernetes view is complete up to here
-	floor       int64               // compaction horizon: nothing older is known
-	uids        map[string]uidEntry // pod UID → richest owner seen
+	n           int                // ranges held
+	originIdx   map[string]uint16  // exporter id → index
+	originSeen  []int64            // per origin: latest To claimed (its horizon)
+	kubeEnabled bool               // a Kubernetes source feeds the store
+	kubeSynced  int64              // the Kubernetes view is complete up to here
+	floor       int64              // compaction horizon: nothing older is known
+	uids        map[string]ownerID // pod UID → richest owner seen (holding a reference)
 	networks    *Networks
+	o           owners // interned owners, referenced by ranges and UID entries
 
 	m metrics
-}
-
-type uidEntry struct {
-	owner Handle
-	last  int64
 }
 
 // ErrFull is returned when a range cannot be stored because the store is at MaxRanges.
@@ -124,7 +120,8 @@ func New(cfg Config, now func() time.Time, reg prometheus.Registerer) (*Store, e
 		ips:       map[ipKey]*entry{},
 		ports:     map[portKey]*entry{},
 		originIdx: map[string]uint16{"": 0},
-		uids:      map[string]uidEntry{},
+		uids:      map[string]ownerID{},
+		o:         newOwners(),
 	}
 	s.originSeen = []int64{0}
 	if err := s.m.register(reg, s); err != nil {
@@ -178,8 +175,8 @@ func (s *Store) observe(c *Claim) error {
 	if to > s.originSeen[oi] {
 		s.originSeen[oi] = to
 	}
-	h := Intern(c.Owner)
-	s.noteUID(h, to)
+	h := s.o.intern(c.Owner)
+	s.noteUID(h)
 	e := s.entryFor(c.Addr, c.Port, true)
 	s.m.claims.WithLabelValues(c.Source.String()).Inc()
 	return s.mergeDefinite(e, rng{from: from, to: to, owner: h, src: c.Source, origin: oi})
@@ -202,15 +199,18 @@ func validate(c *Claim) error {
 func (s *Store) mergeDefinite(e *entry, r rng) error {
 	kept := e.r[:0]
 	for _, x := range e.r {
-		if x.src.Definite() && x.from <= r.to && r.from <= x.to && (x.owner == r.owner || SameIdentity(x.owner.Value(), r.owner.Value())) {
+		if x.src.Definite() && x.from <= r.to && r.from <= x.to && s.same(x.owner, r.owner) {
 			r.from = min(r.from, x.from)
 			if x.to > r.to {
 				r.to, r.origin = x.to, x.origin
 			}
-			if x.owner != r.owner && x.owner.Value().detail() > r.owner.Value().detail() {
+			if x.owner != r.owner && s.o.detail(x.owner) > s.o.detail(r.owner) {
+				s.o.ref(x.owner)
+				s.o.unref(r.owner)
 				r.owner = x.owner
 			}
 			r.src |= x.src
+			s.o.unref(x.owner)
 			s.n--
 			continue
 		}
@@ -220,12 +220,19 @@ func (s *Store) mergeDefinite(e *entry, r rng) error {
 	return s.insert(e, r)
 }
 
-// insert adds r keeping e.r ascending by from, within the bounds.
+// same reports whether two interned owners name one identity.
+func (s *Store) same(a, b ownerID) bool {
+	return a == b || SameIdentity(s.o.get(a), s.o.get(b))
+}
+
+// insert adds r keeping e.r ascending by from, within the bounds; r's owner reference passes
+// to the store (or is dropped when r cannot be stored).
 func (s *Store) insert(e *entry, r rng) error {
 	if s.n >= s.cfg.MaxRanges {
 		s.compactLocked(s.now())
 		if s.n >= s.cfg.MaxRanges {
 			s.m.rejected.WithLabelValues("full").Inc()
+			s.o.unref(r.owner)
 			return ErrFull
 		}
 	}
@@ -258,6 +265,7 @@ func (s *Store) evictOldest(e *entry) {
 	if t := e.r[oldest].to; !flowOnly && t > e.floor {
 		e.floor = t
 	}
+	s.o.unref(e.r[oldest].owner)
 	e.r = append(e.r[:oldest], e.r[oldest+1:]...)
 	s.n--
 	s.m.evicted.Inc()
@@ -295,18 +303,22 @@ func (s *Store) entryFor(a netip.Addr, port uint16, create bool) *entry {
 	return e
 }
 
-// noteUID remembers the richest owner seen for a pod UID (used to name the local ends of flows).
-func (s *Store) noteUID(h Handle, at int64) {
-	o := h.Value()
-	if o.Kind != "pod" || o.PodUID == "" {
+// noteUID remembers the richest owner seen for a pod UID (used to name the local ends of
+// flows); the entry lives as long as some range references its owner (see compactLocked).
+func (s *Store) noteUID(h ownerID) {
+	r := &s.o.recs[h]
+	if kinds[r.key.kind] != "pod" || r.key.uid == "" {
 		return
 	}
-	u, ok := s.uids[o.PodUID]
-	if !ok || o.detail() > u.owner.Value().detail() {
-		u.owner = h
+	u, ok := s.uids[r.key.uid]
+	if ok && s.o.detail(h) <= s.o.detail(u) {
+		return
 	}
-	u.last = max(u.last, at)
-	s.uids[o.PodUID] = u
+	s.o.ref(h)
+	if ok {
+		s.o.unref(u)
+	}
+	s.uids[r.key.uid] = h
 }
 
 // Resolve returns the richest owner known for a pod UID.
@@ -317,7 +329,7 @@ func (s *Store) Resolve(uid string) (Owner, bool) {
 	if !ok {
 		return Owner{}, false
 	}
-	return u.owner.Value(), true
+	return s.o.get(u), true
 }
 
 // Open records that a Kubernetes object holds an address from `from` on (a possible range,
@@ -330,11 +342,12 @@ func (s *Store) Open(c Claim) error {
 		return fmt.Errorf("ownership: bad Kubernetes claim for %s (owner kind %q, source %s)", c.Addr, c.Owner.Kind, c.Source)
 	}
 	s.kubeEnabled = true
-	h := Intern(c.Owner)
-	s.noteUID(h, open)
+	h := s.o.intern(c.Owner)
+	s.noteUID(h)
 	e := s.entryFor(c.Addr, c.Port, true)
 	for _, x := range e.r {
 		if x.owner == h && x.src == c.Source && x.to == open {
+			s.o.unref(h)
 			return nil
 		}
 	}
@@ -350,15 +363,14 @@ func (s *Store) Close(addr netip.Addr, port uint16, owner Owner, src Source, at 
 	if e == nil {
 		return
 	}
-	h := Intern(owner)
+	h := s.o.find(owner)
+	if h == 0 {
+		return
+	}
 	for i := range e.r {
 		if x := &e.r[i]; x.owner == h && x.src == src && x.to == open {
 			x.to = max(at.UnixNano(), x.from)
 		}
-	}
-	if u, ok := s.uids[owner.PodUID]; ok && owner.PodUID != "" && u.last == open {
-		u.last = at.UnixNano()
-		s.uids[owner.PodUID] = u
 	}
 }
 
@@ -398,6 +410,7 @@ func (s *Store) compactLocked(now time.Time) {
 		kept := e.r[:0]
 		for _, x := range e.r {
 			if x.to < cut {
+				s.o.unref(x.owner)
 				dropped++
 				continue
 			}
@@ -418,7 +431,8 @@ func (s *Store) compactLocked(now time.Time) {
 		}
 	}
 	for k, u := range s.uids {
-		if u.last < cut {
+		if s.o.recs[u].refs == 1 { // no range names this owner any more
+			s.o.unref(u)
 			delete(s.uids, k)
 		}
 	}

@@ -251,3 +251,26 @@ func TestBadClaims(t *testing.T) {
 		t.Errorf("bad claims changed the store: %d ranges", s.Len())
 	}
 }
+
+// TestOwnersAreFreed: once every range is compacted away, no owner or string stays interned
+// (reference counts balance across merges, evictions, re-opens and closes).
+func TestOwnersAreFreed(t *testing.T) {
+	s := newTestStore(t, Config{Horizon: time.Minute, MaxRangesPerKey: 3})
+	s.now = func() time.Time { return at(0) }
+	bare := Owner{Kind: flow.EndpointPod, PodUID: "uid-a"}
+	apply(t, s, []step{hb(bare, 0, 5), kopen(podA, 0), kopen(podA, 0), hb(podA, 3, 10), hb(podB, 11, 20), hb(podA, 21, 30), hb(podB, 31, 40),
+		kclose(podA, 10), kopen(podB, 11), kclose(podB, 40), synced(50)})
+	if s.Len() == 0 || len(s.o.index) == 0 {
+		t.Fatal("nothing stored")
+	}
+	s.Compact(at(200))
+	live := 0
+	for _, r := range s.o.recs[1:] {
+		if r.refs > 0 {
+			live++
+		}
+	}
+	if s.Len() != 0 || live != 0 || len(s.o.index) != 0 || len(s.o.strs.index) != 0 || len(s.uids) != 0 {
+		t.Errorf("after compacting everything: %d ranges, %d live owners, %d indexed, %d strings, %d uids", s.Len(), live, len(s.o.index), len(s.o.strs.index), len(s.uids))
+	}
+}

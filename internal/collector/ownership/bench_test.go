@@ -1,0 +1,180 @@
+package ownership
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/flowscope/flowscope/internal/flow"
+)
+
+// podAddr is the address of pod slot i (100,000 fit in 10.0.0.0/8).
+func podAddr(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+}
+
+func benchOwner(gen, i int) Owner {
+	return Owner{
+		Kind: flow.EndpointPod, Cluster: "prod", Namespace: fmt.Sprintf("ns-%d", i%50),
+		Workload: fmt.Sprintf("workload-%d", i%2000), WorkloadKind: "Deployment",
+		Pod: fmt.Sprintf("workload-%d-7d9f8c-%05d", i%2000, gen), PodUID: fmt.Sprintf("%08x-0000-4000-8000-%012x", gen, i),
+		Node: fmt.Sprintf("node-%d", i%500), ServiceAccount: fmt.Sprintf("workload-%d", i%2000),
+	}
+}
+
+// churnStore models pods that each hold their slot's address for `life`, replaced by a pod
+// of another generation at once: the old pod's exporter range and Kubernetes range close, the
+// new pod's open.
+type churnStore struct {
+	s      *Store
+	now    time.Time
+	gen    []int
+	starts []time.Time
+}
+
+func newChurnStore(tb testing.TB, pods int) *churnStore {
+	tb.Helper()
+	c := &churnStore{now: t0, gen: make([]int, pods), starts: make([]time.Time, pods)}
+	var err error
+	c.s, err = New(Config{Horizon: 15 * time.Minute, MaxRanges: 16 << 20}, func() time.Time { return c.now }, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for i := range pods {
+		c.start(i)
+	}
+	c.s.SetKubeSynced(c.now)
+	return c
+}
+
+func (c *churnStore) start(i int) {
+	c.starts[i] = c.now
+	o := benchOwner(c.gen[i], i)
+	_ = c.s.Open(Claim{Addr: podAddr(i), Owner: o, From: c.now, Source: SourceKubePod})
+	_ = c.s.Observe(Claim{Addr: podAddr(i), Owner: o, From: c.now, To: c.now, Source: SourceHeartbeat, Origin: o.Node})
+}
+
+func (c *churnStore) replace(i int) {
+	o := benchOwner(c.gen[i], i)
+	_ = c.s.Observe(Claim{Addr: podAddr(i), Owner: o, From: c.starts[i], To: c.now, Source: SourceHeartbeat, Origin: o.Node})
+	c.s.Close(podAddr(i), 0, o, SourceKubePod, c.now)
+	c.gen[i]++
+	c.now = c.now.Add(time.Millisecond)
+	c.start(i)
+}
+
+// heapPerRange measures the live heap per range of a store of `pods` pods, each with an
+// exporter range and a Kubernetes range, after `churns` replacements of every pod.
+func heapPerRange(tb testing.TB, pods, churns int) (perRange float64, ranges int) {
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	c := newChurnStore(tb, pods)
+	for range churns {
+		c.now = c.now.Add(time.Minute)
+		for i := range pods {
+			c.replace(i)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	ranges = c.s.Len()
+	runtime.KeepAlive(c)
+	return float64(after.HeapAlloc-before.HeapAlloc) / float64(ranges), ranges
+}
+
+// TestMemoryPerRange: ≤ 200 bytes of heap per ownership range, owners interned, counting the
+// owners' strings (pod names and UIDs are unique per pod) and the per-address maps.
+func TestMemoryPerRange(t *testing.T) {
+	per, n := heapPerRange(t, 20_000, 2)
+	t.Logf("%d ranges, %.0f B of heap per range", n, per)
+	if per > 200 {
+		t.Errorf("%.0f B per range > 200", per)
+	}
+}
+
+func BenchmarkMemoryPerRange(b *testing.B) {
+	for range b.N {
+		per, n := heapPerRange(b, 100_000, 2)
+		b.ReportMetric(per, "B/range")
+		b.ReportMetric(float64(n), "ranges")
+	}
+}
+
+// TestChurnStaysBounded: 10,000 pods replaced every 10 minutes for 3 simulated hours, compacted
+// every minute: the ranges held stop growing once the horizon is reached.
+func TestChurnStaysBounded(t *testing.T) {
+	maxRanges, final := churnDay(t, 10_000, 3*time.Hour)
+	t.Logf("max ranges %d, final %d", maxRanges, final)
+	// Per pod: the current two ranges plus those ending within the 15 min horizon (two
+	// generations of two ranges), with slack.
+	if limit := 10_000 * 8; maxRanges > limit {
+		t.Errorf("ranges grew to %d (> %d): not bounded", maxRanges, limit)
+	}
+}
+
+// churnDay replaces every pod each 10 minutes (a tenth of them each minute) for `span`,
+// compacting each minute; it returns the most ranges held and the final count.
+func churnDay(tb testing.TB, pods int, span time.Duration) (maxRanges, final int) {
+	c := newChurnStore(tb, pods)
+	perMinute := pods / 10
+	next := 0
+	for m := 0; m < int(span/time.Minute); m++ {
+		c.now = c.now.Add(time.Minute)
+		for range perMinute {
+			c.replace(next)
+			next = (next + 1) % pods
+		}
+		c.s.Compact(c.now)
+		maxRanges = max(maxRanges, c.s.Len())
+	}
+	return maxRanges, c.s.Len()
+}
+
+// BenchmarkChurn24h is the issue's scale check: 100,000 pods churning every 10 minutes for 24
+// simulated hours (14.4M pod lifetimes). Run with -benchtime=1x.
+func BenchmarkChurn24h(b *testing.B) {
+	for range b.N {
+		var ms runtime.MemStats
+		maxRanges, final := churnDay(b, 100_000, 24*time.Hour)
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(maxRanges), "max-ranges")
+		b.ReportMetric(float64(final), "final-ranges")
+		b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "heap-MiB")
+	}
+}
+
+// BenchmarkLookup: the ownership lookup of a flow's remote end, 100,000 pods, each address
+// with its exporter range, its Kubernetes range and a previous holder's.
+func BenchmarkLookup(b *testing.B) {
+	const pods = 100_000
+	c := newChurnStore(b, pods)
+	c.now = c.now.Add(time.Minute)
+	for i := range pods {
+		c.replace(i)
+	}
+	c.now = c.now.Add(time.Minute)
+	for i := range pods {
+		o := benchOwner(c.gen[i], i)
+		_ = c.s.Observe(Claim{Addr: podAddr(i), Owner: o, From: c.starts[i], To: c.now, Source: SourceHeartbeat, Origin: o.Node})
+	}
+	c.s.SetKubeSynced(c.now.Add(time.Hour))
+	rng := rand.New(rand.NewPCG(1, 2))
+	idx := make([]int, 4096)
+	for i := range idx {
+		idx[i] = rng.IntN(pods)
+	}
+	at := c.now.Add(-30 * time.Second)
+	runtime.GC() // the setup's garbage is not the lookups' cost
+	b.ResetTimer()
+	for i := range b.N {
+		r := c.s.Lookup(podAddr(idx[i&4095]), 8080, at, false)
+		if !r.Attributed() {
+			b.Fatalf("lookup: %+v", r)
+		}
+	}
+}
