@@ -56,10 +56,8 @@ func directionPB(d flow.Direction) flowv1.Direction {
 		return flowv1.Direction_DIRECTION_CLIENT
 	case flow.Server:
 		return flowv1.Direction_DIRECTION_SERVER
-	case flow.DirectionUnknown:
-		return flowv1.Direction_DIRECTION_UNKNOWN
 	}
-	return flowv1.Direction_DIRECTION_UNSPECIFIED
+	return flowv1.Direction_DIRECTION_UNKNOWN // "unknown", and anything unset, which the collector would refuse
 }
 
 func outcomePB(o flow.Outcome) flowv1.Outcome {

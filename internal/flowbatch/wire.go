@@ -3,6 +3,7 @@ package flowbatch
 import (
 	"net/netip"
 	"slices"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -95,12 +96,20 @@ func appendMessage(dst []byte, num protowire.Number, fill func([]byte) []byte) [
 	return dst
 }
 
+// maxEncodedDuration is the longest duration the encoder sends (the collector refuses
+// batches with longer ones).
+const maxEncodedDuration = int64(366 * 24 * time.Hour)
+
 // appendRecord appends r as Batch field 10; prev is the previous record's end.
 func appendRecord(dst []byte, r *flow.Record, origin uint32, prev int64) ([]byte, int64) {
 	end := r.End.UnixNano()
 	dur := end - r.Start.UnixNano()
-	if dur < 0 {
+	startKnown := r.StartKnown
+	switch {
+	case dur < 0:
 		dur = 0 // a start after the end is a clock artefact: the flow took no time
+	case dur > maxEncodedDuration:
+		dur, startKnown = 0, false // no start (zero time) or an absurd one: say it is unknown
 	}
 	dst = appendMessage(dst, 10, func(d []byte) []byte {
 		d = appendUint(d, 1, r.ConnID)
@@ -113,7 +122,7 @@ func appendRecord(dst []byte, r *flow.Record, origin uint32, prev int64) ([]byte
 		d = appendSint(d, 8, end-prev)
 		d = appendUint(d, 9, uint64(dur))
 		d = appendBool(d, 10, r.Interim)
-		d = appendBool(d, 11, !r.StartKnown)
+		d = appendBool(d, 11, !startKnown)
 		d = appendUint(d, 12, r.BytesSent)
 		d = appendUint(d, 13, r.BytesReceived)
 		d = appendUint(d, 14, r.SegsSent)

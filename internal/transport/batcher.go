@@ -52,6 +52,13 @@ func (s *Shipper) cut(enc *flowbatch.Encoder, flush bool) {
 	emptyFlush := flush && n == 0 && hb == nil && len(s.counters) > 0 && len(s.q.items) == 0
 	s.mu.Unlock()
 
+	if kept := validRecords(recs); len(kept) < len(recs) {
+		s.mu.Lock()
+		s.countDroppedRecordsLocked(len(recs)-len(kept), "invalid")
+		s.counters[CounterInvalidRecords] += uint64(len(recs) - len(kept))
+		s.mu.Unlock()
+		recs = kept
+	}
 	var aggs []flowbatch.Aggregate
 	if folding {
 		before := len(recs)
@@ -185,4 +192,16 @@ func (s *Shipper) encodeHeartbeat(enc *flowbatch.Encoder, hb *flowbatch.Heartbea
 		}
 		parts = halves
 	}
+}
+
+// validRecords keeps the records the collector can accept (addresses set, an end time), so
+// one bad record never costs a whole batch; it filters in place.
+func validRecords(recs []flow.Record) []flow.Record {
+	kept := recs[:0]
+	for _, r := range recs {
+		if r.LocalAddr.IsValid() && r.RemoteAddr.IsValid() && !r.End.IsZero() {
+			kept = append(kept, r)
+		}
+	}
+	return kept
 }

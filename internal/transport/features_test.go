@@ -208,3 +208,20 @@ func TestDegradesUnderCPUPressure(t *testing.T) {
 		t.Errorf("degraded flows metric %v", n)
 	}
 }
+
+// TestInvalidRecordsCostOnlyThemselves: a record the collector would refuse is dropped and
+// counted alone; its batch goes through.
+func TestInvalidRecordsCostOnlyThemselves(t *testing.T) {
+	snk := newSink()
+	in := startCollector(t, collectorConfig(t), snk)
+	s, _ := startShipper(t, shipperConfig(t, in.Addrs(), transport.GRPC))
+	recs := records(0, 10)
+	recs[3].RemoteAddr = netip.Addr{}
+	recs[5].End = time.Time{}
+	recs[6].Direction, recs[7].Start = "", time.Time{}
+	s.Write(recs)
+	snk.waitTotal(t, 8, 10*time.Second)
+	if st := s.Stats(); st.RecordsDropped != 2 {
+		t.Errorf("dropped %d, want the 2 invalid records", st.RecordsDropped)
+	}
+}

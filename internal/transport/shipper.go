@@ -32,6 +32,7 @@ const (
 	CounterDegradedFlows   = "transport_degraded_flows"  // short flows folded into aggregates
 	CounterRecutBatches    = "transport_recut_batches"   // batches re-cut to fit a datagram after a switch to UDP
 	CounterSendFailures    = "transport_send_failures"   // failed delivery rounds
+	CounterInvalidRecords  = "transport_invalid_records" // records without addresses or end time, dropped
 	DefaultFoldShorterThan = 2 * time.Second
 )
 
