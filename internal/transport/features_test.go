@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/flowscope/flowscope/internal/collector/ingest"
 	"github.com/flowscope/flowscope/internal/exporter/adapt"
 	"github.com/flowscope/flowscope/internal/flow"
@@ -223,5 +225,26 @@ func TestInvalidRecordsCostOnlyThemselves(t *testing.T) {
 	snk.waitTotal(t, 8, 10*time.Second)
 	if st := s.Stats(); st.RecordsDropped != 2 {
 		t.Errorf("dropped %d, want the 2 invalid records", st.RecordsDropped)
+	}
+}
+
+// TestStopDeliversWhatIsPending: records written just before Stop still reach the collector.
+func TestStopDeliversWhatIsPending(t *testing.T) {
+	snk := newSink()
+	in := startCollector(t, collectorConfig(t), snk)
+	cfg := shipperConfig(t, in.Addrs(), transport.GRPC)
+	cfg.FlushInterval = time.Hour // only Stop's final cut can send them
+	s, err := transport.New(cfg, prometheus.NewRegistry(), quiet(), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	s.Write(records(0, 123))
+	s.Stop()
+	snk.waitTotal(t, 123, 10*time.Second)
+	if st := s.Stats(); st.RecordsDropped != 0 || st.BatchesAcked == 0 {
+		t.Errorf("after Stop: %+v", st)
 	}
 }
