@@ -67,7 +67,11 @@ func run(nflows, batch, workloads, edgesPer, minuteHours int, dir string) error 
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	fmt.Printf("# store benchmark, %s, %d cores, %s\n\n", time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), runtime.Version())
+	var load [3]float64
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Sscan(string(b), &load[0], &load[1], &load[2])
+	}
+	fmt.Printf("# store benchmark, %s, %d cores, %s, load average %.1f at start\n\n", time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), runtime.Version(), load[0])
 	if nflows > 0 {
 		if err := ingest(ctx, dir+"/ingest", nflows, batch); err != nil {
 			return err
@@ -155,6 +159,14 @@ func queries(ctx context.Context, dir string, workloads, edgesPer, minuteHours i
 	defer st.Close()
 	keys := edgeKeys(workloads, edgesPer)
 	t0 := time.Now()
+	cov, err := st.Coverage(ctx)
+	if err != nil {
+		return err
+	}
+	if !cov.HourFrom.IsZero() {
+		fmt.Printf("(reusing the history already in %s)\n\n", dir)
+		return timeQueries(ctx, st, end, workloads, keys, minuteHours, 0)
+	}
 	rng := rand.New(rand.NewPCG(5, 6))
 	var rows []store.EdgeRow
 	flush := func(level string) error {
@@ -185,12 +197,15 @@ func queries(ctx context.Context, dir string, workloads, edgesPer, minuteHours i
 	if err := st.SetRolledUntil(ctx, end); err != nil {
 		return err
 	}
-	load := time.Since(t0)
+	return timeQueries(ctx, st, end, workloads, keys, minuteHours, time.Since(t0))
+}
+
+func timeQueries(ctx context.Context, st *duckdb.Store, end time.Time, workloads int, keys []store.EdgeKey, minuteHours int, load time.Duration) error {
 	fmt.Printf("## Queries over 24 h of %d workloads, %d edges (%d hour rows, %d minute rows; built in %s)\n\n",
 		workloads, len(keys), 24*len(keys), minuteHours*60*len(keys), load.Round(time.Second))
 	srv := httptest.NewServer(api.New(api.Config{Store: st, Now: func() time.Time { return end }}))
 	defer srv.Close()
-	fmt.Println("| answer | range | store query | HTTP API (JSON) | target |")
+	fmt.Println("| answer | range | store query: wall / CPU | HTTP API (JSON): wall / CPU | target |")
 	fmt.Println("|---|---|---|---|---|")
 	day := store.Range{From: end.Add(-24 * time.Hour), To: end}
 	odd := store.Range{From: end.Add(-24*time.Hour + 17*time.Minute), To: end.Add(-23 * time.Minute)}
@@ -234,7 +249,7 @@ func queries(ctx context.Context, dir string, workloads, edgesPer, minuteHours i
 		defer pprof.StopCPUProfile()
 	}
 	for _, c := range cases {
-		qd, err := median(func() error { return c.q(c.r) })
+		qd, qc, err := median(func() error { return c.q(c.r) })
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.name, err)
 		}
@@ -243,7 +258,7 @@ func queries(ctx context.Context, dir string, workloads, edgesPer, minuteHours i
 			sep = "&"
 		}
 		url := fmt.Sprintf("%s%s%sfrom=%d&to=%d", srv.URL, c.path, sep, c.r.From.Unix(), c.r.To.Unix())
-		hd, err := median(func() error { return get(url) })
+		hd, hc, err := median(func() error { return get(url) })
 		if err != nil {
 			return fmt.Errorf("%s over HTTP: %w", c.name, err)
 		}
@@ -251,7 +266,7 @@ func queries(ctx context.Context, dir string, workloads, edgesPer, minuteHours i
 		if c.r != day {
 			rng = "24 h, not aligned"
 		}
-		fmt.Printf("| %s | %s | %d ms | %d ms | %s |\n", c.name, rng, qd.Milliseconds(), hd.Milliseconds(), c.target)
+		fmt.Printf("| %s | %s | %d / %d ms | %d / %d ms | %s |\n", c.name, rng, qd.Milliseconds(), qc.Milliseconds(), hd.Milliseconds(), hc.Milliseconds(), c.target)
 	}
 	fmt.Println()
 	return nil
@@ -281,21 +296,24 @@ func get(url string) error {
 	return err
 }
 
-// median runs f five times (after one warm-up) and returns the median duration.
-func median(f func() error) (time.Duration, error) {
+// median runs f five times (after one warm-up) and returns the median wall time and the
+// median CPU time of the whole process (all threads: Go and DuckDB) per run. The CPU time does
+// not grow when other processes compete for the cores; the wall time does.
+func median(f func() error) (wall, cpu time.Duration, err error) {
 	if err := f(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	var ds []time.Duration
+	var ws, cs []time.Duration
 	for range 5 {
-		t := time.Now()
+		t, c := time.Now(), cpuTime()
 		if err := f(); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		ds = append(ds, time.Since(t))
+		ws, cs = append(ws, time.Since(t)), append(cs, cpuTime()-c)
 	}
-	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-	return ds[2], nil
+	sort.Slice(ws, func(i, j int) bool { return ws[i] < ws[j] })
+	sort.Slice(cs, func(i, j int) bool { return cs[i] < cs[j] })
+	return ws[2], cs[2], nil
 }
 
 func edgeKeys(workloads, edgesPer int) []store.EdgeKey {
