@@ -33,7 +33,7 @@ func defaultServer() string {
 	if s := os.Getenv("FLOWSCOPE_SERVER"); s != "" {
 		return s
 	}
-	return "http://127.0.0.1:7410"
+	return "http://127.0.0.1:7480" // flowscope standalone's --listen default
 }
 
 func (q *queryFlags) register(fs *flag.FlagSet, outputs string) {
