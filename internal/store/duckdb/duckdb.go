@@ -55,7 +55,7 @@ type Store struct {
 	stopped  error // set when ingestion stopped for good (the database failed)
 	dict     *dictionary
 	edges    *edgeKeys
-	rolled   atomic.Int64 // unix minute before which hour rows are complete
+	levels   []*level // coarser levels rolled up from minute rows, finest first
 	lastTrim time.Time
 }
 
@@ -74,7 +74,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
 	db := sql.OpenDB(conn)
-	s := &Store{cfg: cfg, path: path, db: db, log: cfg.Logger.With("component", "store"), now: cfg.Now, agg: aggregate.New(cfg.Aggregate)}
+	s := &Store{cfg: cfg, path: path, db: db, log: cfg.Logger.With("component", "store"), now: cfg.Now, agg: aggregate.New(cfg.Aggregate),
+		levels: []*level{{table: "edges_10m", minutes: 10, meta: "rolled10_until"}, {table: "edges_hour", minutes: 60, meta: "rolled_until"}}}
 	if err := s.init(ctx); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -153,19 +154,31 @@ func (s *Store) loadState(ctx context.Context) error {
 	}
 	s.nextSeq = uint64(max(wm, maxSeq.Int64)) + 1
 	s.pendWM = uint64(wm)
-	rolled, err := getMeta(ctx, s.db, "rolled_until")
-	if err != nil {
-		return fmt.Errorf("reading rollup state: %w", err)
-	}
-	if rolled == 0 {
-		rolled = s.now().Unix() / 3600 * 60
-		if _, err := s.db.ExecContext(ctx, `INSERT OR REPLACE INTO meta VALUES ('rolled_until', ?)`, rolled); err != nil {
-			return fmt.Errorf("initialising rollup state: %w", err)
+	for _, l := range s.levels {
+		rolled, err := getMeta(ctx, s.db, l.meta)
+		if err != nil {
+			return fmt.Errorf("reading rollup state: %w", err)
 		}
+		if rolled == 0 {
+			rolled = s.now().Unix() / 60 / l.minutes * l.minutes
+			if _, err := s.db.ExecContext(ctx, `INSERT OR REPLACE INTO meta VALUES (?, ?)`, l.meta, rolled); err != nil {
+				return fmt.Errorf("initialising rollup state: %w", err)
+			}
+		}
+		l.rolled.Store(rolled)
 	}
-	s.rolled.Store(rolled)
 	return nil
 }
+
+// level is a table of edge rows rolled up from minute rows into blocks of minutes.
+type level struct {
+	table   string
+	minutes int64
+	meta    string       // meta key of rolled
+	rolled  atomic.Int64 // unix minute before which its rows are complete
+}
+
+func (l *level) step() time.Duration { return time.Duration(l.minutes) * time.Minute }
 
 // Close flushes every aggregate still held and closes the database.
 func (s *Store) Close() error {

@@ -3,6 +3,7 @@ package duckdb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -94,8 +95,10 @@ func TestEdgesMatchTruthAcrossMinuteAndHourLevels(t *testing.T) {
 	if err := s.Maintain(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if got := time.Unix(s.rolled.Load()*60, 0).UTC(); got.Before(t0.Add(2 * time.Hour)) {
-		t.Fatalf("hours rolled up until %s only", got)
+	for _, l := range s.levels {
+		if got := time.Unix(l.rolled.Load()*60, 0).UTC(); got.Before(t0.Add(150 * time.Minute)) {
+			t.Fatalf("%s rolled up until %s only", l.table, got)
+		}
 	}
 	r := store.Range{From: t0, To: t0.Add(150 * time.Minute)}
 	edges, err := s.Edges(t.Context(), store.EdgeQuery{Range: r})
@@ -105,19 +108,30 @@ func TestEdgesMatchTruthAcrossMinuteAndHourLevels(t *testing.T) {
 	if diff := cmp.Diff(truth(conns), edgesMap(edges)); diff != "" {
 		t.Errorf("edges over hours+minutes differ from truth (-want +got):\n%s", diff)
 	}
-	// A range inside one hour reads minute rows only.
-	var inHour []flow.Conn
-	for _, c := range conns {
-		if !c.End.Before(t0.Add(70*time.Minute)) && c.End.Before(t0.Add(95*time.Minute)) {
-			inHour = append(inHour, c)
+	// Ranges not aligned to hours mix hour, ten-minute and minute rows.
+	for _, w := range [][2]time.Duration{{70 * time.Minute, 95 * time.Minute}, {7 * time.Minute, 143 * time.Minute},
+		{13 * time.Minute, 17 * time.Minute}, {50 * time.Minute, 130 * time.Minute}} {
+		var in []flow.Conn
+		for _, c := range conns {
+			if !c.End.Before(t0.Add(w[0])) && c.End.Before(t0.Add(w[1])) {
+				in = append(in, c)
+			}
+		}
+		r := store.Range{From: t0.Add(w[0]), To: t0.Add(w[1])}
+		edges, err = s.Edges(t.Context(), store.EdgeQuery{Range: r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(truth(in), edgesMap(edges)); diff != "" {
+			t.Errorf("edges over %v (%s) differ (-want +got):\n%s", w, s.edgeSource(r), diff)
 		}
 	}
-	edges, err = s.Edges(t.Context(), store.EdgeQuery{Range: store.Range{From: t0.Add(70 * time.Minute), To: t0.Add(95 * time.Minute)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(truth(inHour), edgesMap(edges)); diff != "" {
-		t.Errorf("minute-level edges differ (-want +got):\n%s", diff)
+	m := t0.Unix() / 60
+	want := fmt.Sprintf("(SELECT * FROM edges_minute WHERE t >= %d AND t < %d UNION ALL SELECT * FROM edges_10m WHERE t >= %d AND t < %d"+
+		" UNION ALL SELECT * FROM edges_hour WHERE t >= %d AND t < %d UNION ALL SELECT * FROM edges_10m WHERE t >= %d AND t < %d"+
+		" UNION ALL SELECT * FROM edges_minute WHERE t >= %d AND t < %d)", m+7, m+10, m+10, m+60, m+60, m+120, m+120, m+140, m+140, m+143)
+	if got := s.edgeSource(store.Range{From: t0.Add(7 * time.Minute), To: t0.Add(143 * time.Minute)}); got != want {
+		t.Errorf("plan\n%s\nwant\n%s", got, want)
 	}
 }
 
@@ -339,7 +353,7 @@ func TestMigratesVersion1(t *testing.T) {
 	dir := t.TempDir()
 	clk := &clock{t: t0}
 	s := open(t, dir, clk)
-	_, err := s.db.Exec(`DROP TABLE flows; DROP TABLE edges_minute; DROP TABLE edges_hour; DROP TABLE nodes; DROP TABLE endpoints; DROP TABLE meta; DROP TABLE edge_keys;`)
+	_, err := s.db.Exec(`DROP TABLE flows; DROP TABLE edges_minute; DROP TABLE edges_hour; DROP TABLE nodes; DROP TABLE endpoints; DROP TABLE meta; DROP TABLE edge_keys; DROP TABLE edges_10m;`)
 	if err != nil {
 		t.Fatal(err)
 	}

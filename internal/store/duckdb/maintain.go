@@ -27,20 +27,22 @@ func (s *Store) flush(ctx context.Context, all bool) error {
 	if len(s.pending) == 0 && wm == s.pendWM {
 		return nil
 	}
-	rolled := s.rolled.Load()
-	var late []store.EdgeRow
-	for _, r := range s.pending {
-		if r.Time.Unix()/60 < rolled {
-			late = append(late, r)
-		}
-	}
 	var p pendingDict
 	err := s.inTx(func(dc driver.Conn) error {
 		if err := s.appendEdges(dc, "edges_minute", s.pending, &p); err != nil {
 			return err
 		}
-		if err := s.appendEdges(dc, "edges_hour", aggregate.Rollup(late, time.Hour), &p); err != nil {
-			return err
+		for _, l := range s.levels {
+			// Late minutes of blocks already rolled up go into those levels too.
+			var late []store.EdgeRow
+			for _, r := range s.pending {
+				if r.Time.Unix()/60 < l.rolled.Load() {
+					late = append(late, r)
+				}
+			}
+			if err := s.appendEdges(dc, l.table, aggregate.Rollup(late, l.step()), &p); err != nil {
+				return err
+			}
 		}
 		_, err := execDriver(dc, `INSERT OR REPLACE INTO meta VALUES ('minute_seq', ?)`, int64(wm))
 		return err
@@ -123,34 +125,42 @@ func execDriver(dc driver.Conn, q string, args ...any) (driver.Result, error) {
 	return ex.ExecContext(context.Background(), q, named)
 }
 
-// rollup merges the minute edges of every completed hour into edges_hour.
+// rollup merges the minute edges of every completed block into each coarser level.
 func (s *Store) rollup(ctx context.Context) error {
 	grace := 2*s.agg.Grace() + 2*s.cfg.FlushEvery
-	for {
-		rolled := s.rolled.Load()
-		if time.Unix((rolled+60)*60, 0).Add(grace).After(s.now()) {
-			return nil
-		}
-		rows, err := s.readEdgeRows(ctx, "edges_minute", rolled, rolled+60)
-		if err != nil {
-			return fmt.Errorf("rolling up hour %s: %w", time.Unix(rolled*60, 0).UTC(), err)
-		}
-		s.wmu.Lock()
-		err = s.inTx(func(dc driver.Conn) error {
-			if err := s.appendEdges(dc, "edges_hour", aggregate.Rollup(rows, time.Hour), &pendingDict{}); err != nil {
-				return err
+	for _, l := range s.levels {
+		for {
+			rolled := l.rolled.Load()
+			next := rolled + l.minutes
+			if time.Unix(next*60, 0).Add(grace).After(s.now()) {
+				break
 			}
-			_, err := execDriver(dc, `INSERT OR REPLACE INTO meta VALUES ('rolled_until', ?)`, rolled+60)
-			return err
-		})
-		if err == nil {
-			s.rolled.Store(rolled + 60)
-		}
-		s.wmu.Unlock()
-		if err != nil {
-			return fmt.Errorf("rolling up hour %s: %w", time.Unix(rolled*60, 0).UTC(), err)
+			if err := s.rollupBlock(ctx, l, rolled, next); err != nil {
+				return fmt.Errorf("rolling up %s at %s: %w", l.table, time.Unix(rolled*60, 0).UTC(), err)
+			}
 		}
 	}
+	return nil
+}
+
+func (s *Store) rollupBlock(ctx context.Context, l *level, from, to int64) error {
+	rows, err := s.readEdgeRows(ctx, "edges_minute", from, to)
+	if err != nil {
+		return err
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	err = s.inTx(func(dc driver.Conn) error {
+		if err := s.appendEdges(dc, l.table, aggregate.Rollup(rows, l.step()), &pendingDict{}); err != nil {
+			return err
+		}
+		_, err := execDriver(dc, `INSERT OR REPLACE INTO meta VALUES (?, ?)`, l.meta, to)
+		return err
+	})
+	if err == nil {
+		l.rolled.Store(to)
+	}
+	return err
 }
 
 // readEdgeRows reads rows of table with t in [from, to) (unix minutes).
@@ -189,6 +199,7 @@ func (s *Store) trim(ctx context.Context, now time.Time) error {
 	}{
 		{`DELETE FROM flows WHERE end_ms < ?`, now.Add(-r.Raw).UnixMilli()},
 		{`DELETE FROM edges_minute WHERE t < ?`, now.Add(-r.Minute).Unix() / 60},
+		{`DELETE FROM edges_10m WHERE t < ?`, now.Add(-r.Minute).Unix() / 60},
 		{`DELETE FROM edges_hour WHERE t < ?`, now.Add(-r.Hour).Unix() / 60},
 	}
 	s.wmu.Lock()
@@ -241,11 +252,11 @@ func newMetrics(reg *prometheus.Registry, s *Store) *metrics {
 	return m
 }
 
-// ImportEdges writes edge rows directly at a level ("minute" or "hour"), bypassing raw flows:
+// ImportEdges writes edge rows directly at a level ("minute", "10m" or "hour"), bypassing raw flows:
 // for backfills and for the benchmark's synthetic history. Node ids in the keys are created as
 // plain nodes when unknown.
 func (s *Store) ImportEdges(ctx context.Context, level string, rows []store.EdgeRow) error {
-	table := map[string]string{"minute": "edges_minute", "hour": "edges_hour"}[level]
+	table := map[string]string{"minute": "edges_minute", "10m": "edges_10m", "hour": "edges_hour"}[level]
 	if table == "" {
 		return fmt.Errorf("unknown edge level %q", level)
 	}
@@ -266,14 +277,17 @@ func (s *Store) ImportEdges(ctx context.Context, level string, rows []store.Edge
 	return s.inTx(func(dc driver.Conn) error { return s.appendEdges(dc, table, rows, &pendingDict{}) })
 }
 
-// SetRolledUntil marks hour rows before t as complete (the benchmark imports hour rows itself).
+// SetRolledUntil marks the rows of every level before t as complete (the benchmark imports
+// them itself).
 func (s *Store) SetRolledUntil(ctx context.Context, t time.Time) error {
-	m := t.Unix() / 3600 * 60
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if _, err := s.wconn.ExecContext(ctx, `INSERT OR REPLACE INTO meta VALUES ('rolled_until', ?)`, m); err != nil {
-		return fmt.Errorf("setting rollup state: %w", err)
+	for _, l := range s.levels {
+		m := t.Unix() / 60 / l.minutes * l.minutes
+		if _, err := s.wconn.ExecContext(ctx, `INSERT OR REPLACE INTO meta VALUES (?, ?)`, l.meta, m); err != nil {
+			return fmt.Errorf("setting rollup state: %w", err)
+		}
+		l.rolled.Store(m)
 	}
-	s.rolled.Store(m)
 	return nil
 }

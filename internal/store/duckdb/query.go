@@ -15,28 +15,40 @@ import (
 	"github.com/flowscope/flowscope/internal/store"
 )
 
-// edgeSource returns a SQL relation over the edge rows of r: hour rows for the whole rolled-up
-// hours inside r, minute rows for the rest. Ranges are aligned outward to whole minutes.
+// edgeSource returns a SQL relation over the edge rows of r: for each stretch of r the
+// coarsest rolled-up rows that fit exactly (hours, then ten-minute blocks), minute rows for
+// the rest. Ranges are aligned outward to whole minutes.
 func (s *Store) edgeSource(r store.Range) string { return s.edgeSourceStep(r, time.Hour) }
 
-// edgeSourceStep is edgeSource for a caller that needs rows of at most step: hour rows are
-// used only when step is at least an hour.
+// edgeSourceStep is edgeSource for a caller that needs rows of at most step.
 func (s *Store) edgeSourceStep(r store.Range, step time.Duration) string {
-	from := r.From.Unix() / 60
-	to := (r.To.Unix() + 59) / 60
-	hFrom := (from + 59) / 60 * 60
-	hTo := min(to/60*60, s.rolled.Load())
-	if step < time.Hour {
-		hTo = hFrom
+	var levels []*level
+	for _, l := range s.levels {
+		if l.step() <= step {
+			levels = append(levels, l)
+		}
 	}
-	part := func(table string, a, b int64) string {
-		return fmt.Sprintf("SELECT * FROM %s WHERE t >= %d AND t < %d", table, a, b)
+	parts := s.cover(r.From.Unix()/60, (r.To.Unix()+59)/60, levels, nil)
+	return "(" + strings.Join(parts, " UNION ALL ") + ")"
+}
+
+// cover appends the parts reading [from, to) (unix minutes) with levels (finest first).
+func (s *Store) cover(from, to int64, levels []*level, parts []string) []string {
+	if from >= to {
+		return parts
 	}
-	if hFrom >= hTo {
-		return "(" + part("edges_minute", from, to) + ")"
+	if len(levels) == 0 {
+		return append(parts, fmt.Sprintf("SELECT * FROM edges_minute WHERE t >= %d AND t < %d", from, to))
 	}
-	return "(" + part("edges_minute", from, hFrom) + " UNION ALL " + part("edges_hour", hFrom, hTo) +
-		" UNION ALL " + part("edges_minute", hTo, to) + ")"
+	l, finer := levels[len(levels)-1], levels[:len(levels)-1]
+	a := (from + l.minutes - 1) / l.minutes * l.minutes
+	b := min(to/l.minutes*l.minutes, l.rolled.Load())
+	if a >= b {
+		return s.cover(from, to, finer, parts)
+	}
+	parts = s.cover(from, a, finer, parts)
+	parts = append(parts, fmt.Sprintf("SELECT * FROM %s WHERE t >= %d AND t < %d", l.table, a, b))
+	return s.cover(b, to, finer, parts)
 }
 
 func idList(ids []uint32) string {

@@ -192,6 +192,15 @@ func queries(ctx context.Context, dir string, workloads, edgesPer, minuteHours i
 			if err := flush("minute"); err != nil {
 				return err
 			}
+			if m%10 != 0 {
+				continue
+			}
+			for _, k := range keys {
+				rows = append(rows, row(rng, ht.Add(time.Duration(m)*time.Minute), k, 10))
+			}
+			if err := flush("10m"); err != nil {
+				return err
+			}
 		}
 	}
 	if err := st.SetRolledUntil(ctx, end); err != nil {
@@ -201,8 +210,8 @@ func queries(ctx context.Context, dir string, workloads, edgesPer, minuteHours i
 }
 
 func timeQueries(ctx context.Context, st *duckdb.Store, end time.Time, workloads int, keys []store.EdgeKey, minuteHours int, load time.Duration) error {
-	fmt.Printf("## Queries over 24 h of %d workloads, %d edges (%d hour rows, %d minute rows; built in %s)\n\n",
-		workloads, len(keys), 24*len(keys), minuteHours*60*len(keys), load.Round(time.Second))
+	fmt.Printf("## Queries over 24 h of %d workloads, %d edges (%d hour rows, %d ten-minute rows, %d minute rows; built in %s)\n\n",
+		workloads, len(keys), 24*len(keys), minuteHours*6*len(keys), minuteHours*60*len(keys), load.Round(time.Second))
 	srv := httptest.NewServer(api.New(api.Config{Store: st, Now: func() time.Time { return end }}))
 	defer srv.Close()
 	fmt.Println("| answer | range | store query: wall / CPU | HTTP API (JSON): wall / CPU | target |")
