@@ -105,8 +105,16 @@ func (c *Config) Validate() error {
 	if c.UDPMaxBytes < 512 || c.UDPMaxBytes > 65507 {
 		errs = append(errs, fmt.Errorf("--udp-max-bytes %d out of [512, 65507]", c.UDPMaxBytes))
 	}
-	if c.BatchSize < 0 || c.BufferBytes < 0 || c.FlushInterval < 0 {
+	if c.BatchSize < 0 || c.BufferBytes < 0 || c.FlushInterval < 0 || c.MaxPending < 0 {
 		errs = append(errs, errors.New("sizes and intervals must not be negative"))
+	}
+	if c.Window < 1 || c.SwitchAfter < 1 || c.RetryMin <= 0 || c.RetryMax < c.RetryMin || c.SendTimeout <= 0 || c.ReturnAfter <= 0 {
+		errs = append(errs, errors.New("window, switch-after, retry and timeout settings must be positive"))
+	}
+	for _, p := range []int{c.GRPCPort, c.HTTPSPort, c.UDPPort} {
+		if p < 1 || p > 65535 {
+			errs = append(errs, fmt.Errorf("port %d out of range", p))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -248,3 +248,28 @@ func TestStopDeliversWhatIsPending(t *testing.T) {
 		t.Errorf("after Stop: %+v", st)
 	}
 }
+
+func TestConfigErrors(t *testing.T) {
+	cases := map[string]func(*transport.Config){
+		"transport":        func(c *transport.Config) { c.Transport = "smoke" },
+		"plaintext remote": func(c *transport.Config) { c.InsecurePlaintext, c.Collector = true, "192.0.2.1" },
+		"half a key pair":  func(c *transport.Config) { c.ClientCert = "x.pem" },
+		"udp size":         func(c *transport.Config) { c.UDPMaxBytes = 100 },
+		"switch after":     func(c *transport.Config) { c.SwitchAfter = 0 },
+		"port":             func(c *transport.Config) { c.GRPCPort = 70000 },
+	}
+	for name, mutate := range cases {
+		t.Run(name, func(t *testing.T) {
+			c := transport.DefaultConfig()
+			c.InsecurePlaintext = true
+			mutate(&c)
+			if err := c.Validate(); err == nil {
+				t.Error("accepted")
+			}
+		})
+	}
+	c := transport.DefaultConfig()
+	if err := c.Validate(); err != nil {
+		t.Errorf("defaults: %v", err)
+	}
+}
