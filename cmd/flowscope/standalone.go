@@ -30,7 +30,7 @@ func init() {
 
 type standaloneFlags struct {
 	listen, dataDir, logLevel, readyFile string
-	demo                                 bool
+	demo, debug                          bool
 	history                              time.Duration
 	memory                               string
 }
@@ -45,6 +45,7 @@ func runStandalone(ctx context.Context, args []string) error {
 	fs.StringVar(&f.memory, "store-memory", "256MB", "DuckDB memory limit")
 	fs.StringVar(&f.readyFile, "ready-file", "", "write the console URL to this file once serving")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.BoolVar(&f.debug, "pprof", false, "serve Go's profiles under /debug/pprof/ on --listen")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -138,7 +139,7 @@ func serveStandalone(ctx context.Context, f standaloneFlags, dir, note string, l
 		return fmt.Errorf("opening the store in %s: %w", dir, err)
 	}
 	defer st.Close()
-	cfg := pipeline.Config{Ingest: ingest.DefaultConfig(), HTTPListen: f.listen, Now: now, Registry: reg, Log: log}
+	cfg := pipeline.Config{Ingest: ingest.DefaultConfig(), HTTPListen: f.listen, Debug: f.debug, Now: now, Registry: reg, Log: log}
 	cfg.Ingest.GRPCListen, cfg.Ingest.HTTPSListen, cfg.Ingest.UDPListen = "127.0.0.1:0", "", ""
 	cfg.Ingest.InsecurePlaintext = true
 	cfg.Ingest.SpoolDir = filepath.Join(dir, "spool")

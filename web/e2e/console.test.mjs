@@ -45,8 +45,15 @@ test("the map renders the workloads and edges of the API", async () => {
   assert.deepEqual(new Set(drawn.edges), drawnPairs(deps.edges));
   for (const w of expectedWorkloads) assert.ok(drawn.nodes.includes(w), `workload ${w} drawn`);
   await shot(page, "map");
-  if (process.env.FLOWSCOPE_DOCS_SCREENSHOT) copyFileSync(path.join(artifacts, "map.png"), process.env.FLOWSCOPE_DOCS_SCREENSHOT);
   await page.close();
+  // The README's picture: the last 15 minutes with the busiest edge selected.
+  const top = deps.edges[0];
+  const id = [top.src, top.dst, top.port, top.service ?? "", top.direction].join("|");
+  const readme = await open(`?view=map&range=15m&edge=${encodeURIComponent(id)}`);
+  await readme.locator('[data-testid="edge-details"]').waitFor();
+  await shot(readme, "readme");
+  if (process.env.FLOWSCOPE_DOCS_SCREENSHOT) copyFileSync(path.join(artifacts, "readme.png"), process.env.FLOWSCOPE_DOCS_SCREENSHOT);
+  await readme.close();
 });
 
 test("clicking an edge shows its numbers and they match the API", async () => {
@@ -68,6 +75,7 @@ test("clicking an edge shows its numbers and they match the API", async () => {
   let details;
   for (const p of points) {
     await page.mouse.click(box.x + p.x, box.y + p.y);
+    await page.waitForTimeout(400); // two quick clicks would be a double click (zoom)
     details = page.locator('[data-testid="edge-details"]');
     if (await details.count()) break;
   }

@@ -52,7 +52,7 @@ export async function edgeHTML(id: string, time: { from: string; to: string }): 
     <dt>· reset</dt><dd>${num("reset", e.reset)}</dd>
     <dt>RTT p50 / p99</dt><dd>${num("rtt_p50_us", e.rtt_p50_us ?? -1, micros(e.rtt_p50_us))} / ${num("rtt_p99_us", e.rtt_p99_us ?? -1, micros(e.rtt_p99_us))}</dd>
     <dt>retransmits</dt><dd>${num("retransmits", e.retransmits)} (${pct(e.retransmit_rate)} of flows)</dd>
-    <dt>port</dt><dd>${num("port", e.port)} ${e.service ? "via " + esc(e.service) : ""} (${esc(e.direction)})</dd>
+    <dt>port</dt><dd>${num("port", e.port, String(e.port))} ${e.service ? "via " + esc(e.service) : ""} (${esc(e.direction)})</dd>
   </dl>
   <h4>Recent flows</h4>
   ${table(["end", "client", "server", "bytes →/←", "outcome"], flows, "recent-flows")}

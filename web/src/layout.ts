@@ -13,7 +13,7 @@ const nodeGap = 1; // graph units between neighbouring workloads
 export class Layout {
   private slots = new Map<string, Map<string, number>>(); // group → id → slot
   private groups: string[] = [];
-  private cell = 10; // side of a group's cell, grown (rarely) to fit the largest group
+  private cell = 6; // side of a group's cell, grown (rarely) to fit the largest group
 
   // register gives id a slot in its group (once); call it for every node before position.
   register(group: string, id: string) {
@@ -27,8 +27,8 @@ export class Layout {
     if (slot === undefined) {
       slot = g.size;
       g.set(id, slot);
-      const need = 2 * this.radiusOf(g.size) + 4 * nodeGap;
-      if (need > this.cell) this.cell = Math.ceil(need * 1.5);
+      const need = 2 * this.radiusOf(g.size) + 2 * nodeGap;
+      if (need > this.cell) this.cell = Math.ceil(need * 1.25);
     }
   }
 

@@ -69,8 +69,9 @@ export class ServiceMap {
       allowInvalidContainer: true,
       defaultEdgeType: "arrow",
       renderEdgeLabels: false,
-      labelRenderedSizeThreshold: 6,
-      labelDensity: 0.5,
+      labelRenderedSizeThreshold: 5,
+      labelDensity: 1,
+      labelFont: "system-ui, sans-serif",
       zIndex: true,
       nodeReducer: (n, attrs) => this.reduceNode(n, attrs),
       edgeReducer: (e, attrs) => this.reduceEdge(e, attrs),
@@ -152,6 +153,9 @@ export class ServiceMap {
     if (!q && port === undefined) for (const n of deps.nodes) wanted.add(drawnId(n.id));
     this.sync(wanted, drawn);
     this.drawn = drawn;
+    // Large maps hide edges while the camera moves (software-rendered WebGL cannot redraw
+    // thousands of edges per frame); they come back as soon as it stops.
+    this.sigma.setSetting("hideEdgesOnMove", drawn.size > 2000);
     this.sigma.setCustomBBox(this.layout.bbox());
     this.sigma.refresh();
   }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +41,8 @@ type Config struct {
 	HTTPListen string
 	// Console, when set, serves every path outside /api/ and /metrics.
 	Console http.Handler
+	// Debug serves Go's profiles under /debug/pprof/ (off by default).
+	Debug bool
 	// CompactEvery is how often the ownership store drops ranges past its horizon (default 1 min).
 	CompactEvery time.Duration
 	Now          func() time.Time
@@ -132,6 +135,10 @@ func (p *Pipeline) buildHandler() http.Handler {
 	mux.Handle("/metrics", promhttp.HandlerFor(p.cfg.Registry, promhttp.HandlerOpts{Registry: p.cfg.Registry}))
 	if p.cfg.Console != nil {
 		mux.Handle("/", p.cfg.Console)
+	}
+	if p.cfg.Debug {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	}
 	return mux
 }
