@@ -23,11 +23,7 @@ func BenchmarkEncode(b *testing.B) {
 
 // BenchmarkDecode is the collector's decode + validate cost per batch of 1,000 flows.
 func BenchmarkDecode(b *testing.B) {
-	batch := &Batch{Header: Header{Major: 1, ExporterID: "node-a", BootID: "boot", Sequence: 1}, Records: SampleRecords(1000, testNow)}
-	data, err := NewEncoder().Marshal(batch)
-	if err != nil {
-		b.Fatal(err)
-	}
+	data := benchBatch(b)
 	lim := DefaultLimits()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -40,8 +36,7 @@ func BenchmarkDecode(b *testing.B) {
 
 // BenchmarkFromPB is the conversion to flow.Record that consumers pay (after the ack).
 func BenchmarkFromPB(b *testing.B) {
-	batch := &Batch{Header: Header{Major: 1, ExporterID: "node-a", BootID: "boot", Sequence: 1}, Records: SampleRecords(1000, testNow)}
-	data, _ := NewEncoder().Marshal(batch)
+	data := benchBatch(b)
 	pb, err := Decode(data, DefaultLimits(), testNow)
 	if err != nil {
 		b.Fatal(err)
@@ -55,11 +50,7 @@ func BenchmarkFromPB(b *testing.B) {
 
 // BenchmarkScan is the collector's check before acknowledging: validate in place.
 func BenchmarkScan(b *testing.B) {
-	batch := &Batch{Header: Header{Major: 1, ExporterID: "node-a", BootID: "boot", Sequence: 1}, Records: SampleRecords(1000, testNow)}
-	data, err := NewEncoder().Marshal(batch)
-	if err != nil {
-		b.Fatal(err)
-	}
+	data := benchBatch(b)
 	lim := DefaultLimits()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -72,8 +63,7 @@ func BenchmarkScan(b *testing.B) {
 
 // BenchmarkUnmarshal is what consumers pay per flow to get flow.Records from the spool.
 func BenchmarkUnmarshal(b *testing.B) {
-	batch := &Batch{Header: Header{Major: 1, ExporterID: "node-a", BootID: "boot", Sequence: 1}, Records: SampleRecords(1000, testNow)}
-	data, _ := NewEncoder().Marshal(batch)
+	data := benchBatch(b)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := Unmarshal(data); err != nil {
@@ -81,4 +71,15 @@ func BenchmarkUnmarshal(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/flow")
+}
+
+// benchBatch is an encoded batch of 1,000 sample flows.
+func benchBatch(b *testing.B) []byte {
+	b.Helper()
+	batch := &Batch{Header: Header{Major: 1, ExporterID: "node-a", BootID: "boot", Sequence: 1}, Records: SampleRecords(1000, testNow)}
+	data, err := NewEncoder().Marshal(batch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
 }

@@ -36,20 +36,7 @@ func Scan(data []byte, lim Limits, now time.Time) (Summary, error) {
 			return errMalformed // protobuf checks every occurrence of a string field
 		}
 		switch {
-		case typ == protowire.VarintType && num == 1:
-			hdr.MajorVersion = uint32(v)
-		case typ == protowire.VarintType && num == 2:
-			hdr.MinorVersion = uint32(v)
-		case typ == protowire.BytesType && num == 3:
-			hdr.ExporterId = string(b)
-		case typ == protowire.BytesType && num == 4:
-			hdr.NodeName = string(b)
-		case typ == protowire.BytesType && num == 5:
-			hdr.BootId = string(b)
-		case typ == protowire.VarintType && num == 6:
-			hdr.Sequence = v
-		case typ == protowire.VarintType && num == 7:
-			hdr.BaseTimeUnixNano = int64(v)
+		case headerField(hdr, num, typ, v, b):
 		case typ == protowire.BytesType && num == 8:
 			counters++
 			c := &flowv1.Counter{}
@@ -115,6 +102,30 @@ func Scan(data []byte, lim Limits, now time.Time) (Summary, error) {
 		return s, validateHeartbeat(h, lim, v)
 	}
 	return s, nil
+}
+
+// headerField stores Batch fields 1-7 (identity, sequence, base time) into pb; false for
+// other fields.
+func headerField(pb *flowv1.Batch, num protowire.Number, typ protowire.Type, v uint64, b []byte) bool {
+	switch {
+	case typ == protowire.VarintType && num == 1:
+		pb.MajorVersion = uint32(v)
+	case typ == protowire.VarintType && num == 2:
+		pb.MinorVersion = uint32(v)
+	case typ == protowire.BytesType && num == 3:
+		pb.ExporterId = string(b)
+	case typ == protowire.BytesType && num == 4:
+		pb.NodeName = string(b)
+	case typ == protowire.BytesType && num == 5:
+		pb.BootId = string(b)
+	case typ == protowire.VarintType && num == 6:
+		pb.Sequence = v
+	case typ == protowire.VarintType && num == 7:
+		pb.BaseTimeUnixNano = int64(v)
+	default:
+		return false
+	}
+	return true
 }
 
 // scanBody checks origins, records and aggregates, in order.

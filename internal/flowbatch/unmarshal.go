@@ -23,20 +23,7 @@ func Unmarshal(data []byte) (*Batch, error) {
 	var heartbeat []byte
 	err := eachField(data, func(num protowire.Number, typ protowire.Type, v uint64, f []byte) error {
 		switch {
-		case typ == protowire.VarintType && num == 1:
-			pb.MajorVersion = uint32(v)
-		case typ == protowire.VarintType && num == 2:
-			pb.MinorVersion = uint32(v)
-		case typ == protowire.BytesType && num == 3:
-			pb.ExporterId = string(f)
-		case typ == protowire.BytesType && num == 4:
-			pb.NodeName = string(f)
-		case typ == protowire.BytesType && num == 5:
-			pb.BootId = string(f)
-		case typ == protowire.VarintType && num == 6:
-			pb.Sequence = v
-		case typ == protowire.VarintType && num == 7:
-			pb.BaseTimeUnixNano = int64(v)
+		case headerField(pb, num, typ, v, f):
 		case typ == protowire.BytesType && num == 8:
 			c := &flowv1.Counter{}
 			if proto.Unmarshal(f, c) != nil {

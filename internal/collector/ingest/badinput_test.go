@@ -80,15 +80,7 @@ func TestBadInputEveryTransport(t *testing.T) {
 	cfg.MaxUDPBytes = 1400
 	reg := prometheus.NewRegistry()
 	c := newCollect()
-	in, err := New(cfg, reg, slog.New(slog.DiscardHandler), time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in.AddConsumer(c)
-	if err := in.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in.Stop() })
+	in := startIngestWith(t, cfg, reg, c)
 	a := in.Addrs()
 	// One good batch first: nothing already accepted may be lost.
 	if ack := in.Accept(TransportGRPC, encodeBatch(t, "good", "g", 1, 10)); ack.Status != flowv1.Ack_STATUS_ACCEPTED {

@@ -1,9 +1,11 @@
 package ingest
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -142,12 +144,29 @@ func writeOffset(path string, off uint64) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return fmt.Errorf("writing consumer offset: %w", err)
 	}
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
+	err := writeFileAtomic(path, func(w io.Writer) error {
+		_, err := io.WriteString(w, strconv.FormatUint(off, 10)+"\n")
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("writing consumer offset: %w", err)
 	}
-	_, err = f.WriteString(strconv.FormatUint(off, 10) + "\n")
+	return nil
+}
+
+// writeFileAtomic replaces path with what write produces: a temporary file, fsync'd, renamed
+// over path, and the directory fsync'd, so a crash leaves the old or the new file whole.
+func writeFileAtomic(path string, write func(io.Writer) error) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	err = write(w)
+	if err == nil {
+		err = w.Flush()
+	}
 	if err == nil {
 		err = f.Sync()
 	}
@@ -160,8 +179,5 @@ func writeOffset(path string, off uint64) error {
 	if err == nil {
 		err = syncDir(filepath.Dir(path))
 	}
-	if err != nil {
-		return fmt.Errorf("writing consumer offset: %w", err)
-	}
-	return nil
+	return err
 }

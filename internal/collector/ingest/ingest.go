@@ -48,6 +48,7 @@ type Ingest struct {
 	group     *errgroup.Group
 	addrs     Addrs
 	closers   []func()
+	stopped   bool
 }
 
 // Addrs are the bound listener addresses (useful with port 0).
@@ -159,9 +160,15 @@ func (in *Ingest) Addrs() Addrs {
 	return in.addrs
 }
 
-// Stop closes the listeners, waits for every goroutine and closes the spool.
+// Stop closes the listeners, waits for every goroutine and closes the spool. Stopping again
+// does nothing.
 func (in *Ingest) Stop() error {
 	in.mu.Lock()
+	if in.stopped {
+		in.mu.Unlock()
+		return nil
+	}
+	in.stopped = true
 	cancel, g, closers := in.cancel, in.group, in.closers
 	in.closers = nil
 	in.mu.Unlock()

@@ -68,7 +68,13 @@ func testConfig(t *testing.T) Config {
 
 func startIngest(t *testing.T, cfg Config, consumers ...Consumer) *Ingest {
 	t.Helper()
-	in, err := New(cfg, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), time.Now)
+	return startIngestWith(t, cfg, prometheus.NewRegistry(), consumers...)
+}
+
+// startIngestWith starts an ingest registering its metrics in reg; Stop is safe to call twice.
+func startIngestWith(t *testing.T, cfg Config, reg *prometheus.Registry, consumers ...Consumer) *Ingest {
+	t.Helper()
+	in, err := New(cfg, reg, slog.New(slog.DiscardHandler), time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,14 +153,7 @@ func TestGRPCAcceptDedupeConsume(t *testing.T) {
 func TestRestartKeepsDedupeAndOffsets(t *testing.T) {
 	cfg := testConfig(t)
 	c := newCollect()
-	in, err := New(cfg, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in.AddConsumer(c)
-	if err := in.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	in := startIngestWith(t, cfg, prometheus.NewRegistry(), c)
 	for seq := uint64(1); seq <= 5; seq++ {
 		if a := in.Accept(TransportGRPC, encodeBatch(t, "e1", "b1", seq, 3)); a.Status != flowv1.Ack_STATUS_ACCEPTED {
 			t.Fatal(a)

@@ -90,30 +90,10 @@ func (in *Ingest) minCommitted() uint64 {
 }
 
 func (in *Ingest) writeSnapshot() error {
-	path := filepath.Join(in.cfg.SpoolDir, snapshotName)
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
+	if err := writeFileAtomic(filepath.Join(in.cfg.SpoolDir, snapshotName), in.dedupe.save); err != nil {
 		return fmt.Errorf("writing de-duplication snapshot: %w", err)
 	}
-	w := bufio.NewWriter(f)
-	err = in.dedupe.save(w)
-	if err == nil {
-		err = w.Flush()
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		return fmt.Errorf("writing de-duplication snapshot: %w", err)
-	}
-	return syncDir(in.cfg.SpoolDir)
+	return nil
 }
 
 func (in *Ingest) loadSnapshot() error {

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -27,14 +26,7 @@ func TestRetentionKeepsDedupe(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.SegmentBytes, cfg.RetentionInterval = 8<<10, 20*time.Millisecond
 	c := newCollect()
-	in, err := New(cfg, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in.AddConsumer(c)
-	if err := in.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	in := startIngestWith(t, cfg, prometheus.NewRegistry(), c)
 	for seq := uint64(1); seq <= 40; seq++ {
 		if a := in.Accept(TransportGRPC, encodeBatch(t, "e1", "b1", seq, 20)); a.Status != flowv1.Ack_STATUS_ACCEPTED {
 			t.Fatal(a)
@@ -68,15 +60,7 @@ func TestSpoolBound(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.SegmentBytes, cfg.SpoolMaxBytes, cfg.RetentionInterval = 8<<10, 32<<10, 20*time.Millisecond
 	reg := prometheus.NewRegistry()
-	in, err := New(cfg, reg, slog.New(slog.DiscardHandler), time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in.AddConsumer(stuck{})
-	if err := in.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in.Stop() })
+	in := startIngestWith(t, cfg, reg, stuck{})
 	for seq := uint64(1); seq <= 100; seq++ {
 		in.Accept(TransportGRPC, encodeBatch(t, "e1", "b1", seq, 20))
 	}
