@@ -6,6 +6,7 @@ import (
 	"net"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"github.com/flowscope/flowscope/internal/flowbatch"
 
@@ -21,7 +22,7 @@ const udpSocketBuffer = 8 << 20
 
 func (in *Ingest) startUDP(ctx context.Context, g *errgroup.Group, _ net.Listener, pc net.PacketConn) (string, func(), error) {
 	if uc, ok := pc.(*net.UDPConn); ok {
-		_ = uc.SetReadBuffer(udpSocketBuffer) // best effort: the kernel caps it at net.core.rmem_max
+		growReadBuffer(uc, udpSocketBuffer)
 	}
 	q := make(chan []byte, udpQueue)
 	g.Go(func() error {
@@ -66,4 +67,19 @@ func (in *Ingest) startUDP(ctx context.Context, g *errgroup.Group, _ net.Listene
 		return nil
 	})
 	return pc.LocalAddr().String(), func() { pc.Close() }, nil
+}
+
+// growReadBuffer asks for a receive buffer of n bytes: beyond net.core.rmem_max when the
+// process may (CAP_NET_ADMIN), else as much as the kernel allows. Best effort.
+func growReadBuffer(uc *net.UDPConn, n int) {
+	if rc, err := uc.SyscallConn(); err == nil {
+		var serr error
+		_ = rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n)
+		})
+		if serr == nil {
+			return
+		}
+	}
+	_ = uc.SetReadBuffer(n)
 }
