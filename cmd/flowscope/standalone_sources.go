@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -80,6 +81,7 @@ func runLocalExporter(ctx context.Context, grpcAddr string, reg *prometheus.Regi
 		return err
 	}
 	defer tr.Close()
+	debug.FreeOSMemory() // loading decoded the kernel's BTF (tens of MB): give it back now
 	host, port, err := net.SplitHostPort(grpcAddr)
 	if err != nil {
 		return err

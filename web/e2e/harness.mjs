@@ -18,8 +18,14 @@ export const chromiumArgs = [
   "--disable-sync",
 ];
 
+// launchBrowser starts Chromium; FLOWSCOPE_CHROMIUM_GL=swiftshader keeps GPU compositing
+// (WebGL and compositing both on SwiftShader) instead of --disable-gpu's software compositor.
 export async function launchBrowser() {
-  return chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args: chromiumArgs });
+  let args = chromiumArgs;
+  if (process.env.FLOWSCOPE_CHROMIUM_GL === "swiftshader") {
+    args = args.filter((a) => a !== "--disable-gpu").concat(["--use-angle=swiftshader", "--enable-unsafe-swiftshader"]);
+  }
+  return chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args });
 }
 
 // startStandalone runs the binary named by FLOWSCOPE_BIN and resolves with its console URL.

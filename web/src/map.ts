@@ -155,7 +155,8 @@ export class ServiceMap {
     this.drawn = drawn;
     // Large maps hide edges while the camera moves (software-rendered WebGL cannot redraw
     // thousands of edges per frame); they come back as soon as it stops.
-    this.sigma.setSetting("hideEdgesOnMove", drawn.size > 2000);
+    this.sigma.setSetting("hideEdgesOnMove", drawn.size > 1000);
+    this.sigma.setSetting("hideLabelsOnMove", drawn.size > 1000);
     this.sigma.setCustomBBox(this.layout.bbox());
     this.sigma.refresh();
   }
