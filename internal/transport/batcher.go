@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/flowscope/flowscope/internal/exporter/adapt"
@@ -148,7 +149,7 @@ func (s *Shipper) encodeChunks(enc *flowbatch.Encoder, b *flowbatch.Batch, maxBy
 }
 
 func (s *Shipper) encodeOne(enc *flowbatch.Encoder, b *flowbatch.Batch, n int) []*outBatch {
-	body, err := enc.AppendBody(make([]byte, 0, flowbatch.BodySizeHint(len(b.Records)+len(b.Aggregates))), b)
+	body, err := enc.AppendBody(s.buffer(flowbatch.BodySizeHint(len(b.Records)+len(b.Aggregates))), b)
 	if err != nil {
 		s.log.Error("encoding a batch failed; its records are dropped", "err", err)
 		s.mu.Lock()
@@ -204,4 +205,21 @@ func validRecords(recs []flow.Record) []flow.Record {
 		}
 	}
 	return kept
+}
+
+// buffers recycles the encoded batches the collector acknowledged: less garbage, fewer GC
+// cycles, and so fewer write barriers while Write copies records.
+var buffers sync.Pool
+
+func (s *Shipper) buffer(size int) []byte {
+	if b, ok := buffers.Get().(*[]byte); ok && cap(*b) >= size {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, size)
+}
+
+// recycle returns a delivered batch's bytes; nothing may hold them any more.
+func recycle(b []byte) {
+	b = b[:0]
+	buffers.Put(&b)
 }

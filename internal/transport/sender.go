@@ -266,6 +266,7 @@ func (s *Shipper) settle(transport string, bs []*outBatch, acks []*flowv1.Ack) (
 			s.m.acked.WithLabelValues(transport, statusName(a.Status)).Inc()
 			s.stats.BatchesAcked++
 			s.q.done(b)
+			recycle(b.data) // acknowledged: every link has finished writing it
 		case a.Retryable:
 			s.m.acked.WithLabelValues(transport, "retry").Inc()
 			b.inflight = false
