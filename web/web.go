@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"time"
 )
 
 //go:embed dist
@@ -25,6 +26,14 @@ type Settings struct {
 	// Policy is the declared allow-list or NetworkPolicies (YAML) the segmentation view
 	// audits by default.
 	Policy string `json:"policy,omitempty"`
+	// Events are scripted moments worth looking at (the demo's failure).
+	Events []Event `json:"events,omitempty"`
+}
+
+// Event is a moment the console offers to look at.
+type Event struct {
+	At   time.Time `json:"at"`
+	What string    `json:"what"`
 }
 
 // ExpectedPath is one expected dependency.

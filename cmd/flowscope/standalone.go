@@ -170,9 +170,8 @@ func serveStandalone(ctx context.Context, f standaloneFlags, dir, note string, l
 	announce := func() { announceStandalone(os.Stdout, url, note, f.readyFile, log) }
 	if f.demo {
 		dcfg := livedemo.Config{Cluster: livedemo.ClusterConfig(f.history), History: f.history, GRPCAddr: p.Addrs().GRPC, Registry: reg, Log: log}
-		start := clock.Now()
 		g.Go(func() error {
-			return livedemo.Run(gctx, dcfg, clock, p, func() {
+			return livedemo.Run(gctx, dcfg, clock, p, func(start time.Time) {
 				if err := st.Maintain(gctx); err != nil {
 					log.Warn("writing the demo's history failed", "component", "standalone", "err", err)
 				}
@@ -182,6 +181,7 @@ func serveStandalone(ctx context.Context, f standaloneFlags, dir, note string, l
 				}
 				smu.Lock()
 				settings.Expect = exp
+				settings.Events = demoEvents(start, dcfg.Cluster)
 				smu.Unlock()
 				announce()
 			})

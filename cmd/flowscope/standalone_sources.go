@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/flowscope/flowscope/internal/demo"
 	"github.com/flowscope/flowscope/internal/exporter"
 	"github.com/flowscope/flowscope/internal/exporter/flowtable"
 	"github.com/flowscope/flowscope/internal/exporter/identity"
@@ -39,6 +40,11 @@ rules:
 
 func demoSettings(note string) web.Settings {
 	return web.Settings{Mode: "demo", Note: note, Policy: demoPolicy}
+}
+
+// demoEvents are the demo's scripted events, for the console to point at.
+func demoEvents(start time.Time, c demo.Config) []web.Event {
+	return []web.Event{{At: start.Add(c.FailAfter), What: "shop/reviews starts refusing every connection"}}
 }
 
 // demoExpectations are the demo's expected paths: the edges between workloads seen during

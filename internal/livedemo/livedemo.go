@@ -89,8 +89,9 @@ func ClusterConfig(history time.Duration) demo.Config {
 }
 
 // Run replays cfg.History on clock, switches clock to live time, then feeds the pipeline
-// through one shipper per node until ctx ends. ready is called once live.
-func Run(ctx context.Context, cfg Config, clock *Clock, t Target, ready func()) error {
+// through one shipper per node until ctx ends. ready is called once live, with the moment the
+// simulation started (a whole minute, so its scripted failure starts on a minute too).
+func Run(ctx context.Context, cfg Config, clock *Clock, t Target, ready func(start time.Time)) error {
 	if cfg.Tick <= 0 {
 		cfg.Tick = 100 * time.Millisecond
 	}
@@ -101,7 +102,7 @@ func Run(ctx context.Context, cfg Config, clock *Clock, t Target, ready func()) 
 		cfg.Registry = prometheus.NewRegistry()
 	}
 	cc := cfg.Cluster
-	cc.Start = clock.wall().Add(-cfg.History).Truncate(time.Second)
+	cc.Start = clock.wall().Add(-cfg.History).Truncate(time.Minute)
 	clock.set(cc.Start)
 	cl, err := demo.New(cc)
 	if err != nil {
@@ -113,7 +114,7 @@ func Run(ctx context.Context, cfg Config, clock *Clock, t Target, ready func()) 
 	clock.goLive()
 	cfg.Log.Info("demo history replayed; going live", "component", "demo", "history", cfg.History)
 	if ready != nil {
-		ready()
+		ready(cc.Start)
 	}
 	ships := &shippers{cfg: cfg, m: map[string]*transport.Shipper{}}
 	defer ships.stop()

@@ -10,10 +10,12 @@ import { api, artifacts, drawnPairs, launchBrowser, minuteRange, shot, startStan
 const failing = "shop/reviews";
 const expectedWorkloads = ["shop/frontend", "shop/catalog", "payments/auth", "payments/ledger", "platform/orders", "network/payments-provider"];
 
-let server, browser;
+let server, browser, failureAt;
 
 before(async () => {
   [server, browser] = await Promise.all([startStandalone(), launchBrowser()]);
+  const settings = await (await fetch(new URL("/console/settings.json", server.url))).json();
+  failureAt = Date.parse(settings.events[0].at);
 });
 
 after(async () => {
@@ -102,7 +104,8 @@ test("the time range changes what is shown", async () => {
   await waitLoaded(page);
   assert.equal(await page.locator('[data-testid="map-counts"]').getAttribute("data-edges"), "0");
   // Before the scripted failure nothing fails; in the last minutes the failing edges show.
-  const before = minuteRange(4, 6);
+  const iso = (ms) => new Date(ms).toISOString().replace(/\.000Z$/, "Z");
+  const before = { from: iso(failureAt - 240_000), to: iso(failureAt) };
   await page.selectOption("#range", "abs"); // already absolute: the same range again
   await page.fill("#from", before.from.slice(0, 16));
   await page.fill("#to", before.to.slice(0, 16));
@@ -160,14 +163,19 @@ test("a view restored from its URL is the same view", async () => {
 });
 
 test("the pathway view lists the scripted failure", async () => {
-  const page = await open("?view=pathways&range=5m");
-  const rows = page.locator('[data-testid="path-expected"] tbody tr');
-  await rows.first().waitFor({ timeout: 20_000 });
-  const expected = await rows.evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+  const page = await open("?view=pathways&range=15m");
+  await page.locator('[data-testid="path-expected"]').waitFor({ timeout: 20_000 });
+  // The header links the demo's scripted failure: its first two minutes, against the two before.
+  await page.click('[data-testid="event"]');
+  await page.waitForFunction((from) => new URL(location.href).searchParams.get("from") === from, new Date(failureAt).toISOString().replace(/\.000Z$/, "Z"));
+  await page.waitForFunction(() => [...document.querySelectorAll('[data-testid="path-changes"] tbody tr')].length > 0, null, { timeout: 20_000 });
+  const rowsOf = (id) => page.locator(`[data-testid="${id}"] tbody tr`).evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+  const expected = await rowsOf("path-expected");
   assert.ok(expected.some((r) => r[1] === failing && r[3] === "failing"), `an expected path to ${failing} is failing: ${JSON.stringify(expected)}`);
   assert.ok(expected.some((r) => r[3] === "healthy"), "other expected paths are healthy");
-  const changes = await page.locator('[data-testid="path-changes"] tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
-  assert.ok(changes.some((r) => r[0].includes("\u2192 " + failing) && r[1] === "failing"), `changes list ${failing} failing: ${JSON.stringify(changes)}`);
+  assert.ok(expected.every((r) => r[1] === failing || r[3] !== "failing"), `only paths to ${failing} fail: ${JSON.stringify(expected)}`);
+  const changes = await rowsOf("path-changes");
+  assert.ok(changes.length > 0 && changes.every((r) => r[0].includes("\u2192 " + failing) && r[1] === "failing"), `changes are ${failing} failing: ${JSON.stringify(changes)}`);
   await shot(page, "pathways");
   await page.close();
 });

@@ -99,6 +99,7 @@ export interface Settings {
   note?: string;
   expect?: Array<{ from: string; to: string; port: number }>;
   policy?: string;
+  events?: Array<{ at: string; what: string }>;
 }
 
 export class ApiError extends Error {}

@@ -14,7 +14,7 @@ let settings: Settings = { mode: "live" };
 let map: ServiceMap | undefined;
 let lastDeps: Deps | undefined;
 let refreshTimer: number | undefined;
-const rendered = new Set<View>();
+const reruns = new Map<View, () => Promise<void>>();
 
 function showError(e: unknown) {
   const el = $("#error");
@@ -126,13 +126,14 @@ async function refresh() {
         await renderUnattributed($("#view-unattributed"), time());
         break;
       case "pathways":
-        if (!rendered.has("pathways")) renderPathways($("#view-pathways"), settings, time, showError);
+        if (!reruns.has("pathways")) reruns.set("pathways", renderPathways($("#view-pathways"), settings, time, showError));
+        await reruns.get("pathways")!();
         break;
       case "segmentation":
-        if (!rendered.has("segmentation")) renderSegmentation($("#view-segmentation"), settings, time, () => state.ns, showError);
+        if (!reruns.has("segmentation")) reruns.set("segmentation", renderSegmentation($("#view-segmentation"), settings, time, () => state.ns, showError));
+        await reruns.get("segmentation")!();
         break;
     }
-    rendered.add(state.view);
   } catch (e) {
     showError(e);
   }
@@ -177,6 +178,12 @@ function bind() {
     setState({ range: "abs", from: fromLocalInput($<HTMLInputElement>("#from").value), to: fromLocalInput($<HTMLInputElement>("#to").value) });
   });
   $("#live").addEventListener("change", scheduleRefresh);
+  $("#note").addEventListener("click", (ev) => {
+    const a = (ev.target as HTMLElement).closest("a[data-from]") as HTMLAnchorElement | null;
+    if (!a) return;
+    ev.preventDefault();
+    setState({ range: "abs", from: a.dataset.from!, to: a.dataset.to! });
+  });
   let typing: number | undefined;
   const onFilter = () => {
     window.clearTimeout(typing);
@@ -209,6 +216,16 @@ function bind() {
     .join("");
 }
 
+// renderNote shows the server's note and its scripted events, each a link to its first minutes.
+function renderNote() {
+  const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
+  const events = (settings.events ?? []).map((e) => {
+    const at = Date.parse(e.at);
+    return ` · <a href="#" data-testid="event" data-from="${iso(at)}" data-to="${iso(at + 120_000)}">${esc(e.what)} at ${esc(iso(at).slice(11, 16))} UTC</a>`;
+  });
+  $("#note").innerHTML = esc(settings.note ?? "") + events.join("");
+}
+
 async function main() {
   bind();
   syncControls();
@@ -228,7 +245,7 @@ async function main() {
   (window as unknown as { flowscope: unknown }).flowscope = { map, state: () => state };
   try {
     settings = await loadSettings();
-    if (settings.note) $("#note").textContent = settings.note;
+    renderNote();
     await refreshNamespaces();
   } catch (e) {
     showError(e);

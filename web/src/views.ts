@@ -28,7 +28,7 @@ function parseYAML(text: string): unknown[] {
   return out;
 }
 
-export function renderPathways(el: HTMLElement, s: Settings, time: () => Time, fail: (e: unknown) => void) {
+export function renderPathways(el: HTMLElement, s: Settings, time: () => Time, fail: (e: unknown) => void): () => Promise<void> {
   el.innerHTML = `<div class="form">
   <p>Expected paths are checked over the selected time range; <em>changes</em> lists dependencies that were healthy in the
   baseline (the same length just before) and vanished or started failing.</p>
@@ -59,7 +59,7 @@ export function renderPathways(el: HTMLElement, s: Settings, time: () => Time, f
     }
   };
   el.querySelector("#check")!.addEventListener("click", run);
-  void run();
+  return run;
 }
 
 function violationRows(vs: Violation[]): string[][] {
@@ -84,7 +84,7 @@ function policyBody(text: string): Record<string, unknown> {
   return body;
 }
 
-export function renderSegmentation(el: HTMLElement, s: Settings, time: () => Time, ns: () => string, fail: (e: unknown) => void) {
+export function renderSegmentation(el: HTMLElement, s: Settings, time: () => Time, ns: () => string, fail: (e: unknown) => void): () => Promise<void> {
   el.innerHTML = `<div class="cols">
   <div class="form"><h3>Audit: declared policy</h3>
     <textarea id="policy" rows="12" spellcheck="false" aria-label="declared policy (YAML)">${esc(s.policy ?? "default: deny\nrules: []\n")}</textarea>
@@ -126,7 +126,7 @@ export function renderSegmentation(el: HTMLElement, s: Settings, time: () => Tim
       fail(e);
     }
   });
-  void audit();
+  return audit;
 }
 
 interface Group {

@@ -72,7 +72,7 @@ func TestDemoThroughTransport(t *testing.T) {
 	live := make(chan time.Time, 1)
 	cfg := livedemo.Config{Cluster: livedemo.ClusterConfig(time.Minute), History: time.Minute, GRPCAddr: p.Addrs().GRPC}
 	done := make(chan error, 1)
-	go func() { done <- livedemo.Run(ctx, cfg, clock, p, func() { live <- time.Now() }) }()
+	go func() { done <- livedemo.Run(ctx, cfg, clock, p, func(time.Time) { live <- time.Now() }) }()
 	var wentLive time.Time
 	select {
 	case wentLive = <-live:
