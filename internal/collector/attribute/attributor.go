@@ -140,7 +140,10 @@ func (a *Attributor) Add(ins ...Input) error {
 			errs = append(errs, err)
 			continue
 		}
-		o, _ := localOwner(a.store, &in)
+		o := ownership.Owner{Kind: flow.EndpointPod, PodUID: in.Record.Workload.PodUID} // the store keeps the richest owner of the UID
+		if in.Record.Workload.Kind != flow.KindPod {
+			o, _ = localOwner(a.store, &in)
+		}
 		if c, ok := claim(&in, o); ok {
 			_ = a.store.Observe(c) // bounded by the store; a rejected claim only costs coverage
 		}

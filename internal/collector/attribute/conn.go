@@ -170,14 +170,7 @@ func maxTime(a, b time.Time) time.Time {
 }
 
 func (a *Attributor) count(c *flow.Conn) {
-	a.m.conns.WithLabelValues(c.Observed).Inc()
-	for _, e := range []*flow.Endpoint{&c.Client, &c.Server} {
-		if e.Kind == flow.EndpointUnattributed {
-			a.m.unattributed.WithLabelValues(string(e.Reason)).Inc()
-		} else {
-			a.m.attributed.Inc()
-		}
-	}
+	a.m.conn(c.Observed, string(c.Client.Reason), string(c.Server.Reason))
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -18,6 +18,31 @@ type metrics struct {
 	written       prometheus.Counter
 	sinkErrors    prometheus.Counter
 	sinkDropped   prometheus.Counter
+
+	byObserved map[string]prometheus.Counter // resolved label values of conns
+	byReason   map[string]prometheus.Counter // ... and of unattributed
+}
+
+// conn counts one written connection and its endpoints (under the Attributor's lock).
+func (m *metrics) conn(observed string, reasons ...string) {
+	c, ok := m.byObserved[observed]
+	if !ok {
+		c = m.conns.WithLabelValues(observed)
+		m.byObserved[observed] = c
+	}
+	c.Inc()
+	for _, r := range reasons {
+		if r == "" {
+			m.attributed.Inc()
+			continue
+		}
+		u, ok := m.byReason[r]
+		if !ok {
+			u = m.unattributed.WithLabelValues(r)
+			m.byReason[r] = u
+		}
+		u.Inc()
+	}
 }
 
 func (m *metrics) register(reg prometheus.Registerer, a *Attributor) error {
@@ -25,6 +50,7 @@ func (m *metrics) register(reg prometheus.Registerer, a *Attributor) error {
 	counter := func(name, help string) prometheus.Counter {
 		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help})
 	}
+	m.byObserved, m.byReason = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
 	m.received = counter("records_total", "Exporter records taken into the holding window.")
 	m.rejected = counter("rejected_total", "Exporter records rejected as invalid.")
 	m.attributed = counter("attributed_total", "Connection endpoints attributed to an owner.")

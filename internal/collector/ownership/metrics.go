@@ -8,6 +8,7 @@ import (
 
 type metrics struct {
 	claims          *prometheus.CounterVec
+	claimsBy        [1 << 7]prometheus.Counter // by Source bit set, resolved once
 	rejected        *prometheus.CounterVec
 	evicted         prometheus.Counter
 	compacted       prometheus.Counter
@@ -40,4 +41,13 @@ func (m *metrics) register(reg prometheus.Registerer, s *Store) error {
 		}
 	}
 	return nil
+}
+
+// claim counts a claim of src (callers hold the store's lock).
+func (m *metrics) claim(src Source) {
+	i := int(src) & (len(m.claimsBy) - 1)
+	if m.claimsBy[i] == nil {
+		m.claimsBy[i] = m.claims.WithLabelValues(src.String())
+	}
+	m.claimsBy[i].Inc()
 }

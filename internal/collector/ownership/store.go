@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flowscope/flowscope/internal/flow"
 )
 
 // Config bounds the store and states the tolerances it applies.
@@ -175,11 +177,30 @@ func (s *Store) observe(c *Claim) error {
 	if to > s.originSeen[oi] {
 		s.originSeen[oi] = to
 	}
+	s.m.claim(c.Source)
+	e := s.entryFor(c.Addr, c.Port, true)
+	if s.covered(e, c, from, to) {
+		return nil
+	}
 	h := s.o.intern(c.Owner)
 	s.noteUID(h)
-	e := s.entryFor(c.Addr, c.Port, true)
-	s.m.claims.WithLabelValues(c.Source.String()).Inc()
 	return s.mergeDefinite(e, rng{from: from, to: to, owner: h, src: c.Source, origin: oi})
+}
+
+// covered reports (and notes the source) when a pod's claim adds nothing: a definite range of
+// the same pod already covers it — the common case of a flow's local end inside heartbeats.
+func (s *Store) covered(e *entry, c *Claim, from, to int64) bool {
+	if c.Owner.Kind != flow.EndpointPod || c.Owner.PodUID == "" {
+		return false
+	}
+	for i := range e.r {
+		x := &e.r[i]
+		if x.src.Definite() && x.from <= from && to <= x.to && s.o.recs[x.owner].key.uid == c.Owner.PodUID {
+			x.src |= c.Source
+			return true
+		}
+	}
+	return false
 }
 
 func validate(c *Claim) error {
@@ -351,7 +372,7 @@ func (s *Store) Open(c Claim) error {
 			return nil
 		}
 	}
-	s.m.claims.WithLabelValues(c.Source.String()).Inc()
+	s.m.claim(c.Source)
 	return s.insert(e, rng{from: c.From.UnixNano(), to: open, owner: h, src: c.Source})
 }
 
