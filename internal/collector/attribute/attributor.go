@@ -235,8 +235,11 @@ func (a *Attributor) Flush(ctx context.Context) error {
 	}
 	a.cursor = max(a.cursor, now.Unix()+1)
 	a.trimOrder()
-	out := append(a.retry, a.out...)
-	a.retry, a.out = nil, nil
+	out := a.out
+	if len(a.retry) > 0 {
+		out = append(a.retry, a.out...)
+	}
+	a.retry, a.out = nil, make([]flow.Conn, 0, len(out))
 	a.mu.Unlock()
 	if len(out) == 0 {
 		return nil
