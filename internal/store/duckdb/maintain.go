@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -106,15 +107,19 @@ func (s *Store) appendEdges(dc driver.Conn, table string, rows []store.EdgeRow, 
 	}
 	out := make([][]driver.Value, len(rows))
 	for i, r := range rows {
+		c := &r.Counters
 		out[i] = []driver.Value{int32(r.Time.Unix() / 60), ids[i],
-			r.Flows, r.BytesClientToServer, r.BytesServerToClient, r.Opened, r.Closed,
-			r.Refused, r.Timeout, r.Reset, r.Retransmits, r.PeakBytesPerMinute, r.RTT.AppendBinary(nil)}
+			i64(c.Flows), i64(c.BytesClientToServer), i64(c.BytesServerToClient), i64(c.Opened), i64(c.Closed),
+			i64(c.Refused), i64(c.Timeout), i64(c.Reset), i64(c.Retransmits), i64(c.PeakBytesPerMinute), r.RTT.AppendBinary(nil)}
 	}
 	if err := appendAll(ctx, dc, table, out); err != nil {
 		return fmt.Errorf("writing %s: %w", table, err)
 	}
 	return nil
 }
+
+// i64 converts a counter for a BIGINT column (counters never reach 2^63).
+func i64(v uint64) int64 { return int64(min(v, math.MaxInt64)) }
 
 func execDriver(dc driver.Conn, q string, args ...any) (driver.Result, error) {
 	ex := dc.(driver.ExecerContext)

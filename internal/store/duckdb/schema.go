@@ -45,6 +45,17 @@ var migrations = []string{
 	ALTER TABLE edges_hour_v3 RENAME TO edges_hour;`,
 	// 4: ten-minute rows, so that ranges not aligned to hours read few minute rows.
 	`CREATE TABLE edges_10m AS SELECT * FROM edges_minute LIMIT 0;`,
+	// 5: signed counters: DuckDB sums BIGINT columns in 64 bits when their statistics rule out
+	// an overflow (UBIGINT sums always take 128 bits), almost twice as fast.
+	`CREATE TABLE edges_minute_v5 AS SELECT t, edge, "flows"::BIGINT AS "flows", "bcs"::BIGINT AS "bcs", "bsc"::BIGINT AS "bsc", "opened"::BIGINT AS "opened", "closed"::BIGINT AS "closed", "refused"::BIGINT AS "refused", "timeout"::BIGINT AS "timeout", "reset"::BIGINT AS "reset", "retrans"::BIGINT AS "retrans", "peak"::BIGINT AS "peak", rtt FROM edges_minute ORDER BY t;
+	DROP TABLE edges_minute;
+	ALTER TABLE edges_minute_v5 RENAME TO edges_minute;
+	CREATE TABLE edges_10m_v5 AS SELECT t, edge, "flows"::BIGINT AS "flows", "bcs"::BIGINT AS "bcs", "bsc"::BIGINT AS "bsc", "opened"::BIGINT AS "opened", "closed"::BIGINT AS "closed", "refused"::BIGINT AS "refused", "timeout"::BIGINT AS "timeout", "reset"::BIGINT AS "reset", "retrans"::BIGINT AS "retrans", "peak"::BIGINT AS "peak", rtt FROM edges_10m ORDER BY t;
+	DROP TABLE edges_10m;
+	ALTER TABLE edges_10m_v5 RENAME TO edges_10m;
+	CREATE TABLE edges_hour_v5 AS SELECT t, edge, "flows"::BIGINT AS "flows", "bcs"::BIGINT AS "bcs", "bsc"::BIGINT AS "bsc", "opened"::BIGINT AS "opened", "closed"::BIGINT AS "closed", "refused"::BIGINT AS "refused", "timeout"::BIGINT AS "timeout", "reset"::BIGINT AS "reset", "retrans"::BIGINT AS "retrans", "peak"::BIGINT AS "peak", rtt FROM edges_hour ORDER BY t;
+	DROP TABLE edges_hour;
+	ALTER TABLE edges_hour_v5 RENAME TO edges_hour;`,
 }
 
 // SchemaVersion is the schema this build writes.
