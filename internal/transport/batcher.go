@@ -196,15 +196,25 @@ func (s *Shipper) encodeHeartbeat(enc *flowbatch.Encoder, hb *flowbatch.Heartbea
 }
 
 // validRecords keeps the records the collector can accept (addresses set, an end time), so
-// one bad record never costs a whole batch; it filters in place.
+// one bad record never costs a whole batch. It filters in place, and copies nothing while
+// every record is valid (records are large).
 func validRecords(recs []flow.Record) []flow.Record {
-	kept := recs[:0]
-	for _, r := range recs {
-		if r.LocalAddr.IsValid() && r.RemoteAddr.IsValid() && !r.End.IsZero() {
-			kept = append(kept, r)
+	for i := range recs {
+		if !validRecord(&recs[i]) {
+			kept := recs[:i]
+			for j := i + 1; j < len(recs); j++ {
+				if validRecord(&recs[j]) {
+					kept = append(kept, recs[j])
+				}
+			}
+			return kept
 		}
 	}
-	return kept
+	return recs
+}
+
+func validRecord(r *flow.Record) bool {
+	return r.LocalAddr.IsValid() && r.RemoteAddr.IsValid() && !r.End.IsZero()
 }
 
 // buffers recycles the encoded batches the collector acknowledged: less garbage, fewer GC
