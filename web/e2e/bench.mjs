@@ -74,6 +74,7 @@ await page.goto(url);
 await page.waitForFunction(() => document.body.dataset.loaded);
 const drawn = await page.evaluate(() => ({ nodes: window.flowscope.map.graph.order, edges: window.flowscope.map.graph.size }));
 const box = await page.locator("#graph").boundingBox();
+if (process.env.BENCH_SHOT) await page.screenshot({ path: process.env.BENCH_SHOT });
 await browser.startTracing(page, { categories: process.env.BENCH_TOP ? ["devtools.timeline", "disabled-by-default-devtools.timeline.frame", "gpu", "cc", "viz"] : ["devtools.timeline", "disabled-by-default-devtools.timeline.frame"] });
 if (process.env.BENCH_SETTINGS) await page.evaluate((js) => { const o = JSON.parse(js); for (const [k, v] of Object.entries(o)) window.flowscope.map.sigma.setSetting(k, v); }, process.env.BENCH_SETTINGS);
 if (process.env.BENCH_THIN) await page.evaluate(() => window.flowscope.map.graph.updateEachEdgeAttributes((e, a) => ({ ...a, size: 0.5 })));

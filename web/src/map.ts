@@ -191,12 +191,17 @@ export class ServiceMap {
     g.forEachEdge((e) => {
       if (!drawn.has(e)) g.dropEdge(e);
     });
-    const maxBytes = Math.max(1, ...[...drawn.values()].map((d) => d.bytes));
+    let maxBytes = 1;
+    for (const d of drawn.values()) maxBytes = Math.max(maxBytes, d.bytes);
+    // Busy maps draw thinner edges, healthy ones translucent, so that failures stand out.
+    const busy = drawn.size > 500;
+    const maxSize = busy ? 2 : 5;
     for (const [key, d] of drawn) {
       const attrs = {
-        size: 1 + 5 * Math.sqrt(Math.log1p(d.bytes) / Math.log1p(maxBytes)),
-        color: healthColour[d.health],
+        size: (busy ? 0.5 : 1) + maxSize * Math.sqrt(Math.log1p(d.bytes) / Math.log1p(maxBytes)),
+        color: busy && d.health === "healthy" ? "#bcd5c5" : healthColour[d.health],
         health: d.health,
+        zIndex: d.health === "failing" ? 2 : d.health === "degraded" ? 1 : 0,
       };
       if (g.hasEdge(key)) g.mergeEdgeAttributes(key, attrs);
       else g.addDirectedEdgeWithKey(key, d.src, d.dst, attrs);
