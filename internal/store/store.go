@@ -131,6 +131,23 @@ func (k EdgeKey) String() string {
 	return s
 }
 
+// Less orders keys by source, destination, port, Service and direction.
+func (k EdgeKey) Less(o EdgeKey) bool {
+	if k.Src != o.Src {
+		return k.Src < o.Src
+	}
+	if k.Dst != o.Dst {
+		return k.Dst < o.Dst
+	}
+	if k.Port != o.Port {
+		return k.Port < o.Port
+	}
+	if k.Service != o.Service {
+		return k.Service < o.Service
+	}
+	return k.Direction < o.Direction
+}
+
 // Counters are the additive totals of an edge over some time.
 type Counters struct {
 	Flows               uint64 `json:"flows"` // connection records (intervals) seen

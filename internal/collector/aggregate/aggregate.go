@@ -230,20 +230,7 @@ func lessRow(a, b *store.EdgeRow) bool {
 	if !a.Time.Equal(b.Time) {
 		return a.Time.Before(b.Time)
 	}
-	x, y := a.Key, b.Key
-	if x.Src != y.Src {
-		return x.Src < y.Src
-	}
-	if x.Dst != y.Dst {
-		return x.Dst < y.Dst
-	}
-	if x.Port != y.Port {
-		return x.Port < y.Port
-	}
-	if x.Service != y.Service {
-		return x.Service < y.Service
-	}
-	return x.Direction < y.Direction
+	return a.Key.Less(b.Key)
 }
 
 // Rollup merges rows into rows of the coarser step (e.g. minutes into hours): counters add,

@@ -170,7 +170,7 @@ func (s *Store) Edges(ctx context.Context, q store.EdgeQuery) ([]store.Edge, err
 		if vx, vy := x.Value(q.Order), y.Value(q.Order); vx != vy {
 			return vx > vy
 		}
-		return lessKey(x.EdgeKey, y.EdgeKey)
+		return x.EdgeKey.Less(y.EdgeKey)
 	})
 	sorted, sortedIDs := make([]store.Edge, len(out)), make([]uint32, len(out))
 	for i, j := range perm {
@@ -198,22 +198,6 @@ func (s *Store) Edges(ctx context.Context, q store.EdgeQuery) ([]store.Edge, err
 			return nil
 		})
 	return out, err
-}
-
-func lessKey(a, b store.EdgeKey) bool {
-	if a.Src != b.Src {
-		return a.Src < b.Src
-	}
-	if a.Dst != b.Dst {
-		return a.Dst < b.Dst
-	}
-	if a.Port != b.Port {
-		return a.Port < b.Port
-	}
-	if a.Service != b.Service {
-		return a.Service < b.Service
-	}
-	return a.Direction < b.Direction
 }
 
 func (s *Store) eachRTT(ctx context.Context, q string, f func(scan func(...any) error) error) error {

@@ -51,6 +51,22 @@ func main() {
 
 var profile, queryProfile string
 
+// startProfile starts a CPU profile into path (nothing when empty); stop ends it.
+func startProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
 func cpuTime() time.Duration {
 	var ru unix.Rusage
 	_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
@@ -98,17 +114,11 @@ func ingest(ctx context.Context, dir string, nflows, batch int) error {
 	span := pool[len(pool)-1].End.Sub(pool[0].End) + time.Second
 	buf := make([]flow.Conn, batch)
 	var busy time.Duration
-	if profile != "" {
-		f, err := os.Create(profile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := startProfile(profile)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	cpu0, wall0 := cpuTime(), time.Now()
 	for done := 0; done < nflows; done += batch {
 		n := min(batch, nflows-done)
@@ -246,17 +256,11 @@ func timeQueries(ctx context.Context, st *duckdb.Store, end time.Time, workloads
 			return err
 		}},
 	}
-	if queryProfile != "" {
-		f, err := os.Create(queryProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := startProfile(queryProfile)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	for _, c := range cases {
 		qd, qc, err := median(func() error { return c.q(c.r) })
 		if err != nil {
