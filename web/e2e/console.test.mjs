@@ -194,6 +194,18 @@ test("the segmentation view lists the scripted violations", async () => {
   await page.close();
 });
 
+test("unattributed traffic is shown with its reasons", async () => {
+  const r = minuteRange(12);
+  const want = await api(server.url, "unattributed", r);
+  const page = await open(`?view=unattributed&range=abs&from=${encodeURIComponent(r.from)}&to=${encodeURIComponent(r.to)}`);
+  const table = page.locator('[data-testid="unattributed-reasons"]');
+  await table.waitFor({ timeout: 20_000 });
+  const shown = await page.locator('[data-testid="unattributed-reasons"] tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].slice(0, 3).map((c) => c.textContent).join("/")));
+  assert.deepEqual(shown, want.reasons.map((x) => `${x.reason}/${x.side}/${x.flows}`));
+  await shot(page, "unattributed");
+  await page.close();
+});
+
 test("API errors are shown as messages", async () => {
   const page = await open("?view=map&range=15m&ns=no-such-namespace");
   await page.locator("#error").waitFor({ state: "visible" });
