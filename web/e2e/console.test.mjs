@@ -46,6 +46,11 @@ test("the map renders the workloads and edges of the API", async () => {
   assert.deepEqual(new Set(drawn.nodes), new Set(deps.nodes.map((n) => n.id)));
   assert.deepEqual(new Set(drawn.edges), drawnPairs(deps.edges));
   for (const w of expectedWorkloads) assert.ok(drawn.nodes.includes(w), `workload ${w} drawn`);
+  // The layout is stable: a refresh moves nothing.
+  const positions = () => page.evaluate(() => window.flowscope.map.graph.mapNodes((n, a) => `${n}@${a.x},${a.y}`).sort());
+  const before = await positions();
+  await page.evaluate(() => window.flowscope.refresh());
+  assert.deepEqual(await positions(), before);
   await shot(page, "map");
   await page.close();
   // The README's picture: the last 15 minutes with the busiest edge selected.

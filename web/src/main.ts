@@ -242,7 +242,7 @@ async function main() {
       renderGroups(lastDeps!);
     },
   );
-  (window as unknown as { flowscope: unknown }).flowscope = { map, state: () => state };
+  (window as unknown as { flowscope: unknown }).flowscope = { map, state: () => state, refresh };
   try {
     settings = await loadSettings();
     renderNote();

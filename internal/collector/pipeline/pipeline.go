@@ -1,7 +1,8 @@
 // Package pipeline assembles the collector's parts into one component: ingest (gRPC, HTTPS,
 // UDP, durable spool) → attribution (ownership store, Kubernetes tracker, named networks) →
 // edge metrics → store, and the HTTP server of the JSON API, /metrics and (optionally) the
-// console. `flowscope standalone` and `flowscope collector` both run it.
+// console. `flowscope standalone` runs it; `flowscope collector` is to run it the same way
+// (docs/console.md).
 package pipeline
 
 import (
