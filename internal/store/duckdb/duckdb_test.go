@@ -390,3 +390,65 @@ func TestMigratesVersion1(t *testing.T) {
 		t.Fatalf("migrated hour edges: %+v %v", hours, err)
 	}
 }
+
+// TestConcurrentWritesQueriesAndMaintenance runs writers, readers and maintenance together
+// (run with -race); the totals must still match.
+func TestConcurrentWritesQueriesAndMaintenance(t *testing.T) {
+	clk := &clock{t: t0.Add(time.Hour)}
+	s := open(t, t.TempDir(), clk)
+	defer s.Close()
+	gen := flowgen.New(flowgen.Small)
+	var batches [][]flow.Conn
+	for i := range 8 {
+		batches = append(batches, gen.Conns(t0.Add(time.Duration(i)*time.Minute), time.Minute, 500))
+	}
+	errs := make(chan error, 32)
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(batches); i += 2 {
+				errs <- s.Write(t.Context(), batches[i])
+			}
+		}()
+	}
+	r := store.Range{From: t0, To: t0.Add(10 * time.Minute)}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for range 5 {
+			_, err := s.Edges(t.Context(), store.EdgeQuery{Range: r, WithRTT: true, Limit: 5})
+			errs <- err
+			_, err = s.Flows(t.Context(), store.FlowQuery{Range: r, Limit: 5})
+			errs <- err
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for range 5 {
+			errs <- s.Maintain(t.Context())
+		}
+	}()
+	go func() { wg.Wait(); close(errs) }()
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.add(time.Hour)
+	if err := s.Maintain(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var all []flow.Conn
+	for _, b := range batches {
+		all = append(all, b...)
+	}
+	edges, err := s.Edges(t.Context(), store.EdgeQuery{Range: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(truth(all), edgesMap(edges)); diff != "" {
+		t.Errorf("after concurrent use (-want +got):\n%s", diff)
+	}
+}
