@@ -75,7 +75,7 @@ type held struct {
 	localDone   bool
 	remote      ownership.Result // the peer: for a client the server it reached, for a server the client
 	remoteDone  bool
-	vip         ownership.Result // for a translated client: the address it dialled
+	vip         *ownership.Result // for a translated client: the address it dialled (rare: a pointer keeps held small)
 	vipDone     bool
 
 	decided bool
@@ -335,7 +335,7 @@ func (a *Attributor) decide(h *held, final bool) bool {
 	if !h.vipDone {
 		if h.in.isClient() && h.in.TranslatedAddr.IsValid() {
 			if r := a.store.Lookup(h.in.Record.RemoteAddr, 0, h.t, final); !r.Pending {
-				h.vip, h.vipDone = r, true
+				h.vip, h.vipDone = &r, true
 			}
 		} else {
 			h.vipDone = true

@@ -29,7 +29,12 @@ func benchAddr(i int) netip.Addr {
 // store of 100,000 pods (exporter and Kubernetes ranges), joined, cross-checked and written.
 // cpu-ns/record is the process CPU time (all goroutines, GC included) per record.
 func BenchmarkAttributeJoin(b *testing.B) {
-	const pods = 100_000
+	for _, pods := range []int{1_000, 100_000} {
+		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) { benchAttributeJoin(b, pods) })
+	}
+}
+
+func benchAttributeJoin(b *testing.B, pods int) {
 	now := t0.Add(time.Hour)
 	clock := func() time.Time { return now }
 	store, err := ownership.New(ownership.Config{KubeLag: 10 * time.Second, MaxRanges: 8 << 20}, clock, nil)

@@ -90,7 +90,7 @@ func (a *Attributor) single(h *held) flow.Conn {
 		sa, sp := h.in.serverAddr()
 		c.Server = resultEndpoint(h.remote, flowAddr{sa, sp})
 		if h.in.TranslatedAddr.IsValid() {
-			vip := resultEndpoint(h.vip, flowAddr{r.RemoteAddr, r.RemotePort})
+			vip := resultEndpoint(*h.vip, flowAddr{r.RemoteAddr, r.RemotePort})
 			c.VIP = &vip
 		}
 		c.BytesClientToServer, c.BytesServerToClient = r.BytesSent, r.BytesReceived
