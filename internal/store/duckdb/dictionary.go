@@ -17,10 +17,11 @@ import (
 // store numbers (which compress to a few bits) instead of names. Id 0 means "none".
 type dictionary struct {
 	mu        sync.RWMutex
-	nodeIDs   map[string]uint32 // Node.ID → id
-	nodes     []store.Node      // by id
-	epIDs     map[string]uint32 // canonical endpoint JSON → id
-	eps       []epEntry         // by id
+	nodeIDs   map[string]uint32  // Node.ID → id
+	nodes     []store.Node       // by id
+	epIDs     map[string]uint32  // canonical endpoint JSON → id
+	eps       map[uint32]epEntry // by id (a map: pruned ids leave no holes)
+	nextEp    uint32             // next endpoint id
 	fast      map[fastKey]uint32
 	nsSeen    map[string]bool
 	byNodeEps map[uint32][]uint32 // node id → endpoint ids
@@ -29,6 +30,7 @@ type dictionary struct {
 type epEntry struct {
 	node uint32
 	ep   flow.Endpoint
+	doc  string
 }
 
 // fastKey identifies an endpoint without hashing its labels (a pod's labels do not change the
@@ -43,7 +45,7 @@ type fastKey struct {
 func newDictionary() *dictionary {
 	return &dictionary{
 		nodeIDs: map[string]uint32{}, nodes: []store.Node{{}},
-		epIDs: map[string]uint32{}, eps: []epEntry{{}},
+		epIDs: map[string]uint32{}, eps: map[uint32]epEntry{}, nextEp: 1,
 		fast: map[fastKey]uint32{}, nsSeen: map[string]bool{}, byNodeEps: map[uint32][]uint32{},
 	}
 }
@@ -101,10 +103,8 @@ func (d *dictionary) addNode(id uint32, n store.Node) {
 }
 
 func (d *dictionary) addEndpoint(id, node uint32, doc string, e flow.Endpoint) {
-	for uint32(len(d.eps)) <= id {
-		d.eps = append(d.eps, epEntry{})
-	}
-	d.eps[id] = epEntry{node: node, ep: e}
+	d.eps[id] = epEntry{node: node, ep: e, doc: doc}
+	d.nextEp = max(d.nextEp, id+1)
 	d.epIDs[doc] = id
 	d.fast[fastOf(e)] = id
 	d.byNodeEps[node] = append(d.byNodeEps[node], id)
@@ -168,7 +168,7 @@ func (d *dictionary) lookup(e flow.Endpoint, p *pendingDict) (uint32, error) {
 	doc := string(b)
 	d.mu.RLock()
 	id, ok = d.epIDs[doc]
-	nextEp := uint32(len(d.eps)) + uint32(len(p.eps))
+	nextEp := d.nextEp + uint32(len(p.eps))
 	d.mu.RUnlock()
 	if ok {
 		return id, nil
@@ -252,10 +252,8 @@ func (d *dictionary) nodeIDOf(name string) (uint32, bool) {
 func (d *dictionary) endpoint(id uint32) (flow.Endpoint, uint32) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	if int(id) < len(d.eps) {
-		return d.eps[id].ep, d.eps[id].node
-	}
-	return flow.Endpoint{}, 0
+	e := d.eps[id]
+	return e.ep, e.node
 }
 
 // nodesIn returns the ids of graph nodes in any of the namespaces.
@@ -302,4 +300,37 @@ func (d *dictionary) hasNamespace(ns string) bool {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	return d.nsSeen[ns]
+}
+
+// size is the number of endpoints held.
+func (d *dictionary) size() int {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return len(d.eps)
+}
+
+// forget removes endpoints (pruned from the database) from the dictionary.
+func (d *dictionary) forget(ids []uint32) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	gone := map[uint32]bool{}
+	for _, id := range ids {
+		e, ok := d.eps[id]
+		if !ok {
+			continue
+		}
+		gone[id] = true
+		delete(d.eps, id)
+		delete(d.fast, fastOf(e.ep))
+		delete(d.epIDs, e.doc)
+	}
+	for node, list := range d.byNodeEps {
+		kept := list[:0]
+		for _, id := range list {
+			if !gone[id] {
+				kept = append(kept, id)
+			}
+		}
+		d.byNodeEps[node] = kept
+	}
 }

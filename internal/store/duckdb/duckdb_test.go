@@ -452,3 +452,58 @@ func TestConcurrentWritesQueriesAndMaintenance(t *testing.T) {
 		t.Errorf("after concurrent use (-want +got):\n%s", diff)
 	}
 }
+
+// TestDictionaryIsPrunedWithRawRetention: endpoints whose flows passed retention leave the
+// dictionary (memory stays bounded under pod churn); a pod seen again gets a fresh id.
+func TestDictionaryIsPrunedWithRawRetention(t *testing.T) {
+	clk := &clock{t: t0}
+	s, err := Open(t.Context(), Config{Dir: t.TempDir(), Now: clk.now, MinFreeBytes: 1, Retention: store.Retention{Raw: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	old := flowgen.New(flowgen.Config{Seed: 1, Namespaces: 2, WorkloadsPerNS: 3, PodsPerWorkload: 2, Nodes: 2, EdgesPerWorkload: 2})
+	if err := s.Write(t.Context(), old.Conns(t0, time.Minute, 500)); err != nil {
+		t.Fatal(err)
+	}
+	before := s.dict.size()
+	clk.add(3 * time.Hour)
+	fresh := flowgen.New(flowgen.Config{Seed: 2, Namespaces: 1, WorkloadsPerNS: 2, PodsPerWorkload: 1, Nodes: 1, EdgesPerWorkload: 1})
+	conns := fresh.Conns(clk.now(), time.Minute, 100)
+	for i := range conns {
+		conns[i].Client.Namespace, conns[i].Server.Namespace = "new", "new"
+	}
+	if err := s.Write(t.Context(), conns); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Maintain(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	after := s.dict.size()
+	var stored int
+	if err := s.db.QueryRow(`SELECT count(*) FROM endpoints`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if after >= before || stored != after {
+		t.Fatalf("dictionary %d endpoints before, %d after retention (%d stored)", before, after, stored)
+	}
+	// The old cluster comes back: new ids, and its flows read back intact.
+	back := old.Conns(clk.now(), time.Minute, 50)
+	if err := s.Write(t.Context(), back); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Flows(t.Context(), store.FlowQuery{Range: store.Range{From: clk.now().Add(-time.Minute), To: clk.now().Add(2 * time.Minute)}, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, c := range got {
+		names[c.Client.Name()] = true
+		if c.Client.Kind == "" || c.Server.Kind == "" {
+			t.Fatalf("flow with an unknown endpoint: %+v", c)
+		}
+	}
+	if len(got) != 150 || !names["ns0/app0"] {
+		t.Fatalf("%d flows read back, clients %v", len(got), names)
+	}
+}

@@ -208,13 +208,71 @@ func (s *Store) trim(ctx context.Context, now time.Time) error {
 		{`DELETE FROM edges_hour WHERE t < ?`, now.Add(-r.Hour).Unix() / 60},
 	}
 	s.wmu.Lock()
-	defer s.wmu.Unlock()
 	for _, st := range stmts {
 		if _, err := s.wconn.ExecContext(ctx, st.q, st.arg); err != nil {
+			s.wmu.Unlock()
 			return fmt.Errorf("applying retention: %w", err)
 		}
 	}
+	s.wmu.Unlock()
+	return s.pruneEndpoints(ctx)
+}
+
+// pruneEndpoints deletes the endpoints no raw flow refers to any more (their flows passed
+// retention), so that the dictionary is bounded by the pods of one raw retention period. The
+// scan runs without blocking writes; flows written meanwhile are checked under the lock.
+func (s *Store) pruneEndpoints(ctx context.Context) error {
+	s.wmu.Lock()
+	seq := s.nextSeq
+	s.wmu.Unlock()
+	candidates, err := s.queryIDs(ctx, `SELECT id FROM endpoints WHERE id NOT IN
+		(SELECT client FROM flows UNION SELECT server FROM flows UNION SELECT vip FROM flows WHERE vip IS NOT NULL)`)
+	if err != nil || len(candidates) == 0 {
+		return err
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	recent, err := s.queryIDs(ctx, fmt.Sprintf(`SELECT client FROM flows WHERE seq >= %[1]d UNION SELECT server FROM flows WHERE seq >= %[1]d
+		UNION SELECT vip FROM flows WHERE seq >= %[1]d AND vip IS NOT NULL`, seq))
+	if err != nil {
+		return err
+	}
+	used := make(map[uint32]bool, len(recent))
+	for _, id := range recent {
+		used[id] = true
+	}
+	gone := candidates[:0]
+	for _, id := range candidates {
+		if !used[id] {
+			gone = append(gone, id)
+		}
+	}
+	for i := 0; i < len(gone); i += 10000 {
+		chunk := gone[i:min(i+10000, len(gone))]
+		if _, err := s.wconn.ExecContext(ctx, `DELETE FROM endpoints WHERE id IN (`+idList(chunk)+`)`); err != nil {
+			return fmt.Errorf("pruning endpoints: %w", err)
+		}
+		s.dict.forget(chunk)
+	}
+	s.m.pruned.Add(float64(len(gone)))
 	return nil
+}
+
+func (s *Store) queryIDs(ctx context.Context, q string) ([]uint32, error) {
+	rows, err := s.db.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("finding unused endpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []uint32
+	for rows.Next() {
+		var id uint32
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("finding unused endpoints: %w", err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
 }
 
 // replay aggregates raw flows stored after the last flushed watermark (the process stopped
@@ -235,8 +293,8 @@ func (s *Store) replay(ctx context.Context) error {
 }
 
 type metrics struct {
-	written, rejected, edgeRows prometheus.Counter
-	stopped, freeBytes          prometheus.Gauge
+	written, rejected, edgeRows, pruned prometheus.Counter
+	stopped, freeBytes                  prometheus.Gauge
 }
 
 func newMetrics(reg *prometheus.Registry, s *Store) *metrics {
@@ -244,11 +302,14 @@ func newMetrics(reg *prometheus.Registry, s *Store) *metrics {
 		written:   prometheus.NewCounter(prometheus.CounterOpts{Name: "flowscope_store_flows_written_total", Help: "Raw flows stored."}),
 		rejected:  prometheus.NewCounter(prometheus.CounterOpts{Name: "flowscope_store_flows_rejected_total", Help: "Flows refused (disk full, write error); not acknowledged."}),
 		edgeRows:  prometheus.NewCounter(prometheus.CounterOpts{Name: "flowscope_store_edge_rows_written_total", Help: "Minute edge rows written."}),
+		pruned:    prometheus.NewCounter(prometheus.CounterOpts{Name: "flowscope_store_endpoints_pruned_total", Help: "Endpoints removed from the dictionary once no raw flow referred to them."}),
 		stopped:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "flowscope_store_ingestion_stopped", Help: "1 when ingestion stopped for good (database failed or disk full)."}),
 		freeBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flowscope_store_disk_free_bytes", Help: "Free bytes on the data directory's file system at the last write."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.written, m.rejected, m.edgeRows, m.stopped, m.freeBytes,
+		reg.MustRegister(m.written, m.rejected, m.edgeRows, m.pruned, m.stopped, m.freeBytes,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flowscope_store_dictionary_endpoints", Help: "Endpoints in the dictionary (bounded by the raw retention)."},
+				func() float64 { return float64(s.dict.size()) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flowscope_store_aggregate_keys", Help: "Edge keys held in open minutes."},
 				func() float64 { return float64(s.agg.Stats().Keys) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flowscope_store_aggregate_dropped_total", Help: "Records not aggregated because the key limit was reached (still stored raw)."},
