@@ -12,6 +12,9 @@ export const healthColour: Record<string, string> = {
   idle: "#b0b0b0",
 };
 
+// paleColour keeps an edge's health readable while another one is selected.
+const paleColour: Record<string, string> = { healthy: "#d3e3d8", degraded: "#f6e2bd", failing: "#f4c6c6", idle: "#ececec" };
+
 const palette = ["#1f77b4", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#2ca02c", "#7f7f7f", "#bcbd22", "#ff7f0e", "#393b79"];
 
 export interface Filters {
@@ -108,9 +111,9 @@ export class ServiceMap {
 
   private reduceEdge(e: string, attrs: Record<string, unknown>) {
     const s = this.selected;
-    if (s.edge && e !== s.edge) return { ...attrs, color: "#ececec", zIndex: 0 };
+    if (s.edge && e !== s.edge) return { ...attrs, color: paleColour[attrs.health as string] ?? "#ececec", zIndex: 0 };
     if (s.edge === e) return { ...attrs, size: (attrs.size as number) + 2, zIndex: 2 };
-    if (s.node && !this.graph.hasExtremity(e, s.node)) return { ...attrs, hidden: true };
+    if (s.node && !this.graph.hasExtremity(e, s.node)) return { ...attrs, color: paleColour[attrs.health as string] ?? "#ececec", zIndex: 0 };
     return attrs;
   }
 
