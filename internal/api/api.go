@@ -113,9 +113,16 @@ func (s *server) wrap(h func(*http.Request, *params) (any, error)) http.Handler 
 	})
 }
 
+// rawJSON is an answer already encoded.
+type rawJSON []byte
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
+	if raw, ok := v.(rawJSON); ok {
+		_, _ = w.Write(append(raw, '\n'))
+		return
+	}
 	_ = json.NewEncoder(w).Encode(v)
 }
 
@@ -236,7 +243,12 @@ func (p *params) order(def store.Order) (store.Order, error) {
 }
 
 func (s *server) deps(r *http.Request, p *params) (any, error) {
-	return depgraph.Deps(r.Context(), s.cfg.Store, p.edgeQuery())
+	g, err := depgraph.Deps(r.Context(), s.cfg.Store, p.edgeQuery())
+	if err != nil {
+		return nil, err
+	}
+	b, err := g.AppendJSON(make([]byte, 0, 64<<10))
+	return rawJSON(b), err
 }
 
 func (s *server) top(r *http.Request, p *params) (any, error) {
