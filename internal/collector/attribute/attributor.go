@@ -143,6 +143,8 @@ func (a *Attributor) Add(ins ...Input) error {
 		o := ownership.Owner{Kind: flow.EndpointPod, PodUID: in.Record.Workload.PodUID} // the store keeps the richest owner of the UID
 		if in.Record.Workload.Kind != flow.KindPod {
 			o, _ = localOwner(a.store, &in)
+		} else if !in.HostNetwork && a.store.HeldByNode(in.Record.LocalAddr) {
+			in.HostNetwork = true // a pod on its node's address: the host network (until records say so)
 		}
 		if c, ok := claim(&in, o); ok {
 			_ = a.store.Observe(c) // bounded by the store; a rejected claim only costs coverage

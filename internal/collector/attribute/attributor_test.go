@@ -294,3 +294,28 @@ func TestLocalEndClaimsOwnership(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
+
+func TestHostNetworkPodByItsListeningPort(t *testing.T) {
+	h := newHarness(t, Config{})
+	node := ownership.Owner{Kind: flow.EndpointNode, Node: "n2"}
+	agent := pod("agent-x", "uid-agent", "n2")
+	h.heartbeat(node, authIP, 0, 100)
+	h.heartbeat(cart, cartIP, 0, 100)
+	h.store.Observe(ownership.Claim{Addr: netip.MustParseAddr("10.9.9.9"), Owner: agent, From: at(0), To: at(1), Source: ownership.SourceHeartbeat}) // names the UID
+	srv := rec(flow.Server, agent, 10, 14)                                                                                                           // the agent listens on the node's address
+	h.add(srv)
+	// Another client of the agent during that connection (a listener's claim covers only the
+	// connections seen on it, until heartbeats carry listening ports).
+	cl := rec(flow.Client, cart, 12, 13)
+	cl.Record.LocalPort = 40100
+	h.add(cl)
+	other := rec(flow.Client, cart, 12, 13)
+	other.Record.LocalPort, other.Record.RemotePort = 40101, 22
+	h.add(other)
+	h.advance(60)
+	got := names(h.out)
+	want := []string{"server shop/cart -> shop/agent", "client shop/cart -> shop/agent", "client shop/cart -> node/n2"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}

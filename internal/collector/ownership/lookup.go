@@ -255,3 +255,20 @@ func (s *Store) ReadyAt(t time.Time) time.Time {
 	}
 	return t.Add(s.cfg.KubeLag)
 }
+
+// HeldByNode reports whether a node claims addr (a host-network address) — so that a pod's
+// socket on it is the pod's only by its port.
+func (s *Store) HeldByNode(addr netip.Addr) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e := s.ips[keyOf(addr)]
+	if e == nil {
+		return false
+	}
+	for _, x := range e.r {
+		if kinds[s.o.recs[x.owner].key.kind] == flow.EndpointNode {
+			return true
+		}
+	}
+	return false
+}
