@@ -40,6 +40,11 @@ func (c *Consumer) Apply(b *flowbatch.Batch) {
 	if b.Heartbeat != nil {
 		_ = c.a.store.Observe(HeartbeatClaims(b.ExporterID, b.Heartbeat)...)
 	}
+	if n := len(b.Aggregates); n > 0 {
+		// Folded short flows (a degraded exporter) name no single connection: counted, not
+		// attributed (flow.Conn has no flow count yet).
+		c.a.m.aggregates.Add(float64(n))
+	}
 	if len(b.Records) == 0 {
 		return
 	}

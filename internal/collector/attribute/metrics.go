@@ -18,6 +18,7 @@ type metrics struct {
 	written       prometheus.Counter
 	sinkErrors    prometheus.Counter
 	sinkDropped   prometheus.Counter
+	aggregates    prometheus.Counter
 
 	byObserved map[string]prometheus.Counter // resolved label values of conns
 	byReason   map[string]prometheus.Counter // ... and of unattributed
@@ -63,6 +64,7 @@ func (m *metrics) register(reg prometheus.Registerer, a *Attributor) error {
 	m.full = counter("holding_full_total", "Records decided early because the holding window was full.")
 	m.written = counter("written_total", "Connections written to the sink.")
 	m.sinkErrors = counter("sink_errors_total", "Failed writes to the sink (the batch is retried).")
+	m.aggregates = counter("aggregates_skipped_total", "Flow aggregates of degraded exporters, not attributed (they name no single connection).")
 	m.sinkDropped = counter("sink_dropped_total", "Connections dropped after a failed write because the retry buffer was full.")
 	depth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "holding_depth",
 		Help: "Records in the holding window."}, func() float64 { return float64(a.Held()) })
@@ -70,7 +72,7 @@ func (m *metrics) register(reg prometheus.Registerer, a *Attributor) error {
 		return nil
 	}
 	for _, c := range []prometheus.Collector{m.received, m.rejected, m.attributed, m.unattributed, m.conns, m.joined,
-		m.disagreements, m.full, m.written, m.sinkErrors, m.sinkDropped, depth} {
+		m.disagreements, m.full, m.written, m.sinkErrors, m.sinkDropped, m.aggregates, depth} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("registering attribution metrics: %w", err)
 		}
