@@ -130,46 +130,46 @@ func New(cfg Config, store *ownership.Store, sink Sink, now func() time.Time, re
 // returned error; the others are taken. Each record's local end is also an ownership claim.
 func (a *Attributor) Add(ins ...Input) error {
 	now := a.now()
+	lag := a.store.ReadyAt(now).Sub(now) // how long Kubernetes may take to speak about a moment
 	var errs []error
+	claims := make([]ownership.Claim, 0, len(ins))
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for i := range ins {
-		in := ins[i]
-		if err := validate(&in); err != nil {
+		in := &ins[i]
+		if err := validate(in); err != nil {
 			a.m.rejected.Inc()
 			errs = append(errs, err)
 			continue
 		}
 		o := ownership.Owner{Kind: flow.EndpointPod, PodUID: in.Record.Workload.PodUID} // the store keeps the richest owner of the UID
 		if in.Record.Workload.Kind != flow.KindPod {
-			o, _ = localOwner(a.store, &in)
-		} else if !in.HostNetwork && a.store.HeldByNode(in.Record.LocalAddr) {
-			in.HostNetwork = true // a pod on its node's address: the host network (until records say so)
+			o, _ = localOwner(a.store, in)
 		}
-		if c, ok := claim(&in, o); ok {
-			_ = a.store.Observe(c) // bounded by the store; a rejected claim only costs coverage
+		if c, ok := claim(in, o); ok {
+			claims = append(claims, c)
 		}
 		for a.held >= a.cfg.MaxHeld {
 			a.forceOldest(now)
 		}
-		h := &held{in: in, t: lookupTime(&in.Record, a.cfg.LongConn), deadline: now.Add(a.cfg.Window), joinBy: now.Add(a.cfg.JoinWait)}
+		h := &held{in: *in, t: lookupTime(&in.Record, a.cfg.LongConn), deadline: now.Add(a.cfg.Window), joinBy: now.Add(a.cfg.JoinWait)}
 		a.link(h)
 		a.order = append(a.order, h)
 		a.held++
 		a.m.received.Inc()
-		next := a.store.ReadyAt(h.t)
+		next := h.t.Add(lag)
 		if next.Before(now) {
 			next = now
 		}
 		a.schedule(h, minTime(next, h.deadline))
 	}
+	_ = a.store.Observe(claims...) // bounded by the store; a rejected claim only costs coverage
 	if len(errs) > 0 {
 		return fmt.Errorf("attribute: %d of %d records rejected: %w", len(errs), len(ins), errors.Join(errs...))
 	}
 	return nil
 }
 
-// schedule queues a check of h at or after at (whole seconds, rounded up).
 func (a *Attributor) schedule(h *held, at time.Time) {
 	sec := at.Unix()
 	if at.Nanosecond() != 0 {

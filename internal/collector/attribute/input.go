@@ -127,6 +127,9 @@ func claim(in *Input, o ownership.Owner) (ownership.Claim, bool) {
 	c := ownership.Claim{Addr: r.LocalAddr, Owner: o, From: r.Start, To: r.End, Source: ownership.SourceFlow, Origin: in.Exporter}
 	switch {
 	case o.Kind == flow.EndpointPod && o.PodUID != "" && !in.HostNetwork:
+		if !in.isClient() {
+			c.ListenPort = r.LocalPort // if the address turns out to be a node's (host network)
+		}
 		return c, true
 	case in.HostNetwork && !in.isClient() && o.Kind != flow.EndpointNode && o.Kind != "":
 		c.Port = r.LocalPort

@@ -256,15 +256,8 @@ func (s *Store) ReadyAt(t time.Time) time.Time {
 	return t.Add(s.cfg.KubeLag)
 }
 
-// HeldByNode reports whether a node claims addr (a host-network address) — so that a pod's
-// socket on it is the pod's only by its port.
-func (s *Store) HeldByNode(addr netip.Addr) bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	e := s.ips[keyOf(addr)]
-	if e == nil {
-		return false
-	}
+// heldByNode reports whether a node claims the address of e (a host-network address).
+func (s *Store) heldByNode(e *entry) bool {
 	for _, x := range e.r {
 		if kinds[s.o.recs[x.owner].key.kind] == flow.EndpointNode {
 			return true

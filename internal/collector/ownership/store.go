@@ -144,6 +144,10 @@ type Claim struct {
 	To     time.Time
 	Source Source
 	Origin string
+	// ListenPort: for a pod's claim on an address a node claims (a host-network pod whose
+	// exporter could not tell), claim (Addr, ListenPort) instead — a listening socket — or
+	// nothing when zero. Never the node's address itself.
+	ListenPort uint16
 }
 
 // Observe stores definite exporter claims. Bad claims are rejected with an error and change
@@ -182,6 +186,12 @@ func (s *Store) observe(c *Claim) error {
 	e := s.entryFor(c.Addr, c.Port, true)
 	if s.covered(e, c, from, to) {
 		return nil
+	}
+	if c.Port == 0 && c.Owner.Kind == flow.EndpointPod && s.heldByNode(e) {
+		if c.ListenPort == 0 {
+			return nil
+		}
+		e = s.entryFor(c.Addr, c.ListenPort, true)
 	}
 	h := s.o.intern(c.Owner)
 	s.noteUID(h)
