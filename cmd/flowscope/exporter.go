@@ -7,20 +7,15 @@ import (
 	"fmt"
 	"math/bits"
 	"os"
-	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sys/unix"
 
 	"github.com/flowscope/flowscope/internal/exporter"
 	"github.com/flowscope/flowscope/internal/exporter/adapt"
 	"github.com/flowscope/flowscope/internal/exporter/flowtable"
-	"github.com/flowscope/flowscope/internal/exporter/identity"
 	"github.com/flowscope/flowscope/internal/exporter/tracer"
 	"github.com/flowscope/flowscope/internal/transport"
 )
@@ -127,76 +122,27 @@ func runExporter(ctx context.Context, args []string) error {
 	}
 	explicit := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { explicit[fl.Name] = true })
-	inst, err := adapt.Detect(os.DirFS("/"), runtime.NumCPU())
-	if err != nil {
-		log.Warn("reading the instance's size; using defaults", "error", err)
+	trcfg := tracer.Config{Hook: tracer.Hook(f.hook), ProcessInfo: f.processInfo}
+	if explicit["slots"] {
+		trcfg.Slots = uint32(f.slots)
 	}
-	plan := adapt.PlanFor(inst, f.cpuBudget)
-	if !explicit["slots"] {
-		f.slots = uint(max(65536, pow2(plan.FlowEntries)))
-	}
-	if !explicit["ring-bytes"] {
-		// the ring is mapped into this process: its pages count in RSS once read, so keep it at
-		// 4 MiB at most (25,000 records; the reader drains it every 100 ms and is woken at 1/4)
-		f.ring = uint(min(plan.RingBytes, 4<<20))
-	}
-	log.Info("sized from the instance", "cores", inst.Cores, "memory_bytes", inst.MemoryBytes,
-		"slots", f.slots, "ring_bytes", f.ring, "cpu_budget_cores", plan.CPUBudget)
-	reg := prometheus.NewRegistry()
-	res, err := identity.NewResolver(identity.Config{}, reg, log)
-	if err != nil {
-		return fmt.Errorf("starting the workload resolver: %w", err)
-	}
-	defer res.Close()
-	trcfg := tracer.Config{Hook: tracer.Hook(f.hook), Slots: uint32(f.slots), RingBytes: uint32(f.ring), ProcessInfo: f.processInfo}
-	if m := res.Layout().V2; m != nil && m.Root == "/" {
-		trcfg.CgroupV2 = m.MountPoint
-	}
-	tr, err := tracer.Open(trcfg, log.With("component", "tracer"))
-	if err != nil {
-		return err
-	}
-	defer tr.Close()
-	debug.FreeOSMemory() // loading decoded the kernel's BTF (tens of MB): give it back now
-	if f.bpfStats {
-		stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
-		if err != nil {
-			return fmt.Errorf("enabling BPF run-time statistics: %w", err)
-		}
-		defer stats.Close()
+	if explicit["ring-bytes"] {
+		trcfg.RingBytes = uint32(f.ring)
 	}
 	summary := f.summary
 	if summary == 0 {
 		summary = -1
 	}
-	cfg := exporter.Config{Table: flowtable.Config{Interval: f.interval, MaxConns: f.maxTracked, ResetEvents: true},
-		PollInterval: f.poll, SummaryEvery: summary}
-	var sink exporter.Sink = exporter.NewJSONLines(os.Stdout)
+	opts := exporter.NodeOptions{
+		Tracer: trcfg,
+		Loop: exporter.Config{Table: flowtable.Config{Interval: f.interval, MaxConns: f.maxTracked, ResetEvents: true},
+			PollInterval: f.poll, SummaryEvery: summary},
+		Out: os.Stdout, CPUBudget: f.cpuBudget, BPFStats: f.bpfStats, Registry: prometheus.NewRegistry(), Log: log,
+	}
 	if f.output == "collector" {
-		tcfg.Instance = &inst
-		sh, err := transport.New(tcfg, reg, log.With("component", "transport"), time.Now)
-		if err != nil {
-			return err
-		}
-		sh.SetBudget(adapt.NewBudget(plan.CPUBudget, 10*time.Second, adapt.ProcessCPU, time.Now))
-		shipCtx, cancelShip := context.WithCancel(context.Background()) // outlives ctx: the loop's last records still go out
-		if err := sh.Start(shipCtx); err != nil {
-			cancelShip()
-			return err
-		}
-		defer func() {
-			drainShipper(sh, 5*time.Second)
-			cancelShip()
-			sh.Stop()
-		}()
-		sink = exporter.NewShipSink(sh)
+		opts.Ship = &tcfg
 	}
-	x, err := exporter.New(cfg, tr, res, sink, log)
-	if err != nil {
-		return err
-	}
-	reg.MustRegister(exporter.NewCollector(x, tr))
-	stopMetrics, err := collectorMetrics(f.metrics, reg, log)
+	stopMetrics, err := collectorMetrics(f.metrics, opts.Registry, log)
 	if err != nil {
 		return err
 	}
@@ -212,25 +158,5 @@ func runExporter(ctx context.Context, args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	log.Info("exporter running", "hook", tr.Hook(), "degraded", len(tr.Degraded()), "metrics", f.metrics)
-	return x.Run(ctx)
-}
-
-// drainShipper waits until everything handed to sh was acknowledged, or timeout.
-func drainShipper(sh *transport.Shipper, timeout time.Duration) {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if st := sh.Stats(); st.PendingRecords == 0 && st.BufferBatches == 0 {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func pow2(v int) int {
-	p := 1
-	for p < v {
-		p <<= 1
-	}
-	return p
+	return exporter.RunNode(ctx, opts)
 }

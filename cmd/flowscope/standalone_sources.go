@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -15,7 +13,6 @@ import (
 	"github.com/flowscope/flowscope/internal/demo"
 	"github.com/flowscope/flowscope/internal/exporter"
 	"github.com/flowscope/flowscope/internal/exporter/flowtable"
-	"github.com/flowscope/flowscope/internal/exporter/identity"
 	"github.com/flowscope/flowscope/internal/exporter/tracer"
 	"github.com/flowscope/flowscope/internal/store"
 	"github.com/flowscope/flowscope/internal/transport"
@@ -72,22 +69,6 @@ func demoExpectations(ctx context.Context, q store.Querier, start time.Time) ([]
 // runLocalExporter captures this machine's TCP flows (as `flowscope exporter --output=collector`
 // does) and ships them to the pipeline's gRPC ingest on loopback.
 func runLocalExporter(ctx context.Context, grpcAddr string, reg *prometheus.Registry, log *slog.Logger, ready func()) error {
-	log = log.With("component", "exporter")
-	res, err := identity.NewResolver(identity.Config{}, reg, log)
-	if err != nil {
-		return fmt.Errorf("starting the workload resolver: %w", err)
-	}
-	defer res.Close()
-	trcfg := tracer.Config{Hook: tracer.HookAuto, Slots: 65536, RingBytes: 4 << 20, ProcessInfo: true}
-	if m := res.Layout().V2; m != nil && m.Root == "/" {
-		trcfg.CgroupV2 = m.MountPoint
-	}
-	tr, err := tracer.Open(trcfg, log.With("component", "tracer"))
-	if err != nil {
-		return err
-	}
-	defer tr.Close()
-	debug.FreeOSMemory() // loading decoded the kernel's BTF (tens of MB): give it back now
 	host, port, err := net.SplitHostPort(grpcAddr)
 	if err != nil {
 		return err
@@ -95,27 +76,10 @@ func runLocalExporter(ctx context.Context, grpcAddr string, reg *prometheus.Regi
 	tc := transport.DefaultConfig()
 	tc.Collector, tc.Transport, tc.InsecurePlaintext = host, transport.GRPC, true
 	tc.GRPCPort, _ = strconv.Atoi(port)
-	sh, err := transport.New(tc, reg, log, time.Now)
-	if err != nil {
-		return err
-	}
-	shipCtx, cancelShip := context.WithCancel(context.Background()) // the last records still go out
-	if err := sh.Start(shipCtx); err != nil {
-		cancelShip()
-		return err
-	}
-	defer func() {
-		drainShipper(sh, 5*time.Second)
-		cancelShip()
-		sh.Stop()
-	}()
-	cfg := exporter.Config{Table: flowtable.Config{Interval: 30 * time.Second, MaxConns: 262144, ResetEvents: true},
-		PollInterval: 100 * time.Millisecond, SummaryEvery: time.Minute}
-	x, err := exporter.New(cfg, tr, res, exporter.NewShipSink(sh), log)
-	if err != nil {
-		return err
-	}
-	reg.MustRegister(exporter.NewCollector(x, tr))
-	ready()
-	return x.Run(ctx)
+	return exporter.RunNode(ctx, exporter.NodeOptions{
+		Tracer: tracer.Config{Hook: tracer.HookAuto, ProcessInfo: true},
+		Loop: exporter.Config{Table: flowtable.Config{Interval: 30 * time.Second, ResetEvents: true},
+			SummaryEvery: time.Minute},
+		Ship: &tc, Registry: reg, Log: log.With("component", "exporter"), Ready: ready,
+	})
 }

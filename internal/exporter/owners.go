@@ -43,7 +43,9 @@ func (o *owners) heartbeat(ns *namespaces, now time.Time) flowbatch.Heartbeat {
 		}
 		w := flow.Workload{Kind: flow.KindHost}
 		if ino != ns.self {
-			w = o.workloadOf(ns.pids[ino])
+			if w = o.workloadOf(ns.pids[ino]); w.Kind == flow.KindUnknown {
+				continue // no process to name it by (a namespace kept by a bind mount only): claim nothing
+			}
 		}
 		for _, a := range addrs {
 			seen[a] = true

@@ -17,7 +17,8 @@ func TestOwnersHeartbeatRanges(t *testing.T) {
 	addrs := map[string][]netip.Addr{"/ns/1": {netip.MustParseAddr("10.1.0.5")}, "": {netip.MustParseAddr("192.0.2.10")}}
 	o := newOwners("node-1", func(pid uint32) flow.Workload { return holder[pid] })
 	o.addrsIn = func(path string) ([]netip.Addr, error) { return addrs[path], nil }
-	ns := &namespaces{self: 1, paths: map[uint32]string{1: "", 2: "/ns/1"}, pids: map[uint32][]uint32{2: {10}}}
+	addrs["/run/netns/empty"] = []netip.Addr{netip.MustParseAddr("10.9.9.9")} // no process in it
+	ns := &namespaces{self: 1, paths: map[uint32]string{1: "", 2: "/ns/1", 3: "/run/netns/empty"}, pids: map[uint32][]uint32{2: {10}}}
 	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	byAddr := func(hb flowbatch.Heartbeat) map[string]flowbatch.Ownership {
 		m := map[string]flowbatch.Ownership{}
@@ -33,6 +34,9 @@ func TestOwnersHeartbeatRanges(t *testing.T) {
 	}
 	if h := hb["192.0.2.10"]; h.Workload.Kind != flow.KindHost {
 		t.Fatalf("host address: %+v", h)
+	}
+	if e, ok := hb["10.9.9.9"]; ok {
+		t.Fatalf("a namespace without processes claimed an address: %+v", e)
 	}
 	// still held: the range keeps its start
 	hb = byAddr(o.heartbeat(ns, t0.Add(5*time.Second)))
