@@ -82,6 +82,8 @@ type held struct {
 	done    bool
 	partner *held
 	viaVIP  bool // joined to its partner through a Service address (verified once decided)
+
+	sameClient *held // the next older held record of the same client address and port
 }
 
 // Attributor holds records until they can be attributed, joins both ends and writes the
@@ -94,10 +96,10 @@ type Attributor struct {
 	log   *slog.Logger
 
 	mu       sync.Mutex
-	wheel    map[int64][]*held // by Unix second of the next check
-	cursor   int64             // next second Flush processes
-	order    []*held           // arrival order, for the full policy
-	byClient map[clientKey][]*held
+	wheel    map[int64][]*held   // by Unix second of the next check
+	cursor   int64               // next second Flush processes
+	order    []*held             // arrival order, for the full policy
+	byClient map[clientKey]*held // newest record of each client address and port; older ones via sameClient
 	held     int
 	out      []flow.Conn
 
@@ -118,7 +120,7 @@ func New(cfg Config, store *ownership.Store, sink Sink, now func() time.Time, re
 		log:      log.With("component", "attribute"),
 		wheel:    map[int64][]*held{},
 		cursor:   now().Unix(),
-		byClient: map[clientKey][]*held{},
+		byClient: map[clientKey]*held{},
 	}
 	if err := a.m.register(reg, a); err != nil {
 		return nil, err
@@ -182,41 +184,50 @@ func (a *Attributor) schedule(h *held, at time.Time) {
 // link pairs h with the other side's record of the same connection, if held.
 func (a *Attributor) link(h *held) {
 	k := h.in.clientKey()
-	list := a.byClient[k]
+	first := a.byClient[k]
 	var loose *held
 	looseN := 0
-	for _, c := range list {
+	for c := first; c != nil; c = c.sameClient {
 		switch a.matches(h, c) {
 		case exact:
 			h.partner, c.partner = c, h
-			a.byClient[k] = append(list, h)
-			return
+			loose, looseN = nil, 0
 		case viaVIP:
 			loose = c
 			looseN++
+		}
+		if h.partner != nil {
+			break
 		}
 	}
 	if looseN == 1 { // an ambiguous join is no join
 		h.partner, loose.partner = loose, h
 		h.viaVIP, loose.viaVIP = true, true
 	}
-	a.byClient[k] = append(list, h)
+	h.sameClient = first
+	a.byClient[k] = h
 }
 
+// unindex removes h from the records of its client address and port.
 func (a *Attributor) unindex(h *held) {
 	k := h.in.clientKey()
-	list := a.byClient[k]
-	for i, x := range list {
-		if x == h {
-			list = append(list[:i], list[i+1:]...)
+	first := a.byClient[k]
+	if first == h {
+		if h.sameClient == nil {
+			delete(a.byClient, k)
+		} else {
+			a.byClient[k] = h.sameClient
+		}
+		h.sameClient = nil
+		return
+	}
+	for c := first; c != nil; c = c.sameClient {
+		if c.sameClient == h {
+			c.sameClient = h.sameClient
 			break
 		}
 	}
-	if len(list) == 0 {
-		delete(a.byClient, k)
-	} else {
-		a.byClient[k] = list
-	}
+	h.sameClient = nil
 }
 
 // Flush decides every record due by now and writes the ready connections to the sink.
