@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -25,15 +26,17 @@ func runCollector(ctx context.Context, args []string) error {
 	fs := newFlagSet("collector")
 	cfg := ingest.DefaultConfig()
 	cfg.BindFlags(fs)
-	output := fs.String("output", "none", "what to do with ingested batches until the store exists: jsonl (to stdout) or none")
+	output := fs.String("output", "store", "store: attribute, aggregate and store what is ingested, serve the API and console on --listen; jsonl: only print ingested batches (to stdout); none: only ingest")
+	var pf pipelineFlags
+	pf.bind(fs)
 	metricsListen := fs.String("metrics-listen", "127.0.0.1:7409", "address of /metrics (empty: off)")
 	readyFile := fs.String("ready-file", "", "write the bound listen addresses (JSON) to this file once listening")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *output != "none" && *output != "jsonl" {
-		return usageError{fmt.Errorf("--output must be jsonl or none, not %q", *output)}
+	if *output != "none" && *output != "jsonl" && *output != "store" {
+		return usageError{fmt.Errorf("--output must be store, jsonl or none, not %q", *output)}
 	}
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
@@ -41,6 +44,11 @@ func runCollector(ctx context.Context, args []string) error {
 	log, err := newLogger(*logLevel)
 	if err != nil {
 		return err
+	}
+	if *output == "store" {
+		explicitSpool := false
+		fs.Visit(func(fl *flag.Flag) { explicitSpool = explicitSpool || fl.Name == "spool-dir" })
+		return runCollectorPipeline(ctx, cfg, explicitSpool, pf, *readyFile, log)
 	}
 	reg := prometheus.NewRegistry()
 	in, err := ingest.New(cfg, reg, log, time.Now)

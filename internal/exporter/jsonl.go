@@ -17,6 +17,7 @@ import (
 type JSONLines struct {
 	w   *bufio.Writer
 	buf []byte
+	enc flow.JSONEncoder
 }
 
 // NewJSONLines returns a sink writing to w. When w is a pipe, its buffer is raised to 1 MiB
@@ -31,7 +32,7 @@ func NewJSONLines(w io.Writer) *JSONLines {
 // Write writes records, one line each.
 func (j *JSONLines) Write(recs []flow.Record) error {
 	for i := range recs {
-		j.buf = flow.AppendJSON(j.buf[:0], &recs[i])
+		j.buf = j.enc.Append(j.buf[:0], &recs[i])
 		j.buf = append(j.buf, '\n')
 		if _, err := j.w.Write(j.buf); err != nil {
 			return fmt.Errorf("writing flow records: %w", err)

@@ -54,8 +54,9 @@ func BenchmarkAppendJSON(b *testing.B) {
 	r := sampleRecord()
 	r.Workload.Comm, r.Workload.CgroupPath = "nginx", "/kubepods.slice/pod"
 	var buf []byte
+	var e JSONEncoder
 	for b.Loop() {
-		buf = AppendJSON(buf[:0], &r)
+		buf = e.Append(buf[:0], &r)
 	}
 }
 
@@ -63,5 +64,22 @@ func BenchmarkMarshalJSON(b *testing.B) {
 	r := sampleRecord()
 	for b.Loop() {
 		_, _ = json.Marshal(r)
+	}
+}
+
+func TestJSONEncoderReusesSecondsCorrectly(t *testing.T) {
+	var e JSONEncoder
+	base := sampleRecord()
+	for i, d := range []time.Duration{0, 1, 999_999_999, time.Second, 61 * time.Second, -time.Hour} {
+		r := base
+		r.Start, r.End = r.Start.Add(d), r.End.Add(2*d)
+		fast, slow := e.Append(nil, &r), AppendJSON(nil, &r)
+		if string(fast) != string(slow) {
+			t.Fatalf("case %d: encoder with memory differs:\n%s\n%s", i, fast, slow)
+		}
+		var back Record
+		if err := json.Unmarshal(fast, &back); err != nil || !back.Start.Equal(r.Start) || !back.End.Equal(r.End) {
+			t.Fatalf("case %d: times do not round-trip: %v %v %v", i, err, back.Start, r.Start)
+		}
 	}
 }
