@@ -1,3 +1,5 @@
+//go:build !noduckdb
+
 package main
 
 import (
@@ -21,30 +23,6 @@ import (
 	"github.com/flowscope/flowscope/internal/store/duckdb"
 	"github.com/flowscope/flowscope/web"
 )
-
-// pipelineFlags are the collector's flags beyond the ingest's: where it stores, what it
-// serves, and where ownership comes from besides the exporters.
-type pipelineFlags struct {
-	dataDir, listen, networks, kubeconfig, cluster, memory string
-	inCluster, pprof                                       bool
-	window                                                 time.Duration
-}
-
-func (f *pipelineFlags) bind(fs interface {
-	StringVar(*string, string, string, string)
-	BoolVar(*bool, string, bool, string)
-	DurationVar(*time.Duration, string, time.Duration, string)
-}) {
-	fs.StringVar(&f.dataDir, "data-dir", "flowscope-data", "data directory of the store (and of the spool unless --spool-dir is given), with --output=store")
-	fs.StringVar(&f.listen, "listen", "127.0.0.1:7480", "address of the API, the console and /metrics, with --output=store")
-	fs.StringVar(&f.networks, "networks", "", "YAML file of named CIDRs (cloud services, on-premises networks); reloaded when it changes")
-	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster whose Pods, Services, EndpointSlices and Nodes name addresses")
-	fs.BoolVar(&f.inCluster, "kube-in-cluster", false, "read the Kubernetes API with the pod's service account")
-	fs.StringVar(&f.cluster, "cluster", "", "cluster name given to the Kubernetes workloads")
-	fs.StringVar(&f.memory, "store-memory", "1GB", "DuckDB memory limit")
-	fs.DurationVar(&f.window, "holding-window", time.Minute, "how long a flow waits for ownership covering its start before it is attributed or marked unattributed")
-	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ on --listen")
-}
 
 // runCollectorPipeline runs the whole collector: ingest → attribution → aggregation → the
 // embedded store, with the API and the console.
