@@ -226,18 +226,49 @@ func exchange(t *testing.T, cli, srv endpoint, addr netip.Addr, up, down int64) 
 	return clientPort, serverPort
 }
 
-// sides waits for the final records of both sides of the connection between the two ports.
+// sides waits for the final records of both sides of the connection between the two ports and
+// returns each side's records summed (a connection may also have interim records: the sum of
+// its records is its total), with the final record's other fields.
 func sides(t *testing.T, r *running, cport, sport uint16) (client, server flow.Record) {
 	t.Helper()
-	got := r.cap.waitFor(t, 2, 10*time.Second, func(f *flow.Record) bool {
-		return !f.Interim && ((f.LocalPort == cport && f.RemotePort == sport) || (f.LocalPort == sport && f.RemotePort == cport))
-	})
-	for _, f := range got {
+	match := func(f *flow.Record) bool {
+		return (f.LocalPort == cport && f.RemotePort == sport) || (f.LocalPort == sport && f.RemotePort == cport)
+	}
+	r.cap.waitFor(t, 2, 10*time.Second, func(f *flow.Record) bool { return !f.Interim && match(f) })
+	var cs, ss []flow.Record
+	for _, f := range r.cap.matching(match) {
 		if f.LocalPort == cport {
-			client = f
+			cs = append(cs, f)
 		} else {
-			server = f
+			ss = append(ss, f)
 		}
 	}
-	return client, server
+	return sumRecords(t, cs), sumRecords(t, ss)
+}
+
+// sumRecords adds up one side's records into its final record.
+func sumRecords(t *testing.T, recs []flow.Record) flow.Record {
+	t.Helper()
+	var sum flow.Record
+	for _, f := range recs {
+		if f.Interim {
+			t.Logf("interim record before the close (start_known=%v): %+v", f.StartKnown, f)
+			sum.BytesSent += f.BytesSent
+			sum.BytesReceived += f.BytesReceived
+			sum.Retransmits += f.Retransmits
+			sum.BytesRetransmitted += f.BytesRetransmitted
+			sum.SegsSent += f.SegsSent
+			sum.SegsReceived += f.SegsReceived
+			continue
+		}
+		fin := f
+		fin.BytesSent += sum.BytesSent
+		fin.BytesReceived += sum.BytesReceived
+		fin.Retransmits += sum.Retransmits
+		fin.BytesRetransmitted += sum.BytesRetransmitted
+		fin.SegsSent += sum.SegsSent
+		fin.SegsReceived += sum.SegsReceived
+		sum = fin
+	}
+	return sum
 }
