@@ -77,6 +77,11 @@ func TestInterimRecordsSumToTotal(t *testing.T) {
 		})
 		sent, recv, interims := sumSide(t, recs)
 		t.Logf("%s: %d records, %d interim", side.name, len(recs), interims)
+		for _, r := range recs {
+			if !r.StartKnown || r.Direction == flow.DirectionUnknown {
+				t.Errorf("%s: a connection opened under the exporter lost its start or role: %+v", side.name, r)
+			}
+		}
 		if interims < 2 {
 			t.Errorf("%s: %d interim records, want ≥ 2", side.name, interims)
 		}

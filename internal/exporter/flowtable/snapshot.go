@@ -154,9 +154,9 @@ func (t *Table) trackNew(k uint64, e *tracer.Event, out []flow.Record) []flow.Re
 
 // maybeInterim stores c and appends an interim record if one is due.
 func (t *Table) maybeInterim(k uint64, c conn, e *tracer.Event, out []flow.Record) []flow.Record {
-	now := t.pass.now
-	due := c.lastReport == 0 && (!c.startKnown || now-c.start >= uint64(t.cfg.Interval)) ||
-		c.lastReport != 0 && now-c.lastReport >= uint64(t.cfg.Interval)
+	now, iv := t.pass.now, uint64(t.cfg.Interval)
+	due := c.lastReport == 0 && (!c.startKnown || since(now, c.start) >= iv) ||
+		c.lastReport != 0 && since(now, c.lastReport) >= iv
 	if due {
 		out = append(out, t.interim(&c, e, now))
 	}
@@ -175,4 +175,13 @@ func (t *Table) interim(c *conn, e *tracer.Event, now uint64) flow.Record {
 	c.resetsSent = 0
 	t.stats.Interims++
 	return r
+}
+
+// since is now−then, or 0 when then is later: a pass takes its time when it begins, and a
+// socket opened while the pass runs starts after it.
+func since(now, then uint64) uint64 {
+	if now <= then {
+		return 0
+	}
+	return now - then
 }

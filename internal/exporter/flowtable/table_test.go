@@ -276,3 +276,16 @@ func TestServerTakesListenerProcess(t *testing.T) {
 		t.Fatalf("server record: %+v", out)
 	}
 }
+
+// A socket opened after a pass began (its namespace read later in the pass) starts after the
+// pass's time: it is young, not due.
+func TestSocketOpenedDuringPassIsNotDue(t *testing.T) {
+	tb := newTable(Config{Interval: 30 * time.Second})
+	e := ev(tracer.KindSnapshot, tracer.StateEstablished, tracer.FlagActive|tracer.FlagStartKnown, 1001, 0)
+	e.StartNs, e.EndNs = 100*sec+5, 100*sec+9
+	tb.BeginPass(100 * sec)
+	out := tb.EndPass(func(uint32) bool { return true }, tb.SnapshotChunk(e.Netns, []tracer.Event{e}, nil))
+	if len(out) != 0 {
+		t.Fatalf("a young socket got an interim record: %+v", out)
+	}
+}
