@@ -61,7 +61,7 @@ func runCollector(ctx context.Context, args []string) error {
 	if err := in.Start(ctx); err != nil {
 		return err
 	}
-	stopMetrics, err := collectorMetrics(*metricsListen, reg, log)
+	stopMetrics, err := serveMetrics(*metricsListen, reg, log)
 	if err != nil {
 		in.Stop()
 		return err
@@ -90,8 +90,9 @@ func writeCollectorReady(path string, a ingest.Addrs) error {
 	return os.Rename(tmp, path)
 }
 
-// collectorMetrics serves /metrics on addr until the returned stop is called.
-func collectorMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (func(), error) {
+// serveMetrics serves /metrics of reg on addr until the returned stop is called (for the
+// commands that serve no API: the exporter, and the collector without the store).
+func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (func(), error) {
 	if addr == "" {
 		return func() {}, nil
 	}
@@ -106,7 +107,7 @@ func collectorMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (
 	go func() {
 		defer close(done)
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server failed", "component", "collector", "err", err)
+			log.Error("metrics server failed", "err", err)
 		}
 	}()
 	return func() { srv.Close(); <-done }, nil

@@ -142,7 +142,7 @@ func runExporter(ctx context.Context, args []string) error {
 	if f.output == "collector" {
 		opts.Ship = &tcfg
 	}
-	stopMetrics, err := collectorMetrics(f.metrics, opts.Registry, log)
+	stopMetrics, err := serveMetrics(f.metrics, opts.Registry, log)
 	if err != nil {
 		return err
 	}
