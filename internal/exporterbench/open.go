@@ -99,16 +99,4 @@ func RunOpen(ctx context.Context, exe string, n int) (OpenResult, error) {
 	return res, nil
 }
 
-func currentRSS(pid int) uint64 {
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	var kb uint64
-	for _, line := range splitLines(string(st)) {
-		if _, err := fmt.Sscanf(line, "VmRSS: %d kB", &kb); err == nil {
-			return kb * 1024
-		}
-	}
-	return 0
-}
+func currentRSS(pid int) uint64 { return statusKB(pid, "VmRSS") * 1024 }

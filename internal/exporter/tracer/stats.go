@@ -2,9 +2,6 @@ package tracer
 
 import (
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 
 	"github.com/cilium/ebpf"
 )
@@ -55,21 +52,16 @@ func (t *Tracer) Counters() (KernelCounters, error) {
 }
 
 // MapMemory returns the bytes the tracer's maps pin in kernel memory, as the kernel accounts
-// them (the memlock line of each map's fdinfo).
+// them (memlock).
 func (t *Tracer) MapMemory() uint64 {
 	var total uint64
 	for _, m := range []*ebpf.Map{t.maps.Events, t.maps.Slots, t.maps.Counters} {
 		if m == nil {
 			continue
 		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", m.FD()))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "memlock:"); ok {
-				n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-				total += n
+		if info, err := m.Info(); err == nil {
+			if v, ok := info.Memlock(); ok {
+				total += v
 			}
 		}
 	}
