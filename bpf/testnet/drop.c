@@ -1,7 +1,7 @@
 //go:build ignore
 
 // drop: a TCX ingress program for tests. It drops a random fraction of the TCP packets that
-// carry payload and every SYN to one destination port, so tests can cause retransmits and
+// carry payload, or deterministically every Nth of them, and every SYN to one destination port, so tests can cause retransmits and
 // connect timeouts on a receive path (this kernel has no netem). Go sets the behaviour through
 // the drop_config map and reads what happened from the drop_counters map.
 
@@ -25,7 +25,8 @@ struct drop_settings {
 	__u64 payload_threshold; // drop a payload packet when a 32-bit random number is below this (2^32 = all)
 	__u16 port;              // when non-zero, payload drops apply only to packets from or to this port
 	__u16 syn_port;          // when non-zero, drop every SYN (without ACK) to this destination port
-	__u32 pad;
+	__u32 payload_every;     // when non-zero, drop every Nth payload packet (deterministic)
+	__u64 payload_seq;       // payload packets counted for payload_every (shared by all CPUs)
 };
 
 // Indexes of drop_counters.
@@ -140,6 +141,14 @@ int drop_ingress(struct __sk_buff *skb)
 	if (cfg->port && v.sport != cfg->port && v.dport != cfg->port)
 		return TC_ACT_UNSPEC;
 	count(COUNTER_PAYLOAD);
+	if (cfg->payload_every) {
+		__u64 seq = __sync_fetch_and_add(&cfg->payload_seq, 1) + 1;
+		if (seq % cfg->payload_every == 0) {
+			count(COUNTER_PAYLOAD_DROP);
+			return TC_ACT_SHOT;
+		}
+		return TC_ACT_UNSPEC;
+	}
 	if ((__u64)bpf_get_prandom_u32() < cfg->payload_threshold) {
 		count(COUNTER_PAYLOAD_DROP);
 		return TC_ACT_SHOT;

@@ -17,6 +17,9 @@ type DropConfig struct {
 	// PayloadFraction of the TCP packets carrying payload to drop at random, 0..1. Packets are
 	// counted as the device receives them: over veth a GSO packet may carry many segments.
 	PayloadFraction float64
+	// PayloadEvery, when non-zero, drops every Nth payload packet instead (PayloadFraction is
+	// then ignored), so a test sees at least one drop whenever N packets pass.
+	PayloadEvery uint32
 	// Port, when non-zero, limits payload drops to packets from or to this TCP port.
 	Port uint16
 	// SYNPort, when non-zero, drops every SYN (without ACK) to this destination port, so
@@ -91,6 +94,7 @@ func (d *Dropper) Set(cfg DropConfig) error {
 		PayloadThreshold: uint64(math.Round(cfg.PayloadFraction * (1 << 32))),
 		Port:             cfg.Port,
 		SynPort:          cfg.SYNPort,
+		PayloadEvery:     cfg.PayloadEvery,
 	}
 	if err := d.objs.DropConfig.Put(uint32(0), v); err != nil {
 		return fmt.Errorf("configuring drop program: %w", err)

@@ -18,7 +18,8 @@ type dropDropSettings struct {
 	PayloadThreshold uint64
 	Port             uint16
 	SynPort          uint16
-	Pad              uint32
+	PayloadEvery     uint32
+	PayloadSeq       uint64
 }
 
 // Names of all BPF objects in the ELF.

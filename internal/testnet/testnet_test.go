@@ -214,6 +214,23 @@ func TestDropPayloadCausesRetransmits(t *testing.T) {
 	}
 }
 
+func TestDropEveryNthIsExact(t *testing.T) {
+	testgate.BPF(t)
+	t.Parallel()
+	p := testnet.NewPair(t, testnet.Options{})
+	ln := listen(t, p.B, p.B.Addr4)
+	d := testnet.NewDropper(t, p.A, p.A.Veth, testnet.DropConfig{PayloadEvery: 5})
+	transfer(t, p.A, ln, 10_000, 2_000_000)
+	n, err := d.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("counts %+v", n)
+	if n.Payload < 5 || n.PayloadDropped != n.Payload/5 {
+		t.Errorf("dropped %d of %d payload packets, want exactly every 5th", n.PayloadDropped, n.Payload)
+	}
+}
+
 func TestDropSYNTimesOut(t *testing.T) {
 	testgate.BPF(t)
 	t.Parallel()
