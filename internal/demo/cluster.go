@@ -101,6 +101,7 @@ type workload struct {
 
 type node struct {
 	name, exporter, boot string
+	zone                 string // topology.kubernetes.io/zone
 	ip                   netip.Addr
 	skew                 time.Duration
 	free                 []netip.Addr
@@ -116,13 +117,14 @@ type node struct {
 // clock converts a true time to this node's clock.
 func (n *node) clock(t time.Time) time.Time { return t.Add(n.skew) }
 
+var zones = []string{"zone-a", "zone-b", "zone-c"}
 var namespaces = []string{"shop", "payments", "platform"}
 var workloadNames = []string{"frontend", "cart", "checkout", "catalog", "auth", "orders", "search", "ledger", "users", "reviews", "stock", "mailer"}
 
 func (c *Cluster) build() {
 	for i := range c.cfg.Nodes {
 		n := &node{
-			name: fmt.Sprintf("node-%d", i+1), exporter: fmt.Sprintf("exporter-node-%d", i+1), boot: fmt.Sprintf("boot-%d", c.cfg.Seed),
+			name: fmt.Sprintf("node-%d", i+1), zone: zones[i%len(zones)], exporter: fmt.Sprintf("exporter-node-%d", i+1), boot: fmt.Sprintf("boot-%d", c.cfg.Seed),
 			ip: netip.AddrFrom4([4]byte{192, 168, 0, byte(10 + i)}), created: c.cfg.Start.Add(-24 * time.Hour),
 			skew: time.Duration((c.rng.Float64()*2 - 1) * float64(c.cfg.ClockSkew)),
 		}

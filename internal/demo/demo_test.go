@@ -33,8 +33,8 @@ func TestAcceptance(t *testing.T) {
 func checkAcceptance(t *testing.T, res *Result) {
 	t.Helper()
 	r := res.Report
-	t.Logf("conns %d (truth %d, attributable %d), attributed %.5f, unattributed %v, joined %d/%d (%.4f), disagreements %d, IPs reused %d",
-		r.Conns, r.Truth, r.Attributable, r.AttributedShare(), r.Unattributed, r.Joined, r.BothObserved, r.JoinedShare(), r.Disagreements, res.Reused)
+	t.Logf("conns %d (truth %d, attributable %d), attributed %.5f, unattributed %v, joined %d/%d (%.4f), disagreements %d, IPs reused %d, pod ends zoned %d/%d",
+		r.Conns, r.Truth, r.Attributable, r.AttributedShare(), r.Unattributed, r.Joined, r.BothObserved, r.JoinedShare(), r.Disagreements, res.Reused, r.PodEndsZoned, r.PodEnds)
 	for i, m := range r.Misattributed {
 		if i == 20 {
 			t.Errorf("... %d more", len(r.Misattributed)-20)
@@ -44,6 +44,9 @@ func checkAcceptance(t *testing.T, res *Result) {
 	}
 	if r.AttributedShare() < 0.999 {
 		t.Errorf("attributed share %.5f < 0.999", r.AttributedShare())
+	}
+	if r.PodEndsZoned < r.PodEnds*999/1000 {
+		t.Errorf("only %d of %d pod endpoints carry their zone", r.PodEndsZoned, r.PodEnds)
 	}
 	if r.JoinedShare() < 0.99 {
 		t.Errorf("joined share %.5f < 0.99", r.JoinedShare())

@@ -43,7 +43,7 @@ func meta(ns, name, uid string, created time.Time) metav1.ObjectMeta {
 
 func (c *Cluster) emitInitialObjects() {
 	for _, n := range c.nodes {
-		c.kube(watch.Added, NodeObject(n.name, n.ip.String(), n.created), c.cfg.Start)
+		c.kube(watch.Added, NodeObject(n.name, n.zone, n.ip.String(), n.created), c.cfg.Start)
 	}
 	for _, w := range c.workloads {
 		if w.kind != "Deployment" {
@@ -61,9 +61,10 @@ func (c *Cluster) emitInitialObjects() {
 
 func ptr[T any](v T) *T { return &v }
 
-// NodeObject is a Node with one InternalIP.
-func NodeObject(name, ip string, created time.Time) *corev1.Node {
+// NodeObject is a Node in a zone with one InternalIP.
+func NodeObject(name, zone, ip string, created time.Time) *corev1.Node {
 	n := &corev1.Node{ObjectMeta: meta("", name, "node-uid-"+name, created)}
+	n.Labels = map[string]string{corev1.LabelTopologyZone: zone}
 	n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}}
 	return n
 }

@@ -64,7 +64,7 @@ func (c *Cluster) openConnection(start time.Time) {
 	cn.cport = uint16(32768 + (cn.cid*7919)%28000)
 	dur := time.Duration(math.Min(c.rng.ExpFloat64()*0.2, 5) * float64(time.Second))
 	cn.end = start.Add(time.Millisecond + dur)
-	tr := &TrueConn{ClientUID: cl.uid, ClientWorkload: w.ns + "/" + w.name}
+	tr := &TrueConn{ClientUID: cl.uid, ClientWorkload: w.ns + "/" + w.name, ClientZone: cl.node.zone}
 	cn.truth = tr
 	switch d := w.deps[c.rng.IntN(len(w.deps))]; {
 	case c.rng.Float64() < c.cfg.ExternalShare:
@@ -81,7 +81,7 @@ func (c *Cluster) openConnection(start time.Time) {
 		cn.server = c.holderAt(cn.dst, start)
 	}
 	if cn.server != nil {
-		tr.ServerUID, tr.ServerWorkload = cn.server.uid, cn.server.w.ns+"/"+cn.server.w.name
+		tr.ServerUID, tr.ServerWorkload, tr.ServerZone = cn.server.uid, cn.server.w.ns+"/"+cn.server.w.name, cn.server.node.zone
 		cn.serverSide = true
 		if cn.server.w.port != cn.dport || (cn.server.w == c.failing && start.Sub(c.cfg.Start) >= c.cfg.FailAfter) {
 			// Nothing listens on the dialled port (a stale address now held by another

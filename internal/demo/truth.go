@@ -13,8 +13,10 @@ type TrueConn struct {
 	ServerKey      string `json:"server_key,omitempty"` // the server exporter's, when it observed the connection
 	ClientUID      string `json:"client_uid"`
 	ClientWorkload string `json:"client_workload"`           // namespace/workload
+	ClientZone     string `json:"client_zone"`               // the client pod's node's zone
 	ServerUID      string `json:"server_uid,omitempty"`      // empty: external, or nobody held the address
 	ServerWorkload string `json:"server_workload,omitempty"` // namespace/workload
+	ServerZone     string `json:"server_zone,omitempty"`     // the server pod's node's zone
 	Service        string `json:"service,omitempty"`         // namespace/name of the Service dialled
 	Network        string `json:"network,omitempty"`         // named network dialled
 	ServerObserved bool   `json:"server_observed"`
@@ -66,6 +68,8 @@ type Report struct {
 	Joined        int            // of those, written as one joined connection
 	Disagreements int            // joined connections flagged as disagreeing
 	Unknown       int            // written connections the truth does not know
+	PodEnds       int            // endpoints attributed to a pod
+	PodEndsZoned  int            // of those, endpoints carrying their node's zone
 	Missing       []string       // true connections never written (client keys)
 }
 
@@ -114,6 +118,12 @@ func (t *Truth) Verify(conns []flow.Conn) *Report {
 				ok = false
 				continue
 			}
+			if e.ep.Kind == flow.EndpointPod {
+				r.PodEnds++
+				if e.ep.Zone != "" {
+					r.PodEndsZoned++
+				}
+			}
 			if why := tc.wrong(e.side, e.ep); why != "" {
 				r.Misattributed = append(r.Misattributed, fmt.Sprintf("%s %s %s:%d named %s: %s", c.ConnKey, e.side, e.ep.Addr, e.ep.Port, e.ep.Name(), why))
 			}
@@ -136,9 +146,9 @@ func (t *Truth) Verify(conns []flow.Conn) *Report {
 
 // wrong explains why ep is not the truth's end of the connection ("" when it is).
 func (tc *TrueConn) wrong(side string, ep *flow.Endpoint) string {
-	uid, workload := tc.ClientUID, tc.ClientWorkload
+	uid, workload, zone := tc.ClientUID, tc.ClientWorkload, tc.ClientZone
 	if side == "server" {
-		uid, workload = tc.ServerUID, tc.ServerWorkload
+		uid, workload, zone = tc.ServerUID, tc.ServerWorkload, tc.ServerZone
 		switch ep.Kind {
 		case flow.EndpointNetwork:
 			if ep.Network != tc.Network {
@@ -160,6 +170,9 @@ func (tc *TrueConn) wrong(side string, ep *flow.Endpoint) string {
 	}
 	if ep.Workload != "" && ep.Namespace+"/"+ep.Workload != workload {
 		return "the pod belongs to " + workload
+	}
+	if ep.Zone != "" && ep.Zone != zone {
+		return "the pod runs in zone " + zone
 	}
 	return ""
 }

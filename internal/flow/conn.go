@@ -44,6 +44,7 @@ type Endpoint struct {
 	Pod            string            `json:"pod,omitempty"`
 	PodUID         string            `json:"pod_uid,omitempty"`
 	Node           string            `json:"node,omitempty"`
+	Zone           string            `json:"zone,omitempty"` // the node's topology.kubernetes.io/zone, for pods, nodes and host workloads
 	ServiceAccount string            `json:"service_account,omitempty"`
 	Service        string            `json:"service,omitempty"` // Service name when Kind is service
 	Network        string            `json:"network,omitempty"` // named network when Kind is network

@@ -59,7 +59,7 @@ func resultEndpoint(r ownership.Result, addr flowAddr) flow.Endpoint {
 func (h *held) localEndpoint() flow.Endpoint {
 	r := &h.in.Record
 	if h.localReason != "" {
-		return flow.Endpoint{Addr: r.LocalAddr, Port: r.LocalPort, Kind: flow.EndpointUnattributed, Reason: h.localReason, PodUID: h.local.PodUID, Node: h.in.Node}
+		return flow.Endpoint{Addr: r.LocalAddr, Port: r.LocalPort, Kind: flow.EndpointUnattributed, Reason: h.localReason, PodUID: h.local.PodUID, Node: h.in.Node, Zone: h.local.Zone}
 	}
 	return h.local.Endpoint(r.LocalAddr, r.LocalPort)
 }

@@ -100,14 +100,14 @@ func (in *Input) connKey() string {
 func localOwner(store *ownership.Store, in *Input) (ownership.Owner, bool) {
 	w := &in.Record.Workload
 	host := func(kind, name string) (ownership.Owner, bool) {
-		return ownership.Owner{Kind: flow.EndpointHost, Node: in.Node, Workload: name, WorkloadKind: kind}, true
+		return ownership.Owner{Kind: flow.EndpointHost, Node: in.Node, Zone: store.NodeZone(in.Node), Workload: name, WorkloadKind: kind}, true
 	}
 	switch w.Kind {
 	case flow.KindPod:
 		if o, ok := store.Resolve(w.PodUID); ok {
 			return o, true
 		}
-		return ownership.Owner{Kind: flow.EndpointPod, PodUID: w.PodUID}, false
+		return ownership.Owner{Kind: flow.EndpointPod, PodUID: w.PodUID, Zone: store.NodeZone(in.Node)}, false
 	case flow.KindContainer:
 		return host("container", w.ContainerID)
 	case flow.KindUnit:
@@ -115,7 +115,7 @@ func localOwner(store *ownership.Store, in *Input) (ownership.Owner, bool) {
 	case flow.KindCgroup:
 		return host("cgroup", w.CgroupPath)
 	case flow.KindHost:
-		return ownership.Owner{Kind: flow.EndpointNode, Node: in.Node}, in.Node != ""
+		return ownership.Owner{Kind: flow.EndpointNode, Node: in.Node, Zone: store.NodeZone(in.Node)}, in.Node != ""
 	}
 	return ownership.Owner{}, false
 }

@@ -239,9 +239,14 @@ func (t *Tracker) ServiceDeleted(s *corev1.Service) {
 	t.set("svc/"+s.Namespace+"/"+s.Name+"/"+string(s.UID), time.Time{}, nil)
 }
 
-// Node records a node's addresses.
+// ZoneLabel is the Node label naming the node's zone.
+const ZoneLabel = corev1.LabelTopologyZone // topology.kubernetes.io/zone
+
+// Node records a node's addresses and zone (its pods' owners carry the zone too).
 func (t *Tracker) Node(n *corev1.Node) {
-	owner := ownership.Owner{Kind: flow.EndpointNode, Cluster: t.cfg.Cluster, Node: n.Name, Workload: n.Name, WorkloadKind: "Node"}
+	zone := n.Labels[ZoneLabel]
+	t.store.SetNodeZone(n.Name, zone)
+	owner := ownership.Owner{Kind: flow.EndpointNode, Cluster: t.cfg.Cluster, Node: n.Name, Zone: zone, Workload: n.Name, WorkloadKind: "Node"}
 	var want []claimID
 	for _, a := range n.Status.Addresses {
 		if a.Type != corev1.NodeInternalIP && a.Type != corev1.NodeExternalIP {
@@ -256,6 +261,7 @@ func (t *Tracker) Node(n *corev1.Node) {
 
 // NodeDeleted records that a node is gone.
 func (t *Tracker) NodeDeleted(n *corev1.Node) {
+	t.store.SetNodeZone(n.Name, "")
 	t.set("node/"+n.Name+"/"+string(n.UID), time.Time{}, nil)
 }
 

@@ -11,12 +11,12 @@ import (
 type ownerID uint32
 
 // nShared is the number of owner fields shared by many owners, kept in the string table.
-const nShared = 9
+const nShared = 10
 
 // ownerKey is an owner in compact form: shared strings as string-table ids.
 type ownerKey struct {
 	kind uint8
-	strs [nShared]uint32 // cluster, namespace, workload, workload kind, node, service account, service, network, labels
+	strs [nShared]uint32 // cluster, namespace, workload, workload kind, node, service account, service, network, labels, zone
 	pod  string
 	uid  string
 }
@@ -53,7 +53,7 @@ func newOwners() owners {
 }
 
 func shared(o *Owner) [nShared]*string {
-	return [nShared]*string{&o.Cluster, &o.Namespace, &o.Workload, &o.WorkloadKind, &o.Node, &o.ServiceAccount, &o.Service, &o.Network, &o.Labels}
+	return [nShared]*string{&o.Cluster, &o.Namespace, &o.Workload, &o.WorkloadKind, &o.Node, &o.ServiceAccount, &o.Service, &o.Network, &o.Labels, &o.Zone}
 }
 
 func (t *owners) hash(k *ownerKey) uint64 {

@@ -199,17 +199,17 @@ func (s *Store) decide(e *entry, at int64, final bool) Result {
 	return Result{Reason: flow.ReasonGap}
 }
 
-// enrich replaces a pod owner by the richest owner known for its UID.
+// enrich replaces a pod owner by the richest owner known for its UID, and fills its zone.
 func (s *Store) enrich(o Owner) Owner {
 	if o.Kind != flow.EndpointPod || o.PodUID == "" || o.Workload != "" {
-		return o // not a pod, or named by Kubernetes already
+		return s.withZone(o) // not a pod, or named by Kubernetes already
 	}
 	if u, ok := s.uids[o.PodUID]; ok {
 		if r := s.o.get(u); r.detail() > o.detail() {
-			return r
+			return s.withZone(r)
 		}
 	}
-	return o
+	return s.withZone(o)
 }
 
 // unclaimed answers for an address no source has claimed within the horizon.

@@ -26,6 +26,7 @@ type Owner struct {
 	Pod            string
 	PodUID         string
 	Node           string
+	Zone           string // the node's topology.kubernetes.io/zone (filled from the node when unset)
 	ServiceAccount string
 	Service        string
 	Network        string
@@ -58,7 +59,7 @@ func SameIdentity(a, b Owner) bool {
 // detail counts the named fields of o: the richer of two owners of the same identity is shown.
 func (o Owner) detail() int {
 	n := 0
-	for _, s := range []string{o.Namespace, o.Workload, o.WorkloadKind, o.Pod, o.PodUID, o.Node, o.ServiceAccount, o.Service, o.Labels} {
+	for _, s := range []string{o.Namespace, o.Workload, o.WorkloadKind, o.Pod, o.PodUID, o.Node, o.Zone, o.ServiceAccount, o.Service, o.Labels} {
 		if s != "" {
 			n++
 		}
@@ -128,6 +129,7 @@ func (o Owner) Endpoint(addr netip.Addr, port uint16) flow.Endpoint {
 	e.Pod = o.Pod
 	e.PodUID = o.PodUID
 	e.Node = o.Node
+	e.Zone = o.Zone
 	e.ServiceAccount = o.ServiceAccount
 	e.Service = o.Service
 	e.Network = o.Network

@@ -94,7 +94,8 @@ type Store struct {
 	floor       int64              // compaction horizon: nothing older is known
 	uids        map[string]ownerID // pod UID → richest owner seen (holding a reference)
 	networks    *Networks
-	o           owners // interned owners, referenced by ranges and UID entries
+	zones       map[string]string // node name → its zone (topology.kubernetes.io/zone)
+	o           owners            // interned owners, referenced by ranges and UID entries
 
 	m metrics
 }
@@ -124,6 +125,7 @@ func New(cfg Config, now func() time.Time, reg prometheus.Registerer) (*Store, e
 		ports:     map[portKey]*entry{},
 		originIdx: map[string]uint16{"": 0},
 		uids:      map[string]ownerID{},
+		zones:     map[string]string{},
 		o:         newOwners(),
 	}
 	s.originSeen = []int64{0}
@@ -361,7 +363,40 @@ func (s *Store) Resolve(uid string) (Owner, bool) {
 	if !ok {
 		return Owner{}, false
 	}
-	return s.o.get(u), true
+	return s.withZone(s.o.get(u)), true
+}
+
+// maxZones bounds the node → zone map (nodes of one cluster: far fewer).
+const maxZones = 1 << 16
+
+// SetNodeZone records the zone of a node (topology.kubernetes.io/zone); "" forgets it. Owners
+// naming the node (its pods, the node itself, its host workloads) carry the zone when returned.
+func (s *Store) SetNodeZone(node, zone string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case zone == "":
+		delete(s.zones, node)
+	case len(s.zones) < maxZones || s.zones[node] != "":
+		s.zones[node] = zone
+	default:
+		s.m.rejected.WithLabelValues("full").Inc()
+	}
+}
+
+// NodeZone returns the zone of a node ("" when unknown).
+func (s *Store) NodeZone(node string) string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.zones[node]
+}
+
+// withZone fills o's zone from its node's when it has none.
+func (s *Store) withZone(o Owner) Owner {
+	if o.Zone == "" && o.Node != "" {
+		o.Zone = s.zones[o.Node]
+	}
+	return o
 }
 
 // Open records that a Kubernetes object holds an address from `from` on (a possible range,
