@@ -26,7 +26,7 @@ func NewJSONLines(w io.Writer) *JSONLines {
 	if f, ok := w.(*os.File); ok {
 		_, _ = unix.FcntlInt(f.Fd(), unix.F_SETPIPE_SZ, 1<<20) // fails harmlessly on non-pipes
 	}
-	return &JSONLines{w: bufio.NewWriterSize(w, 256<<10)}
+	return &JSONLines{w: bufio.NewWriterSize(w, 64<<10)}
 }
 
 // Write writes records, one line each.

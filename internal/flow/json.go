@@ -15,10 +15,13 @@ func AppendJSON(b []byte, r *Record) []byte {
 }
 
 // JSONEncoder is AppendJSON with memory: it formats the date and time of day once per second
-// for each of a record's two times, which is most of the work of a record. Not safe for
+// for each of a record's two times, and a workload once per run of records of that workload
+// (its strings are interned, so the comparison is mostly pointer equality). Not safe for
 // concurrent use; the zero value is ready.
 type JSONEncoder struct {
 	start, end secondCache
+	wl         Workload // the workload encoded last, and its JSON: records come in runs of one workload
+	wlJSON     []byte
 }
 
 // Append appends the JSON form of r to b.
@@ -33,7 +36,10 @@ func (e *JSONEncoder) Append(b []byte, r *Record) []byte {
 	b = appendStr(append(b, `,"direction":`...), string(r.Direction))
 	b = strconv.AppendUint(append(b, `,"netns":`...), uint64(r.Netns), 10)
 	b = strconv.AppendUint(append(b, `,"cgroup_id":`...), r.CgroupID, 10)
-	b = appendWorkload(append(b, `,"workload":`...), &r.Workload)
+	if r.Workload != e.wl || e.wlJSON == nil {
+		e.wl, e.wlJSON = r.Workload, appendWorkload(e.wlJSON[:0], &r.Workload)
+	}
+	b = append(append(b, `,"workload":`...), e.wlJSON...)
 	b = e.start.appendTime(append(b, `,"start":`...), r.Start)
 	b = e.end.appendTime(append(b, `,"end":`...), r.End)
 	b = strconv.AppendBool(append(b, `,"interim":`...), r.Interim)
@@ -89,12 +95,12 @@ type secondCache struct {
 // appendTime appends t in RFC 3339 with nanoseconds, as time.Time's MarshalJSON does; UTC
 // times (all the exporter writes) take a fast path.
 func (c *secondCache) appendTime(b []byte, t time.Time) []byte {
-	if t.Location() != time.UTC || t.Year() < 1000 || t.Year() > 9999 {
-		b = append(b, '"')
-		b = t.AppendFormat(b, time.RFC3339Nano)
-		return append(b, '"')
-	}
-	if sec := t.Unix(); !c.valid || sec != c.sec {
+	if sec := t.Unix(); !c.valid || sec != c.sec || t.Location() != time.UTC {
+		if t.Location() != time.UTC || t.Year() < 1000 || t.Year() > 9999 {
+			b = append(b, '"')
+			b = t.AppendFormat(b, time.RFC3339Nano)
+			return append(b, '"')
+		}
 		y, mo, d := t.Date()
 		h, mi, s := t.Clock()
 		p := c.prefix[:0]

@@ -83,3 +83,17 @@ func TestJSONEncoderReusesSecondsCorrectly(t *testing.T) {
 		}
 	}
 }
+
+func TestJSONEncoderFollowsWorkloadChanges(t *testing.T) {
+	var e JSONEncoder
+	a, b := sampleRecord(), sampleRecord()
+	b.Workload = Workload{Kind: KindUnit, Unit: "sshd.service", CgroupPath: "/system.slice/sshd.service", Pid: 7, Comm: "sshd"}
+	c := b
+	c.Workload.Pid = 8 // same workload strings, another process
+	for i, r := range []Record{a, b, b, c, a, {}} {
+		fast, slow := e.Append(nil, &r), AppendJSON(nil, &r)
+		if string(fast) != string(slow) {
+			t.Fatalf("record %d: encoder with memory differs:\n%s\n%s", i, fast, slow)
+		}
+	}
+}

@@ -22,6 +22,14 @@ func (t *Tracer) ReadEvents(buf []Event, deadline time.Time, max int) (_ []Event
 	if t.reader == nil {
 		return buf, 0, ErrClosed
 	}
+	if t.waiter != nil {
+		if uint64(t.reader.AvailableBytes()) < t.cfg.WakeBytes {
+			if err := t.waiter.wait(deadline); err != nil {
+				return buf, 0, err
+			}
+		}
+		deadline = time.Now() // the wait is over: read what is there without blocking
+	}
 	t.reader.SetDeadline(deadline)
 	var rec ringbuf.Record
 	for len(buf) < max {

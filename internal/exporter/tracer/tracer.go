@@ -68,6 +68,7 @@ type Tracer struct {
 	links    []link.Link
 	iter     *link.Iter
 	reader   *ringbuf.Reader
+	waiter   *ringWaiter // nil: the reader's own blocking wait
 	degraded []string
 	comms    comms
 	btf      *btf.Cache // kernel BTF, decoded once for all program loads; dropped after Open
@@ -100,6 +101,9 @@ func Open(cfg Config, log *slog.Logger) (_ *Tracer, err error) {
 	t.btf = nil // the parsed vmlinux BTF is many MB of heap, needed only while loading
 	if t.reader, err = ringbuf.NewReader(t.maps.Events); err != nil {
 		return nil, fmt.Errorf("opening the ring buffer: %w", err)
+	}
+	if t.waiter, err = newRingWaiter(t.maps.Events); err != nil {
+		log.Debug("waiting for the ring buffer in a system call", "error", err)
 	}
 	return t, nil
 }
@@ -151,6 +155,10 @@ func (t *Tracer) Degraded() []string { return t.degraded }
 // Close detaches and unloads everything. Safe to call more than once.
 func (t *Tracer) Close() error {
 	var errs []error
+	if t.waiter != nil {
+		errs = append(errs, t.waiter.close())
+		t.waiter = nil
+	}
 	if t.reader != nil {
 		errs = append(errs, t.reader.Close())
 		t.reader = nil

@@ -137,3 +137,35 @@ func TestMissingOptionalHookDegradesOnly(t *testing.T) {
 	}
 	t.Fatal("no close event with a degraded tracer")
 }
+
+// The reader waits in the runtime's poller; the kernel's forced wakeup, once the ring holds
+// WakeBytes, must end that wait long before the deadline.
+func TestForcedWakeupEndsTheWait(t *testing.T) {
+	tr := openTracer(t, Config{WakeBytes: 4 * eventSize})
+	if tr.waiter == nil {
+		t.Fatal("the ring buffer is not waited for in the runtime's poller")
+	}
+	type result struct {
+		n   int
+		err error
+		at  time.Duration
+	}
+	got := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		evs, _, err := tr.ReadEvents(nil, start.Add(20*time.Second), 1<<20)
+		got <- result{len(evs), err, time.Since(start)}
+	}()
+	time.Sleep(200 * time.Millisecond) // let the reader park first
+	for range 5 {
+		loopbackTransfer(t, "tcp4", "127.0.0.1:0", 10, 10)
+	}
+	r := <-got
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	t.Logf("woke after %v with %d events", r.at, r.n)
+	if r.n == 0 || r.at > 10*time.Second {
+		t.Errorf("the wait ended after %v with %d events; want a forced wakeup well before 20 s", r.at, r.n)
+	}
+}
