@@ -35,16 +35,19 @@ func runPolicy(ctx context.Context, args []string) error {
 	var q queryFlags
 	var files fileList
 	var allow, nsFile string
+	var kube kubeFlags
 	switch sub {
 	case "audit":
 		q.register(fs, "table or json")
 		fs.Var(&files, "f", "NetworkPolicy YAML file (repeatable; - for stdin, e.g. kubectl get networkpolicy -A -o yaml)")
 		fs.StringVar(&allow, "allow", "", "allow-list YAML file")
 		fs.StringVar(&nsFile, "namespace-labels", "", "YAML of Namespaces (kubectl get ns -o yaml) for namespaceSelectors")
+		kube.register(fs, "audit the cluster's NetworkPolicies too, with its namespace labels and pods' named ports, read from the Kubernetes API")
 	case "whatif":
 		q.register(fs, "table or json")
 		fs.Var(&files, "f", "proposed NetworkPolicy YAML file (repeatable; - for stdin)")
 		fs.StringVar(&nsFile, "namespace-labels", "", "YAML of Namespaces (kubectl get ns -o yaml) for namespaceSelectors")
+		kube.register(fs, "apply the proposal on top of the cluster's NetworkPolicies (read from the Kubernetes API, with namespace labels and pods' named ports) and report only what it newly blocks")
 	case "recommend":
 		q.register(fs, "yaml or json")
 		q.output = "yaml"
@@ -70,9 +73,14 @@ func runPolicy(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if kube.fromCluster {
+		if err := kube.fill(ctx, &req, sub == "whatif"); err != nil {
+			return err
+		}
+	}
 	if sub == "audit" {
 		if req.Allow == nil && len(req.Policies) == 0 {
-			return usageError{errors.New("audit needs --allow FILE, -f POLICIES or both")}
+			return usageError{errors.New("audit needs --allow FILE, -f POLICIES, --from-cluster (with NetworkPolicies in it) or a combination")}
 		}
 		var res api.AuditResult
 		raw, err := q.call(ctx, "POST", "/api/v1/policy/audit", q.values(), req, &res)
@@ -99,6 +107,9 @@ func runPolicy(ctx context.Context, args []string) error {
 		return err
 	}
 	_, err = fmt.Fprintf(queryOut, "\n%d observed flows would still be allowed.\n", res.AllowedFlows)
+	if err == nil && kube.fromCluster {
+		_, err = fmt.Fprintf(queryOut, "%d observed flows are already blocked by the cluster's current policies.\n", res.AlreadyBlockedFlows)
+	}
 	return err
 }
 

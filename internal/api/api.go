@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -113,14 +114,18 @@ func (s *server) wrap(h func(*http.Request, *params) (any, error)) http.Handler 
 	})
 }
 
-// rawJSON is an answer already encoded.
-type rawJSON []byte
+// streamer is an answer that encodes itself as JSON onto the response, piece by piece.
+type streamer interface {
+	WriteJSON(w io.Writer) error
+}
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	if raw, ok := v.(rawJSON); ok {
-		_, _ = w.Write(append(raw, '\n'))
+	if s, ok := v.(streamer); ok {
+		if s.WriteJSON(w) == nil {
+			_, _ = w.Write([]byte{'\n'})
+		}
 		return
 	}
 	_ = json.NewEncoder(w).Encode(v)
@@ -247,8 +252,7 @@ func (s *server) deps(r *http.Request, p *params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := g.AppendJSON(make([]byte, 0, 64<<10))
-	return rawJSON(b), err
+	return g, nil
 }
 
 func (s *server) top(r *http.Request, p *params) (any, error) {

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"time"
 
+	networkingv1 "k8s.io/api/networking/v1"
+
 	"github.com/flowscope/flowscope/internal/pathways"
 	"github.com/flowscope/flowscope/internal/policy"
 	"github.com/flowscope/flowscope/internal/specfile"
@@ -90,13 +92,15 @@ func (s *server) policyRequest(r *http.Request) (policy.Request, error) {
 	if err := decodeBody(r, &req); err != nil {
 		return req, err
 	}
-	for i := range req.Policies {
-		pol := &req.Policies[i]
-		if pol.Namespace == "" {
-			pol.Namespace = "default"
-		}
-		if err := policy.Validate(pol); err != nil {
-			return req, badf("policies[%d] %s/%s: %v", i, pol.Namespace, pol.Name, err)
+	for field, list := range map[string][]networkingv1.NetworkPolicy{"policies": req.Policies, "current": req.Current} {
+		for i := range list {
+			pol := &list[i]
+			if pol.Namespace == "" {
+				pol.Namespace = "default"
+			}
+			if err := policy.Validate(pol); err != nil {
+				return req, badf("%s[%d] %s/%s: %v", field, i, pol.Namespace, pol.Name, err)
+			}
 		}
 	}
 	return req, nil
@@ -151,6 +155,8 @@ type WhatIfResult struct {
 	Total        int                `json:"total"` // blocked groups before limit
 	Blocked      []policy.Violation `json:"blocked"`
 	AllowedFlows uint64             `json:"allowed_flows"`
+	// AlreadyBlockedFlows are flows the current policies (request field current) deny already.
+	AlreadyBlockedFlows uint64 `json:"already_blocked_flows,omitempty"`
 }
 
 func (s *server) policyWhatIf(r *http.Request, p *params) (any, error) {
@@ -165,11 +171,11 @@ func (s *server) policyWhatIf(r *http.Request, p *params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	blocked, allowed, err := policy.WhatIf(groups, req)
+	blocked, allowed, already, err := policy.WhatIf(groups, req)
 	if err != nil {
 		return nil, badRequest{err.Error()}
 	}
-	return WhatIfResult{From: p.From, To: p.To, Total: len(blocked), Blocked: p.truncate(blocked), AllowedFlows: allowed}, nil
+	return WhatIfResult{From: p.From, To: p.To, Total: len(blocked), Blocked: p.truncate(blocked), AllowedFlows: allowed, AlreadyBlockedFlows: already}, nil
 }
 
 func (p *params) truncate(v []policy.Violation) []policy.Violation {

@@ -2,6 +2,7 @@ package depgraph
 
 import (
 	"encoding/json"
+	"io"
 	"math"
 	"strconv"
 	"time"
@@ -11,9 +12,22 @@ import (
 // checks that), several times faster: the graph of a whole cluster has tens of thousands of
 // edges.
 func (g Graph) AppendJSON(b []byte) ([]byte, error) {
+	err := g.encode(b, func(p []byte) error { b = p; return nil }, math.MaxInt)
+	return b, err
+}
+
+// WriteJSON writes g to w as AppendJSON encodes it, in pieces of about 64 KiB, so that the
+// megabytes of a whole cluster's graph are never held at once.
+func (g Graph) WriteJSON(w io.Writer) error {
+	return g.encode(make([]byte, 0, 72<<10), func(p []byte) error { _, err := w.Write(p); return err }, 64<<10)
+}
+
+// encode appends g to b, handing b to flush (then reusing it from empty) whenever it holds
+// more than chunk bytes, and at the end.
+func (g Graph) encode(b []byte, flush func([]byte) error, chunk int) error {
 	nodes, err := json.Marshal(g.Nodes)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	b = append(b, `{"from":`...)
 	b = appendTime(b, g.From)
@@ -27,8 +41,14 @@ func (g Graph) AppendJSON(b []byte) ([]byte, error) {
 			b = append(b, ',')
 		}
 		b = g.Edges[i].appendJSON(b)
+		if len(b) > chunk {
+			if err := flush(b); err != nil {
+				return err
+			}
+			b = b[:0]
+		}
 	}
-	return append(b, "]}"...), nil
+	return flush(append(b, "]}"...))
 }
 
 func appendTime(b []byte, t time.Time) []byte {

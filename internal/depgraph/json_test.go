@@ -39,3 +39,37 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		t.Errorf("AppendJSON differs from encoding/json (-want +got):\n%s", diff)
 	}
 }
+
+// TestWriteJSONStreamsTheSameBytes: the streamed answer, written in pieces, is AppendJSON's.
+func TestWriteJSONStreamsTheSameBytes(t *testing.T) {
+	g := Graph{Nodes: []store.Node{}}
+	for i := range 3000 {
+		g.Edges = append(g.Edges, NewEdge(store.Edge{EdgeKey: store.EdgeKey{Src: "ns/a", Dst: "ns/b", Port: uint16(i), Direction: store.Internal},
+			Counters: store.Counters{Flows: uint64(i), Closed: 3, Reset: 1}}))
+	}
+	want, err := g.AppendJSON(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w countingWriter
+	if err := g.WriteJSON(&w); err != nil {
+		t.Fatal(err)
+	}
+	if w.writes < 3 {
+		t.Errorf("%d bytes written in %d pieces, want several", len(want), w.writes)
+	}
+	if string(w.b) != string(want) {
+		t.Errorf("WriteJSON differs from AppendJSON")
+	}
+}
+
+type countingWriter struct {
+	b      []byte
+	writes int
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.writes++
+	w.b = append(w.b, p...)
+	return len(p), nil
+}

@@ -19,11 +19,20 @@ type Namespace struct {
 
 // Request is what audit and what-if evaluate observed flows against.
 type Request struct {
-	Allow      *AllowList                   `json:"allow,omitempty"`
-	Policies   []networkingv1.NetworkPolicy `json:"policies,omitempty"`
+	Allow    *AllowList                   `json:"allow,omitempty"`
+	Policies []networkingv1.NetworkPolicy `json:"policies,omitempty"`
+	// Current (what-if only) are the policies in force: the proposed Policies apply on top of
+	// them (replacing those of the same namespace and name), and only flows that Current
+	// allows and the result blocks are reported.
+	Current    []networkingv1.NetworkPolicy `json:"current,omitempty"`
 	Namespaces []Namespace                  `json:"namespaces,omitempty"`
-	NamedPorts map[string]map[string]int32  `json:"named_ports,omitempty"` // workload id → port name → number
+	// NamedPorts gives container port numbers by name, for named ports in policies: keyed by
+	// pod (PodKey) or by workload id (all its pods); a pod's own entry wins.
+	NamedPorts map[string]map[string]int32 `json:"named_ports,omitempty"`
 }
+
+// PodKey is the NamedPorts key of a pod: "namespace/pod/name".
+func PodKey(namespace, pod string) string { return namespace + "/pod/" + pod }
 
 // Violation is a group of observed flows that a rule forbids.
 type Violation struct {
@@ -52,7 +61,14 @@ func (r Request) evaluator() (*Evaluator, error) {
 
 func (r Request) peer(e flow.Endpoint) Peer {
 	p := PeerOf(e)
-	p.NamedPorts = r.NamedPorts[e.Name()]
+	if e.Kind != flow.EndpointPod {
+		return p
+	}
+	if ports, ok := r.NamedPorts[PodKey(e.Namespace, e.Pod)]; ok && e.Pod != "" {
+		p.NamedPorts = ports
+	} else {
+		p.NamedPorts = r.NamedPorts[e.Name()]
+	}
 	return p
 }
 
@@ -79,23 +95,55 @@ func Audit(groups []store.FlowGroup, req Request) ([]Violation, error) {
 }
 
 // WhatIf returns the flow groups req.Policies would block, and how many flows they allow.
-func WhatIf(groups []store.FlowGroup, req Request) (blocked []Violation, allowedFlows uint64, err error) {
+// With req.Current, the proposed policies are applied on top of the current ones, and flows
+// the current policies already block are counted in alreadyBlocked instead of reported.
+func WhatIf(groups []store.FlowGroup, req Request) (blocked []Violation, allowedFlows, alreadyBlocked uint64, err error) {
 	req.Allow = nil
+	var cur *Evaluator
+	if len(req.Current) > 0 {
+		now := req
+		now.Policies = req.Current
+		if cur, err = now.evaluator(); err != nil {
+			return nil, 0, 0, fmt.Errorf("current policies: %w", err)
+		}
+		req.Policies = Overlay(req.Current, req.Policies)
+	}
 	ev, err := req.evaluator()
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	blocked = []Violation{}
 	for _, g := range groups {
-		if v := ev.Allow(req.peer(g.Client), req.peer(g.Server), g.Server.Port); !v.Allowed {
-			blocked = append(blocked, violation(g, "networkpolicy", v.Reason))
-		} else {
+		client, server := req.peer(g.Client), req.peer(g.Server)
+		v := ev.Allow(client, server, g.Server.Port)
+		switch {
+		case v.Allowed:
 			allowedFlows += g.Flows
+		case cur != nil && !cur.Allow(client, server, g.Server.Port).Allowed:
+			alreadyBlocked += g.Flows
+		default:
+			blocked = append(blocked, violation(g, "networkpolicy", v.Reason))
 		}
 	}
 	blocked = merge(blocked)
 	sortViolations(blocked)
-	return blocked, allowedFlows, nil
+	return blocked, allowedFlows, alreadyBlocked, nil
+}
+
+// Overlay applies proposed policies on top of current ones: a proposed policy replaces the
+// current one of the same namespace and name, as kubectl apply would.
+func Overlay(current, proposed []networkingv1.NetworkPolicy) []networkingv1.NetworkPolicy {
+	replaced := map[string]bool{}
+	for _, p := range proposed {
+		replaced[p.Namespace+"/"+p.Name] = true
+	}
+	out := make([]networkingv1.NetworkPolicy, 0, len(current)+len(proposed))
+	for _, p := range current {
+		if !replaced[p.Namespace+"/"+p.Name] {
+			out = append(out, p)
+		}
+	}
+	return append(out, proposed...)
 }
 
 // merge folds violations of the same workloads, port, rule and reason (different pods of a

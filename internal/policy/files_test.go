@@ -107,7 +107,7 @@ func TestRecommendedPoliciesParseAndBlockNothingObserved(t *testing.T) {
 	if diff := cmp.Diff(rec.Policies, parsed); diff != "" {
 		t.Errorf("round trip through YAML changed the policies:\n%s", diff)
 	}
-	blocked, allowed, err := WhatIf(groups, Request{Policies: parsed})
+	blocked, allowed, _, err := WhatIf(groups, Request{Policies: parsed})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestRecommendedPoliciesParseAndBlockNothingObserved(t *testing.T) {
 	// Least privilege: a path never observed is blocked.
 	unseen := groups[0]
 	unseen.Server.Port = 31337
-	if blocked, _, _ := WhatIf([]store.FlowGroup{unseen}, Request{Policies: parsed}); len(blocked) != 1 {
+	if blocked, _, _, _ := WhatIf([]store.FlowGroup{unseen}, Request{Policies: parsed}); len(blocked) != 1 {
 		t.Errorf("an unobserved port is not blocked by the recommendation")
 	}
 	var names []string

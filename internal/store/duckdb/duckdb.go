@@ -55,7 +55,7 @@ type Store struct {
 	stopped  error // set when ingestion stopped for good (the database failed)
 	dict     *dictionary
 	edges    *edgeKeys
-	levels   []*level // coarser levels rolled up from minute rows, finest first
+	levels   []*level // coarser levels rolled up from finer ones, finest first
 	lastTrim time.Time
 }
 
@@ -69,18 +69,30 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
 	path := filepath.Join(cfg.Dir, dbFile)
-	conn, err := duckdb.NewConnector(path, nil)
+	conn, err := duckdb.NewConnector(path, initConn)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
 	db := sql.OpenDB(conn)
 	s := &Store{cfg: cfg, path: path, db: db, log: cfg.Logger.With("component", "store"), now: cfg.Now, agg: aggregate.New(cfg.Aggregate),
-		levels: []*level{{table: "edges_10m", minutes: 10, meta: "rolled10_until"}, {table: "edges_hour", minutes: 60, meta: "rolled_until"}}}
+		levels: []*level{{table: "edges_10m", minutes: 10, meta: "rolled10_until"}, {table: "edges_hour", minutes: 60, meta: "rolled_until"},
+			{table: "edges_6h", minutes: 360, meta: "rolled6h_until"}}}
 	if err := s.init(ctx); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// perfectHashBits lets DuckDB group edge rows in a perfect hash table (an array indexed by
+// edge id) while edge ids span at most 2^17: a third less CPU for deps over a day of 30,000
+// edges than a hash table. Each query thread then holds up to 2^17 aggregate states (~20 MB).
+const perfectHashBits = 17
+
+// initConn configures every connection of the pool (these settings are per connection).
+func initConn(ex driver.ExecerContext) error {
+	_, err := ex.ExecContext(context.Background(), fmt.Sprintf(`SET perfect_ht_threshold = %d`, perfectHashBits), nil)
+	return err
 }
 
 func withDefaults(cfg Config) Config {
@@ -159,23 +171,33 @@ func (s *Store) loadState(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("reading rollup state: %w", err)
 		}
+		since, err := getMeta(ctx, s.db, l.meta+"_since")
+		if err != nil {
+			return fmt.Errorf("reading rollup state: %w", err)
+		}
 		if rolled == 0 {
+			// A new level (a new store, or one a migration added): it holds the blocks
+			// from now on; older ranges read the finer levels.
 			rolled = s.now().Unix() / 60 / l.minutes * l.minutes
-			if _, err := s.db.ExecContext(ctx, `INSERT OR REPLACE INTO meta VALUES (?, ?)`, l.meta, rolled); err != nil {
+			since = rolled
+			if _, err := s.db.ExecContext(ctx, `INSERT OR REPLACE INTO meta VALUES (?, ?), (?, ?)`, l.meta, rolled, l.meta+"_since", since); err != nil {
 				return fmt.Errorf("initialising rollup state: %w", err)
 			}
 		}
 		l.rolled.Store(rolled)
+		l.since.Store(since)
 	}
 	return nil
 }
 
-// level is a table of edge rows rolled up from minute rows into blocks of minutes.
+// level is a table of edge rows rolled up into blocks of minutes from the next finer level
+// (minute rows for the first).
 type level struct {
 	table   string
 	minutes int64
-	meta    string       // meta key of rolled
+	meta    string       // meta key of rolled (and, suffixed _since, of since)
 	rolled  atomic.Int64 // unix minute before which its rows are complete
+	since   atomic.Int64 // unix minute from which its rows are complete (0: from the start)
 }
 
 func (l *level) step() time.Duration { return time.Duration(l.minutes) * time.Minute }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -96,7 +97,7 @@ func TestEdgesMatchTruthAcrossMinuteAndHourLevels(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, l := range s.levels {
-		if got := time.Unix(l.rolled.Load()*60, 0).UTC(); got.Before(t0.Add(150 * time.Minute)) {
+		if got := time.Unix(l.rolled.Load()*60, 0).UTC(); got.Before(t0.Add(150 * time.Minute).Truncate(l.step())) {
 			t.Fatalf("%s rolled up until %s only", l.table, got)
 		}
 	}
@@ -132,6 +133,45 @@ func TestEdgesMatchTruthAcrossMinuteAndHourLevels(t *testing.T) {
 		" UNION ALL SELECT * FROM edges_minute WHERE t >= %d AND t < %d)", m+7, m+10, m+10, m+60, m+60, m+120, m+120, m+140, m+140, m+143)
 	if got := s.edgeSource(store.Range{From: t0.Add(7 * time.Minute), To: t0.Add(143 * time.Minute)}); got != want {
 		t.Errorf("plan\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestSixHourLevel: a day of flows rolls up to six-hour rows (from hour rows), and ranges
+// that cross them read each stretch once, matching the truth.
+func TestSixHourLevel(t *testing.T) {
+	clk := &clock{t: t0}
+	s := open(t, t.TempDir(), clk)
+	t.Cleanup(func() { s.Close() })
+	conns := flowgen.New(flowgen.Small).Conns(t0, 21*time.Hour, 21000)
+	load(t, s, clk, conns)
+	clk.add(time.Hour)
+	if err := s.Maintain(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	six := s.levels[len(s.levels)-1]
+	// The level exists from the first open (06:00, the block holding t0) on.
+	if six.table != "edges_6h" || six.since.Load() != t0.Truncate(6*time.Hour).Unix()/60 || six.rolled.Load() != t0.Add(20*time.Hour).Unix()/60 {
+		t.Fatalf("%s: since %d, rolled %d", six.table, six.since.Load(), six.rolled.Load())
+	}
+	for _, w := range [][2]time.Duration{{17 * time.Minute, 20*time.Hour + 37*time.Minute}, {2 * time.Hour, 20 * time.Hour}, {7*time.Hour + 55*time.Minute, 14*time.Hour + 1*time.Minute}} {
+		var in []flow.Conn
+		for _, c := range conns {
+			if !c.End.Before(t0.Add(w[0])) && c.End.Before(t0.Add(w[1])) {
+				in = append(in, c)
+			}
+		}
+		r := store.Range{From: t0.Add(w[0]), To: t0.Add(w[1])}
+		edges, err := s.Edges(t.Context(), store.EdgeQuery{Range: r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan := s.edgeSource(r)
+		if !strings.Contains(plan, "edges_6h") {
+			t.Errorf("range %v does not read six-hour rows: %s", w, plan)
+		}
+		if diff := cmp.Diff(truth(in), edgesMap(edges)); diff != "" {
+			t.Errorf("edges over %v (%s) differ (-want +got):\n%s", w, plan, diff)
+		}
 	}
 }
 
@@ -353,7 +393,12 @@ func TestMigratesVersion1(t *testing.T) {
 	dir := t.TempDir()
 	clk := &clock{t: t0}
 	s := open(t, dir, clk)
-	_, err := s.db.Exec(`DROP TABLE flows; DROP TABLE edges_minute; DROP TABLE edges_hour; DROP TABLE nodes; DROP TABLE endpoints; DROP TABLE meta; DROP TABLE edge_keys; DROP TABLE edges_10m;`)
+	// Back to an empty database: drop every table the current schema has.
+	var drop string
+	err := s.db.QueryRow(`SELECT string_agg('DROP TABLE ' || table_name, '; ') FROM information_schema.tables WHERE table_schema = 'main'`).Scan(&drop)
+	if err == nil {
+		_, err = s.db.Exec(drop)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -117,6 +117,13 @@ func (k *edgeKeys) rollbackLocked() {
 	clear(k.pendIdx)
 }
 
+// count is the number of edge keys known.
+func (k *edgeKeys) count() int {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return len(k.keys) - 1
+}
+
 func (k *edgeKeys) key(id uint32) edgeIDs {
 	k.mu.RLock()
 	defer k.mu.RUnlock()

@@ -133,14 +133,23 @@ func execDriver(dc driver.Conn, q string, args ...any) (driver.Result, error) {
 // rollup merges the minute edges of every completed block into each coarser level.
 func (s *Store) rollup(ctx context.Context) error {
 	grace := 2*s.agg.Grace() + 2*s.cfg.FlushEvery
-	for _, l := range s.levels {
+	for i, l := range s.levels {
+		var finer *level
+		if i > 0 {
+			finer = s.levels[i-1]
+		}
 		for {
 			rolled := l.rolled.Load()
 			next := rolled + l.minutes
-			if time.Unix(next*60, 0).Add(grace).After(s.now()) {
+			if time.Unix(next*60, 0).Add(grace).After(s.now()) || (finer != nil && finer.rolled.Load() < next) {
 				break
 			}
-			if err := s.rollupBlock(ctx, l, rolled, next); err != nil {
+			// The finer level's rows are fewer to read than minutes, where it has the block.
+			src := "edges_minute"
+			if finer != nil && rolled >= finer.since.Load() {
+				src = finer.table
+			}
+			if err := s.rollupBlock(ctx, l, src, rolled, next); err != nil {
 				return fmt.Errorf("rolling up %s at %s: %w", l.table, time.Unix(rolled*60, 0).UTC(), err)
 			}
 		}
@@ -148,8 +157,8 @@ func (s *Store) rollup(ctx context.Context) error {
 	return nil
 }
 
-func (s *Store) rollupBlock(ctx context.Context, l *level, from, to int64) error {
-	rows, err := s.readEdgeRows(ctx, "edges_minute", from, to)
+func (s *Store) rollupBlock(ctx context.Context, l *level, src string, from, to int64) error {
+	rows, err := s.readEdgeRows(ctx, src, from, to)
 	if err != nil {
 		return err
 	}
@@ -206,6 +215,7 @@ func (s *Store) trim(ctx context.Context, now time.Time) error {
 		{`DELETE FROM edges_minute WHERE t < ?`, now.Add(-r.Minute).Unix() / 60},
 		{`DELETE FROM edges_10m WHERE t < ?`, now.Add(-r.Minute).Unix() / 60},
 		{`DELETE FROM edges_hour WHERE t < ?`, now.Add(-r.Hour).Unix() / 60},
+		{`DELETE FROM edges_6h WHERE t < ?`, now.Add(-r.Hour).Unix() / 60},
 	}
 	s.wmu.Lock()
 	for _, st := range stmts {
@@ -318,11 +328,11 @@ func newMetrics(reg *prometheus.Registry, s *Store) *metrics {
 	return m
 }
 
-// ImportEdges writes edge rows directly at a level ("minute", "10m" or "hour"), bypassing raw flows:
+// ImportEdges writes edge rows directly at a level ("minute", "10m", "hour" or "6h"), bypassing raw flows:
 // for backfills and for the benchmark's synthetic history. Node ids in the keys are created as
 // plain nodes when unknown.
 func (s *Store) ImportEdges(ctx context.Context, level string, rows []store.EdgeRow) error {
-	table := map[string]string{"minute": "edges_minute", "10m": "edges_10m", "hour": "edges_hour"}[level]
+	table := map[string]string{"minute": "edges_minute", "10m": "edges_10m", "hour": "edges_hour", "6h": "edges_6h"}[level]
 	if table == "" {
 		return fmt.Errorf("unknown edge level %q", level)
 	}
@@ -350,10 +360,11 @@ func (s *Store) SetRolledUntil(ctx context.Context, t time.Time) error {
 	defer s.wmu.Unlock()
 	for _, l := range s.levels {
 		m := t.Unix() / 60 / l.minutes * l.minutes
-		if _, err := s.wconn.ExecContext(ctx, `INSERT OR REPLACE INTO meta VALUES (?, ?)`, l.meta, m); err != nil {
+		if _, err := s.wconn.ExecContext(ctx, `INSERT OR REPLACE INTO meta VALUES (?, ?), (?, 0)`, l.meta, m, l.meta+"_since"); err != nil {
 			return fmt.Errorf("setting rollup state: %w", err)
 		}
 		l.rolled.Store(m)
+		l.since.Store(0)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -16,9 +17,9 @@ import (
 )
 
 // edgeSource returns a SQL relation over the edge rows of r: for each stretch of r the
-// coarsest rolled-up rows that fit exactly (hours, then ten-minute blocks), minute rows for
-// the rest. Ranges are aligned outward to whole minutes.
-func (s *Store) edgeSource(r store.Range) string { return s.edgeSourceStep(r, time.Hour) }
+// coarsest rolled-up rows that fit exactly (six hours, hours, then ten-minute blocks), minute
+// rows for the rest. Ranges are aligned outward to whole minutes.
+func (s *Store) edgeSource(r store.Range) string { return s.edgeSourceStep(r, math.MaxInt64) }
 
 // edgeSourceStep is edgeSource for a caller that needs rows of at most step.
 func (s *Store) edgeSourceStep(r store.Range, step time.Duration) string {
@@ -41,7 +42,7 @@ func (s *Store) cover(from, to int64, levels []*level, parts []string) []string 
 		return append(parts, fmt.Sprintf("SELECT * FROM edges_minute WHERE t >= %d AND t < %d", from, to))
 	}
 	l, finer := levels[len(levels)-1], levels[:len(levels)-1]
-	a := (from + l.minutes - 1) / l.minutes * l.minutes
+	a := max((from+l.minutes-1)/l.minutes*l.minutes, l.since.Load())
 	b := min(to/l.minutes*l.minutes, l.rolled.Load())
 	if a >= b {
 		return s.cover(from, to, finer, parts)
@@ -123,11 +124,11 @@ func (s *Store) edgeFilter(q store.EdgeQuery) (string, bool) {
 	}), true
 }
 
-// Edges implements store.Querier.
-func (s *Store) Edges(ctx context.Context, q store.EdgeQuery) ([]store.Edge, error) {
+// edgesSQL is the query of Edges (false when no edge can match).
+func (s *Store) edgesSQL(q store.EdgeQuery) (string, bool) {
 	where, ok := s.edgeFilter(q)
 	if !ok {
-		return nil, nil
+		return "", false
 	}
 	if where != "" {
 		where = " WHERE " + where
@@ -136,17 +137,52 @@ func (s *Store) Edges(ctx context.Context, q store.EdgeQuery) ([]store.Edge, err
 	if !ok {
 		order = orderExpr[store.ByBytes]
 	}
-	sqlq := `SELECT edge, ` + sums + ` FROM ` + s.edgeSource(q.Range) + where + ` GROUP BY edge ORDER BY ` + order + ` DESC, edge`
+	sqlq := `SELECT edge, ` + sums + ` FROM ` + s.edgeSource(q.Range) + where + ` GROUP BY edge`
 	if q.Limit > 0 {
-		sqlq += " LIMIT " + strconv.Itoa(q.Limit)
+		// Without a limit, Edges orders the rows itself (by name on ties anyway).
+		sqlq += ` ORDER BY ` + order + ` DESC, edge LIMIT ` + strconv.Itoa(q.Limit)
+	}
+	return sqlq, true
+}
+
+// ExplainEdges runs the query of Edges under EXPLAIN ANALYZE and returns DuckDB's profile.
+func (s *Store) ExplainEdges(ctx context.Context, q store.EdgeQuery) (string, error) {
+	sqlq, ok := s.edgesSQL(q)
+	if !ok {
+		return "", nil
+	}
+	rows, err := s.db.QueryContext(ctx, "EXPLAIN ANALYZE "+sqlq)
+	if err != nil {
+		return "", fmt.Errorf("explaining edges: %w", err)
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return "", fmt.Errorf("explaining edges: %w", err)
+		}
+		b.WriteString(v)
+	}
+	return b.String(), rows.Err()
+}
+
+// Edges implements store.Querier.
+func (s *Store) Edges(ctx context.Context, q store.EdgeQuery) ([]store.Edge, error) {
+	sqlq, ok := s.edgesSQL(q)
+	if !ok {
+		return nil, nil
 	}
 	rows, err := s.db.QueryContext(ctx, sqlq)
 	if err != nil {
 		return nil, fmt.Errorf("querying edges: %w", err)
 	}
 	defer rows.Close()
-	var out []store.Edge
-	var ids []uint32
+	n := q.Limit
+	if n <= 0 {
+		n = s.edges.count()
+	}
+	out, ids := make([]store.Edge, 0, n), make([]uint32, 0, n)
 	for rows.Next() {
 		var e store.Edge
 		var id uint32
@@ -165,7 +201,7 @@ func (s *Store) Edges(ctx context.Context, q store.EdgeQuery) ([]store.Edge, err
 	for i := range perm {
 		perm[i] = i
 	}
-	sort.SliceStable(perm, func(a, b int) bool {
+	sort.Slice(perm, func(a, b int) bool {
 		x, y := &out[perm[a]], &out[perm[b]]
 		if vx, vy := x.Value(q.Order), y.Value(q.Order); vx != vy {
 			return vx > vy

@@ -56,6 +56,9 @@ var migrations = []string{
 	CREATE TABLE edges_hour_v5 AS SELECT t, edge, "flows"::BIGINT AS "flows", "bcs"::BIGINT AS "bcs", "bsc"::BIGINT AS "bsc", "opened"::BIGINT AS "opened", "closed"::BIGINT AS "closed", "refused"::BIGINT AS "refused", "timeout"::BIGINT AS "timeout", "reset"::BIGINT AS "reset", "retrans"::BIGINT AS "retrans", "peak"::BIGINT AS "peak", rtt FROM edges_hour ORDER BY t;
 	DROP TABLE edges_hour;
 	ALTER TABLE edges_hour_v5 RENAME TO edges_hour;`,
+	// 6: six-hour rows, rolled up from hours: a day not aligned to hours reads 3 to 5 of
+	// them instead of 22 hour rows per edge (deps over a day of 30,000 edges).
+	`CREATE TABLE edges_6h AS SELECT * FROM edges_hour LIMIT 0;`,
 }
 
 // SchemaVersion is the schema this build writes.

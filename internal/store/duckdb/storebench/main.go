@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/flowscope/flowscope/internal/api"
+	"github.com/flowscope/flowscope/internal/collector/aggregate"
 	"github.com/flowscope/flowscope/internal/depgraph"
 	"github.com/flowscope/flowscope/internal/flow"
 	"github.com/flowscope/flowscope/internal/flowgen"
@@ -41,6 +42,7 @@ func main() {
 	dir := flag.String("dir", "", "data directory (default: a temporary one, removed after)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the ingestion here")
 	qprofile := flag.String("queryprofile", "", "write a CPU profile of the queries here")
+	flag.BoolVar(&explain, "explain", false, "print DuckDB's EXPLAIN ANALYZE of the deps query (24 h, not aligned) and stop")
 	flag.Parse()
 	profile, queryProfile = *cpuprofile, *qprofile
 	if err := run(*flows, *batch, *workloads, *edgesPer, *minuteHours, *dir); err != nil {
@@ -49,7 +51,10 @@ func main() {
 	}
 }
 
-var profile, queryProfile string
+var (
+	profile, queryProfile string
+	explain               bool
+)
 
 // startProfile starts a CPU profile into path (nothing when empty); stop ends it.
 func startProfile(path string) (stop func(), err error) {
@@ -184,13 +189,22 @@ func queries(ctx context.Context, dir string, workloads, edgesPer, minuteHours i
 		rows = rows[:0]
 		return err
 	}
+	var block []store.EdgeRow // the hour rows of the current six hours
 	for h := range 24 {
 		ht := end.Add(time.Duration(h-24) * time.Hour)
 		for _, k := range keys {
 			rows = append(rows, row(rng, ht, k, 60))
 		}
+		block = append(block, rows...)
 		if err := flush("hour"); err != nil {
 			return err
+		}
+		if h%6 == 5 {
+			rows = aggregate.Rollup(block, 6*time.Hour)
+			block = block[:0]
+			if err := flush("6h"); err != nil {
+				return err
+			}
 		}
 		if h < 24-minuteHours {
 			continue
@@ -220,14 +234,19 @@ func queries(ctx context.Context, dir string, workloads, edgesPer, minuteHours i
 }
 
 func timeQueries(ctx context.Context, st *duckdb.Store, end time.Time, workloads int, keys []store.EdgeKey, minuteHours int, load time.Duration) error {
-	fmt.Printf("## Queries over 24 h of %d workloads, %d edges (%d hour rows, %d ten-minute rows, %d minute rows; built in %s)\n\n",
-		workloads, len(keys), 24*len(keys), minuteHours*6*len(keys), minuteHours*60*len(keys), load.Round(time.Second))
+	fmt.Printf("## Queries over 24 h of %d workloads, %d edges (%d six-hour rows, %d hour rows, %d ten-minute rows, %d minute rows; built in %s)\n\n",
+		workloads, len(keys), 4*len(keys), 24*len(keys), minuteHours*6*len(keys), minuteHours*60*len(keys), load.Round(time.Second))
+	odd := store.Range{From: end.Add(-24*time.Hour + 17*time.Minute), To: end.Add(-23 * time.Minute)}
+	if explain {
+		plan, err := st.ExplainEdges(ctx, store.EdgeQuery{Range: odd})
+		fmt.Println(plan)
+		return err
+	}
 	srv := httptest.NewServer(api.New(api.Config{Store: st, Now: func() time.Time { return end }}))
 	defer srv.Close()
 	fmt.Println("| answer | range | store query: wall / CPU | HTTP API (JSON): wall / CPU | target |")
 	fmt.Println("|---|---|---|---|---|")
 	day := store.Range{From: end.Add(-24 * time.Hour), To: end}
-	odd := store.Range{From: end.Add(-24*time.Hour + 17*time.Minute), To: end.Add(-23 * time.Minute)}
 	cases := []struct {
 		name, path, target string
 		r                  store.Range
