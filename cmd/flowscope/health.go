@@ -48,13 +48,37 @@ func runHealth(ctx context.Context, args []string) error {
 		}
 		fmt.Fprintln(queryOut)
 		rows = rows[:0]
-		for _, g := range part.groups {
-			rows = append(rows, []string{g.Name, fmt.Sprint(g.Out.Opened), fmt.Sprint(g.In.Opened), pct(g.FailureRate),
-				pct(g.RetransmitRate), us(g.RTTp50us), us(g.RTTp99us), string(g.Health)})
+		header := []string{part.title, "OPENED-OUT", "OPENED-IN", "FAIL%", "RETRANS%", "RTT50", "RTT99", "HEALTH"}
+		if part.title == "NODE" {
+			header = append(header[:1], append([]string{"ZONE"}, header[1:]...)...)
 		}
-		if err := table([]string{part.title, "OPENED-OUT", "OPENED-IN", "FAIL%", "RETRANS%", "RTT50", "RTT99", "HEALTH"}, rows); err != nil {
+		for _, g := range part.groups {
+			row := []string{g.Name, fmt.Sprint(g.Out.Opened), fmt.Sprint(g.In.Opened), pct(g.FailureRate),
+				pct(g.RetransmitRate), us(g.RTTp50us), us(g.RTTp99us), string(g.Health)}
+			if part.title == "NODE" {
+				row = append(row[:1], append([]string{orDash(g.Zone)}, row[1:]...)...)
+			}
+			rows = append(rows, row)
+		}
+		if err := table(header, rows); err != nil {
 			return err
 		}
 	}
-	return nil
+	if len(rep.ZonePaths) == 0 {
+		return nil
+	}
+	fmt.Fprintln(queryOut)
+	rows = rows[:0]
+	for _, p := range rep.ZonePaths {
+		rows = append(rows, []string{p.From, p.To, fmt.Sprint(p.Opened), human(p.BytesClientToServer + p.BytesServerToClient),
+			pct(p.FailureRate), pct(p.RetransmitRate), us(p.RTTp50us), us(p.RTTp99us), string(p.Health)})
+	}
+	return table([]string{"FROM ZONE", "TO ZONE", "OPENED", "BYTES", "FAIL%", "RETRANS%", "RTT50", "RTT99", "HEALTH"}, rows)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -27,6 +27,9 @@ type Config struct {
 // Small is the fixed data set of the golden tests: 3 namespaces of 4 workloads.
 var Small = Config{Seed: 42, Namespaces: 3, WorkloadsPerNS: 4, PodsPerWorkload: 2, Nodes: 3, EdgesPerWorkload: 2}
 
+// Zone is the zone of node i: nodes alternate between zone-a and zone-b.
+func Zone(node int) string { return fmt.Sprintf("zone-%c", 'a'+node%2) }
+
 // Workload is a generated workload.
 type Workload struct {
 	Namespace, Name string
@@ -66,9 +69,10 @@ func New(cfg Config) *Cluster {
 		for w := range cfg.WorkloadsPerNS {
 			wl := &Workload{Namespace: ns, Name: fmt.Sprintf("app%d", w), Port: uint16(8000 + w%4*80)}
 			for p := range cfg.PodsPerWorkload {
+				node := (n + w + p) % max(cfg.Nodes, 1)
 				wl.Pods = append(wl.Pods, flow.Endpoint{Addr: ip, Kind: flow.EndpointPod, Namespace: ns, Workload: wl.Name,
 					WorkloadKind: "Deployment", Pod: fmt.Sprintf("%s-%d", wl.Name, p), PodUID: fmt.Sprintf("uid-%s-%s-%d", ns, wl.Name, p),
-					Node: fmt.Sprintf("node%d", (n+w+p)%max(cfg.Nodes, 1)), Labels: map[string]string{"app": wl.Name, "tier": fmt.Sprint("t", w%2)}})
+					Node: fmt.Sprintf("node%d", node), Zone: Zone(node), Labels: map[string]string{"app": wl.Name, "tier": fmt.Sprint("t", w%2)}})
 				ip = ip.Next()
 			}
 			wl.Service = &flow.Endpoint{Addr: svcIP, Port: 80, Kind: flow.EndpointService, Namespace: ns, Service: wl.Name}

@@ -19,6 +19,21 @@ type Report struct {
 	Edges []EdgeHealth  `json:"edges"`
 	Nodes []GroupHealth `json:"nodes"`
 	Zones []GroupHealth `json:"zones"`
+	// ZonePaths are the connections from one zone to another (the same zone included; "-"
+	// for ends without a zone, such as those outside the cluster), busiest first.
+	ZonePaths []ZonePath `json:"zone_paths"`
+}
+
+// ZonePath is the availability of the connections from one zone to another.
+type ZonePath struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+	store.Counters
+	FailureRate    float64         `json:"failure_rate"`
+	RetransmitRate float64         `json:"retransmit_rate"`
+	RTTp50us       uint32          `json:"rtt_p50_us"`
+	RTTp99us       uint32          `json:"rtt_p99_us"`
+	Health         depgraph.Health `json:"health"`
 }
 
 // EdgeHealth is one edge's availability.
@@ -28,7 +43,8 @@ type EdgeHealth struct {
 }
 
 // GroupHealth is the availability of a Kubernetes node's or zone's workloads (as clients for
-// RTT and retransmits; connections in both roles).
+// RTT and retransmits; connections in both roles). For a zone, Out counts the connections its
+// workloads opened, In those they accepted (from any zone, or from outside).
 type GroupHealth struct {
 	Name           string          `json:"name"`
 	Zone           string          `json:"zone,omitempty"`
@@ -56,7 +72,7 @@ func Build(ctx context.Context, st store.Querier, q store.EdgeQuery) (Report, er
 	if err != nil {
 		return Report{}, err
 	}
-	rep := Report{From: q.From, To: q.To, Edges: []EdgeHealth{}, Nodes: []GroupHealth{}, Zones: []GroupHealth{}}
+	rep := Report{From: q.From, To: q.To, Edges: []EdgeHealth{}, Nodes: []GroupHealth{}, Zones: []GroupHealth{}, ZonePaths: []ZonePath{}}
 	for _, e := range edges {
 		rep.Edges = append(rep.Edges, EdgeHealth{Edge: depgraph.NewEdge(e), PeakBytesPerSecond: float64(e.PeakBytesPerMinute) / 60})
 	}
@@ -64,29 +80,62 @@ func Build(ctx context.Context, st store.Querier, q store.EdgeQuery) (Report, er
 	if err != nil {
 		return Report{}, err
 	}
-	zones := map[string]*GroupHealth{}
 	for _, n := range nodes {
 		g := GroupHealth{Name: n.Node, Zone: n.Zone, Out: n.Out, In: n.In}
 		g.rtt.Merge(n.RTT)
 		rep.Nodes = append(rep.Nodes, finish(g))
-		if n.Zone == "" {
-			continue
-		}
-		z := zones[n.Zone]
-		if z == nil {
-			z = &GroupHealth{Name: n.Zone}
-			zones[n.Zone] = z
-		}
-		z.Out.Add(n.Out)
-		z.In.Add(n.In)
-		z.rtt.Merge(n.RTT)
 	}
-	for _, z := range zones {
-		rep.Zones = append(rep.Zones, finish(*z))
+	paths, err := st.ZoneHealth(ctx, q.Range)
+	if err != nil {
+		return Report{}, err
 	}
+	rep.Zones, rep.ZonePaths = zones(paths)
 	sort.Slice(rep.Nodes, func(i, j int) bool { return rep.Nodes[i].Name < rep.Nodes[j].Name })
-	sort.Slice(rep.Zones, func(i, j int) bool { return rep.Zones[i].Name < rep.Zones[j].Name })
 	return rep, nil
+}
+
+// zones sums zone paths per zone (as client: out, with RTT; as server: in) and rates each path.
+func zones(paths []store.ZoneStats) ([]GroupHealth, []ZonePath) {
+	byZone := map[string]*GroupHealth{}
+	group := func(name string) *GroupHealth {
+		g := byZone[name]
+		if g == nil {
+			g = &GroupHealth{Name: name}
+			byZone[name] = g
+		}
+		return g
+	}
+	out := make([]ZonePath, 0, len(paths))
+	for _, p := range paths {
+		zp := ZonePath{From: p.Client, To: p.Server, Counters: p.Counters}
+		zp.Health, zp.FailureRate, zp.RetransmitRate = depgraph.Classify(p.Counters)
+		zp.RTTp50us, zp.RTTp99us = p.RTT.Quantile(0.5), p.RTT.Quantile(0.99)
+		out = append(out, zp)
+		if p.Client != store.NoZone {
+			g := group(p.Client)
+			g.Out.Add(p.Counters)
+			g.rtt.Merge(p.RTT)
+		}
+		if p.Server != store.NoZone {
+			group(p.Server).In.Add(p.Counters)
+		}
+	}
+	groups := make([]GroupHealth, 0, len(byZone))
+	for _, g := range byZone {
+		groups = append(groups, finish(*g))
+	}
+	sort.Slice(groups, func(i, j int) bool { return groups[i].Name < groups[j].Name })
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if va, vb := a.Value(store.ByBytes), b.Value(store.ByBytes); va != vb {
+			return va > vb
+		}
+		if a.From != b.From {
+			return a.From < b.From
+		}
+		return a.To < b.To
+	})
+	return groups, out
 }
 
 func finish(g GroupHealth) GroupHealth {

@@ -43,6 +43,8 @@ type Querier interface {
 	Edges(ctx context.Context, q EdgeQuery) ([]Edge, error)
 	// NodeHealth aggregates traffic per Kubernetes node (both roles) over r.
 	NodeHealth(ctx context.Context, r Range) ([]NodeStats, error)
+	// ZoneHealth aggregates traffic per pair of zones (client's, server's) over r.
+	ZoneHealth(ctx context.Context, r Range) ([]ZoneStats, error)
 	// EdgeSeries returns the edge's per-step totals over r (step is a minute or an hour).
 	EdgeSeries(ctx context.Context, key EdgeKey, r Range, step time.Duration) ([]Point, error)
 	// Flows returns the most recent raw flows matching q, newest first.
@@ -88,9 +90,25 @@ const (
 	Egress   Direction = 3 // the server is outside
 	NodeOut  Direction = 4 // per-node totals of connections its workloads opened
 	NodeIn   Direction = 5 // per-node totals of connections its workloads accepted
+	ZonePath Direction = 6 // per pair of zones (ZoneNode ids): totals of connections from the first to the second
 )
 
-var directionNames = map[Direction]string{Internal: "internal", Ingress: "ingress", Egress: "egress", NodeOut: "node-out", NodeIn: "node-in"}
+var directionNames = map[Direction]string{Internal: "internal", Ingress: "ingress", Egress: "egress", NodeOut: "node-out", NodeIn: "node-in", ZonePath: "zone-path"}
+
+// NoZone stands for the zone of an end that has none (outside the cluster, or a node without
+// the topology.kubernetes.io/zone label) in zone paths.
+const NoZone = "-"
+
+// ZoneKind is the Node kind of zones (ids "zone/<name>"), the ends of zone paths.
+const ZoneKind flow.EndpointKind = "zone"
+
+// ZoneNode is the node id of a zone ("" for NoZone).
+func ZoneNode(zone string) string {
+	if zone == "" {
+		zone = NoZone
+	}
+	return "zone/" + zone
+}
 
 func (d Direction) String() string {
 	if s, ok := directionNames[d]; ok {
@@ -250,6 +268,15 @@ type NodeStats struct {
 	RTT  *sketch.Sketch `json:"-"`
 }
 
+// ZoneStats are the totals of the connections from one zone to another over a range (Client
+// or Server NoZone for ends without one).
+type ZoneStats struct {
+	Client string `json:"client"`
+	Server string `json:"server"`
+	Counters
+	RTT *sketch.Sketch `json:"-"`
+}
+
 // Point is one step of an edge's time series.
 type Point struct {
 	Time time.Time `json:"time"`
@@ -291,6 +318,7 @@ type Node struct {
 	Namespace    string            `json:"namespace,omitempty"`
 	Name         string            `json:"name"` // workload, Service, network or node name; the reason for unattributed
 	WorkloadKind string            `json:"workload_kind,omitempty"`
+	Zone         string            `json:"zone,omitempty"` // for Kubernetes nodes: topology.kubernetes.io/zone
 	Labels       map[string]string `json:"labels,omitempty"`
 }
 
@@ -306,7 +334,7 @@ func NodeOf(e flow.Endpoint) Node {
 	case flow.EndpointService:
 		n.Name = e.Service
 	case flow.EndpointNode:
-		n.Name, n.Namespace = e.Node, ""
+		n.Name, n.Namespace, n.Zone = e.Node, "", e.Zone
 	default:
 		n.Name = e.Workload
 	}

@@ -78,8 +78,8 @@ func New(cfg Config) *Aggregator {
 	return &Aggregator{cfg: cfg, minutes: map[int64]*bucket{}, open: map[string]int64{}}
 }
 
-// Keys returns the edge keys a connection contributes to: its edge and, for ends on a
-// Kubernetes node, the node totals.
+// Keys returns the edge keys a connection contributes to: its edge, for ends on a Kubernetes
+// node the node totals, and when either end has a zone the path between the two zones.
 func Keys(c flow.Conn) []store.EdgeKey {
 	k := store.EdgeKey{Src: c.Client.Name(), Dst: c.Server.Name(), Port: c.Server.Port, Direction: store.Internal}
 	if c.VIP != nil {
@@ -98,7 +98,18 @@ func Keys(c flow.Conn) []store.EdgeKey {
 	if c.Server.Node != "" && !store.Outside(c.Server) {
 		keys = append(keys, store.EdgeKey{Dst: "node/" + c.Server.Node, Direction: store.NodeIn})
 	}
+	if cz, sz := zoneOf(c.Client), zoneOf(c.Server); cz != "" || sz != "" {
+		keys = append(keys, store.EdgeKey{Src: store.ZoneNode(cz), Dst: store.ZoneNode(sz), Direction: store.ZonePath})
+	}
 	return keys
+}
+
+// zoneOf is an end's zone; ends outside the cluster have none.
+func zoneOf(e flow.Endpoint) string {
+	if store.Outside(e) {
+		return ""
+	}
+	return e.Zone
 }
 
 // Add aggregates one connection record; seq is its position in the store's ingestion order

@@ -36,10 +36,10 @@ type epEntry struct {
 // fastKey identifies an endpoint without hashing its labels (a pod's labels do not change the
 // pod's identity).
 type fastKey struct {
-	kind                                                    flow.EndpointKind
-	addr                                                    netip.Addr
-	port                                                    uint16
-	cluster, ns, workload, pod, uid, node, svc, net, reason string
+	kind                                                          flow.EndpointKind
+	addr                                                          netip.Addr
+	port                                                          uint16
+	cluster, ns, workload, pod, uid, node, zone, svc, net, reason string
 }
 
 func newDictionary() *dictionary {
@@ -112,7 +112,7 @@ func (d *dictionary) addEndpoint(id, node uint32, doc string, e flow.Endpoint) {
 
 func fastOf(e flow.Endpoint) fastKey {
 	return fastKey{kind: e.Kind, addr: e.Addr, port: e.Port, cluster: e.Cluster, ns: e.Namespace, workload: e.Workload,
-		pod: e.Pod, uid: e.PodUID, node: e.Node, svc: e.Service, net: e.Network, reason: string(e.Reason)}
+		pod: e.Pod, uid: e.PodUID, node: e.Node, zone: e.Zone, svc: e.Service, net: e.Network, reason: string(e.Reason)}
 }
 
 // canonical strips what a raw flow row stores separately: the port (except for a Service
@@ -130,8 +130,9 @@ func canonical(e flow.Endpoint, keepPort bool) flow.Endpoint {
 // pendingDict collects entries a write adds, to be inserted before the flows that use them
 // and published only once they are stored.
 type pendingDict struct {
-	nodes []pendingNode
-	eps   []pendingEp
+	nodes   []pendingNode
+	eps     []pendingEp
+	updates []pendingNode // stored nodes whose document changes (a Kubernetes node's zone)
 }
 
 type pendingNode struct {
@@ -212,6 +213,8 @@ func (d *dictionary) nodeByName(name string, p *pendingDict) (uint32, error) {
 		switch k {
 		case "node":
 			n = store.Node{ID: name, Kind: flow.EndpointNode, Name: rest}
+		case "zone":
+			n = store.Node{ID: name, Kind: store.ZoneKind, Name: rest}
 		case "network":
 			n = store.Node{ID: name, Kind: flow.EndpointNetwork, Name: rest}
 		default:
@@ -221,12 +224,46 @@ func (d *dictionary) nodeByName(name string, p *pendingDict) (uint32, error) {
 	return d.nodeID(n, p)
 }
 
+// k8sNode returns the id of the graph node of Kubernetes node name, allocating it in p if
+// new; a zone the stored node lacks (or had otherwise) is noted in p.updates.
+func (d *dictionary) k8sNode(name, zone string, p *pendingDict) (uint32, error) {
+	n := store.Node{ID: "node/" + name, Kind: flow.EndpointNode, Name: name, Zone: zone}
+	id, err := d.nodeID(n, p)
+	if err != nil || zone == "" {
+		return id, err
+	}
+	d.mu.RLock()
+	stored := int(id) < len(d.nodes)
+	if stored {
+		n = d.nodes[id]
+	}
+	d.mu.RUnlock()
+	if !stored || n.Zone == zone {
+		return id, nil
+	}
+	for _, u := range p.updates {
+		if u.id == id {
+			return id, nil
+		}
+	}
+	n.Zone = zone
+	b, err := json.Marshal(n)
+	if err != nil {
+		return 0, fmt.Errorf("encoding node: %w", err)
+	}
+	p.updates = append(p.updates, pendingNode{id: id, n: n, doc: string(b)})
+	return id, nil
+}
+
 // publish makes stored pending entries visible.
 func (d *dictionary) publish(p *pendingDict) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, n := range p.nodes {
 		d.addNode(n.id, n.n)
+	}
+	for _, n := range p.updates {
+		d.nodes[n.id] = n.n
 	}
 	for _, e := range p.eps {
 		d.addEndpoint(e.id, e.node, e.doc, e.e)

@@ -281,7 +281,10 @@ func (s *Store) NodeHealth(ctx context.Context, r store.Range) ([]store.NodeStat
 		}
 		if c = byNode[name]; c == nil {
 			c = &store.NodeStats{Node: strings.TrimPrefix(name, "node/"), RTT: &sketch.Sketch{}}
-			c.Zone = s.dict.node(mustID(s.dict.nodeIDOf(name))).Labels["topology.kubernetes.io/zone"]
+			n := s.dict.node(mustID(s.dict.nodeIDOf(name)))
+			if c.Zone = n.Zone; c.Zone == "" {
+				c.Zone = n.Labels["topology.kubernetes.io/zone"]
+			}
 			byNode[name] = c
 			order = append(order, name)
 		}
@@ -300,6 +303,20 @@ func (s *Store) NodeHealth(ctx context.Context, r store.Range) ([]store.NodeStat
 }
 
 func mustID(id uint32, _ bool) uint32 { return id }
+
+// ZoneHealth implements store.Querier.
+func (s *Store) ZoneHealth(ctx context.Context, r store.Range) ([]store.ZoneStats, error) {
+	edges, err := s.Edges(ctx, store.EdgeQuery{Range: r, Directions: []store.Direction{store.ZonePath}, WithRTT: true})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.ZoneStats, 0, len(edges))
+	for _, e := range edges {
+		out = append(out, store.ZoneStats{Client: strings.TrimPrefix(e.Src, "zone/"), Server: strings.TrimPrefix(e.Dst, "zone/"),
+			Counters: e.Counters, RTT: e.RTT})
+	}
+	return out, nil
+}
 
 // EdgeSeries implements store.Querier.
 func (s *Store) EdgeSeries(ctx context.Context, key store.EdgeKey, r store.Range, step time.Duration) ([]store.Point, error) {

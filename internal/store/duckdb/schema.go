@@ -59,6 +59,9 @@ var migrations = []string{
 	// 6: six-hour rows, rolled up from hours: a day not aligned to hours reads 3 to 5 of
 	// them instead of 22 hour rows per edge (deps over a day of 30,000 edges).
 	`CREATE TABLE edges_6h AS SELECT * FROM edges_hour LIMIT 0;`,
+	// 7: the zone of each endpoint (flow.Endpoint.Zone) as a column, so that raw flows can be
+	// grouped by zone in SQL; per-zone edge rows are zone-path keys (direction 6) in edge_keys.
+	`ALTER TABLE endpoints ADD COLUMN zone VARCHAR;`,
 }
 
 // SchemaVersion is the schema this build writes.

@@ -95,10 +95,10 @@ func (s *Store) ids(c *flow.Conn, out *[3]uint32, p *pendingDict) error {
 			return err
 		}
 	}
-	// Node totals use graph nodes named node/<name>: make sure they exist.
-	for _, n := range []string{c.Client.Node, c.Server.Node} {
-		if n != "" {
-			if _, err := s.dict.nodeByName("node/"+n, p); err != nil {
+	// Node totals use graph nodes named node/<name>, with the node's zone: make sure they exist.
+	for _, e := range []*flow.Endpoint{&c.Client, &c.Server} {
+		if e.Node != "" {
+			if _, err := s.dict.k8sNode(e.Node, e.Zone, p); err != nil {
 				return err
 			}
 		}
@@ -107,7 +107,7 @@ func (s *Store) ids(c *flow.Conn, out *[3]uint32, p *pendingDict) error {
 }
 
 func (s *Store) storeDict(ctx context.Context, p *pendingDict) error {
-	if len(p.nodes) == 0 && len(p.eps) == 0 {
+	if len(p.nodes) == 0 && len(p.eps) == 0 && len(p.updates) == 0 {
 		return nil
 	}
 	// Appenders, not INSERTs: a new cluster brings thousands of endpoints at once. Nodes go
@@ -122,9 +122,14 @@ func (s *Store) storeDict(ctx context.Context, p *pendingDict) error {
 				return err
 			}
 		}
+		for _, u := range p.updates {
+			if _, err := execDriver(dc, `UPDATE nodes SET doc = ? WHERE id = ?`, u.doc, u.id); err != nil {
+				return err
+			}
+		}
 		rows := make([][]driver.Value, len(p.eps))
 		for i, e := range p.eps {
-			rows[i] = []driver.Value{e.id, e.node, e.doc}
+			rows[i] = []driver.Value{e.id, e.node, e.doc, nullable(e.e.Zone)}
 		}
 		return appendAll(ctx, dc, "endpoints", rows)
 	})
