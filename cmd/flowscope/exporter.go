@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/bits"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"time"
@@ -138,6 +139,7 @@ func runExporter(ctx context.Context, args []string) error {
 		Loop: exporter.Config{Table: flowtable.Config{Interval: f.interval, MaxConns: f.maxTracked, ResetEvents: true},
 			PollInterval: f.poll, SummaryEvery: summary},
 		Out: os.Stdout, CPUBudget: f.cpuBudget, BPFStats: f.bpfStats, Registry: prometheus.NewRegistry(), Log: log,
+		ReleaseStartup: true, // this process is only an exporter
 	}
 	if f.output == "collector" {
 		opts.Ship = &tcfg
@@ -157,6 +159,11 @@ func runExporter(ctx context.Context, args []string) error {
 			return fmt.Errorf("starting the CPU profile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if os.Getenv("GOGC") == "" {
+		// The loop allocates nothing per record, so collecting at 1.5× the live heap instead of
+		// 2× costs little CPU and keeps the resident set near what the tracked sockets need.
+		debug.SetGCPercent(50)
 	}
 	return exporter.RunNode(ctx, opts)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/flowscope/flowscope/internal/exporter/adapt"
 	"github.com/flowscope/flowscope/internal/exporter/identity"
 	"github.com/flowscope/flowscope/internal/exporter/tracer"
+	"github.com/flowscope/flowscope/internal/residency"
 	"github.com/flowscope/flowscope/internal/transport"
 )
 
@@ -33,6 +34,9 @@ type NodeOptions struct {
 	Registry  *prometheus.Registry
 	Log       *slog.Logger
 	Ready     func() // called once the programs are attached (nil: nothing)
+	// ReleaseStartup drops the executable's start-up pages from the resident set once the
+	// programs are loaded: right for a process that is only an exporter (see package residency).
+	ReleaseStartup bool
 }
 
 // RunNode runs an exporter until ctx ends, then flushes: with a transport, what was handed to
@@ -69,6 +73,13 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	}
 	defer tr.Close()
 	debug.FreeOSMemory() // loading decoded the kernel's BTF (tens of MB): give it back now
+	if o.ReleaseStartup {
+		if n, err := residency.ReleaseExecutable(); err != nil {
+			log.Warn("releasing start-up pages", "error", err)
+		} else {
+			log.Debug("released start-up pages of the executable", "bytes", n)
+		}
+	}
 	if o.BPFStats {
 		stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
 		if err != nil {
