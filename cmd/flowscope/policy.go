@@ -210,11 +210,16 @@ func printViolations(vs []policy.Violation, total int, none string) error {
 	}()
 	rows := make([][]string, 0, len(vs))
 	for _, v := range vs {
-		client := v.Client.Name()
-		if v.Client.Addr.IsValid() && v.Client.Kind != "pod" {
+		client, server := v.Client.Name(), fmt.Sprintf("%s:%d", v.Server.Name(), v.Port)
+		clientOutside := v.Client.Addr.IsValid() && v.Client.Kind != "pod"
+		switch {
+		case v.Addresses > 1 && clientOutside:
+			client += fmt.Sprintf(" (%d addresses)", v.Addresses)
+		case v.Addresses > 1:
+			server += fmt.Sprintf(" (%d addresses)", v.Addresses)
+		case clientOutside:
 			client += " (" + v.Client.Addr.String() + ")"
 		}
-		server := fmt.Sprintf("%s:%d", v.Server.Name(), v.Port)
 		rows = append(rows, []string{client, server, fmt.Sprint(v.Flows), human(v.Bytes), v.Rule, v.Reason})
 	}
 	return table([]string{"CLIENT", "SERVER", "FLOWS", "BYTES", "RULE", "REASON"}, rows)

@@ -45,6 +45,10 @@ type Violation struct {
 	Last   time.Time     `json:"last"`
 	Rule   string        `json:"rule"` // "allow-list" or "networkpolicy"
 	Reason string        `json:"reason"`
+	// Addresses counts the distinct addresses of the ends outside the cluster merged into
+	// this violation (Client and Server show the first), when more than one.
+	Addresses int `json:"addresses,omitempty"`
+	addrs     map[[2]string]bool
 }
 
 func violation(g store.FlowGroup, rule, reason string) Violation {
@@ -147,20 +151,25 @@ func Overlay(current, proposed []networkingv1.NetworkPolicy) []networkingv1.Netw
 }
 
 // merge folds violations of the same workloads, port, rule and reason (different pods of a
-// workload) into one, keeping the first endpoints as representatives.
+// workload, different addresses of a network or of unattributed ends: the verdict's reason
+// names the rule that decided, so they were judged alike) into one, keeping the first
+// endpoints as representatives.
 func merge(vs []Violation) []Violation {
 	idx := map[string]int{}
 	out := vs[:0:0]
 	for _, v := range vs {
-		k := fmt.Sprintf("%s|%s|%s|%s|%d|%s|%s", v.Client.Name(), outsideAddr(v.Client), v.Server.Name(), outsideAddr(v.Server), v.Port, v.Rule, v.Reason)
+		k := fmt.Sprintf("%s|%s|%d|%s|%s", v.Client.Name(), v.Server.Name(), v.Port, v.Rule, v.Reason)
+		addr := [2]string{outsideAddr(v.Client), outsideAddr(v.Server)}
 		i, ok := idx[k]
 		if !ok {
 			idx[k] = len(out)
 			v.Client.Pod, v.Client.PodUID, v.Server.Pod, v.Server.PodUID = "", "", "", ""
+			v.addrs = map[[2]string]bool{addr: true}
 			out = append(out, v)
 			continue
 		}
 		m := &out[i]
+		m.addrs[addr] = true
 		m.Flows += v.Flows
 		m.Bytes += v.Bytes
 		if v.First.Before(m.First) {
@@ -169,6 +178,12 @@ func merge(vs []Violation) []Violation {
 		if v.Last.After(m.Last) {
 			m.Last = v.Last
 		}
+	}
+	for i := range out {
+		if n := len(out[i].addrs); n > 1 {
+			out[i].Addresses = n
+		}
+		out[i].addrs = nil
 	}
 	return out
 }
