@@ -2,9 +2,11 @@ package attribute
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -62,27 +64,42 @@ type clientKey struct {
 	port uint16
 }
 
-// held is one record in the holding window.
+// hash mixes the key into the byClient index key; records of keys that collide share a chain
+// (matches compares the keys themselves).
+func (k clientKey) hash() uint64 {
+	lo, hi := binary.LittleEndian.Uint64(k.addr[:8]), binary.LittleEndian.Uint64(k.addr[8:])
+	x := lo*0x9e3779b97f4a7c15 ^ hi*0xc2b2ae3d27d4eb4f ^ uint64(k.port)*0x165667b19e3779f9
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	return x
+}
+
+// held is one record in the holding window (recycled: see holding.go). Times are Unix
+// nanoseconds.
 type held struct {
 	in       Input
-	t        time.Time // the moment the remote end is attributed at
-	deadline time.Time // end of the holding window: decide with what is known
-	joinBy   time.Time // until when a decided record waits for its peer's record
+	t        int64 // the moment the remote end is attributed at
+	deadline int64 // end of the holding window: decide with what is known
+	joinBy   int64 // until when a decided record waits for its peer's record
 	backoff  time.Duration
+	gen      uint32
+	ck       clientKey     // the connection's client address and port
+	ckh      uint64        // ck.hash(): the byClient key
+	hint     ownership.Ref // the local pod's owner as the record's own claim found it (0: resolve by UID)
 
-	local       ownership.Owner
+	local       ownership.Ref // the local pod (when localHost and localReason are unset)
+	localHost   bool          // the local end is a host workload or the node (hostOwner)
 	localReason flow.Reason
 	localDone   bool
-	remote      ownership.Result // the peer: for a client the server it reached, for a server the client
 	remoteDone  bool
-	vip         *ownership.Result // for a translated client: the address it dialled (rare: a pointer keeps held small)
 	vipDone     bool
+	decided     bool
+	viaVIP      bool             // joined to its partner through a Service address (verified once decided)
+	remote      ownership.Answer // the peer: for a client the server it reached, for a server the client
+	vip         ownership.Answer // for a translated client: the address it dialled
 
-	decided bool
-	done    bool
-	partner *held
-	viaVIP  bool // joined to its partner through a Service address (verified once decided)
-
+	partner    *held
 	sameClient *held // the next older held record of the same client address and port
 }
 
@@ -96,12 +113,18 @@ type Attributor struct {
 	log   *slog.Logger
 
 	mu       sync.Mutex
-	wheel    map[int64][]*held   // by Unix second of the next check
-	cursor   int64               // next second Flush processes
-	order    []*held             // arrival order, for the full policy
-	byClient map[clientKey]*held // newest record of each client address and port; older ones via sameClient
+	wheel    wheel
+	cursor   int64            // next second Flush processes
+	order    fifo             // arrival order, for the full policy
+	byClient map[uint64]*held // newest record of each client address and port (hash); older ones via sameClient
 	held     int
 	out      []flow.Conn
+	vips     []flow.Endpoint // storage for Conn.VIP, in chunks handed to the sink
+	keys     []byte          // storage for Conn.ConnKey, likewise
+	free     []*held
+	claims   []ownership.Claim // Add's buffers: the local ends' claims, their records, the pods they found
+	claimOf  []ref
+	hints    []ownership.Ref
 
 	flushMu sync.Mutex // one Flush at a time
 	retry   []flow.Conn
@@ -109,18 +132,23 @@ type Attributor struct {
 	m metrics
 }
 
+// refHold is how long after a lookup its Ref may be rendered: a record is decided and
+// emitted within its window; the margin covers flushes delayed by a slow sink.
+func refHold(cfg Config) time.Duration { return 2*cfg.Window + time.Minute }
+
 // New returns an Attributor reading ownership from store and writing to sink.
 func New(cfg Config, store *ownership.Store, sink Sink, now func() time.Time, reg prometheus.Registerer, log *slog.Logger) (*Attributor, error) {
 	if store == nil || sink == nil || now == nil {
 		return nil, errors.New("attribute: store, sink and clock are required")
 	}
 	cfg.setDefaults()
+	store.HoldRefs(refHold(cfg))
 	a := &Attributor{
 		cfg: cfg, store: store, sink: sink, now: now,
 		log:      log.With("component", "attribute"),
-		wheel:    map[int64][]*held{},
+		wheel:    newWheel(cfg.Window),
 		cursor:   now().Unix(),
-		byClient: map[clientKey]*held{},
+		byClient: map[uint64]*held{},
 	}
 	if err := a.m.register(reg, a); err != nil {
 		return nil, err
@@ -132,11 +160,13 @@ func New(cfg Config, store *ownership.Store, sink Sink, now func() time.Time, re
 // returned error; the others are taken. Each record's local end is also an ownership claim.
 func (a *Attributor) Add(ins ...Input) error {
 	now := a.now()
-	lag := a.store.ReadyAt(now).Sub(now) // how long Kubernetes may take to speak about a moment
+	nowNs := now.UnixNano()
+	lag := int64(a.store.ReadyAt(now).Sub(now)) // how long Kubernetes may take to speak about a moment
 	var errs []error
-	claims := make([]ownership.Claim, 0, len(ins))
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	claims, claimOf := a.claims[:0], a.claimOf[:0]
+	taken := 0
 	for i := range ins {
 		in := &ins[i]
 		if err := validate(in); err != nil {
@@ -144,46 +174,58 @@ func (a *Attributor) Add(ins ...Input) error {
 			errs = append(errs, err)
 			continue
 		}
+		for a.held >= a.cfg.MaxHeld && a.forceOldest() {
+		}
+		h := a.alloc()
+		h.in = *in
+		h.ck = in.clientKey()
+		h.ckh = h.ck.hash()
+		h.t = lookupTime(&in.Record, a.cfg.LongConn).UnixNano()
+		h.deadline, h.joinBy = nowNs+int64(a.cfg.Window), nowNs+int64(a.cfg.JoinWait)
 		o := ownership.Owner{Kind: flow.EndpointPod, PodUID: in.Record.Workload.PodUID} // the store keeps the richest owner of the UID
 		if in.Record.Workload.Kind != flow.KindPod {
-			o, _ = localOwner(a.store, in)
+			o, _ = hostOwner(in)
 		}
 		if c, ok := claim(in, o); ok {
 			claims = append(claims, c)
+			claimOf = append(claimOf, ref{h: h, gen: h.gen})
 		}
-		for a.held >= a.cfg.MaxHeld {
-			a.forceOldest(now)
-		}
-		h := &held{in: *in, t: lookupTime(&in.Record, a.cfg.LongConn), deadline: now.Add(a.cfg.Window), joinBy: now.Add(a.cfg.JoinWait)}
 		a.link(h)
-		a.order = append(a.order, h)
+		a.order.push(h)
 		a.held++
-		a.m.received.Inc()
-		next := h.t.Add(lag)
-		if next.Before(now) {
-			next = now
-		}
-		a.schedule(h, minTime(next, h.deadline))
+		taken++
+		a.schedule(h, min(max(h.t+lag, nowNs), h.deadline))
 	}
-	_ = a.store.Observe(claims...) // bounded by the store; a rejected claim only costs coverage
+	a.m.received.Add(float64(taken))
+	a.m.flushCounts() // connections the full policy wrote
+	hints := slices.Grow(a.hints[:0], len(claims))[:len(claims)]
+	_ = a.store.ObserveLocal(claims, hints) // bounded by the store; a rejected claim only costs coverage
+	for i, r := range claimOf {
+		if r.live() { // (the full policy may have decided it already)
+			r.h.hint = hints[i]
+		}
+	}
+	clear(claims)
+	clear(claimOf)
+	a.claims, a.claimOf, a.hints = claims[:0], claimOf[:0], hints[:0]
 	if len(errs) > 0 {
 		return fmt.Errorf("attribute: %d of %d records rejected: %w", len(errs), len(ins), errors.Join(errs...))
 	}
 	return nil
 }
 
-func (a *Attributor) schedule(h *held, at time.Time) {
-	sec := at.Unix()
-	if at.Nanosecond() != 0 {
+// schedule makes h due at the second that ends at or after `at` (Unix nanoseconds).
+func (a *Attributor) schedule(h *held, at int64) {
+	sec := at / int64(time.Second)
+	if at%int64(time.Second) != 0 {
 		sec++
 	}
-	sec = max(sec, a.cursor)
-	a.wheel[sec] = append(a.wheel[sec], h)
+	a.wheel.add(max(sec, a.cursor), h)
 }
 
 // link pairs h with the other side's record of the same connection, if held.
 func (a *Attributor) link(h *held) {
-	k := h.in.clientKey()
+	k := h.ckh
 	first := a.byClient[k]
 	var loose *held
 	looseN := 0
@@ -210,7 +252,7 @@ func (a *Attributor) link(h *held) {
 
 // unindex removes h from the records of its client address and port.
 func (a *Attributor) unindex(h *held) {
-	k := h.in.clientKey()
+	k := h.ckh
 	first := a.byClient[k]
 	if first == h {
 		if h.sameClient == nil {
@@ -230,29 +272,23 @@ func (a *Attributor) unindex(h *held) {
 	h.sameClient = nil
 }
 
+// viewBatch is how many checks share one read lock of the store.
+const viewBatch = 4096
+
 // Flush decides every record due by now and writes the ready connections to the sink.
 func (a *Attributor) Flush(ctx context.Context) error {
 	a.flushMu.Lock()
 	defer a.flushMu.Unlock()
 	now := a.now()
 	a.mu.Lock()
-	for sec := a.cursor; sec <= now.Unix(); sec++ {
-		for due := a.wheel[sec]; len(due) > 0; due = a.wheel[sec] { // checks may reschedule into sec
-			delete(a.wheel, sec)
-			for _, h := range due {
-				if !h.done {
-					a.check(h, now)
-				}
-			}
-		}
-	}
-	a.cursor = max(a.cursor, now.Unix()+1)
-	a.trimOrder()
+	a.runDue(now)
+	a.m.flushCounts()
+	a.order.front() // drop finished records from the arrival order
 	out := a.out
 	if len(a.retry) > 0 {
 		out = append(a.retry, a.out...)
 	}
-	a.retry, a.out = nil, make([]flow.Conn, 0, len(out))
+	a.retry, a.out, a.vips = nil, make([]flow.Conn, 0, len(out)), nil
 	a.mu.Unlock()
 	if len(out) == 0 {
 		return nil
@@ -268,6 +304,44 @@ func (a *Attributor) Flush(ctx context.Context) error {
 	}
 	a.m.written.Add(float64(len(out)))
 	return nil
+}
+
+// runDue checks every record due by now, under one store View per viewBatch checks.
+func (a *Attributor) runDue(now time.Time) {
+	nowSec := now.Unix()
+	from := a.cursor
+	if span := int64(len(a.wheel.slots)); nowSec-from >= span {
+		from = nowSec - span + 1 // every slot once; each entry is checked if due
+	}
+	v := a.store.View()
+	n := 0
+	var later []ref
+	for sec := from; sec <= nowSec; sec++ {
+		for due := a.wheel.take(sec); len(due) > 0; due = a.wheel.take(sec) { // checks may reschedule into sec
+			for _, e := range due {
+				switch {
+				case !e.live():
+				case e.due > nowSec:
+					later = append(later, e) // a later round of this slot
+				default:
+					if n++; n%viewBatch == 0 {
+						v.Close()
+						v = a.store.View()
+					}
+					a.check(v, e.h, now)
+				}
+			}
+			a.wheel.giveBack(due)
+		}
+		for _, e := range later {
+			if e.live() {
+				a.wheel.add(e.due, e.h)
+			}
+		}
+		later = later[:0]
+	}
+	v.Close()
+	a.cursor = max(a.cursor, nowSec+1)
 }
 
 // Run flushes every Tick until ctx ends, then flushes what is due one last time.
@@ -294,46 +368,55 @@ func (a *Attributor) Held() int {
 }
 
 // check advances one record: decide it if possible, then emit it (alone or joined) or wait.
-func (a *Attributor) check(h *held, now time.Time) {
-	final := !now.Before(h.deadline)
+func (a *Attributor) check(v ownership.View, h *held, now time.Time) {
+	nowNs := now.UnixNano()
+	final := nowNs >= h.deadline
 	if !h.decided {
-		h.decided = a.decide(h, final)
+		h.decided = a.decide(v, h, final)
 	}
 	if !h.decided {
 		h.backoff = min(max(2*h.backoff, time.Second), a.cfg.Window)
-		a.schedule(h, minTime(now.Add(h.backoff), h.deadline))
+		a.schedule(h, min(nowNs+int64(h.backoff), h.deadline))
 		return
 	}
 	if p := h.partner; p != nil {
 		if !p.decided && final {
-			p.decided = a.decide(p, true)
+			p.decided = a.decide(v, p, true)
 		}
 		if p.decided && !a.confirmVIPJoin(h, p) {
-			a.schedule(p, now) // apart again: each goes on alone
-			a.schedule(h, now)
+			a.schedule(p, nowNs) // apart again: each goes on alone
+			a.schedule(h, nowNs)
 			return
 		}
 		if p.decided {
-			a.emitJoined(h, p)
+			a.emitJoined(v, h, p)
 		}
 		return // the partner's own check emits both
 	}
-	if h.expectsPeer() && now.Before(h.joinBy) {
+	if h.expectsPeer() && nowNs < h.joinBy {
 		a.schedule(h, h.joinBy) // the peer's exporter will report its side
 		return
 	}
-	a.emitSingle(h)
+	a.emitSingle(v, h)
 }
 
 // decide looks up what h needs; it reports whether everything is known.
-func (a *Attributor) decide(h *held, final bool) bool {
+func (a *Attributor) decide(v ownership.View, h *held, final bool) bool {
 	if !h.localDone {
-		o, ok := localOwner(a.store, &h.in)
-		switch {
-		case ok:
-			h.local, h.localDone = o, true
-		case final || h.in.Record.Workload.Kind != flow.KindPod:
-			h.local, h.localReason, h.localDone = o, flow.ReasonNoOwner, true
+		if h.in.Record.Workload.Kind == flow.KindPod {
+			if h.hint != 0 && v.Named(h.hint) {
+				h.local, h.localDone = h.hint, true // named by Kubernetes: as rich as a Resolve
+			} else if r, ok := v.Resolve(h.in.Record.Workload.PodUID); ok {
+				h.local, h.localDone = r, true
+			} else if final {
+				h.localReason, h.localDone = flow.ReasonNoOwner, true
+			}
+		} else {
+			_, ok := hostOwner(&h.in)
+			h.localHost, h.localDone = ok, true
+			if !ok {
+				h.localReason = flow.ReasonNoOwner
+			}
 		}
 	}
 	if !h.remoteDone {
@@ -341,14 +424,14 @@ func (a *Attributor) decide(h *held, final bool) bool {
 		if h.in.isClient() {
 			addr, port = h.in.serverAddr()
 		}
-		if r := a.store.Lookup(addr, port, h.t, final); !r.Pending {
+		if r := v.Lookup(addr, port, h.t, final); !r.Pending {
 			h.remote, h.remoteDone = r, true
 		}
 	}
 	if !h.vipDone {
 		if h.in.isClient() && h.in.TranslatedAddr.IsValid() {
-			if r := a.store.Lookup(h.in.Record.RemoteAddr, 0, h.t, final); !r.Pending {
-				h.vip, h.vipDone = &r, true
+			if r := v.Lookup(h.in.Record.RemoteAddr, 0, h.t, final); !r.Pending {
+				h.vip, h.vipDone = r, true
 			}
 		} else {
 			h.vipDone = true
@@ -357,27 +440,29 @@ func (a *Attributor) decide(h *held, final bool) bool {
 	return h.localDone && h.remoteDone && h.vipDone
 }
 
-// forceOldest decides the oldest held record now (the full policy).
-func (a *Attributor) forceOldest(now time.Time) {
-	a.trimOrder()
-	if len(a.order) == 0 {
-		return
+// forceOldest decides the oldest held record now (the full policy); false when none is held.
+func (a *Attributor) forceOldest() bool {
+	h := a.order.front()
+	if h == nil {
+		return false
 	}
-	h := a.order[0]
 	a.m.full.Inc()
+	v := a.store.View()
+	defer v.Close()
 	if !h.decided {
-		h.decided = a.decide(h, true)
+		h.decided = a.decide(v, h, true)
 	}
 	if p := h.partner; p != nil {
 		if !p.decided {
-			p.decided = a.decide(p, true)
+			p.decided = a.decide(v, p, true)
 		}
 		if a.confirmVIPJoin(h, p) {
-			a.emitJoined(h, p)
-			return
+			a.emitJoined(v, h, p)
+			return true
 		}
 	}
-	a.emitSingle(h)
+	a.emitSingle(v, h)
+	return true
 }
 
 // confirmVIPJoin keeps a join made through a Service address only if the client's
@@ -390,34 +475,22 @@ func (a *Attributor) confirmVIPJoin(x, y *held) bool {
 	if !cl.in.isClient() {
 		cl = y
 	}
-	if cl.remote.Attributed() && cl.remote.Owner.Kind == flow.EndpointService {
+	if cl.remote.Attributed() && cl.remote.Kind == flow.EndpointService {
 		return true
 	}
 	x.partner, y.partner, x.viaVIP, y.viaVIP = nil, nil, false, false
 	return false
 }
 
-// trimOrder drops emitted records from the front of the arrival order.
-func (a *Attributor) trimOrder() {
-	i := 0
-	for i < len(a.order) && a.order[i].done {
-		a.order[i] = nil
-		i++
-	}
-	a.order = a.order[i:]
-	if cap(a.order) > 1024 && len(a.order) < cap(a.order)/4 {
-		a.order = append([]*held(nil), a.order...)
-	}
-}
-
+// finish takes h out of the holding window and recycles it.
 func (a *Attributor) finish(h *held) {
-	h.done = true
 	a.held--
 	a.unindex(h)
+	a.recycle(h)
 }
 
 // expectsPeer reports whether the other side of h's connection is likely observed too: its
 // address is an exporter's, or it is a Service whose backends are.
 func (h *held) expectsPeer() bool {
-	return h.remote.Exporter || (h.remote.Attributed() && h.remote.Owner.Kind == flow.EndpointService)
+	return h.remote.Exporter || (h.remote.Attributed() && h.remote.Kind == flow.EndpointService)
 }

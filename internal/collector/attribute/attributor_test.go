@@ -319,3 +319,55 @@ func TestHostNetworkPodByItsListeningPort(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
+
+// TestFullPolicyWithinOneBatch: records forced out by the full policy during the Add that took
+// them are recycled before their batch's claims are applied; the recycled records take no
+// other record's local owner.
+func TestFullPolicyWithinOneBatch(t *testing.T) {
+	h := newHarness(t, Config{MaxHeld: 2})
+	h.heartbeat(cart, cartIP, 0, 100)
+	h.heartbeat(auth, authIP, 0, 100)
+	var ins []Input
+	for i := range 5 {
+		o, dir := cart, flow.Client
+		if i%2 == 1 {
+			o, dir = auth, flow.Server
+		}
+		in := rec(dir, o, 1, 2)
+		in.Record.ConnID = uint64(i)
+		in.Record.LocalPort, in.Record.RemotePort = uint16(40000+i), 8080
+		if dir == flow.Server {
+			in.Record.LocalPort, in.Record.RemotePort = 8080, uint16(40000+i)
+		}
+		ins = append(ins, in)
+	}
+	h.add(ins...)
+	h.advance(100)
+	if len(h.out) != 5 {
+		t.Fatalf("%d connections written, want 5: %v", len(h.out), names(h.out))
+	}
+	for _, c := range h.out {
+		local := c.Client
+		if c.Observed == "server" {
+			local = c.Server
+		}
+		if want := map[string]string{"client": "shop/cart", "server": "shop/auth"}[c.Observed]; local.Name() != want {
+			t.Errorf("%s: local end %s, want %s", c.ConnKey, local.Name(), want)
+		}
+	}
+}
+
+// TestFlushAfterALongPause: a clock that jumps past the whole wheel still decides every record.
+func TestFlushAfterALongPause(t *testing.T) {
+	h := newHarness(t, Config{Window: 10 * time.Second, JoinWait: 5 * time.Second})
+	h.heartbeat(cart, cartIP, 0, 1000)
+	h.heartbeat(auth, authIP, 0, 1000)
+	h.add(rec(flow.Client, cart, 1, 2))
+	h.advance(500)
+	if diff := cmp.Diff([]string{"client shop/cart -> shop/auth"}, names(h.out)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if h.a.Held() != 0 {
+		t.Errorf("held = %d", h.a.Held())
+	}
+}

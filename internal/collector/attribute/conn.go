@@ -3,6 +3,7 @@ package attribute
 import (
 	"net/netip"
 	"time"
+	"unsafe"
 
 	"github.com/flowscope/flowscope/internal/collector/ownership"
 	"github.com/flowscope/flowscope/internal/flow"
@@ -23,12 +24,12 @@ const (
 )
 
 // matches reports whether x and y are the client's and the server's records of one
-// connection interval: the same client address and port (the index guarantees it), opposite
+// connection interval: the same client address and port, opposite
 // sides, the same kind of record, starts and ends within the tolerance, and the client's
 // destination the server's local address — or, without a known translation, some other
 // address, which must turn out to be a Service (checked once attributed).
 func (a *Attributor) matches(x, y *held) match {
-	if x.partner != nil || y.partner != nil || x.done || y.done || x.in.isClient() == y.in.isClient() {
+	if x.partner != nil || y.partner != nil || x.ck != y.ck || x.in.isClient() == y.in.isClient() {
 		return noMatch
 	}
 	rx, ry := &x.in.Record, &y.in.Record
@@ -49,117 +50,149 @@ func (a *Attributor) matches(x, y *held) match {
 	return noMatch
 }
 
-func resultEndpoint(r ownership.Result, addr flowAddr) flow.Endpoint {
+// fillResult renders a lookup's answer for addr:port into *e.
+func fillResult(v ownership.View, e *flow.Endpoint, r ownership.Answer, addr netip.Addr, port uint16) {
 	if r.Attributed() {
-		return r.Owner.Endpoint(addr.addr, addr.port)
+		v.FillEndpoint(e, r.Ref, addr, port)
+		return
 	}
-	return flow.Endpoint{Addr: addr.addr, Port: addr.port, Kind: flow.EndpointUnattributed, Reason: r.Reason}
+	*e = flow.Endpoint{Addr: addr, Port: port, Kind: flow.EndpointUnattributed, Reason: r.Reason}
 }
 
-func (h *held) localEndpoint() flow.Endpoint {
+// fillLocal renders the local end of h, as its socket names it, into *e.
+func (h *held) fillLocal(v ownership.View, e *flow.Endpoint) {
 	r := &h.in.Record
-	if h.localReason != "" {
-		return flow.Endpoint{Addr: r.LocalAddr, Port: r.LocalPort, Kind: flow.EndpointUnattributed, Reason: h.localReason, PodUID: h.local.PodUID, Node: h.in.Node, Zone: h.local.Zone}
+	switch {
+	case h.localReason != "":
+		*e = flow.Endpoint{Addr: r.LocalAddr, Port: r.LocalPort, Kind: flow.EndpointUnattributed, Reason: h.localReason, Node: h.in.Node, Zone: v.Zone(h.in.Node)}
+		if r.Workload.Kind == flow.KindPod {
+			e.PodUID = r.Workload.PodUID
+		}
+	case h.localHost:
+		o, _ := hostOwner(&h.in)
+		*e = v.OwnerEndpoint(o, r.LocalAddr, r.LocalPort)
+	default:
+		v.FillEndpoint(e, h.local, r.LocalAddr, r.LocalPort)
 	}
-	return h.local.Endpoint(r.LocalAddr, r.LocalPort)
 }
 
-func (h *held) localResult() ownership.Result {
-	if h.localReason != "" {
-		return ownership.Result{Reason: h.localReason}
+// localDisagrees reports whether the other side's attribution of h's local end (seen) names
+// another identity than h's socket does. An unattributed side, or a Service seen where the
+// other side names its backend, is no disagreement.
+func (h *held) localDisagrees(v ownership.View, seen ownership.Answer) bool {
+	if h.localReason != "" || !seen.Attributed() || seen.Kind == flow.EndpointService {
+		return false
 	}
-	return ownership.Result{Owner: h.local}
+	if h.localHost {
+		o, _ := hostOwner(&h.in)
+		return !ownership.SameIdentity(o, v.Owner(seen.Ref))
+	}
+	return !v.Same(h.local, seen.Ref)
 }
 
-type flowAddr struct {
-	addr netip.Addr
-	port uint16
+// newVIP returns storage for a Conn's VIP endpoint: in chunks, so connections share
+// allocations.
+func (a *Attributor) newVIP() *flow.Endpoint {
+	if len(a.vips) == cap(a.vips) {
+		a.vips = make([]flow.Endpoint, 0, 64)
+	}
+	a.vips = append(a.vips, flow.Endpoint{})
+	return &a.vips[len(a.vips)-1]
 }
 
-// single renders h as a connection observed from its side only.
-func (a *Attributor) single(h *held) flow.Conn {
+// connKey renders in's connection key into the current chunk of key bytes: connections
+// share allocations (a chunk is never written again once its strings are handed out).
+func (a *Attributor) connKey(in *Input) string {
+	n := len(in.Exporter) + 21
+	if cap(a.keys)-len(a.keys) < n {
+		a.keys = make([]byte, 0, max(16<<10, n))
+	}
+	start := len(a.keys)
+	a.keys = in.appendConnKey(a.keys)
+	return unsafe.String(&a.keys[start], len(a.keys)-start)
+}
+
+// newConn appends a connection with what it takes from record h and returns it.
+func (a *Attributor) newConn(h *held) *flow.Conn {
+	a.out = append(a.out, flow.Conn{})
+	c := &a.out[len(a.out)-1]
 	r := &h.in.Record
-	c := flow.Conn{
-		ConnKey: h.in.connKey(), Start: r.Start, End: r.End, Interim: r.Interim,
-		Retransmits: r.Retransmits, BytesRetransmitted: r.BytesRetransmitted,
-		Resets: r.ResetsSent + r.ResetsReceived, Outcome: r.Outcome,
-	}
+	c.ConnKey, c.Start, c.End, c.Interim = a.connKey(&h.in), r.Start, r.End, r.Interim
+	c.Retransmits, c.BytesRetransmitted = r.Retransmits, r.BytesRetransmitted
+	c.Resets, c.Outcome = r.ResetsSent+r.ResetsReceived, r.Outcome
+	return c
+}
+
+// emitSingle writes h as a connection observed from its side only.
+func (a *Attributor) emitSingle(v ownership.View, h *held) {
+	c := a.newConn(h)
+	r := &h.in.Record
 	if h.in.isClient() {
 		c.Observed = string(flow.Client)
-		c.Client = h.localEndpoint()
+		h.fillLocal(v, &c.Client)
 		sa, sp := h.in.serverAddr()
-		c.Server = resultEndpoint(h.remote, flowAddr{sa, sp})
+		fillResult(v, &c.Server, h.remote, sa, sp)
 		if h.in.TranslatedAddr.IsValid() {
-			vip := resultEndpoint(*h.vip, flowAddr{r.RemoteAddr, r.RemotePort})
-			c.VIP = &vip
+			c.VIP = a.newVIP()
+			fillResult(v, c.VIP, h.vip, r.RemoteAddr, r.RemotePort)
 		}
 		c.BytesClientToServer, c.BytesServerToClient = r.BytesSent, r.BytesReceived
 		c.ClientSrttUs = r.SrttUs
 	} else {
 		c.Observed = string(flow.Server)
-		c.Server = h.localEndpoint()
-		c.Client = resultEndpoint(h.remote, flowAddr{r.RemoteAddr, r.RemotePort})
+		h.fillLocal(v, &c.Server)
+		fillResult(v, &c.Client, h.remote, r.RemoteAddr, r.RemotePort)
 		c.BytesClientToServer, c.BytesServerToClient = r.BytesReceived, r.BytesSent
 		c.ServerSrttUs = r.SrttUs
 	}
-	return c
-}
-
-func (a *Attributor) emitSingle(h *held) {
-	c := a.single(h)
-	a.count(&c)
-	a.out = append(a.out, c)
+	a.count(c)
 	a.finish(h)
 }
 
-// emitJoined renders both sides as one connection, cross-checking their attributions: each
+// emitJoined writes both sides as one connection, cross-checking their attributions: each
 // side names its own end from its socket; the other side's lookup of that address must agree.
-func (a *Attributor) emitJoined(x, y *held) {
+func (a *Attributor) emitJoined(v ownership.View, x, y *held) {
 	cl, sv := x, y
 	if !cl.in.isClient() {
 		cl, sv = y, x
 	}
 	rc, rs := &cl.in.Record, &sv.in.Record
-	c := a.single(cl)
+	c := a.newConn(cl)
 	c.Observed = "both"
-	if cl.viaVIP {
-		vip := c.Server
-		c.VIP = &vip
-	}
 	c.End = maxTime(rc.End, rs.End)
-	c.Server = sv.localEndpoint()
-	if sv.localReason != "" && cl.remote.Attributed() {
-		c.Server = resultEndpoint(cl.remote, flowAddr{rs.LocalAddr, rs.LocalPort})
-	}
 	if cl.localReason != "" && sv.remote.Attributed() {
-		c.Client = resultEndpoint(sv.remote, flowAddr{rc.LocalAddr, rc.LocalPort})
+		fillResult(v, &c.Client, sv.remote, rc.LocalAddr, rc.LocalPort)
+	} else {
+		cl.fillLocal(v, &c.Client)
 	}
-	c.BytesServerToClient = rs.BytesSent
-	c.ServerSrttUs = rs.SrttUs
+	if sv.localReason != "" && cl.remote.Attributed() {
+		fillResult(v, &c.Server, cl.remote, rs.LocalAddr, rs.LocalPort)
+	} else {
+		sv.fillLocal(v, &c.Server)
+	}
+	switch {
+	case cl.viaVIP: // the client dialled the Service without a known translation
+		c.VIP = a.newVIP()
+		fillResult(v, c.VIP, cl.remote, rc.RemoteAddr, rc.RemotePort)
+	case cl.in.TranslatedAddr.IsValid():
+		c.VIP = a.newVIP()
+		fillResult(v, c.VIP, cl.vip, rc.RemoteAddr, rc.RemotePort)
+	}
+	c.BytesClientToServer, c.BytesServerToClient = rc.BytesSent, rs.BytesSent
+	c.ClientSrttUs, c.ServerSrttUs = rc.SrttUs, rs.SrttUs
 	c.Retransmits += rs.Retransmits
 	c.BytesRetransmitted += rs.BytesRetransmitted
 	c.Resets = rc.ResetsSent + rs.ResetsSent
-	if disagree(cl.localResult(), sv.remote) || disagree(sv.localResult(), cl.remote) {
+	if cl.localDisagrees(v, sv.remote) || sv.localDisagrees(v, cl.remote) {
 		c.JoinDisagreement = true
 		a.m.disagreements.Inc()
 		a.log.Debug("join disagreement", "conn", c.ConnKey, "client", c.Client.Name(), "server", c.Server.Name(),
-			"server_saw_client", sv.remote.Owner.Kind, "client_saw_server", cl.remote.Owner.Kind)
+			"server_saw_client", sv.remote.Kind, "client_saw_server", cl.remote.Kind)
 	}
 	a.m.joined.Inc()
-	a.count(&c)
-	a.out = append(a.out, c)
+	a.count(c)
 	a.finish(cl)
 	a.finish(sv)
-}
-
-// disagree reports whether two attributions of one end name different identities. An
-// unattributed side, or a Service seen where the other side names its backend, is no
-// disagreement.
-func disagree(self, seen ownership.Result) bool {
-	if !self.Attributed() || !seen.Attributed() || seen.Owner.Kind == flow.EndpointService {
-		return false
-	}
-	return !ownership.SameIdentity(self.Owner, seen.Owner)
 }
 
 func maxTime(a, b time.Time) time.Time {
@@ -171,11 +204,4 @@ func maxTime(a, b time.Time) time.Time {
 
 func (a *Attributor) count(c *flow.Conn) {
 	a.m.conn(c.Observed, string(c.Client.Reason), string(c.Server.Reason))
-}
-
-func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
 }

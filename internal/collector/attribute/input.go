@@ -91,23 +91,21 @@ func (in *Input) clientKey() clientKey {
 	return clientKey{in.Record.RemoteAddr.Unmap().As16(), in.Record.RemotePort}
 }
 
-func (in *Input) connKey() string {
-	return in.Exporter + "/" + strconv.FormatUint(in.Record.ConnID, 10)
+// appendConnKey appends the record's connection key: exporter id "/" conn id.
+func (in *Input) appendConnKey(b []byte) []byte {
+	b = append(b, in.Exporter...)
+	b = append(b, '/')
+	return strconv.AppendUint(b, in.Record.ConnID, 10)
 }
 
-// localOwner names the local end from what the exporter said: a pod by its UID (resolved to
-// names by the store), or a host workload on the exporter's node.
-func localOwner(store *ownership.Store, in *Input) (ownership.Owner, bool) {
+// hostOwner names a local end that is not a pod: a host workload on the exporter's node, or
+// the node itself. Pods are named by their UID (the store resolves it).
+func hostOwner(in *Input) (ownership.Owner, bool) {
 	w := &in.Record.Workload
 	host := func(kind, name string) (ownership.Owner, bool) {
-		return ownership.Owner{Kind: flow.EndpointHost, Node: in.Node, Zone: store.NodeZone(in.Node), Workload: name, WorkloadKind: kind}, true
+		return ownership.Owner{Kind: flow.EndpointHost, Node: in.Node, Workload: name, WorkloadKind: kind}, true
 	}
 	switch w.Kind {
-	case flow.KindPod:
-		if o, ok := store.Resolve(w.PodUID); ok {
-			return o, true
-		}
-		return ownership.Owner{Kind: flow.EndpointPod, PodUID: w.PodUID, Zone: store.NodeZone(in.Node)}, false
 	case flow.KindContainer:
 		return host("container", w.ContainerID)
 	case flow.KindUnit:
@@ -115,7 +113,7 @@ func localOwner(store *ownership.Store, in *Input) (ownership.Owner, bool) {
 	case flow.KindCgroup:
 		return host("cgroup", w.CgroupPath)
 	case flow.KindHost:
-		return ownership.Owner{Kind: flow.EndpointNode, Node: in.Node, Zone: store.NodeZone(in.Node)}, in.Node != ""
+		return ownership.Owner{Kind: flow.EndpointNode, Node: in.Node}, in.Node != ""
 	}
 	return ownership.Owner{}, false
 }

@@ -22,28 +22,52 @@ type metrics struct {
 
 	byObserved map[string]prometheus.Counter // resolved label values of conns
 	byReason   map[string]prometheus.Counter // ... and of unattributed
+
+	pending struct { // counts not yet added to the counters
+		conns      map[string]int
+		reasons    map[string]int
+		attributed int
+	}
 }
 
-// conn counts one written connection and its endpoints (under the Attributor's lock).
-func (m *metrics) conn(observed string, reasons ...string) {
-	c, ok := m.byObserved[observed]
-	if !ok {
-		c = m.conns.WithLabelValues(observed)
-		m.byObserved[observed] = c
-	}
-	c.Inc()
-	for _, r := range reasons {
+// conn counts one written connection and its endpoints (under the Attributor's lock); the
+// counts reach the counters at flushCounts.
+func (m *metrics) conn(observed, clientReason, serverReason string) {
+	m.pending.conns[observed]++
+	for _, r := range [2]string{clientReason, serverReason} {
 		if r == "" {
-			m.attributed.Inc()
-			continue
+			m.pending.attributed++
+		} else {
+			m.pending.reasons[r]++
 		}
+	}
+}
+
+// flushCounts adds the pending counts to the counters (under the Attributor's lock).
+func (m *metrics) flushCounts() {
+	p := &m.pending
+	for observed, n := range p.conns {
+		c, ok := m.byObserved[observed]
+		if !ok {
+			c = m.conns.WithLabelValues(observed)
+			m.byObserved[observed] = c
+		}
+		c.Add(float64(n))
+	}
+	for r, n := range p.reasons {
 		u, ok := m.byReason[r]
 		if !ok {
 			u = m.unattributed.WithLabelValues(r)
 			m.byReason[r] = u
 		}
-		u.Inc()
+		u.Add(float64(n))
 	}
+	if p.attributed > 0 {
+		m.attributed.Add(float64(p.attributed))
+	}
+	clear(p.conns)
+	clear(p.reasons)
+	p.attributed = 0
 }
 
 func (m *metrics) register(reg prometheus.Registerer, a *Attributor) error {
@@ -52,6 +76,7 @@ func (m *metrics) register(reg prometheus.Registerer, a *Attributor) error {
 		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help})
 	}
 	m.byObserved, m.byReason = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
+	m.pending.conns, m.pending.reasons = map[string]int{}, map[string]int{}
 	m.received = counter("records_total", "Exporter records taken into the holding window.")
 	m.rejected = counter("rejected_total", "Exporter records rejected as invalid.")
 	m.attributed = counter("attributed_total", "Connection endpoints attributed to an owner.")

@@ -19,6 +19,17 @@ type ownerKey struct {
 	strs [nShared]uint32 // cluster, namespace, workload, workload kind, node, service account, service, network, labels, zone
 	pod  string
 	uid  string
+	uh   uint64 // uidHash(uid): compared before the UID itself, whose bytes are a cache miss away
+}
+
+var uidSeed = maphash.MakeSeed()
+
+// uidHash hashes a pod UID (0 for none).
+func uidHash(uid string) uint64 {
+	if uid == "" {
+		return 0
+	}
+	return maphash.String(uidSeed, uid) | 1
 }
 
 type ownerRec struct {
@@ -35,6 +46,19 @@ type owners struct {
 	index map[uint64]ownerID // hash → first owner with it
 	seed  maphash.Seed
 	strs  stringTable
+
+	// Quarantine: an owner whose last reference went stays renderable (its record and
+	// strings intact) for hold nanoseconds before its id is reused, so that ids handed out by
+	// lookups stay valid while the holding window keeps them (see Store.HoldRefs).
+	hold       int64
+	clock      func() int64
+	quarantine []freed
+	qHead      int
+}
+
+type freed struct {
+	id ownerID
+	at int64
 }
 
 var kinds = []flow.EndpointKind{"", flow.EndpointPod, flow.EndpointService, flow.EndpointNode, flow.EndpointHost, flow.EndpointNetwork, flow.EndpointUnattributed}
@@ -75,7 +99,7 @@ func (t *owners) hash(k *ownerKey) uint64 {
 // key renders o compactly; with add, missing strings are added to the table (with a
 // reference each, which the caller keeps or drops), else ok is false when one is missing.
 func (t *owners) key(o *Owner, add bool) (k ownerKey, ok bool) {
-	k = ownerKey{kind: kindIndex(o.Kind), pod: o.Pod, uid: o.PodUID}
+	k = ownerKey{kind: kindIndex(o.Kind), pod: o.Pod, uid: o.PodUID, uh: uidHash(o.PodUID)}
 	for i, f := range shared(o) {
 		if *f == "" {
 			continue
@@ -131,12 +155,48 @@ func (t *owners) find(o Owner) ownerID {
 
 func (t *owners) ref(id ownerID) { t.recs[id].refs++ }
 
-// unref drops a reference; the last one frees the owner and its strings.
+// unref drops a reference; the last one frees the owner and its strings (after the
+// quarantine, when one is set: meanwhile the id still renders the owner).
 func (t *owners) unref(id ownerID) {
 	r := &t.recs[id]
 	if r.refs--; r.refs > 0 {
 		return
 	}
+	t.unindex(id)
+	if t.hold > 0 {
+		t.quarantine = append(t.quarantine, freed{id: id, at: t.clock()})
+		return
+	}
+	t.release(id)
+}
+
+// releaseQuarantined frees the owners quarantined before `before`.
+func (t *owners) releaseQuarantined(before int64) {
+	for t.qHead < len(t.quarantine) && t.quarantine[t.qHead].at < before {
+		t.release(t.quarantine[t.qHead].id)
+		t.qHead++
+	}
+	if t.qHead > 0 && t.qHead*2 >= len(t.quarantine) {
+		n := copy(t.quarantine, t.quarantine[t.qHead:])
+		t.quarantine, t.qHead = t.quarantine[:n], 0
+	}
+}
+
+// release frees an unreferenced owner's strings and id.
+func (t *owners) release(id ownerID) {
+	r := &t.recs[id]
+	for _, s := range r.key.strs {
+		if s != 0 {
+			t.strs.unref(s)
+		}
+	}
+	*r = ownerRec{}
+	t.free = append(t.free, id)
+}
+
+// unindex removes an owner from the hash index: intern no longer finds it.
+func (t *owners) unindex(id ownerID) {
+	r := &t.recs[id]
 	h := t.hash(&r.key)
 	if t.index[h] == id {
 		if r.next == 0 {
@@ -152,13 +212,7 @@ func (t *owners) unref(id ownerID) {
 			}
 		}
 	}
-	for _, s := range r.key.strs {
-		if s != 0 {
-			t.strs.unref(s)
-		}
-	}
-	*r = ownerRec{}
-	t.free = append(t.free, id)
+	r.next = 0
 }
 
 // get renders an owner.
@@ -173,12 +227,60 @@ func (t *owners) get(id ownerID) Owner {
 	return o
 }
 
+// Indexes of the shared strings in ownerKey.strs (the order of shared).
+const (
+	sCluster = iota
+	sNamespace
+	sWorkload
+	sWorkloadKind
+	sNode
+	sServiceAccount
+	sService
+	sNetwork
+	sLabels
+	sZone
+)
+
+// same reports whether two owners name one identity (SameIdentity on the compact form:
+// interned strings are equal exactly when their ids are).
+func (t *owners) same(a, b ownerID) bool {
+	if a == b {
+		return true
+	}
+	x, y := &t.recs[a].key, &t.recs[b].key
+	if x.kind != y.kind {
+		return false
+	}
+	switch kinds[x.kind] {
+	case flow.EndpointPod:
+		if x.uid != "" && y.uid != "" {
+			return x.uh == y.uh && x.uid == y.uid
+		}
+		return x.pod != "" && x.strs[sNamespace] == y.strs[sNamespace] && x.pod == y.pod
+	case flow.EndpointService:
+		return x.strs[sNamespace] == y.strs[sNamespace] && x.strs[sService] == y.strs[sService]
+	case flow.EndpointNode:
+		return x.strs[sNode] == y.strs[sNode]
+	case flow.EndpointNetwork:
+		return x.strs[sNetwork] == y.strs[sNetwork]
+	}
+	return x.strs[sNode] == y.strs[sNode] && x.strs[sWorkload] == y.strs[sWorkload] && x.strs[sWorkloadKind] == y.strs[sWorkloadKind]
+}
+
+// str returns shared string i of an owner.
+func (t *owners) str(id ownerID, i int) string {
+	if s := t.recs[id].key.strs[i]; s != 0 {
+		return t.strs.recs[s].s
+	}
+	return ""
+}
+
 // detail counts an owner's named fields.
 func (t *owners) detail(id ownerID) int {
 	r := &t.recs[id]
 	n := 0
 	for i, s := range r.key.strs {
-		if s != 0 && i != 0 && i != 7 { // cluster and network name no workload detail
+		if s != 0 && i != sCluster && i != sNetwork { // cluster and network name no workload detail
 			n++
 		}
 	}

@@ -26,15 +26,40 @@ func (r Result) Attributed() bool { return !r.Pending && r.Reason == "" }
 // maxCandidates bounds the distinct owners one lookup collects; more means a conflict anyway.
 const maxCandidates = 4
 
+// Ref names an interned owner, as View lookups return it: it keeps rendering the same owner
+// for at least the time set by Store.HoldRefs, however the store changes meanwhile.
+type Ref uint32
+
+// Answer is a lookup's answer in compact form: the owner as a Ref (render it with a View).
+type Answer struct {
+	Ref      Ref
+	Kind     flow.EndpointKind // the owner's kind (empty when not attributed)
+	Source   Source
+	Reason   flow.Reason
+	Pending  bool
+	Exporter bool
+}
+
+// Attributed reports whether a names an owner.
+func (a Answer) Attributed() bool { return !a.Pending && a.Reason == "" }
+
 // Lookup answers who held addr at t. port != 0 consults the host-network listeners on
 // (addr, port) first; otherwise, and when none covers t, the address itself. final=false may
 // answer Pending; final=true decides with what is known.
 func (s *Store) Lookup(addr netip.Addr, port uint16, t time.Time, final bool) Result {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	at := t.UnixNano()
+	a := s.lookup(addr, port, t.UnixNano(), final)
+	r := Result{Source: a.Source, Reason: a.Reason, Pending: a.Pending, Exporter: a.Exporter}
+	if a.Ref != 0 {
+		r.Owner = s.withZone(s.o.get(ownerID(a.Ref)))
+	}
+	return r
+}
+
+func (s *Store) lookup(addr netip.Addr, port uint16, at int64, final bool) Answer {
 	if at < s.floor {
-		return Result{Reason: flow.ReasonStale}
+		return Answer{Reason: flow.ReasonStale}
 	}
 	k := keyOf(addr)
 	if port != 0 && len(s.ports) > 0 {
@@ -46,7 +71,7 @@ func (s *Store) Lookup(addr netip.Addr, port uint16, t time.Time, final bool) Re
 	}
 	e := s.ips[k]
 	if e == nil || len(e.r) == 0 {
-		return s.unclaimed(addr, at, final)
+		return s.unclaimed(addr, final)
 	}
 	return s.decide(e, at, final)
 }
@@ -74,21 +99,18 @@ func (c *candidates) add(h ownerID, src Source) {
 	c.n++
 }
 
-// identities reports whether all candidates name one identity, and the richest of them.
-func (c *candidates) identity(s *Store) (Owner, bool) {
+// identity reports whether all candidates name one identity, and the richest of them.
+func (c *candidates) identity(s *Store) (ownerID, bool) {
 	if c.overflow || c.n == 0 {
-		return Owner{}, false
+		return 0, false
 	}
-	best := s.o.get(c.h[0])
-	if c.n == 1 {
-		return best, true
-	}
+	best := c.h[0]
 	for i := 1; i < c.n; i++ {
-		o := s.o.get(c.h[i])
-		if !SameIdentity(best, o) {
-			return Owner{}, false
+		o := c.h[i]
+		if !s.o.same(best, o) {
+			return 0, false
 		}
-		if o.detail() > best.detail() {
+		if s.o.detail(o) > s.o.detail(best) {
 			best = o
 		}
 	}
@@ -140,80 +162,84 @@ func (s *Store) kubeDone(at int64) bool {
 	return !s.kubeEnabled || s.kubeSynced >= at+int64(s.cfg.KubeLag)
 }
 
-func (s *Store) decide(e *entry, at int64, final bool) Result {
+func (s *Store) answer(id ownerID, src Source, exporter bool) Answer {
+	id = s.enrich(id)
+	return Answer{Ref: Ref(id), Kind: kinds[s.o.recs[id].key.kind], Source: src, Exporter: exporter}
+}
+
+func (s *Store) decide(e *entry, at int64, final bool) Answer {
 	if at < e.floor {
-		return Result{Reason: flow.ReasonGap}
+		return Answer{Reason: flow.ReasonGap}
 	}
 	sc := s.scanEntry(e, at)
 	kubeDone := s.kubeDone(at)
 	if sc.covering.n > 0 {
 		owner, ok := sc.near.identity(s)
 		if !ok {
-			return Result{Reason: flow.ReasonConflict}
+			return Answer{Reason: flow.ReasonConflict}
 		}
 		chosen := sc.covering.h[0]
 		if s.kubeEnabled && !kubeDone && !final {
-			return Result{Pending: true}
+			return Answer{Pending: true}
 		}
 		src := sc.covering.src
 		if kubeDone && sc.possible.n > 0 {
 			matched := false
-			for i := 0; i < sc.possible.n; i++ {
-				if sc.possible.h[i] == chosen {
+			for _, p := range sc.possible.h[:sc.possible.n] {
+				if p == chosen {
 					matched = true
 					src |= sc.possible.src
 					continue
 				}
-				if p := s.o.get(sc.possible.h[i]); SameIdentity(owner, p) {
+				if s.o.same(owner, p) {
 					matched = true
 					src |= sc.possible.src
-					if p.detail() > owner.detail() {
+					if s.o.detail(p) > s.o.detail(owner) {
 						owner = p
 					}
 				}
 			}
 			if !matched {
-				return Result{Reason: flow.ReasonConflict}
+				return Answer{Reason: flow.ReasonConflict}
 			}
 		}
-		return Result{Owner: s.enrich(owner), Source: src, Exporter: true}
+		return s.answer(owner, src, true)
 	}
 	if sc.hasDef && !final {
-		return Result{Pending: true} // an exporter reports this address: its late heartbeat may still cover the moment
+		return Answer{Pending: true} // an exporter reports this address: its late heartbeat may still cover the moment
 	}
 	if sc.possible.n > 0 {
 		if !kubeDone {
 			if !final {
-				return Result{Pending: true}
+				return Answer{Pending: true}
 			}
-			return Result{Reason: flow.ReasonStale}
+			return Answer{Reason: flow.ReasonStale}
 		}
 		if owner, ok := sc.possible.identity(s); ok {
-			return Result{Owner: s.enrich(owner), Source: sc.possible.src}
+			return s.answer(owner, sc.possible.src, false)
 		}
-		return Result{Reason: flow.ReasonGap} // a handover whose moment Kubernetes cannot place
+		return Answer{Reason: flow.ReasonGap} // a handover whose moment Kubernetes cannot place
 	}
 	if sc.hasDef && !sc.later && sc.lastTo < at && s.originSeen[sc.lastOrig] < at {
-		return Result{Reason: flow.ReasonStale} // the exporter went silent before the moment
+		return Answer{Reason: flow.ReasonStale} // the exporter went silent before the moment
 	}
-	return Result{Reason: flow.ReasonGap}
+	return Answer{Reason: flow.ReasonGap}
 }
 
-// enrich replaces a pod owner by the richest owner known for its UID, and fills its zone.
-func (s *Store) enrich(o Owner) Owner {
-	if o.Kind != flow.EndpointPod || o.PodUID == "" || o.Workload != "" {
-		return s.withZone(o) // not a pod, or named by Kubernetes already
+// enrich replaces a pod owner not named by Kubernetes by the richest owner known for its UID.
+func (s *Store) enrich(id ownerID) ownerID {
+	k := &s.o.recs[id].key
+	if kinds[k.kind] != flow.EndpointPod || k.uid == "" || k.strs[sWorkload] != 0 {
+		return id
 	}
-	if u, ok := s.uids[o.PodUID]; ok {
-		if r := s.o.get(u); r.detail() > o.detail() {
-			return s.withZone(r)
-		}
+	if u, ok := s.uids[k.uid]; ok && s.o.detail(u) > s.o.detail(id) {
+		return u
 	}
-	return s.withZone(o)
+	return id
 }
 
 // unclaimed answers for an address no source has claimed within the horizon.
-func (s *Store) unclaimed(addr netip.Addr, at int64, final bool) Result {
+func (s *Store) unclaimed(addr netip.Addr, final bool) Answer {
 	inCluster := false
 	for _, p := range s.cfg.ClusterNetworks {
 		if p.Contains(addr) {
@@ -223,19 +249,21 @@ func (s *Store) unclaimed(addr netip.Addr, at int64, final bool) Result {
 	}
 	if !inCluster && s.networks != nil {
 		if name, ok := s.networks.Lookup(addr); ok {
-			return Result{Owner: Owner{Kind: flow.EndpointNetwork, Network: name}, Source: SourceCIDR}
+			if id := s.netRefs[name]; id != 0 {
+				return Answer{Ref: Ref(id), Kind: flow.EndpointNetwork, Source: SourceCIDR}
+			}
 		}
 	}
 	if !inCluster && len(s.cfg.ClusterNetworks) == 0 {
 		inCluster = privateAddr(addr)
 	}
 	if !inCluster {
-		return Result{Reason: flow.ReasonExternal}
+		return Answer{Reason: flow.ReasonExternal}
 	}
 	if !final {
-		return Result{Pending: true} // a new owner's first heartbeat or event may still come
+		return Answer{Pending: true} // a new owner's first heartbeat or event may still come
 	}
-	return Result{Reason: flow.ReasonNoOwner}
+	return Answer{Reason: flow.ReasonNoOwner}
 }
 
 var cgnat = netip.MustParsePrefix("100.64.0.0/10")

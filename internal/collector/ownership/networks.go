@@ -27,6 +27,21 @@ type prefixTable struct {
 	m    map[netip.Prefix]string
 }
 
+// names returns the distinct network names.
+func (n *Networks) names() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, t := range n.tables {
+		for _, name := range t.m {
+			if !seen[name] {
+				seen[name] = true
+				out = append(out, name)
+			}
+		}
+	}
+	return out
+}
+
 // Len returns the number of prefixes.
 func (n *Networks) Len() int { return n.count }
 

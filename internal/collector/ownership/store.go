@@ -83,19 +83,24 @@ type Store struct {
 	cfg Config
 	now func() time.Time
 
-	mu          sync.RWMutex
-	ips         map[ipKey]*entry
-	ports       map[portKey]*entry
-	n           int                // ranges held
-	originIdx   map[string]uint16  // exporter id → index
-	originSeen  []int64            // per origin: latest To claimed (its horizon)
+	mu         sync.RWMutex
+	ips        map[ipKey]*entry
+	ports      map[portKey]*entry
+	n          int               // ranges held
+	originIdx  map[string]uint16 // exporter id → index
+	originSeen []int64           // per origin: latest To claimed (its horizon)
+	lastOrigin struct {          // the origin of the previous claim
+		name string
+		i    uint16
+	}
 	kubeEnabled bool               // a Kubernetes source feeds the store
 	kubeSynced  int64              // the Kubernetes view is complete up to here
 	floor       int64              // compaction horizon: nothing older is known
 	uids        map[string]ownerID // pod UID → richest owner seen (holding a reference)
 	networks    *Networks
-	zones       map[string]string // node name → its zone (topology.kubernetes.io/zone)
-	o           owners            // interned owners, referenced by ranges and UID entries
+	netRefs     map[string]ownerID // named network → its interned owner (one reference each)
+	zones       map[string]string  // node name → its zone (topology.kubernetes.io/zone)
+	o           owners             // interned owners, referenced by ranges and UID entries
 
 	m metrics
 }
@@ -129,6 +134,7 @@ func New(cfg Config, now func() time.Time, reg prometheus.Registerer) (*Store, e
 		o:         newOwners(),
 	}
 	s.originSeen = []int64{0}
+	s.o.clock = func() int64 { return s.now().UnixNano() }
 	if err := s.m.register(reg, s); err != nil {
 		return nil, err
 	}
@@ -154,31 +160,42 @@ type Claim struct {
 
 // Observe stores definite exporter claims. Bad claims are rejected with an error and change
 // nothing; the others are applied.
-func (s *Store) Observe(claims ...Claim) error {
+func (s *Store) Observe(claims ...Claim) error { return s.ObserveLocal(claims, nil) }
+
+// ObserveLocal is Observe for the local ends of flows: for each pod claim i it also sets
+// pods[i] (when pods is not nil) to the richest owner of the claim's pod UID found on the
+// claimed address, or 0 — a Ref valid like a lookup's, which saves a Resolve by UID.
+func (s *Store) ObserveLocal(claims []Claim, pods []Ref) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
 	for i := range claims {
-		if err := s.observe(&claims[i]); err != nil {
+		pod, err := s.observe(&claims[i])
+		if err != nil {
 			errs = append(errs, err)
+		}
+		if pods != nil {
+			pods[i] = Ref(pod)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (s *Store) observe(c *Claim) error {
+// observe applies one claim; for a pod claim it returns the richest owner of the pod's UID
+// on the claimed entry (0 when unknown).
+func (s *Store) observe(c *Claim) (ownerID, error) {
 	if err := validate(c); err != nil {
 		s.m.rejected.WithLabelValues("invalid").Inc()
-		return err
+		return 0, err
 	}
 	if !c.Source.Definite() {
 		s.m.rejected.WithLabelValues("invalid").Inc()
-		return fmt.Errorf("ownership: claim for %s from source %s: only exporter sources are definite", c.Addr, c.Source)
+		return 0, fmt.Errorf("ownership: claim for %s from source %s: only exporter sources are definite", c.Addr, c.Source)
 	}
 	from, to := c.From.UnixNano(), c.To.UnixNano()
 	if to < s.floor {
 		s.m.rejected.WithLabelValues("past-horizon").Inc()
-		return nil
+		return 0, nil
 	}
 	oi := s.origin(c.Origin)
 	if to > s.originSeen[oi] {
@@ -186,34 +203,45 @@ func (s *Store) observe(c *Claim) error {
 	}
 	s.m.claim(c.Source)
 	e := s.entryFor(c.Addr, c.Port, true)
-	if s.covered(e, c, from, to) {
-		return nil
+	covered, pod := s.covered(e, c, from, to)
+	if covered {
+		return pod, nil
 	}
 	if c.Port == 0 && c.Owner.Kind == flow.EndpointPod && s.heldByNode(e) {
 		if c.ListenPort == 0 {
-			return nil
+			return 0, nil
 		}
 		e = s.entryFor(c.Addr, c.ListenPort, true)
 	}
-	h := s.o.intern(c.Owner)
+	h := s.internOwner(c.Owner)
 	s.noteUID(h)
-	return s.mergeDefinite(e, rng{from: from, to: to, owner: h, src: c.Source, origin: oi})
+	return pod, s.mergeDefinite(e, rng{from: from, to: to, owner: h, src: c.Source, origin: oi})
 }
 
 // covered reports (and notes the source) when a pod's claim adds nothing: a definite range of
 // the same pod already covers it — the common case of a flow's local end inside heartbeats.
-func (s *Store) covered(e *entry, c *Claim, from, to int64) bool {
+// It also returns the richest owner of the pod's UID among the entry's ranges (0 if none).
+func (s *Store) covered(e *entry, c *Claim, from, to int64) (bool, ownerID) {
 	if c.Owner.Kind != flow.EndpointPod || c.Owner.PodUID == "" {
-		return false
+		return false, 0
 	}
+	uh := uidHash(c.Owner.PodUID)
+	covered, best := false, ownerID(0)
 	for i := range e.r {
 		x := &e.r[i]
-		if x.src.Definite() && x.from <= from && to <= x.to && s.o.recs[x.owner].key.uid == c.Owner.PodUID {
+		k := &s.o.recs[x.owner].key
+		if k.uh != uh || k.uid != c.Owner.PodUID {
+			continue
+		}
+		if best == 0 || s.o.detail(x.owner) > s.o.detail(best) {
+			best = x.owner
+		}
+		if !covered && x.src.Definite() && x.from <= from && to <= x.to {
 			x.src |= c.Source
-			return true
+			covered = true
 		}
 	}
-	return false
+	return covered, best
 }
 
 func validate(c *Claim) error {
@@ -306,7 +334,11 @@ func (s *Store) evictOldest(e *entry) {
 }
 
 func (s *Store) origin(name string) uint16 {
+	if name == s.lastOrigin.name && s.lastOrigin.i != 0 {
+		return s.lastOrigin.i // a batch's claims come from one exporter
+	}
 	if i, ok := s.originIdx[name]; ok {
+		s.lastOrigin.name, s.lastOrigin.i = name, i
 		return i
 	}
 	if len(s.originSeen) >= math.MaxUint16 {
@@ -335,6 +367,15 @@ func (s *Store) entryFor(a netip.Addr, port uint16, create bool) *entry {
 		s.ips[k] = e
 	}
 	return e
+}
+
+// internOwner interns o, sharing the UID string of the pod's known owners: owners of one pod
+// then hold the same string, which compares equal without reading its bytes.
+func (s *Store) internOwner(o Owner) ownerID {
+	if u, ok := s.uids[o.PodUID]; ok && o.PodUID != "" {
+		o.PodUID = s.o.recs[u].key.uid
+	}
+	return s.o.intern(o)
 }
 
 // noteUID remembers the richest owner seen for a pod UID (used to name the local ends of
@@ -409,7 +450,7 @@ func (s *Store) Open(c Claim) error {
 		return fmt.Errorf("ownership: bad Kubernetes claim for %s (owner kind %q, source %s)", c.Addr, c.Owner.Kind, c.Source)
 	}
 	s.kubeEnabled = true
-	h := s.o.intern(c.Owner)
+	h := s.internOwner(c.Owner)
 	s.noteUID(h)
 	e := s.entryFor(c.Addr, c.Port, true)
 	for _, x := range e.r {
@@ -456,7 +497,27 @@ func (s *Store) SetKubeSynced(t time.Time) {
 func (s *Store) SetNetworks(n *Networks) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.networks = n
+	old := s.netRefs
+	s.networks, s.netRefs = n, nil
+	if n != nil {
+		names := n.names()
+		s.netRefs = make(map[string]ownerID, len(names))
+		for _, name := range names {
+			s.netRefs[name] = s.o.intern(Owner{Kind: flow.EndpointNetwork, Network: name})
+		}
+	}
+	for _, id := range old {
+		s.o.unref(id)
+	}
+}
+
+// HoldRefs makes the Refs that lookups return valid for at least d: an owner no range names
+// any more is kept renderable that long before its id is reused. The holding window calls it
+// with its own bound (a Ref is rendered at most that long after its lookup).
+func (s *Store) HoldRefs(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.o.hold = max(s.o.hold, int64(d))
 }
 
 // Compact drops ranges that ended before now-Horizon, and UIDs not seen since.
@@ -467,6 +528,7 @@ func (s *Store) Compact(now time.Time) {
 }
 
 func (s *Store) compactLocked(now time.Time) {
+	s.o.releaseQuarantined(now.UnixNano() - s.o.hold)
 	cut := now.Add(-s.cfg.Horizon).UnixNano()
 	if cut <= s.floor {
 		return

@@ -274,3 +274,48 @@ func TestOwnersAreFreed(t *testing.T) {
 		t.Errorf("after compacting everything: %d ranges, %d live owners, %d indexed, %d strings, %d uids", s.Len(), live, len(s.o.index), len(s.o.strs.index), len(s.uids))
 	}
 }
+
+// TestRefsOutliveTheirOwners: a Ref from a lookup keeps naming its owner for the hold time,
+// even once no range names the owner any more and other owners are interned meanwhile.
+func TestRefsOutliveTheirOwners(t *testing.T) {
+	now := at(0)
+	s, err := New(Config{Horizon: time.Minute, SkewTolerance: time.Millisecond}, func() time.Time { return now }, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.HoldRefs(2 * time.Minute)
+	if err := s.Observe(Claim{Addr: ip, Owner: podA, From: at(0), To: at(10), Source: SourceHeartbeat, Origin: "n1"}); err != nil {
+		t.Fatal(err)
+	}
+	v := s.View()
+	r := v.Lookup(ip, 0, at(5).UnixNano(), true)
+	v.Close()
+	if !r.Attributed() {
+		t.Fatalf("lookup: %+v", r)
+	}
+	churn := func(sec float64, uid string) {
+		now = at(sec)
+		s.Compact(now)
+		o := pod("other-x", uid)
+		if err := s.Observe(Claim{Addr: netip.MustParseAddr("10.244.9.9"), Owner: o, From: now, To: now, Source: SourceHeartbeat, Origin: "n2"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	churn(100, "uid-x1") // podA's range is compacted away: podA is quarantined
+	churn(110, "uid-x2")
+	v = s.View()
+	got := v.Owner(r.Ref)
+	v.Close()
+	if got.PodUID != podA.PodUID || got.Pod != podA.Pod {
+		t.Errorf("Ref renders %+v after its owner was freed, want %s", got, podA.Pod)
+	}
+	churn(400, "uid-x3") // past the hold: podA's id is free for reuse
+	for _, q := range s.o.quarantine[s.o.qHead:] {
+		if q.id == ownerID(r.Ref) {
+			t.Errorf("owner %d still quarantined after the hold", q.id)
+		}
+	}
+	if k := s.o.recs[r.Ref].key; k.uid == podA.PodUID { // freed (and reused by uid-x3's owner)
+		t.Errorf("owner %d not freed after the hold: %+v", r.Ref, k)
+	}
+}

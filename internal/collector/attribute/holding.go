@@ -1,0 +1,104 @@
+package attribute
+
+import (
+	"math/bits"
+	"time"
+)
+
+// Held records are recycled: a finished record is reset, its generation raised, and put on a
+// free list, so the holding window allocates nothing per record in steady state. References
+// to a record that may outlive it (wheel slots, the arrival order) carry the generation they
+// were made for and are ignored once it changed.
+
+// maxFree bounds the free list; beyond it finished records are left to the collector.
+const maxFree = 1 << 16
+
+// alloc returns a reset held record.
+func (a *Attributor) alloc() *held {
+	if n := len(a.free); n > 0 {
+		h := a.free[n-1]
+		a.free = a.free[:n-1]
+		return h
+	}
+	chunk := make([]held, 256)
+	for i := len(chunk) - 1; i > 0; i-- {
+		a.free = append(a.free, &chunk[i])
+	}
+	return &chunk[0]
+}
+
+// recycle resets a finished record (raising its generation) and keeps it for reuse.
+func (a *Attributor) recycle(h *held) {
+	*h = held{gen: h.gen + 1}
+	if len(a.free) < maxFree {
+		a.free = append(a.free, h)
+	}
+}
+
+// ref is a reference to a held record for one generation.
+type ref struct {
+	h   *held
+	gen uint32
+	due int64 // for wheel slots: the second the check is due
+}
+
+func (r ref) live() bool { return r.h.gen == r.gen }
+
+// wheel schedules checks by second in a ring of slots covering the holding window; an entry
+// is checked in the flush of its due second (or the first flush after it).
+type wheel struct {
+	slots [][]ref
+	mask  int64
+	spare []ref
+}
+
+func newWheel(span time.Duration) wheel {
+	n := int64(1) << bits.Len64(uint64(span/time.Second)+2)
+	return wheel{slots: make([][]ref, n), mask: n - 1}
+}
+
+func (w *wheel) add(sec int64, h *held) {
+	i := sec & w.mask
+	w.slots[i] = append(w.slots[i], ref{h: h, gen: h.gen, due: sec})
+}
+
+// take removes and returns the entries of sec's slot (entries of later rounds included).
+func (w *wheel) take(sec int64) []ref {
+	i := sec & w.mask
+	s := w.slots[i]
+	w.slots[i], w.spare = w.spare[:0], nil
+	return s
+}
+
+// giveBack returns a processed slot's storage for reuse.
+func (w *wheel) giveBack(s []ref) {
+	clear(s)
+	if w.spare == nil {
+		w.spare = s[:0]
+	}
+}
+
+// fifo is the arrival order of held records, for the full policy.
+type fifo struct {
+	q    []ref
+	head int
+}
+
+func (f *fifo) push(h *held) { f.q = append(f.q, ref{h: h, gen: h.gen}) }
+
+// front returns the oldest live record (nil when none), dropping finished ones.
+func (f *fifo) front() *held {
+	for f.head < len(f.q) && !f.q[f.head].live() {
+		f.q[f.head] = ref{}
+		f.head++
+	}
+	if f.head > 1024 && f.head*2 > len(f.q) {
+		n := copy(f.q, f.q[f.head:])
+		clear(f.q[n:])
+		f.q, f.head = f.q[:n], 0
+	}
+	if f.head == len(f.q) {
+		return nil
+	}
+	return f.q[f.head].h
+}

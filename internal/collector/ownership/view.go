@@ -1,0 +1,82 @@
+package ownership
+
+import (
+	"net/netip"
+
+	"github.com/flowscope/flowscope/internal/flow"
+)
+
+// View reads the store under one read lock, for a batch of lookups and renderings: the
+// holding window decides a second's worth of records under one View instead of locking per
+// record. Close it promptly; while it is open the goroutine that holds it must call no other
+// Store method (a waiting writer would deadlock a second read lock).
+type View struct{ s *Store }
+
+// View opens a View.
+func (s *Store) View() View {
+	s.mu.RLock()
+	return View{s}
+}
+
+// Close releases the View's lock.
+func (v View) Close() { v.s.mu.RUnlock() }
+
+// Lookup is Store.Lookup at `at` (Unix nanoseconds), answering with a Ref.
+func (v View) Lookup(addr netip.Addr, port uint16, at int64, final bool) Answer {
+	return v.s.lookup(addr, port, at, final)
+}
+
+// Resolve returns the richest owner known for a pod UID.
+func (v View) Resolve(uid string) (Ref, bool) {
+	u, ok := v.s.uids[uid]
+	return Ref(u), ok
+}
+
+// Same reports whether two owners name one identity (SameIdentity).
+func (v View) Same(a, b Ref) bool { return v.s.o.same(ownerID(a), ownerID(b)) }
+
+// Owner renders an owner (its zone filled from its node's).
+func (v View) Owner(r Ref) Owner { return v.s.withZone(v.s.o.get(ownerID(r))) }
+
+// Kind returns an owner's kind.
+func (v View) Kind(r Ref) flow.EndpointKind { return kinds[v.s.o.recs[r].key.kind] }
+
+// Zone returns a node's zone ("" when unknown).
+func (v View) Zone(node string) string { return v.s.zones[node] }
+
+// Endpoint renders owner r as the flow endpoint addr:port (Owner(r).Endpoint without the
+// intermediate Owner). The Labels map is shared and read-only.
+func (v View) Endpoint(r Ref, addr netip.Addr, port uint16) flow.Endpoint {
+	var e flow.Endpoint
+	v.FillEndpoint(&e, r, addr, port)
+	return e
+}
+
+// OwnerEndpoint renders an owner that is not interned (e.g. a host workload named from a
+// record), its zone filled from its node's.
+func (v View) OwnerEndpoint(o Owner, addr netip.Addr, port uint16) flow.Endpoint {
+	return v.s.withZone(o).Endpoint(addr, port)
+}
+
+// Named reports whether a pod owner was named by Kubernetes (it carries its workload).
+func (v View) Named(r Ref) bool { return v.s.o.recs[r].key.strs[sWorkload] != 0 }
+
+// FillEndpoint renders owner r into *e as the flow endpoint addr:port (like Endpoint, without
+// copying the result).
+func (v View) FillEndpoint(e *flow.Endpoint, r Ref, addr netip.Addr, port uint16) {
+	o := &v.s.o
+	id := ownerID(r)
+	k := &o.recs[id].key
+	*e = flow.Endpoint{Addr: addr, Port: port, Kind: kinds[k.kind], Pod: k.pod, PodUID: k.uid}
+	for i, f := range [...]*string{&e.Cluster, &e.Namespace, &e.Workload, &e.WorkloadKind, &e.Node, &e.ServiceAccount, &e.Service, &e.Network, nil, &e.Zone} {
+		if s := k.strs[i]; s != 0 && f != nil {
+			*f = o.strs.recs[s].s
+		}
+	}
+	if k.strs[sLabels] != 0 {
+		e.Labels = parseLabels(o.str(id, sLabels))
+	}
+	if e.Zone == "" && e.Node != "" && len(v.s.zones) > 0 {
+		e.Zone = v.s.zones[e.Node]
+	}
+}
