@@ -63,6 +63,28 @@ test("the map renders the workloads and edges of the API", async () => {
   await readme.close();
 });
 
+test("while the camera moves the map renders cheaper frames, then full ones again", async () => {
+  const page = await open("?view=map&range=15m");
+  await waitLoaded(page);
+  const state = () =>
+    page.evaluate(() => {
+      const m = window.flowscope.map;
+      const c = m.sigma.getCanvases();
+      return { moving: m.motion.moving, ratio: window.devicePixelRatio, edgesWidth: c.edges.width, hover: c.hoverNodes.style.visibility, edges: m.graph.size };
+    });
+  const rest = await state();
+  assert.equal(rest.moving, false);
+  const animation = page.evaluate(() => window.flowscope.map.sigma.getCamera().animate({ ratio: 0.5 }, { duration: 1500 }));
+  await page.waitForFunction(() => window.flowscope.map.motion.moving);
+  const moving = await state();
+  assert.ok(moving.edgesWidth < rest.edgesWidth, `edges canvas ${moving.edgesWidth} px while moving, ${rest.edgesWidth} at rest`);
+  assert.equal(moving.hover, "hidden");
+  await animation;
+  await page.waitForFunction(() => !window.flowscope.map.motion.moving);
+  assert.deepEqual(await state(), rest);
+  await page.close();
+});
+
 test("clicking an edge shows its numbers and they match the API", async () => {
   const r = minuteRange(12);
   const page = await open(absQuery(r));

@@ -2,8 +2,10 @@
 // volume and coloured by health, drawn by Sigma.js (WebGL) over a graphology graph.
 import Graph from "graphology";
 import Sigma from "sigma";
+import { EdgeArrowProgram } from "sigma/rendering";
 import type { Deps, GraphEdge, GraphNode } from "./api";
 import { groupOf, Layout } from "./layout";
+import { LineEdgeProgram, MotionQuality, NodeProgram } from "./motion";
 
 export const healthColour: Record<string, string> = {
   healthy: "#4e8f6a",
@@ -54,6 +56,7 @@ export class ServiceMap {
   readonly sigma: Sigma;
   private layout = new Layout();
   private overlay: HTMLCanvasElement;
+  readonly motion: MotionQuality;
   private selected: { node?: string; edge?: string } = {};
   drawn = new Map<string, DrawnEdge>();
   nodes = new Map<string, GraphNode>();
@@ -71,6 +74,8 @@ export class ServiceMap {
       enableEdgeEvents: true,
       allowInvalidContainer: true,
       defaultEdgeType: "arrow",
+      nodeProgramClasses: { circle: NodeProgram },
+      edgeProgramClasses: { arrow: EdgeArrowProgram, line: LineEdgeProgram },
       renderEdgeLabels: false,
       labelRenderedSizeThreshold: 5,
       labelDensity: 1,
@@ -89,6 +94,7 @@ export class ServiceMap {
       if (d) this.onEdge(d);
     });
     this.sigma.on("afterRender", () => this.drawGroups());
+    this.motion = new MotionQuality(this.sigma);
   }
 
   select(sel: { node?: string; edge?: string }) {
@@ -156,9 +162,7 @@ export class ServiceMap {
     if (!q && port === undefined) for (const n of deps.nodes) wanted.add(drawnId(n.id));
     this.sync(wanted, drawn);
     this.drawn = drawn;
-    // Large maps hide edges while the camera moves (software-rendered WebGL cannot redraw
-    // thousands of edges per frame); they come back as soon as it stops.
-    this.sigma.setSetting("hideEdgesOnMove", drawn.size > 1000);
+    // Large maps hide labels while the camera moves (edges and nodes stay, see motion.ts).
     this.sigma.setSetting("hideLabelsOnMove", drawn.size > 1000);
     this.sigma.setCustomBBox(this.layout.bbox());
     this.sigma.refresh();
@@ -203,6 +207,9 @@ export class ServiceMap {
       const attrs = {
         size: (busy ? 0.5 : 1) + maxSize * Math.sqrt(Math.log1p(d.bytes) / Math.log1p(maxBytes)),
         color: busy && d.health === "healthy" ? "#bcd5c5" : healthColour[d.health],
+        // Busy maps draw plain bands: arrow heads cost several times more per pixel in
+        // software-rendered WebGL and are unreadable at that density (details give direction).
+        type: busy ? "line" : "arrow",
         health: d.health,
         zIndex: d.health === "failing" ? 2 : d.health === "degraded" ? 1 : 0,
       };
