@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/flowscope/flowscope/internal/flow"
@@ -373,3 +375,45 @@ type Retention struct {
 
 // DefaultRetention keeps raw flows a day, minute edges a week and hour edges 90 days.
 var DefaultRetention = Retention{Raw: 24 * time.Hour, Minute: 7 * 24 * time.Hour, Hour: 90 * 24 * time.Hour}
+
+// ParseRetention reads retention overrides such as "raw=48h,minute=14d,hour=180d" (levels raw,
+// minute (also the ten-minute rows) and hour (also the six-hour rows); durations in Go syntax
+// or whole days with a d suffix). Levels not named keep DefaultRetention's; "" gives it.
+func ParseRetention(s string) (Retention, error) {
+	r := DefaultRetention
+	if strings.TrimSpace(s) == "" {
+		return r, nil
+	}
+	for part := range strings.SplitSeq(s, ",") {
+		level, val, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return r, fmt.Errorf("retention %q: want level=duration, e.g. raw=48h,minute=14d,hour=180d", part)
+		}
+		d, err := parseDays(val)
+		if err != nil || d <= 0 {
+			return r, fmt.Errorf("retention %q: %q is not a positive duration like 48h or 14d", part, val)
+		}
+		switch level {
+		case "raw":
+			r.Raw = d
+		case "minute":
+			r.Minute = d
+		case "hour":
+			r.Hour = d
+		default:
+			return r, fmt.Errorf("retention %q: unknown level %q (want raw, minute or hour)", part, level)
+		}
+	}
+	if r.Raw > r.Minute || r.Minute > r.Hour {
+		return r, fmt.Errorf("retention %s: each level must be kept at least as long as the finer one (raw ≤ minute ≤ hour)", s)
+	}
+	return r, nil
+}
+
+func parseDays(v string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		days, err := strconv.Atoi(n)
+		return time.Duration(days) * 24 * time.Hour, err
+	}
+	return time.ParseDuration(v)
+}

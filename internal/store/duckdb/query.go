@@ -3,7 +3,9 @@ package duckdb
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
+	"io"
 	"math"
 	"net/netip"
 	"sort"
@@ -173,28 +175,34 @@ func (s *Store) Edges(ctx context.Context, q store.EdgeQuery) ([]store.Edge, err
 	if !ok {
 		return nil, nil
 	}
-	rows, err := s.db.QueryContext(ctx, sqlq)
-	if err != nil {
-		return nil, fmt.Errorf("querying edges: %w", err)
-	}
-	defer rows.Close()
 	n := q.Limit
 	if n <= 0 {
 		n = s.edges.count()
 	}
 	out, ids := make([]store.Edge, 0, n), make([]uint32, 0, n)
-	for rows.Next() {
+	err := s.eachRow(ctx, sqlq, func(v []driver.Value) error {
 		var e store.Edge
-		var id uint32
-		if err := rows.Scan(append([]any{&id}, counterDest(&e.Counters)...)...); err != nil {
-			return nil, fmt.Errorf("reading edges: %w", err)
+		id, ok := v[0].(uint32)
+		if !ok {
+			return fmt.Errorf("edge id of type %T", v[0])
+		}
+		for i, dst := range [...]*uint64{&e.Flows, &e.BytesClientToServer, &e.BytesServerToClient, &e.Opened, &e.Closed,
+			&e.Refused, &e.Timeout, &e.Reset, &e.Retransmits, &e.PeakBytesPerMinute} {
+			switch x := v[i+1].(type) {
+			case uint64:
+				*dst = x
+			case nil:
+			default:
+				return fmt.Errorf("edge counter of type %T", x)
+			}
 		}
 		e.EdgeKey = s.keyOf(id)
 		out = append(out, e)
 		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading edges: %w", err)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("querying edges: %w", err)
 	}
 	// Ties in the order come back by edge id; present them by name.
 	perm := make([]int, len(out))
@@ -234,6 +242,35 @@ func (s *Store) Edges(ctx context.Context, q store.EdgeQuery) ([]store.Edge, err
 			return nil
 		})
 	return out, err
+}
+
+// eachRow runs a query on a pooled connection and hands each row's driver values to f,
+// skipping database/sql's conversions (reflection per column): the edges of a whole cluster
+// are tens of thousands of rows of eleven columns.
+func (s *Store) eachRow(ctx context.Context, q string, f func([]driver.Value) error) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		rows, err := dc.(driver.QueryerContext).QueryContext(ctx, q, nil)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		v := make([]driver.Value, len(rows.Columns()))
+		for {
+			if err := rows.Next(v); err == io.EOF {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			if err := f(v); err != nil {
+				return err
+			}
+		}
+	})
 }
 
 func (s *Store) eachRTT(ctx context.Context, q string, f func(scan func(...any) error) error) error {
