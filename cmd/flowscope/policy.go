@@ -34,7 +34,7 @@ func runPolicy(ctx context.Context, args []string) error {
 	fs := newFlagSet("policy " + sub)
 	var q queryFlags
 	var files fileList
-	var allow, nsFile string
+	var allow, nsFile, podsFile string
 	var kube kubeFlags
 	switch sub {
 	case "audit":
@@ -42,11 +42,13 @@ func runPolicy(ctx context.Context, args []string) error {
 		fs.Var(&files, "f", "NetworkPolicy YAML file (repeatable; - for stdin, e.g. kubectl get networkpolicy -A -o yaml)")
 		fs.StringVar(&allow, "allow", "", "allow-list YAML file")
 		fs.StringVar(&nsFile, "namespace-labels", "", "YAML of Namespaces (kubectl get ns -o yaml) for namespaceSelectors")
+		fs.StringVar(&podsFile, "pods", "", "YAML of Pods (kubectl get pods -A -o yaml) whose container ports resolve named ports")
 		kube.register(fs, "audit the cluster's NetworkPolicies too, with its namespace labels and pods' named ports, read from the Kubernetes API")
 	case "whatif":
 		q.register(fs, "table or json")
 		fs.Var(&files, "f", "proposed NetworkPolicy YAML file (repeatable; - for stdin)")
 		fs.StringVar(&nsFile, "namespace-labels", "", "YAML of Namespaces (kubectl get ns -o yaml) for namespaceSelectors")
+		fs.StringVar(&podsFile, "pods", "", "YAML of Pods (kubectl get pods -A -o yaml) whose container ports resolve named ports")
 		kube.register(fs, "apply the proposal on top of the cluster's NetworkPolicies (read from the Kubernetes API, with namespace labels and pods' named ports) and report only what it newly blocks")
 	case "recommend":
 		q.register(fs, "yaml or json")
@@ -69,7 +71,7 @@ func runPolicy(ctx context.Context, args []string) error {
 	if err := q.checkOutput("table", "json"); err != nil {
 		return err
 	}
-	req, err := policyRequest(files, allow, nsFile)
+	req, err := policyRequest(files, allow, nsFile, podsFile)
 	if err != nil {
 		return err
 	}
@@ -120,7 +122,7 @@ func readInput(name string) ([]byte, error) {
 	return os.ReadFile(name)
 }
 
-func policyRequest(files []string, allow, nsFile string) (policy.Request, error) {
+func policyRequest(files []string, allow, nsFile, podsFile string) (policy.Request, error) {
 	var req policy.Request
 	for _, f := range files {
 		data, err := readInput(f)
@@ -143,6 +145,15 @@ func policyRequest(files []string, allow, nsFile string) (policy.Request, error)
 			return req, err
 		}
 		req.Allow = &al
+	}
+	if podsFile != "" {
+		data, err := readInput(podsFile)
+		if err != nil {
+			return req, fmt.Errorf("reading pods: %w", err)
+		}
+		if req.NamedPorts, err = policy.ParsePodPorts(podsFile, data); err != nil {
+			return req, err
+		}
 	}
 	if nsFile != "" {
 		data, err := readInput(nsFile)

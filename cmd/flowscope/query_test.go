@@ -97,5 +97,8 @@ func TestQueryCommandsGolden(t *testing.T) {
 		{"policy_whatif", with("policy", "whatif", "-f=testdata/ns1-lockdown.yaml", "--namespace-labels=testdata/namespaces.yaml"), 0},
 		{"policy_whatif_json", with("policy", "whatif", "-f=testdata/ns1-lockdown.yaml", "-o=json", "--namespace=ns2"), 0},
 		{"policy_bad_file", with("policy", "whatif", "-f=testdata/bad-policy.yaml"), 1},
+		{"policy_audit_named_port", with("policy", "audit", "-f=testdata/app1-named-port.yaml", "--pods=testdata/pods.yaml", "--namespace-labels=testdata/namespaces.yaml", "--namespace=ns1"), 0},
+		{"policy_audit_named_port_unresolved", with("policy", "audit", "-f=testdata/app1-named-port.yaml", "--namespace-labels=testdata/namespaces.yaml", "--namespace=ns1"), 0},
+		{"policy_bad_pods", with("policy", "audit", "-f=testdata/app1-named-port.yaml", "--pods=testdata/bad-pods.yaml"), 1},
 	})
 }

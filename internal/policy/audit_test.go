@@ -2,6 +2,7 @@ package policy
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,5 +92,57 @@ func TestWhatIfOverCurrentPolicies(t *testing.T) {
 	}
 	if allowed != 0 || already != 2 {
 		t.Errorf("allowed %d, already blocked %d; want 0 and 2", allowed, already)
+	}
+}
+
+// TestUnknownNamedPortSaysSo: a denial that a named port could have allowed, for a pod whose
+// container ports were not given, says which name and pod; a pod known to lack the name does
+// not get the hint.
+func TestUnknownNamedPortSaysSo(t *testing.T) {
+	ps, err := ParsePolicies("p.yaml", []byte(pol("api", "shop", "  podSelector: {matchLabels: {app: api}}\n  ingress:\n  - ports:\n    - port: http\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := flowGroup(podEnd("shop", "web", "web-0", 0), podEnd("shop", "api", "api-0", 8080))
+	for _, tc := range []struct {
+		ports map[string]map[string]int32
+		hint  bool
+	}{{nil, true}, {map[string]map[string]int32{PodKey("shop", "api-0"): {"grpc": 9000}}, false}} {
+		vs, err := Audit([]store.FlowGroup{g}, Request{Policies: ps, NamedPorts: tc.ports})
+		if err != nil || len(vs) != 1 {
+			t.Fatalf("violations %v, %v", vs, err)
+		}
+		if got := strings.Contains(vs[0].Reason, `named port "http" unknown for shop/api`); got != tc.hint {
+			t.Errorf("ports %v: reason %q, hint %v, want %v", tc.ports, vs[0].Reason, got, tc.hint)
+		}
+	}
+}
+
+func TestParsePodPorts(t *testing.T) {
+	got, err := ParsePodPorts("pods.yaml", []byte(`apiVersion: v1
+kind: PodList
+items:
+- kind: Pod
+  metadata: {name: a, namespace: x}
+  spec:
+    initContainers:
+    - {name: proxy, ports: [{name: admin, containerPort: 15000}]}
+    containers:
+    - {name: app, ports: [{name: http, containerPort: 8080}, {name: dns, containerPort: 53, protocol: UDP}, {containerPort: 9}]}
+- kind: Pod
+  metadata: {name: b}
+  spec: {containers: [{name: app}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]int32{"x/pod/a": {"http": 8080, "admin": 15000}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("named ports (-want +got):\n%s", diff)
+	}
+	for _, bad := range []string{"kind: Service\n", "kind: Pod\nmetadata: {}\n", "kind: List\nitems: 3\n", "- a\n"} {
+		if _, err := ParsePodPorts("pods.yaml", []byte(bad)); err == nil || !strings.HasPrefix(err.Error(), "pods.yaml:") {
+			t.Errorf("%q: error %v, want one naming the file and position", bad, err)
+		}
 	}
 }

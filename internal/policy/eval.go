@@ -115,14 +115,19 @@ func (e *Evaluator) Allow(client, server Peer, port uint16) Verdict {
 // side checks the policies selecting pod for one direction against peer.
 func (e *Evaluator) side(pod, peer Peer, port uint16, egress bool) Verdict {
 	var selecting []string
+	var unknownPort string // a named port a rule names that the destination's ports do not resolve
 	podLabels := labels.Set(pod.Labels)
 	for _, c := range e.byNS[pod.Namespace] {
 		if (egress && !c.egress) || (!egress && !c.ingress) || !c.sel.Matches(podLabels) {
 			continue
 		}
 		selecting = append(selecting, c.p.Namespace+"/"+c.p.Name)
-		if e.rulesAllow(c, pod, peer, port, egress) {
+		ok, unknown := e.rulesAllow(c, pod, peer, port, egress)
+		if ok {
 			return Verdict{Allowed: true}
+		}
+		if unknownPort == "" {
+			unknownPort = unknown
 		}
 	}
 	if len(selecting) == 0 {
@@ -133,29 +138,51 @@ func (e *Evaluator) side(pod, peer Peer, port uint16, egress bool) Verdict {
 	if egress {
 		dir, verb = "egress", "to "+peer.Name
 	}
-	return Verdict{Reason: fmt.Sprintf("%s of %s isolated by %s: no rule allows %s port %d", dir, pod.Name, strings.Join(selecting, ", "), verb, port)}
+	reason := fmt.Sprintf("%s of %s isolated by %s: no rule allows %s port %d", dir, pod.Name, strings.Join(selecting, ", "), verb, port)
+	if unknownPort != "" {
+		dst := pod.Name
+		if egress {
+			dst = peer.Name
+		}
+		reason += fmt.Sprintf(" (named port %q unknown for %s: give its pods' container ports)", unknownPort, dst)
+	}
+	return Verdict{Reason: reason}
 }
 
-func (e *Evaluator) rulesAllow(c *compiled, pod, peer Peer, port uint16, egress bool) bool {
-	// For ingress, named ports are the selected pod's own; for egress, the destination's.
-	dstPorts := pod.NamedPorts
+// rulesAllow reports whether a rule of c allows the connection, and else a named port that a
+// rule whose peers match names while the destination pod's container ports are not known.
+func (e *Evaluator) rulesAllow(c *compiled, pod, peer Peer, port uint16, egress bool) (bool, string) {
+	// For ingress, named ports are the selected pod's own; for egress, the destination's
+	// (a pod: ends outside the cluster have none).
+	dst := pod
 	if egress {
-		dstPorts = peer.NamedPorts
+		dst = peer
+	}
+	var unknown string
+	check := func(peers []networkingv1.NetworkPolicyPeer, ports []networkingv1.NetworkPolicyPort) bool {
+		if !e.peersMatch(peers, c.p.Namespace, peer) {
+			return false
+		}
+		ok, name := portsMatch(ports, port, dst.NamedPorts)
+		if !ok && name != "" && dst.Pod && dst.NamedPorts == nil && unknown == "" {
+			unknown = name
+		}
+		return ok
 	}
 	if egress {
 		for _, r := range c.p.Spec.Egress {
-			if e.peersMatch(r.To, c.p.Namespace, peer) && portsMatch(r.Ports, port, dstPorts) {
-				return true
+			if check(r.To, r.Ports) {
+				return true, ""
 			}
 		}
-		return false
+		return false, unknown
 	}
 	for _, r := range c.p.Spec.Ingress {
-		if e.peersMatch(r.From, c.p.Namespace, peer) && portsMatch(r.Ports, port, dstPorts) {
-			return true
+		if check(r.From, r.Ports) {
+			return true, ""
 		}
 	}
-	return false
+	return false, unknown
 }
 
 // peersMatch: an empty list matches every peer; otherwise any entry must match.
@@ -211,20 +238,26 @@ func ipBlockMatches(b *networkingv1.IPBlock, addr netip.Addr) bool {
 }
 
 // portsMatch: an empty list matches every port; otherwise any entry must match (TCP only).
-func portsMatch(ports []networkingv1.NetworkPolicyPort, port uint16, named map[string]int32) bool {
+// Without a match it returns the first named port that named does not resolve.
+func portsMatch(ports []networkingv1.NetworkPolicyPort, port uint16, named map[string]int32) (bool, string) {
 	if len(ports) == 0 {
-		return true
+		return true, ""
 	}
+	var unknown string
 	for _, p := range ports {
 		if p.Protocol != nil && *p.Protocol != corev1.ProtocolTCP {
 			continue
 		}
 		if p.Port == nil {
-			return true // every port of the protocol
+			return true, "" // every port of the protocol
 		}
 		if p.Port.Type == intstr.String {
-			if n, ok := named[p.Port.StrVal]; ok && n == int32(port) {
-				return true
+			n, ok := named[p.Port.StrVal]
+			if ok && n == int32(port) {
+				return true, ""
+			}
+			if !ok && unknown == "" {
+				unknown = p.Port.StrVal
 			}
 			continue
 		}
@@ -233,8 +266,8 @@ func portsMatch(ports []networkingv1.NetworkPolicyPort, port uint16, named map[s
 			hi = *p.EndPort
 		}
 		if int32(port) >= lo && int32(port) <= hi {
-			return true
+			return true, ""
 		}
 	}
-	return false
+	return false, unknown
 }

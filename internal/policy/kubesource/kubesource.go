@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"sort"
 
-	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -82,7 +81,7 @@ func Read(ctx context.Context, c kubernetes.Interface) (Snapshot, error) {
 			return "", err
 		}
 		for i := range l.Items {
-			if ports := NamedPorts(&l.Items[i]); len(ports) > 0 {
+			if ports := policy.PodNamedPorts(&l.Items[i]); len(ports) > 0 {
 				s.NamedPorts[policy.PodKey(l.Items[i].Namespace, l.Items[i].Name)] = ports
 			}
 		}
@@ -117,22 +116,4 @@ func eachPage(ctx context.Context, what string, list func(metav1.ListOptions) (s
 		}
 		opts.Continue = next
 	}
-}
-
-// NamedPorts returns a pod's named TCP container ports (init containers included: a sidecar
-// declared as a restartable init container serves too).
-func NamedPorts(p *corev1.Pod) map[string]int32 {
-	out := map[string]int32{}
-	add := func(cs []corev1.Container) {
-		for _, c := range cs {
-			for _, port := range c.Ports {
-				if port.Name != "" && (port.Protocol == "" || port.Protocol == corev1.ProtocolTCP) {
-					out[port.Name] = port.ContainerPort
-				}
-			}
-		}
-	}
-	add(p.Spec.InitContainers)
-	add(p.Spec.Containers)
-	return out
 }
