@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/flowscope/flowscope/internal/exporterbench"
@@ -32,12 +33,17 @@ func runBench(ctx context.Context, args []string) error {
 	dur := fs.Duration("duration", 10*time.Second, "length of the load")
 	workers := fs.Int("workers", 64, "concurrent client connections at most")
 	profile := fs.String("exporter-cpu-profile", "", "have the exporter write a Go CPU profile to this file")
+	exporterArgs := fs.String("exporter-args", "", "extra flags for the exporter process, space-separated (e.g. \"--batch-size=5000\")")
+	output := fs.String("output", "jsonl", "where the exporter's records go: jsonl (standard output) or grpc (a real collector process)")
 	open := fs.Int("open", 0, "instead of a load: hold this many connections open and report the exporter's memory")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
 	if *path != "veth" && *path != "loopback" {
 		return usageError{fmt.Errorf("--path must be veth or loopback")}
+	}
+	if *output != "jsonl" && *output != "grpc" {
+		return usageError{fmt.Errorf("--output must be jsonl or grpc")}
 	}
 	if *rate <= 0 || *dur <= 0 || *workers <= 0 || *open < 0 {
 		return usageError{fmt.Errorf("--rate, --duration and --workers must be positive")}
@@ -51,11 +57,11 @@ func runBench(ctx context.Context, args []string) error {
 		}
 		return enc.Encode(r)
 	}
-	var extra []string
+	extra := strings.Fields(*exporterArgs)
 	if *profile != "" {
 		extra = append(extra, "--cpu-profile="+*profile)
 	}
-	r, err := exporterbench.Run(ctx, exporterbench.Config{Path: *path, Rate: *rate, Duration: *dur, Workers: *workers, Args: extra})
+	r, err := exporterbench.Run(ctx, exporterbench.Config{Path: *path, Rate: *rate, Duration: *dur, Workers: *workers, Args: extra, Output: *output})
 	if err != nil {
 		return err
 	}

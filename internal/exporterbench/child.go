@@ -21,7 +21,9 @@ type child struct {
 	finals    atomic.Uint64
 	summaries atomic.Uint64
 	last      atomic.Pointer[exporter.SummaryJSON]
+	lost      atomic.Uint64 // shipping: from /metrics (with JSON lines it comes in last)
 	done      chan error
+	cancel    context.CancelFunc
 }
 
 func startChild(ctx context.Context, exe string, netns []uint32, extra ...string) (*child, error) {
@@ -35,6 +37,23 @@ func startChild(ctx context.Context, exe string, netns []uint32, extra ...string
 		return nil, fmt.Errorf("starting the exporter: %w", err)
 	}
 	go func() { c.done <- c.read(out, netns) }()
+	return c, nil
+}
+
+// startShippingChild starts an exporter that ships to col over gRPC; its records are counted
+// from its /metrics (every namespace: background connections on the machine count too).
+func startShippingChild(ctx context.Context, exe string, col *collectorProc, extra ...string) (*child, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	c, err := startChild(ctx, exe, nil, append(col.shipArgs(port), extra...)...)
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	c.cancel = cancel
+	go c.pollMetrics(pctx, port)
 	return c, nil
 }
 
@@ -74,6 +93,9 @@ func (c *child) read(r io.Reader, netns []uint32) error {
 func (c *child) pid() int { return c.cmd.Process.Pid }
 
 func (c *child) stop() error {
+	if c.cancel != nil {
+		c.cancel()
+	}
 	_ = c.cmd.Process.Signal(interrupt)
 	err := <-c.done
 	_ = c.cmd.Wait()
