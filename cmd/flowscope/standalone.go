@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/flowscope/flowscope/internal/collector/aggregate"
 	"github.com/flowscope/flowscope/internal/collector/ingest"
 	"github.com/flowscope/flowscope/internal/collector/ownership"
 	"github.com/flowscope/flowscope/internal/collector/pipeline"
@@ -133,7 +134,12 @@ func serveStandalone(ctx context.Context, f standaloneFlags, dir, note string, l
 		clock = livedemo.NewClock(time.Now().Add(-f.history), time.Now)
 		now = clock.Now
 	}
-	st, err := duckdb.Open(ctx, duckdb.Config{Dir: filepath.Join(dir, "store"), MemoryLimit: f.memory, Threads: 1, Now: now, Logger: log, Registry: reg})
+	// The console shows the minutes the store has not written yet (pipeline.Config.OpenMinutes,
+	// with the store's own aggregation settings); the store writes closed minutes every 2 s so
+	// that a minute is missing from both for at most that long.
+	agg := aggregate.DefaultConfig
+	st, err := duckdb.Open(ctx, duckdb.Config{Dir: filepath.Join(dir, "store"), MemoryLimit: f.memory, Threads: 1, Now: now, Logger: log, Registry: reg,
+		Aggregate: agg, FlushEvery: 2 * time.Second})
 	if errors.Is(err, duckdb.ErrNewerSchema) {
 		return fmt.Errorf("data directory %s was written by a newer flowscope; use that version or another --data-dir: %w", dir, err)
 	}
@@ -141,11 +147,18 @@ func serveStandalone(ctx context.Context, f standaloneFlags, dir, note string, l
 		return fmt.Errorf("opening the store in %s: %w", dir, err)
 	}
 	defer st.Close()
-	cfg := pipeline.Config{Ingest: ingest.DefaultConfig(), HTTPListen: f.listen, Debug: f.debug, Now: now, Registry: reg, Log: log}
+	cfg := pipeline.Config{Ingest: ingest.DefaultConfig(), HTTPListen: f.listen, Debug: f.debug, Now: now, Registry: reg, Log: log, OpenMinutes: agg}
 	cfg.Ingest.GRPCListen, cfg.Ingest.HTTPSListen, cfg.Ingest.UDPListen = "127.0.0.1:0", "", ""
 	cfg.Ingest.InsecurePlaintext = true
 	cfg.Ingest.SpoolDir = filepath.Join(dir, "spool")
 	settings := web.Settings{Mode: "live", Note: note}
+	if !f.demo {
+		// One machine: every address's owner is this machine's exporter, which claims it with
+		// the records themselves (or nobody does: a network or unattributed end, which no wait
+		// changes). The collector's 60 s window waits for other nodes' claims and Kubernetes;
+		// here a record is decided within seconds, so waiting 10 s at most loses nothing.
+		cfg.Attribute.Window, cfg.Attribute.JoinWait = 10*time.Second, 5*time.Second
+	}
 	if f.demo {
 		settings = demoSettings(note)
 		dc := livedemo.ClusterConfig(f.history)

@@ -215,6 +215,30 @@ func (a *Aggregator) Flush(now time.Time, all bool) (rows []store.EdgeRow, water
 	return rows, watermark
 }
 
+// OpenRows returns copies of the rows of the minutes Flush(now) would not return yet (the
+// current minute and those within Grace of their end), sorted by time and key; the
+// aggregator keeps them.
+func (a *Aggregator) OpenRows(now time.Time) []store.EdgeRow {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	limit := now.Add(-a.cfg.Grace).Unix()/60 - 1
+	var rows []store.EdgeRow
+	for m, b := range a.minutes {
+		if m <= limit {
+			continue
+		}
+		t := time.Unix(m*60, 0).UTC()
+		for k, e := range b.edges {
+			r := store.EdgeRow{Time: t, Key: k, Counters: e.Counters}
+			r.PeakBytesPerMinute = r.BytesClientToServer + r.BytesServerToClient
+			r.RTT.Merge(&e.rtt)
+			rows = append(rows, r)
+		}
+	}
+	sortRows(rows)
+	return rows
+}
+
 func (a *Aggregator) expireOpen(now time.Time) {
 	cutoff := now.Add(-a.cfg.OpenConnTTL).Unix() / 60
 	for k, m := range a.open {

@@ -101,3 +101,27 @@ func TestKeyLimitIsCounted(t *testing.T) {
 		t.Errorf("stats %+v, want 1 dropped, 2 keys", s)
 	}
 }
+
+func TestOpenRowsAreTheMinutesFlushWouldKeep(t *testing.T) {
+	a := New(Config{Grace: 10 * time.Second})
+	a.Add(conn("a", t0.Add(30*time.Second), false, flow.OK, 1), 1) // minute 0
+	a.Add(conn("b", t0.Add(65*time.Second), false, flow.OK, 2), 2) // minute 1
+	now := t0.Add(75 * time.Second)                                // minute 0 closed, minute 1 open
+	keys := len(Keys(conn("a", t0, false, flow.OK, 1))) // the edge and its node totals
+	open := a.OpenRows(now)
+	if len(open) != keys {
+		t.Fatalf("%d open rows, want %d", len(open), keys)
+	}
+	for _, r := range open {
+		if !r.Time.Equal(t0.Add(time.Minute)) || r.BytesClientToServer != 2 || r.RTT.Count() != 1 {
+			t.Errorf("open row %+v, want minute 1's", r)
+		}
+	}
+	if again := a.OpenRows(now); len(again) != keys {
+		t.Errorf("OpenRows forgot the open minute: %+v", again)
+	}
+	rows, _ := a.Flush(now, false)
+	if len(rows) != keys || !rows[0].Time.Equal(t0) {
+		t.Errorf("Flush returned %+v, want minute 0 alone", rows)
+	}
+}

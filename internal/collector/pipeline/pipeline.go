@@ -44,6 +44,10 @@ type Config struct {
 	Console http.Handler
 	// Debug serves Go's profiles under /debug/pprof/ (off by default).
 	Debug bool
+	// OpenMinutes, when its Grace is set, makes edge queries include the minutes the store
+	// has not written yet (it must be the store's aggregate.Config; standalone sets it). Zero:
+	// the API answers from the store alone.
+	OpenMinutes aggregate.Config
 	// CompactEvery is how often the ownership store drops ranges past its horizon (default 1 min).
 	CompactEvery time.Duration
 	Now          func() time.Time
@@ -74,6 +78,7 @@ type Pipeline struct {
 	attr    *attribute.Attributor
 	cons    *attribute.Consumer
 	handler http.Handler
+	live    *liveEdges
 
 	ln     net.Listener
 	srv    *http.Server
@@ -118,6 +123,10 @@ func New(cfg Config, st Store) (*Pipeline, error) {
 		em := aggregate.NewEdgeMetrics(cfg.Registry, cfg.MaxEdgeMetrics)
 		sink = aggregate.MetricsSink{Next: st, Metrics: em}
 	}
+	if cfg.OpenMinutes.Grace > 0 {
+		p.live = newLiveEdges(cfg.OpenMinutes, cfg.Now)
+		sink = p.live.sink(sink)
+	}
 	if p.attr, err = attribute.New(cfg.Attribute, p.owners, sink, cfg.Now, cfg.Registry, cfg.Log); err != nil {
 		return nil, fmt.Errorf("pipeline: attribution: %w", err)
 	}
@@ -132,7 +141,11 @@ func New(cfg Config, st Store) (*Pipeline, error) {
 
 func (p *Pipeline) buildHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/api/", api.New(api.Config{Store: p.st, Now: p.cfg.Now, Logger: p.cfg.Log}))
+	var q store.Querier = p.st
+	if p.live != nil {
+		q = liveQuerier{Querier: p.st, live: p.live}
+	}
+	mux.Handle("/api/", api.New(api.Config{Store: q, Now: p.cfg.Now, Logger: p.cfg.Log}))
 	mux.Handle("/metrics", promhttp.HandlerFor(p.cfg.Registry, promhttp.HandlerOpts{Registry: p.cfg.Registry}))
 	if p.cfg.Console != nil {
 		mux.Handle("/", p.cfg.Console)
