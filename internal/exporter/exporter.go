@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flowscope/flowscope/internal/exporter/conntrack"
 	"github.com/flowscope/flowscope/internal/exporter/flowtable"
 	"github.com/flowscope/flowscope/internal/exporter/identity"
 	"github.com/flowscope/flowscope/internal/exporter/tracer"
@@ -92,6 +93,7 @@ type Exporter struct {
 	wall  *tracer.WallClock
 	ns    *namespaces
 	own   *owners
+	nat   *conntrack.Translator // NAT translations of client sockets (finalize.go)
 
 	evs   []tracer.Event
 	recs  []flow.Record
@@ -124,6 +126,8 @@ func New(cfg Config, tr *tracer.Tracer, r flowtable.Resolver, sink Sink, log *sl
 	x := &Exporter{cfg: cfg, tr: tr, sink: sink, log: log, wall: tracer.NewWallClock(), ns: ns,
 		own: newOwners(cfg.NodeName, cfg.ProcessWorkload)}
 	x.table = flowtable.New(cfg.Table, r, x.wall.Time)
+	x.nat = conntrack.New(conntrack.Config{}, nil, time.Now, log)
+	x.own.listeners = func() []flowtable.Listener { return x.table.Listeners(ns.self) }
 	x.stats.Store(&Stats{})
 	return x, nil
 }
@@ -196,6 +200,7 @@ func (x *Exporter) write(recs []flow.Record) {
 	if len(recs) == 0 {
 		return
 	}
+	x.finalize(recs)
 	if err := x.sink.Write(recs); err != nil {
 		x.st.SinkErrors++
 		x.log.Warn("writing flow records", "error", err, "records", len(recs))

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/flowscope/flowscope/internal/exporter/flowtable"
 	"github.com/flowscope/flowscope/internal/flow"
 	"github.com/flowscope/flowscope/internal/flowbatch"
 )
@@ -17,7 +18,10 @@ type owners struct {
 	node    string
 	byPid   func(pid uint32) flow.Workload
 	addrsIn func(path string) ([]netip.Addr, error)
-	held    map[netip.Addr]ownership
+	// listeners returns the listening sockets of the node's own network namespace (nil: none
+	// known): a host-network workload holds (address, port) of its listeners, not the address.
+	listeners func() []flowtable.Listener
+	held      map[netip.AddrPort]ownership // port 0: the address itself
 }
 
 type ownership struct {
@@ -27,7 +31,7 @@ type ownership struct {
 }
 
 func newOwners(node string, byPid func(uint32) flow.Workload) *owners {
-	return &owners{node: node, byPid: byPid, addrsIn: namespaceAddrs, held: map[netip.Addr]ownership{}}
+	return &owners{node: node, byPid: byPid, addrsIn: namespaceAddrs, held: map[netip.AddrPort]ownership{}}
 }
 
 // heartbeat reads every namespace's addresses at now and returns the node's complete list of
@@ -35,7 +39,16 @@ func newOwners(node string, byPid func(uint32) flow.Workload) *owners {
 // the last time they were seen, so the collector never stretches an ownership past what was
 // observed).
 func (o *owners) heartbeat(ns *namespaces, now time.Time) flowbatch.Heartbeat {
-	seen := map[netip.Addr]bool{}
+	seen := map[netip.AddrPort]bool{}
+	see := func(k netip.AddrPort, w flow.Workload, ino uint32) {
+		seen[k] = true
+		cur, ok := o.held[k]
+		if !ok || cur.w != w || cur.netns != ino {
+			cur = ownership{w: w, netns: ino, from: now} // new, or a new holder: a new range
+		}
+		cur.until = now
+		o.held[k] = cur
+	}
 	for ino, path := range ns.paths {
 		addrs, err := o.addrsIn(path)
 		if err != nil || len(addrs) == 0 {
@@ -48,25 +61,51 @@ func (o *owners) heartbeat(ns *namespaces, now time.Time) flowbatch.Heartbeat {
 			}
 		}
 		for _, a := range addrs {
-			seen[a] = true
-			cur, ok := o.held[a]
-			if !ok || cur.w != w || cur.netns != ino {
-				cur = ownership{w: w, netns: ino, from: now} // new, or a new holder: a new range
-			}
-			cur.until = now
-			o.held[a] = cur
+			see(netip.AddrPortFrom(a, 0), w, ino)
+		}
+		if ino == ns.self {
+			o.hostListeners(addrs, func(k netip.AddrPort, w flow.Workload) { see(k, w, ino) })
 		}
 	}
 	hb := flowbatch.Heartbeat{Node: o.node, Time: now, Complete: true}
-	for a, h := range o.held {
-		own := flowbatch.Ownership{Addr: a, Workload: h.w, Netns: h.netns, From: h.from}
-		if !seen[a] {
+	for k, h := range o.held {
+		own := flowbatch.Ownership{Addr: k.Addr(), Port: k.Port(), Workload: h.w, Netns: h.netns, From: h.from}
+		if !seen[k] {
 			own.To = h.until
-			delete(o.held, a)
+			delete(o.held, k)
 		}
 		hb.Ownerships = append(hb.Ownerships, own)
 	}
 	return hb
+}
+
+// hostListeners names the listening sockets of the node's own namespace held by a workload
+// other than the host itself (a hostNetwork pod, a container, a systemd unit): each holds
+// (address, port) for its bound address, or for every node address when it listens on all.
+func (o *owners) hostListeners(addrs []netip.Addr, see func(netip.AddrPort, flow.Workload)) {
+	if o.listeners == nil {
+		return
+	}
+	for _, l := range o.listeners() {
+		if l.Pid == 0 {
+			continue // no single process holds it: nothing to name it by
+		}
+		w := o.workloadOf([]uint32{l.Pid})
+		switch w.Kind {
+		case flow.KindPod, flow.KindContainer, flow.KindUnit:
+		default:
+			continue // the host's own: the address already names the node
+		}
+		if l.Bound.IsValid() {
+			if !l.Bound.IsLoopback() {
+				see(netip.AddrPortFrom(l.Bound.Unmap(), l.Port), w)
+			}
+			continue
+		}
+		for _, a := range addrs {
+			see(netip.AddrPortFrom(a, l.Port), w)
+		}
+	}
 }
 
 // workloadOf names a namespace by its processes: a pod's if any process is in a pod (all of a

@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/flowscope/flowscope/internal/exporter/flowtable"
 	"github.com/flowscope/flowscope/internal/flow"
 	"github.com/flowscope/flowscope/internal/flowbatch"
 )
@@ -58,5 +61,52 @@ func TestOwnersHeartbeatRanges(t *testing.T) {
 	hb = byAddr(o.heartbeat(ns, t0.Add(20*time.Second)))
 	if p := hb["10.1.0.5"]; p.Workload.PodUID != "b" || !p.From.Equal(t0.Add(20*time.Second)) {
 		t.Fatalf("reused address: %+v", p)
+	}
+}
+
+// TestOwnersHostNetworkListeners: a host-network pod's listener (in the node's own namespace)
+// is reported as (address, port) held by the pod, for every node address when it listens on
+// all of them; the host's own listeners and unowned ones claim nothing; a listener that goes
+// ends its range.
+func TestOwnersHostNetworkListeners(t *testing.T) {
+	node4, node6 := netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("2001:db8::10")
+	agent := flow.Workload{Kind: flow.KindPod, PodUID: "agent", ContainerID: "c", Pid: 20}
+	holder := map[uint32]flow.Workload{20: agent, 30: {Kind: flow.KindHost}, 40: {Kind: flow.KindUnit, Unit: "sshd.service"}}
+	o := newOwners("node-1", func(pid uint32) flow.Workload { return holder[pid] })
+	o.addrsIn = func(string) ([]netip.Addr, error) { return []netip.Addr{node4, node6}, nil }
+	lns := []flowtable.Listener{
+		{Port: 9100, Pid: 20},               // the agent, on all addresses
+		{Port: 9101, Pid: 20, Bound: node4}, // the agent, on one
+		{Port: 9102, Pid: 20, Bound: netip.MustParseAddr("127.0.0.1")},
+		{Port: 22, Pid: 40},    // a systemd unit
+		{Port: 10250, Pid: 30}, // the host itself (kubelet): the node's address names it
+		{Port: 53},             // held by several processes: unnamed
+	}
+	o.listeners = func() []flowtable.Listener { return lns }
+	ns := &namespaces{self: 1, paths: map[uint32]string{1: ""}}
+	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	got := func(hb flowbatch.Heartbeat) map[string]string {
+		m := map[string]string{}
+		for _, ow := range hb.Ownerships {
+			if ow.Port != 0 {
+				m[netip.AddrPortFrom(ow.Addr, ow.Port).String()] = ow.Workload.Key()
+				if !ow.To.IsZero() {
+					m[netip.AddrPortFrom(ow.Addr, ow.Port).String()] += " ended"
+				}
+			}
+		}
+		return m
+	}
+	want := map[string]string{
+		"192.0.2.10:9100": "pod/agent", "[2001:db8::10]:9100": "pod/agent", "192.0.2.10:9101": "pod/agent",
+		"192.0.2.10:22": "systemd/sshd.service", "[2001:db8::10]:22": "systemd/sshd.service",
+	}
+	if diff := cmp.Diff(want, got(o.heartbeat(ns, t0))); diff != "" {
+		t.Errorf("listeners (-want +got):\n%s", diff)
+	}
+	lns = lns[1:]
+	hb := got(o.heartbeat(ns, t0.Add(5*time.Second)))
+	if hb["192.0.2.10:9100"] != "pod/agent ended" || hb["192.0.2.10:9101"] != "pod/agent" {
+		t.Errorf("after the listener went: %v", hb)
 	}
 }

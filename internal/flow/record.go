@@ -79,6 +79,15 @@ type Record struct {
 	ResetsReceived uint32  `json:"resets_received"`
 	Outcome        Outcome `json:"outcome"`
 	CloseState     string  `json:"close_state"` // TCP state the socket left for CLOSE (final) or is in (interim), e.g. "FIN_WAIT2"
+
+	// HostNetwork: the socket is in the node's own network namespace (host network), so its
+	// local address is the node's; its workload is named by (address, port), never by address.
+	HostNetwork bool `json:"host_network,omitempty"`
+	// NatRemoteAddr/Port: for a client socket whose destination was translated (a Service VIP,
+	// DNAT), the destination after translation, read from conntrack. Zero when not translated
+	// or unknown.
+	NatRemoteAddr netip.Addr `json:"nat_remote_addr,omitzero"`
+	NatRemotePort uint16     `json:"nat_remote_port,omitempty"`
 }
 
 // Workload names the local end of a flow, as far as the exporter can tell from the socket's

@@ -86,6 +86,7 @@ type Ownership struct {
 	Namespace string        `json:"namespace,omitempty"` // Kubernetes namespace, when the node knows it
 	PodName   string        `json:"pod_name,omitempty"`  // Kubernetes pod name, when the node knows it
 	Netns     uint32        `json:"netns,omitempty"`
+	Port      uint16        `json:"port,omitempty"` // a host-network listener: the workload holds (Addr, Port), not Addr
 	From      time.Time     `json:"from"`
 	To        time.Time     `json:"to"`
 }

@@ -24,6 +24,10 @@ func sampleBatch() *Batch {
 	recs[1].StartKnown = false
 	recs[1].Start = testNow.Add(-90 * 24 * time.Hour)
 	recs[1].Workload = flow.Workload{Kind: flow.KindUnit, Unit: "nginx.service", CgroupPath: "/system.slice/nginx.service", Pid: 42, Comm: "nginx"}
+	recs[1].HostNetwork = true
+	// a Service VIP translated by conntrack
+	recs[0].NatRemoteAddr, recs[0].NatRemotePort = netip.MustParseAddr("10.244.3.7"), 8443
+
 	recs[2].Family = flow.IPv6 // a v4-mapped address on a v6 socket
 	recs[2].LocalAddr = netip.MustParseAddr("::ffff:10.0.0.1")
 	recs[2].RemoteAddr = netip.MustParseAddr("::ffff:10.0.0.2")
@@ -45,6 +49,7 @@ func sampleBatch() *Batch {
 			{Addr: netip.MustParseAddr("10.1.0.2"), Workload: recs[0].Workload, Namespace: "shop", PodName: "cart-1",
 				Netns: recs[0].Netns, From: testNow.Add(-time.Hour)},
 			{Addr: netip.MustParseAddr("fd00::1"), Workload: recs[1].Workload, From: testNow.Add(-time.Hour), To: testNow.Add(-time.Minute)},
+			{Addr: netip.MustParseAddr("192.168.0.10"), Port: 9100, Workload: recs[0].Workload, Namespace: "monitoring", PodName: "node-exporter-x", From: testNow.Add(-time.Hour)},
 		}},
 	}
 }
@@ -160,7 +165,7 @@ func TestScanAgreesWithValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Sequence != 7 || s.Records != 3 || s.Aggregates != 1 || s.Ownerships != 2 || s.ExporterID != "node-a" {
+	if s.Sequence != 7 || s.Records != 3 || s.Aggregates != 1 || s.Ownerships != 3 || s.ExporterID != "node-a" {
 		t.Errorf("summary %+v", s)
 	}
 	for _, tc := range rejectionCases() {
@@ -205,6 +210,9 @@ func rejectionCases() []struct {
 		{"endless duration", func(b *flowv1.Batch) { b.Records[0].DurationNs = 1 << 62 }, flowv1.RejectReason_REJECT_REASON_TIMESTAMP},
 		{"huge string", func(b *flowv1.Batch) { b.NodeName = string(make([]byte, 5000)) }, flowv1.RejectReason_REJECT_REASON_TOO_LARGE},
 		{"bad ownership", func(b *flowv1.Batch) { b.Heartbeat.Ownerships[0].Addr = nil }, flowv1.RejectReason_REJECT_REASON_INVALID},
+		{"bad ownership port", func(b *flowv1.Batch) { b.Heartbeat.Ownerships[2].Port = 70000 }, flowv1.RejectReason_REJECT_REASON_INVALID},
+		{"bad NAT addr", func(b *flowv1.Batch) { b.Records[0].NatRemoteAddr = []byte{1, 2} }, flowv1.RejectReason_REJECT_REASON_INVALID},
+		{"bad NAT port", func(b *flowv1.Batch) { b.Records[0].NatRemotePort = 70000 }, flowv1.RejectReason_REJECT_REASON_INVALID},
 	}
 }
 

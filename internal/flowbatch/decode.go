@@ -54,7 +54,8 @@ func recordFromPB(pb *flowv1.Batch, origins []flow.Workload, m *flowv1.FlowRecor
 		RemoteAddr: addrFromBytes(m.RemoteAddr),
 		RemotePort: uint16(m.RemotePort),
 		Direction:  directionFromPB[m.Direction],
-		Netns:      o.Netns, CgroupID: o.CgroupId, Workload: origins[m.Origin],
+		Netns:      o.Netns, CgroupID: o.CgroupId, Workload: origins[m.Origin], HostNetwork: o.HostNetwork,
+		NatRemoteAddr: addrFromBytes(m.NatRemoteAddr), NatRemotePort: uint16(m.NatRemotePort),
 		Start:   time.Unix(0, end-int64(m.DurationNs)).UTC(),
 		End:     time.Unix(0, end).UTC(),
 		Interim: m.Interim, StartKnown: !m.StartUnknown,
@@ -100,7 +101,7 @@ func heartbeatFromPB(m *flowv1.OwnershipHeartbeat) *Heartbeat {
 	for i, o := range m.Ownerships {
 		h.Ownerships[i] = Ownership{
 			Addr: addrFromBytes(o.Addr), Workload: workloadFromPB(o.Workload), Namespace: o.Namespace,
-			PodName: o.PodName, Netns: o.Netns, From: fromUnixNano(o.FromUnixNano), To: fromUnixNano(o.ToUnixNano),
+			PodName: o.PodName, Netns: o.Netns, Port: uint16(o.Port), From: fromUnixNano(o.FromUnixNano), To: fromUnixNano(o.ToUnixNano),
 		}
 	}
 	return h

@@ -16,6 +16,7 @@ type originKey struct {
 	w      flow.Workload
 	netns  uint32
 	cgroup uint64
+	host   bool // host network
 }
 
 // Encoder turns batches into their wire form. It reuses its buffers between calls, so one
@@ -67,7 +68,7 @@ func (e *Encoder) AppendBody(dst []byte, b *Batch) ([]byte, error) {
 	prev := base
 	for i := range b.Records {
 		r := &b.Records[i]
-		dst, prev = appendRecord(dst, r, e.origin(&r.Workload, r.Netns, r.CgroupID), prev)
+		dst, prev = appendRecord(dst, r, e.origin(&r.Workload, r.Netns, r.CgroupID, r.HostNetwork), prev)
 	}
 	aggs := make([]*flowv1.FlowAggregate, len(b.Aggregates))
 	for i := range b.Aggregates {
@@ -75,7 +76,7 @@ func (e *Encoder) AppendBody(dst []byte, b *Batch) ([]byte, error) {
 	}
 	var err error
 	for _, k := range e.order {
-		o := &flowv1.Origin{Workload: workloadToPB(k.w), Netns: k.netns, CgroupId: k.cgroup}
+		o := &flowv1.Origin{Workload: workloadToPB(k.w), Netns: k.netns, CgroupId: k.cgroup, HostNetwork: k.host}
 		if dst, err = appendProto(dst, 9, o); err != nil {
 			return dst, fmt.Errorf("encoding batch: %w", err)
 		}
@@ -126,16 +127,16 @@ func baseTime(b *Batch) int64 {
 	return 0
 }
 
-func (e *Encoder) origin(w *flow.Workload, netns uint32, cgroup uint64) uint32 {
-	if e.hasLast && cgroup == e.last.cgroup && netns == e.last.netns && *w == e.last.w {
+func (e *Encoder) origin(w *flow.Workload, netns uint32, cgroup uint64, host bool) uint32 {
+	if e.hasLast && cgroup == e.last.cgroup && netns == e.last.netns && host == e.last.host && *w == e.last.w {
 		return e.lastIdx
 	}
 	// Comparing with the guess is cheap: equal strings from the same source share memory.
-	if i, ok := e.byCgroup[cgroup]; ok && e.order[i].netns == netns && e.order[i].w == *w {
+	if i, ok := e.byCgroup[cgroup]; ok && e.order[i].netns == netns && e.order[i].host == host && e.order[i].w == *w {
 		e.last, e.lastIdx = e.order[i], i
 		return i
 	}
-	k := originKey{*w, netns, cgroup}
+	k := originKey{*w, netns, cgroup, host}
 	i, ok := e.origins[k]
 	if !ok {
 		i = uint32(len(e.order))
@@ -149,7 +150,7 @@ func (e *Encoder) origin(w *flow.Workload, netns uint32, cgroup uint64) uint32 {
 
 func (e *Encoder) aggregate(base int64, a *Aggregate) *flowv1.FlowAggregate {
 	m := &flowv1.FlowAggregate{
-		Origin:             e.origin(&a.Workload, a.Netns, a.CgroupID),
+		Origin:             e.origin(&a.Workload, a.Netns, a.CgroupID, false),
 		LocalAddr:          addrBytes(a.LocalAddr),
 		RemoteAddr:         addrBytes(a.RemoteAddr),
 		RemotePort:         uint32(a.RemotePort),
@@ -178,7 +179,7 @@ func heartbeatToPB(h *Heartbeat) *flowv1.OwnershipHeartbeat {
 	for _, o := range h.Ownerships {
 		m.Ownerships = append(m.Ownerships, &flowv1.Ownership{
 			Addr: addrBytes(o.Addr), Workload: workloadToPB(o.Workload), Namespace: o.Namespace,
-			PodName: o.PodName, Netns: o.Netns, FromUnixNano: unixNano(o.From), ToUnixNano: unixNano(o.To),
+			PodName: o.PodName, Netns: o.Netns, Port: uint32(o.Port), FromUnixNano: unixNano(o.From), ToUnixNano: unixNano(o.To),
 		})
 	}
 	return m

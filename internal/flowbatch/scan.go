@@ -193,8 +193,9 @@ func eachField(data []byte, f func(num protowire.Number, typ protowire.Type, v u
 // scanRecord checks one FlowRecord in place (validateRecord's rules) and returns its end.
 func scanRecord(b []byte, origins int, prev int64, v timeCheck) (int64, error) {
 	var (
-		local, remote                     []byte
+		local, remote, nat                []byte
 		lport, rport, origin, dir, family uint64
+		natPort                           uint64
 		outcome, state                    uint64
 		delta                             int64
 		dur                               uint64
@@ -243,7 +244,9 @@ func scanRecord(b []byte, origins int, prev int64, v timeCheck) (int64, error) {
 				state = x
 			case 25:
 				family = x
-			case 2, 4, 24:
+			case 27:
+				natPort = x
+			case 2, 4, 24, 26:
 				return 0, errMalformed
 			}
 		case protowire.BytesType:
@@ -262,11 +265,13 @@ func scanRecord(b []byte, origins int, prev int64, v timeCheck) (int64, error) {
 					return 0, errMalformed
 				}
 				stateName = x
-			case 1, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 25:
+			case 26:
+				nat = x
+			case 1, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 25, 27:
 				return 0, errMalformed
 			}
 		default:
-			if num >= 1 && num <= 25 {
+			if num >= 1 && num <= 27 {
 				return 0, errMalformed
 			}
 			m := protowire.ConsumeFieldValue(num, typ, b)
@@ -280,7 +285,9 @@ func scanRecord(b []byte, origins int, prev int64, v timeCheck) (int64, error) {
 	switch {
 	case !validAddr(local) || !validAddr(remote):
 		return 0, reject(invalid, "addresses must be 4 or 16 bytes")
-	case lport > math.MaxUint16 || rport > math.MaxUint16:
+	case len(nat) != 0 && !validAddr(nat):
+		return 0, reject(invalid, "NAT address must be 4 or 16 bytes")
+	case lport > math.MaxUint16 || rport > math.MaxUint16 || natPort > math.MaxUint16:
 		return 0, reject(invalid, "port out of range")
 	case origin >= uint64(origins):
 		return 0, reject(invalid, "workload index %d out of %d", origin, origins)

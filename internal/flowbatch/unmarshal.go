@@ -98,7 +98,7 @@ func unmarshalRecords(data []byte, pb *flowv1.Batch, origins []flow.Workload, n 
 // unmarshalRecord decodes one FlowRecord whose predecessor ended at prev; it returns its end.
 func unmarshalRecord(f []byte, pb *flowv1.Batch, origins []flow.Workload, prev int64, r *flow.Record) (int64, error) {
 	var m struct {
-		local, remote                []byte
+		local, remote, nat           []byte
 		delta                        int64
 		dur                          uint64
 		origin, dir, out, state, fam uint64
@@ -139,6 +139,8 @@ func unmarshalRecord(f []byte, pb *flowv1.Batch, origins []flow.Workload, prev i
 				m.remote = x
 			case 24:
 				m.stateName = string(x)
+			case 26:
+				m.nat = x
 			}
 		default:
 			n := protowire.ConsumeFieldValue(num, typ, f)
@@ -161,7 +163,8 @@ func unmarshalRecord(f []byte, pb *flowv1.Batch, origins []flow.Workload, prev i
 	if m.stateName != "" {
 		r.CloseState = m.stateName
 	}
-	r.Netns, r.CgroupID, r.Workload = o.Netns, o.CgroupId, origins[m.origin]
+	r.Netns, r.CgroupID, r.Workload, r.HostNetwork = o.Netns, o.CgroupId, origins[m.origin], o.HostNetwork
+	r.NatRemoteAddr = addrFrom(m.nat)
 	r.End = time.Unix(0, end).UTC()
 	r.Start = time.Unix(0, end-int64(m.dur)).UTC()
 	r.StartKnown = !m.startUnknown
@@ -214,6 +217,8 @@ func setRecordVarint(r *flow.Record, delta *int64, dur, origin, dir, out, state,
 		*state = uint64(uint32(x))
 	case 25:
 		*fam = uint64(uint32(x))
+	case 27:
+		r.NatRemotePort = uint16(x)
 	}
 }
 

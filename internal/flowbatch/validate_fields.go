@@ -45,7 +45,9 @@ func validateRecord(pb *flowv1.Batch, r *flowv1.FlowRecord, v timeCheck, prev in
 	switch {
 	case !validAddr(r.LocalAddr) || !validAddr(r.RemoteAddr):
 		return 0, reject(invalid, "addresses must be 4 or 16 bytes")
-	case r.LocalPort > math.MaxUint16 || r.RemotePort > math.MaxUint16:
+	case len(r.NatRemoteAddr) != 0 && !validAddr(r.NatRemoteAddr):
+		return 0, reject(invalid, "NAT address must be 4 or 16 bytes")
+	case r.LocalPort > math.MaxUint16 || r.RemotePort > math.MaxUint16 || r.NatRemotePort > math.MaxUint16:
 		return 0, reject(invalid, "port out of range")
 	case int(r.Origin) >= len(pb.Origins):
 		return 0, reject(invalid, "workload index %d out of %d", r.Origin, len(pb.Origins))
@@ -119,6 +121,9 @@ func validateOwnership(o *flowv1.Ownership, lim Limits, v timeCheck) error {
 	invalid := flowv1.RejectReason_REJECT_REASON_INVALID
 	if !validAddr(o.Addr) {
 		return reject(invalid, "address must be 4 or 16 bytes")
+	}
+	if o.Port > math.MaxUint16 {
+		return reject(invalid, "port out of range")
 	}
 	if err := validateWorkload(o.Workload, lim); err != nil {
 		return err

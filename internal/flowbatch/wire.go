@@ -141,7 +141,12 @@ func appendRecord(dst []byte, r *flow.Record, origin uint32, prev int64) ([]byte
 				d = appendString(d, 24, r.CloseState)
 			}
 		}
-		return appendUint(d, 25, uint64(familyToPB(r.Family, r.LocalAddr)))
+		d = appendUint(d, 25, uint64(familyToPB(r.Family, r.LocalAddr)))
+		if r.NatRemoteAddr.IsValid() {
+			d = appendAddr(d, 26, r.NatRemoteAddr)
+			d = appendUint(d, 27, uint64(r.NatRemotePort))
+		}
+		return d
 	})
 	return dst, end
 }

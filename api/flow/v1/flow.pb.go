@@ -611,8 +611,9 @@ func (x *Workload) GetComm() string {
 type Origin struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Workload      *Workload              `protobuf:"bytes,1,opt,name=workload,proto3" json:"workload,omitempty"`
-	Netns         uint32                 `protobuf:"varint,2,opt,name=netns,proto3" json:"netns,omitempty"`                       // network namespace inode number
-	CgroupId      uint64                 `protobuf:"varint,3,opt,name=cgroup_id,json=cgroupId,proto3" json:"cgroup_id,omitempty"` // the socket's own cgroup v2 id
+	Netns         uint32                 `protobuf:"varint,2,opt,name=netns,proto3" json:"netns,omitempty"`                                // network namespace inode number
+	CgroupId      uint64                 `protobuf:"varint,3,opt,name=cgroup_id,json=cgroupId,proto3" json:"cgroup_id,omitempty"`          // the socket's own cgroup v2 id
+	HostNetwork   bool                   `protobuf:"varint,4,opt,name=host_network,json=hostNetwork,proto3" json:"host_network,omitempty"` // the namespace is the node's own (host network): the local address is the node's
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -668,6 +669,13 @@ func (x *Origin) GetCgroupId() uint64 {
 	return 0
 }
 
+func (x *Origin) GetHostNetwork() bool {
+	if x != nil {
+		return x.HostNetwork
+	}
+	return false
+}
+
 // FlowRecord is one TCP connection seen from one side for one interval (flow.Record).
 type FlowRecord struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
@@ -696,6 +704,8 @@ type FlowRecord struct {
 	CloseState         TCPState               `protobuf:"varint,23,opt,name=close_state,json=closeState,proto3,enum=flowscope.flow.v1.TCPState" json:"close_state,omitempty"`
 	CloseStateName     string                 `protobuf:"bytes,24,opt,name=close_state_name,json=closeStateName,proto3" json:"close_state_name,omitempty"` // only when the state is not one of TCPState
 	Family             Family                 `protobuf:"varint,25,opt,name=family,proto3,enum=flowscope.flow.v1.Family" json:"family,omitempty"`          // only when it differs from what the address length implies
+	NatRemoteAddr      []byte                 `protobuf:"bytes,26,opt,name=nat_remote_addr,json=natRemoteAddr,proto3" json:"nat_remote_addr,omitempty"`    // a client socket's destination after NAT (conntrack), 4 or 16 bytes; empty when not translated or unknown
+	NatRemotePort      uint32                 `protobuf:"varint,27,opt,name=nat_remote_port,json=natRemotePort,proto3" json:"nat_remote_port,omitempty"`
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
 }
@@ -903,6 +913,20 @@ func (x *FlowRecord) GetFamily() Family {
 		return x.Family
 	}
 	return Family_FAMILY_UNSPECIFIED
+}
+
+func (x *FlowRecord) GetNatRemoteAddr() []byte {
+	if x != nil {
+		return x.NatRemoteAddr
+	}
+	return nil
+}
+
+func (x *FlowRecord) GetNatRemotePort() uint32 {
+	if x != nil {
+		return x.NatRemotePort
+	}
+	return 0
 }
 
 // OutcomeCount counts flows with one outcome inside an aggregate.
@@ -1150,6 +1174,7 @@ type Ownership struct {
 	FromUnixNano  int64                  `protobuf:"varint,5,opt,name=from_unix_nano,json=fromUnixNano,proto3" json:"from_unix_nano,omitempty"`
 	ToUnixNano    int64                  `protobuf:"varint,6,opt,name=to_unix_nano,json=toUnixNano,proto3" json:"to_unix_nano,omitempty"` // exclusive; 0 = still held at the heartbeat's time
 	Netns         uint32                 `protobuf:"varint,7,opt,name=netns,proto3" json:"netns,omitempty"`
+	Port          uint32                 `protobuf:"varint,8,opt,name=port,proto3" json:"port,omitempty"` // a host-network listener: the workload holds (addr, port), not the address
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1229,6 +1254,13 @@ func (x *Ownership) GetToUnixNano() int64 {
 func (x *Ownership) GetNetns() uint32 {
 	if x != nil {
 		return x.Netns
+	}
+	return 0
+}
+
+func (x *Ownership) GetPort() uint32 {
+	if x != nil {
+		return x.Port
 	}
 	return 0
 }
@@ -1589,11 +1621,12 @@ const file_flow_proto_rawDesc = "" +
 	"\vcgroup_path\x18\x06 \x01(\tR\n" +
 	"cgroupPath\x12\x10\n" +
 	"\x03pid\x18\a \x01(\rR\x03pid\x12\x12\n" +
-	"\x04comm\x18\b \x01(\tR\x04comm\"t\n" +
+	"\x04comm\x18\b \x01(\tR\x04comm\"\x97\x01\n" +
 	"\x06Origin\x127\n" +
 	"\bworkload\x18\x01 \x01(\v2\x1b.flowscope.flow.v1.WorkloadR\bworkload\x12\x14\n" +
 	"\x05netns\x18\x02 \x01(\rR\x05netns\x12\x1b\n" +
-	"\tcgroup_id\x18\x03 \x01(\x04R\bcgroupId\"\xa8\a\n" +
+	"\tcgroup_id\x18\x03 \x01(\x04R\bcgroupId\x12!\n" +
+	"\fhost_network\x18\x04 \x01(\bR\vhostNetwork\"\xf8\a\n" +
 	"\n" +
 	"FlowRecord\x12\x17\n" +
 	"\aconn_id\x18\x01 \x01(\x04R\x06connId\x12\x1d\n" +
@@ -1631,7 +1664,9 @@ const file_flow_proto_rawDesc = "" +
 	"\vclose_state\x18\x17 \x01(\x0e2\x1b.flowscope.flow.v1.TCPStateR\n" +
 	"closeState\x12(\n" +
 	"\x10close_state_name\x18\x18 \x01(\tR\x0ecloseStateName\x121\n" +
-	"\x06family\x18\x19 \x01(\x0e2\x19.flowscope.flow.v1.FamilyR\x06family\"Z\n" +
+	"\x06family\x18\x19 \x01(\x0e2\x19.flowscope.flow.v1.FamilyR\x06family\x12&\n" +
+	"\x0fnat_remote_addr\x18\x1a \x01(\fR\rnatRemoteAddr\x12&\n" +
+	"\x0fnat_remote_port\x18\x1b \x01(\rR\rnatRemotePort\"Z\n" +
 	"\fOutcomeCount\x124\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2\x1a.flowscope.flow.v1.OutcomeR\aoutcome\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x04R\x05count\"\xbc\x05\n" +
@@ -1659,7 +1694,7 @@ const file_flow_proto_rawDesc = "" +
 	"resetsSent\x12'\n" +
 	"\x0fresets_received\x18\x10 \x01(\x04R\x0eresetsReceived\x12;\n" +
 	"\boutcomes\x18\x11 \x03(\v2\x1f.flowscope.flow.v1.OutcomeCountR\boutcomes\x12\x1e\n" +
-	"\vsrtt_us_sum\x18\x12 \x01(\x04R\tsrttUsSum\"\xef\x01\n" +
+	"\vsrtt_us_sum\x18\x12 \x01(\x04R\tsrttUsSum\"\x83\x02\n" +
 	"\tOwnership\x12\x12\n" +
 	"\x04addr\x18\x01 \x01(\fR\x04addr\x127\n" +
 	"\bworkload\x18\x02 \x01(\v2\x1b.flowscope.flow.v1.WorkloadR\bworkload\x12\x1c\n" +
@@ -1668,7 +1703,8 @@ const file_flow_proto_rawDesc = "" +
 	"\x0efrom_unix_nano\x18\x05 \x01(\x03R\ffromUnixNano\x12 \n" +
 	"\fto_unix_nano\x18\x06 \x01(\x03R\n" +
 	"toUnixNano\x12\x14\n" +
-	"\x05netns\x18\a \x01(\rR\x05netns\"\xa8\x01\n" +
+	"\x05netns\x18\a \x01(\rR\x05netns\x12\x12\n" +
+	"\x04port\x18\b \x01(\rR\x04port\"\xa8\x01\n" +
 	"\x12OwnershipHeartbeat\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12$\n" +
 	"\x0etime_unix_nano\x18\x02 \x01(\x03R\ftimeUnixNano\x12<\n" +

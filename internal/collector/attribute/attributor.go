@@ -429,7 +429,7 @@ func (a *Attributor) decide(v ownership.View, h *held, final bool) bool {
 		}
 	}
 	if !h.vipDone {
-		if h.in.isClient() && h.in.TranslatedAddr.IsValid() {
+		if h.in.isClient() && h.in.Record.NatRemoteAddr.IsValid() {
 			if r := v.Lookup(h.in.Record.RemoteAddr, 0, h.t, final); !r.Pending {
 				h.vip, h.vipDone = r, true
 			}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/flowscope/flowscope/internal/collector/ownership"
 	"github.com/flowscope/flowscope/internal/flow"
+	"github.com/flowscope/flowscope/internal/flowbatch"
 )
 
 var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -224,7 +225,7 @@ func TestServiceVIPWithTranslation(t *testing.T) {
 	h.heartbeat(auth, authIP, 0, 100)
 	cl := rec(flow.Client, cart, 10, 11)
 	cl.Record.RemoteAddr, cl.Record.RemotePort = vip, 80
-	cl.TranslatedAddr, cl.TranslatedPort = netip.MustParseAddr(authIP), 8080
+	cl.Record.NatRemoteAddr, cl.Record.NatRemotePort = netip.MustParseAddr(authIP), 8080
 	h.add(cl, rec(flow.Server, auth, 10, 11))
 	h.now = at(25)
 	h.advance(25)
@@ -369,5 +370,43 @@ func TestFlushAfterALongPause(t *testing.T) {
 	}
 	if h.a.Held() != 0 {
 		t.Errorf("held = %d", h.a.Held())
+	}
+}
+
+// TestHostNetworkPodByHeartbeatPort: the agent's exporter reports its host-network listener
+// as (node address, port) in its heartbeats, so a client of the agent is attributed to it
+// even when the agent's own record of the connection never comes; the node's other ports
+// stay the node's. The agent's own record is flagged host network: its local end claims
+// (address, port), never the node's address.
+func TestHostNetworkPodByHeartbeatPort(t *testing.T) {
+	h := newHarness(t, Config{JoinWait: time.Second})
+	agent := pod("agent-x", "uid-agent", "n2")
+	h.heartbeat(cart, cartIP, 0, 100)
+	hb := &flowbatch.Heartbeat{Node: "n2", Time: at(100), Ownerships: []flowbatch.Ownership{
+		{Addr: netip.MustParseAddr(authIP), Workload: flow.Workload{Kind: flow.KindHost}, From: at(0)},
+		{Addr: netip.MustParseAddr(authIP), Port: 8080, Workload: flow.Workload{Kind: flow.KindPod, PodUID: agent.PodUID}, Namespace: "shop", PodName: agent.Pod, From: at(0)},
+		{Addr: netip.MustParseAddr(authIP), Port: 10250, Workload: flow.Workload{Kind: flow.KindHost}, From: at(0)},
+	}}
+	NewConsumer(h.a).Apply(&flowbatch.Batch{Header: flowbatch.Header{ExporterID: "exp-n2", NodeName: "n2"}, Heartbeat: hb})
+	cl := rec(flow.Client, cart, 12, 13)
+	cl.Record.LocalPort = 40100
+	other := rec(flow.Client, cart, 12, 13)
+	other.Record.LocalPort, other.Record.RemotePort = 40101, 22
+	srv := rec(flow.Server, agent, 30, 31)
+	srv.Record.LocalPort, srv.Record.RemotePort = 8080, 40102
+	srv.Record.HostNetwork = true
+	h.add(cl, other, srv)
+	h.advance(120)
+	want := []string{"client shop/cart -> shop/", "client shop/cart -> node/n2", "server shop/cart -> shop/"} // named by the exporter only: no workload
+	if diff := cmp.Diff(want, names(h.out)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	for _, i := range []int{0, 2} {
+		if i < len(h.out) && (h.out[i].Server.PodUID != agent.PodUID || h.out[i].Server.Pod != agent.Pod) {
+			t.Errorf("connection %d: server %+v, want pod %s", i, h.out[i].Server, agent.Pod)
+		}
+	}
+	if r := h.store.Lookup(netip.MustParseAddr(authIP), 0, at(30.5), true); r.Owner.Kind != flow.EndpointNode {
+		t.Errorf("the node's address after the host-network record: %+v", r)
 	}
 }

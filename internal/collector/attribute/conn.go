@@ -44,7 +44,7 @@ func (a *Attributor) matches(x, y *held) match {
 	if addr.Unmap() == s.in.Record.LocalAddr.Unmap() && port == s.in.Record.LocalPort {
 		return exact
 	}
-	if !c.in.TranslatedAddr.IsValid() {
+	if !c.in.Record.NatRemoteAddr.IsValid() {
 		return viaVIP
 	}
 	return noMatch
@@ -132,7 +132,7 @@ func (a *Attributor) emitSingle(v ownership.View, h *held) {
 		h.fillLocal(v, &c.Client)
 		sa, sp := h.in.serverAddr()
 		fillResult(v, &c.Server, h.remote, sa, sp)
-		if h.in.TranslatedAddr.IsValid() {
+		if h.in.Record.NatRemoteAddr.IsValid() {
 			c.VIP = a.newVIP()
 			fillResult(v, c.VIP, h.vip, r.RemoteAddr, r.RemotePort)
 		}
@@ -174,7 +174,7 @@ func (a *Attributor) emitJoined(v ownership.View, x, y *held) {
 	case cl.viaVIP: // the client dialled the Service without a known translation
 		c.VIP = a.newVIP()
 		fillResult(v, c.VIP, cl.remote, rc.RemoteAddr, rc.RemotePort)
-	case cl.in.TranslatedAddr.IsValid():
+	case cl.in.Record.NatRemoteAddr.IsValid():
 		c.VIP = a.newVIP()
 		fillResult(v, c.VIP, cl.vip, rc.RemoteAddr, rc.RemotePort)
 	}

@@ -56,7 +56,8 @@ func (c *Consumer) Apply(b *flowbatch.Batch) {
 }
 
 // HeartbeatClaims converts an exporter heartbeat into definite ownership claims: a pod's
-// address is the pod's; any other local workload's address is the node's (host network).
+// address is the pod's; any other local workload's address is the node's (host network); a
+// host-network listener (Port set) is its workload's (address, port).
 func HeartbeatClaims(exporter string, h *flowbatch.Heartbeat) []ownership.Claim {
 	out := make([]ownership.Claim, 0, len(h.Ownerships))
 	for _, o := range h.Ownerships {
@@ -65,10 +66,16 @@ func HeartbeatClaims(exporter string, h *flowbatch.Heartbeat) []ownership.Claim 
 			to = h.Time
 		}
 		owner := ownership.Owner{Kind: flow.EndpointNode, Node: h.Node}
-		if o.Workload.Kind == flow.KindPod {
+		switch {
+		case o.Workload.Kind == flow.KindPod:
 			owner = ownership.Owner{Kind: flow.EndpointPod, PodUID: o.Workload.PodUID, Namespace: o.Namespace, Pod: o.PodName, Node: h.Node}
+		case o.Port != 0:
+			var ok bool
+			if owner, ok = hostOwnerOf(h.Node, &o.Workload); !ok || owner.Kind == flow.EndpointNode {
+				continue // a port of the node itself adds nothing to its address
+			}
 		}
-		out = append(out, ownership.Claim{Addr: o.Addr, Owner: owner, From: o.From, To: to, Source: ownership.SourceHeartbeat, Origin: exporter})
+		out = append(out, ownership.Claim{Addr: o.Addr, Port: o.Port, Owner: owner, From: o.From, To: to, Source: ownership.SourceHeartbeat, Origin: exporter})
 	}
 	return out
 }

@@ -15,22 +15,15 @@ import (
 	"github.com/flowscope/flowscope/internal/flow"
 )
 
-// Input is one exporter record as the collector ingest hands it over.
-//
-// flow.Record does not carry a NAT translation or whether the socket lives in the node's
-// network namespace yet; the exporter knows both (conntrack over netlink for its client
-// sockets; the socket's netns) and the record should grow them (see docs/attribution.md).
+// Input is one exporter record as the collector ingest hands it over. The record says
+// whether its socket is in the node's network namespace (HostNetwork: its local address is
+// the node's, so the local workload is attributed by address and port, never by address
+// alone) and, for a client socket whose destination was translated (a Service VIP, by
+// conntrack), the backend it really reached (NatRemoteAddr/Port).
 type Input struct {
 	Exporter string // exporter id (unique per exporter process)
 	Node     string // the exporter's node name
 	Record   flow.Record
-	// HostNetwork: the socket is in the node's network namespace, so its local address is the
-	// node's and the local workload is attributed by (address, port), never by address alone.
-	HostNetwork bool
-	// TranslatedAddr/Port: for a client socket whose destination was translated (a Service
-	// VIP, by conntrack), the backend it actually reached. Zero when unknown.
-	TranslatedAddr netip.Addr
-	TranslatedPort uint16
 }
 
 // Sink receives attributed connections. Write is called from one goroutine at a time with a
@@ -78,8 +71,8 @@ func (in *Input) serverAddr() (netip.Addr, uint16) {
 	if !in.isClient() {
 		return in.Record.LocalAddr, in.Record.LocalPort
 	}
-	if in.TranslatedAddr.IsValid() {
-		return in.TranslatedAddr, in.TranslatedPort
+	if in.Record.NatRemoteAddr.IsValid() {
+		return in.Record.NatRemoteAddr, in.Record.NatRemotePort
 	}
 	return in.Record.RemoteAddr, in.Record.RemotePort
 }
@@ -100,10 +93,11 @@ func (in *Input) appendConnKey(b []byte) []byte {
 
 // hostOwner names a local end that is not a pod: a host workload on the exporter's node, or
 // the node itself. Pods are named by their UID (the store resolves it).
-func hostOwner(in *Input) (ownership.Owner, bool) {
-	w := &in.Record.Workload
+func hostOwner(in *Input) (ownership.Owner, bool) { return hostOwnerOf(in.Node, &in.Record.Workload) }
+
+func hostOwnerOf(node string, w *flow.Workload) (ownership.Owner, bool) {
 	host := func(kind, name string) (ownership.Owner, bool) {
-		return ownership.Owner{Kind: flow.EndpointHost, Node: in.Node, Workload: name, WorkloadKind: kind}, true
+		return ownership.Owner{Kind: flow.EndpointHost, Node: node, Workload: name, WorkloadKind: kind}, true
 	}
 	switch w.Kind {
 	case flow.KindContainer:
@@ -113,7 +107,7 @@ func hostOwner(in *Input) (ownership.Owner, bool) {
 	case flow.KindCgroup:
 		return host("cgroup", w.CgroupPath)
 	case flow.KindHost:
-		return ownership.Owner{Kind: flow.EndpointNode, Node: in.Node}, in.Node != ""
+		return ownership.Owner{Kind: flow.EndpointNode, Node: node}, node != ""
 	}
 	return ownership.Owner{}, false
 }
@@ -124,12 +118,12 @@ func claim(in *Input, o ownership.Owner) (ownership.Claim, bool) {
 	r := &in.Record
 	c := ownership.Claim{Addr: r.LocalAddr, Owner: o, From: r.Start, To: r.End, Source: ownership.SourceFlow, Origin: in.Exporter}
 	switch {
-	case o.Kind == flow.EndpointPod && o.PodUID != "" && !in.HostNetwork:
+	case o.Kind == flow.EndpointPod && o.PodUID != "" && !in.Record.HostNetwork:
 		if !in.isClient() {
 			c.ListenPort = r.LocalPort // if the address turns out to be a node's (host network)
 		}
 		return c, true
-	case in.HostNetwork && !in.isClient() && o.Kind != flow.EndpointNode && o.Kind != "":
+	case in.Record.HostNetwork && !in.isClient() && o.Kind != flow.EndpointNode && o.Kind != "":
 		c.Port = r.LocalPort
 		return c, true
 	}

@@ -105,6 +105,31 @@ func (t *Table) EndPass(alive func(netns uint32) bool, out []flow.Record) []flow
 	return out
 }
 
+// Listener is a listening socket as the last snapshot pass of its namespace saw it.
+type Listener struct {
+	Port  uint16
+	Bound netip.Addr // the address it is bound to; invalid for a wildcard
+	Pid   uint32     // the single process that holds it (Config.ListenerOwner); 0 when unknown
+}
+
+// Listeners returns the listening sockets of one namespace (in no particular order).
+func (t *Table) Listeners(netns uint32) []Listener {
+	var out []Listener
+	for k, l := range t.listeners {
+		if k.netns != netns {
+			continue
+		}
+		li := Listener{Port: k.port, Bound: l.bound}
+		if t.cfg.ListenerOwner != nil {
+			if pid, _, ok := t.cfg.ListenerOwner(l.inode); ok {
+				li.Pid = pid
+			}
+		}
+		out = append(out, li)
+	}
+	return out
+}
+
 type passListener struct {
 	key   listenKey
 	bound netip.Addr

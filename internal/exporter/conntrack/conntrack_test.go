@@ -1,0 +1,119 @@
+package conntrack
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	ct "github.com/ti-mo/conntrack"
+	"golang.org/x/sys/unix"
+
+	"github.com/flowscope/flowscope/internal/flow"
+)
+
+// fakeTable answers from a map of original destination → reply source.
+type fakeTable struct {
+	nat  map[netip.AddrPort]netip.AddrPort
+	gets int
+}
+
+func (f *fakeTable) Get(q ct.Flow) (ct.Flow, error) {
+	f.gets++
+	dst := netip.AddrPortFrom(q.TupleOrig.IP.DestinationAddress, q.TupleOrig.Proto.DestinationPort)
+	to, ok := f.nat[dst]
+	if !ok {
+		return ct.Flow{}, unix.ENOENT
+	}
+	var r ct.Flow
+	r.TupleReply.IP.SourceAddress, r.TupleReply.Proto.SourcePort = to.Addr(), to.Port()
+	return r, nil
+}
+
+func (f *fakeTable) Close() error { return nil }
+
+func client(id uint64, netns uint32, to string, interim bool) flow.Record {
+	ap := netip.MustParseAddrPort(to)
+	return flow.Record{ConnID: id, Direction: flow.Client, Netns: netns, Interim: interim,
+		LocalAddr: netip.MustParseAddr("10.244.1.5"), LocalPort: uint16(40000 + id), RemoteAddr: ap.Addr(), RemotePort: ap.Port()}
+}
+
+func TestTranslateCachesAndBounds(t *testing.T) {
+	tb := &fakeTable{nat: map[netip.AddrPort]netip.AddrPort{
+		netip.MustParseAddrPort("10.96.0.10:80"): netip.MustParseAddrPort("10.244.2.7:8080"),
+		netip.MustParseAddrPort("10.96.0.11:80"): netip.MustParseAddrPort("10.96.0.11:80"), // tracked, not translated
+	}}
+	now := time.Unix(1000, 0)
+	tr := New(Config{MaxLookupsPerSecond: 3}, func(string) (Table, error) { return tb, nil }, func() time.Time { return now }, slog.New(slog.DiscardHandler))
+	paths := map[uint32]string{7: "/proc/1/ns/net"}
+	recs := []flow.Record{
+		client(1, 7, "10.96.0.10:80", true),
+		client(2, 7, "10.96.0.11:80", false),
+		client(3, 7, "10.244.3.3:9000", false),
+		{ConnID: 4, Direction: flow.Server, Netns: 7, LocalAddr: netip.MustParseAddr("10.244.1.5"), RemoteAddr: netip.MustParseAddr("10.244.9.9")},
+		client(5, 7, "10.96.0.10:80", false), // over the bound
+		client(6, 8, "10.96.0.10:80", false), // a namespace without a path
+	}
+	tr.Translate(recs, paths)
+	want := []string{"10.244.2.7:8080", "", "", "", "", ""}
+	for i, r := range recs {
+		got := ""
+		if r.NatRemoteAddr.IsValid() {
+			got = netip.AddrPortFrom(r.NatRemoteAddr, r.NatRemotePort).String()
+		}
+		if got != want[i] {
+			t.Errorf("record %d: translation %q, want %q", r.ConnID, got, want[i])
+		}
+	}
+	if s := tr.Stats(); s.Lookups != 3 || s.Translated != 1 || s.NotTracked != 1 || s.Skipped != 2 {
+		t.Errorf("stats %+v", s)
+	}
+	// The next record of connection 1 (its final) comes from the cache, even over the bound.
+	fin := []flow.Record{client(1, 7, "10.96.0.10:80", false)}
+	tr.Translate(fin, paths)
+	if !fin[0].NatRemoteAddr.IsValid() || tb.gets != 4 /* 3 lookups and the probe */ {
+		t.Errorf("final record: %+v after %d queries", fin[0], tb.gets)
+	}
+	if len(tr.cache) != 0 {
+		t.Errorf("cache keeps %d entries after the final record", len(tr.cache))
+	}
+	// A namespace that disappears is closed.
+	tr.Translate(nil, map[uint32]string{})
+	if len(tr.tables) != 0 {
+		t.Errorf("%d tables open after their namespaces went", len(tr.tables))
+	}
+}
+
+// TestWithoutConntrackWarnsOnce: when conntrack cannot be reached, records go untranslated,
+// one warning is logged for all namespaces, and a namespace is retried only after Retry.
+func TestWithoutConntrackWarnsOnce(t *testing.T) {
+	var logs bytes.Buffer
+	opens := 0
+	now := time.Unix(1000, 0)
+	tr := New(Config{Retry: time.Minute}, func(string) (Table, error) {
+		opens++
+		return nil, errors.New("netlink: protocol not supported")
+	}, func() time.Time { return now }, slog.New(slog.NewTextHandler(&logs, nil)))
+	paths := map[uint32]string{7: "/a", 8: "/b"}
+	for range 3 {
+		recs := []flow.Record{client(1, 7, "10.96.0.10:80", false), client(2, 8, "10.96.0.10:80", false)}
+		tr.Translate(recs, paths)
+		if recs[0].NatRemoteAddr.IsValid() || recs[1].NatRemoteAddr.IsValid() {
+			t.Fatal("translated without conntrack")
+		}
+	}
+	if n := strings.Count(logs.String(), "level=WARN"); n != 1 {
+		t.Errorf("%d warnings, want 1:\n%s", n, logs.String())
+	}
+	if opens != 2 {
+		t.Errorf("%d opens, want one per namespace", opens)
+	}
+	now = now.Add(2 * time.Minute)
+	tr.Translate([]flow.Record{client(3, 7, "10.96.0.10:80", false)}, paths)
+	if opens != 3 {
+		t.Errorf("%d opens after the retry delay, want 3", opens)
+	}
+}
