@@ -142,7 +142,7 @@ type params struct {
 
 var known = map[string]bool{"from": true, "to": true, "namespace": true, "workload": true, "limit": true,
 	"by": true, "group": true, "src": true, "dst": true, "port": true, "service": true, "direction": true, "id": true,
-	"step": true, "baseline_from": true, "baseline_to": true}
+	"step": true, "baseline_from": true, "baseline_to": true, "rtt": true}
 
 func (s *server) parse(r *http.Request) (*params, error) {
 	q := r.URL.Query()
@@ -248,7 +248,9 @@ func (p *params) order(def store.Order) (store.Order, error) {
 }
 
 func (s *server) deps(r *http.Request, p *params) (any, error) {
-	g, err := depgraph.Deps(r.Context(), s.cfg.Store, p.edgeQuery())
+	q := p.edgeQuery()
+	q.WithRTT = p.q.Get("rtt") == "1" // the console colours edges by RTT too
+	g, err := depgraph.Deps(r.Context(), s.cfg.Store, q)
 	if err != nil {
 		return nil, err
 	}

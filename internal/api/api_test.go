@@ -81,6 +81,13 @@ func TestDepsAndTopAnswer(t *testing.T) {
 	if len(g.Edges) == 0 || len(g.Nodes) == 0 {
 		t.Fatalf("empty graph: %s", body)
 	}
+	if g.Edges[0].RTTp99us != 0 {
+		t.Errorf("deps without rtt=1 has RTT: %+v", g.Edges[0])
+	}
+	_, body = get(t, srv, "/api/v1/deps?from=-2h10m&namespace=ns1&rtt=1")
+	if err := json.Unmarshal(body, &g); err != nil || g.Edges[0].RTTp99us == 0 {
+		t.Errorf("deps with rtt=1 has no RTT (%v): %.200s", err, body)
+	}
 	code, body = get(t, srv, "/api/v1/top?from=-2h10m&by=failures&limit=3")
 	var top depgraph.TopResult
 	if err := json.Unmarshal(body, &top); code != 200 || err != nil || len(top.Rows) != 3 {

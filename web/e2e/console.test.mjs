@@ -85,6 +85,28 @@ test("while the camera moves the map renders cheaper frames, then full ones agai
   await page.close();
 });
 
+test("edges are coloured by RTT too", async () => {
+  const page = await open("?view=map&range=15m");
+  // The demo's RTTs are all fast: make two edges slow in the API's answer.
+  let slow;
+  await page.route("**/api/v1/deps?*", async (route) => {
+    const res = await route.fetch();
+    const body = await res.json();
+    assert.equal(new URL(route.request().url()).searchParams.get("rtt"), "1");
+    const healthy = body.edges.filter((e) => e.health === "healthy");
+    Object.assign(healthy[0], { rtt_p50_us: 2_000, rtt_p99_us: 150_000 });
+    Object.assign(healthy[1], { rtt_p50_us: 300_000, rtt_p99_us: 1_500_000 });
+    slow = healthy.slice(0, 2).map((e) => `${e.src}\u2192${e.dst}`);
+    await route.fulfill({ response: res, json: body });
+  });
+  await page.goto(page.url());
+  await waitLoaded(page);
+  const health = await page.evaluate((keys) => keys.map((k) => window.flowscope.map.graph.getEdgeAttribute(k, "health")), slow);
+  assert.deepEqual(health, ["degraded", "failing"]);
+  assert.match(await page.locator("#legend").textContent(), /RTT p99/);
+  await page.close();
+});
+
 test("clicking an edge shows its numbers and they match the API", async () => {
   const r = minuteRange(12);
   const page = await open(absQuery(r));

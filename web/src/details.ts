@@ -1,6 +1,7 @@
 // The details panel: an edge's numbers and recent flows, a workload's dependencies.
 import { edgeParams, get, type EdgeDetail, type GraphEdge, type WorkloadDetail } from "./api";
 import { badge, bytes, endpointName, esc, micros, num, pct, table } from "./format";
+import { edgeHealth, healthReasons } from "./health";
 import type { DrawnEdge } from "./map";
 
 export function edgeId(e: GraphEdge): string {
@@ -22,7 +23,7 @@ export function drawnEdgeHTML(d: DrawnEdge): string {
     `<a href="#" data-edge="${esc(edgeId(e))}">${esc(label(e))}</a>`,
     bytes(e.bytes_client_to_server + e.bytes_server_to_client),
     String(e.opened),
-    badge(e.health),
+    badge(edgeHealth(e)),
   ]);
   return `<h3>${esc(d.src)} → ${esc(d.dst)}</h3>` + table(["edge", "bytes", "connections", "health"], rows, "drawn-edges");
 }
@@ -40,7 +41,8 @@ export async function edgeHTML(id: string, time: { from: string; to: string }): 
     esc(f.outcome),
   ]);
   return `<div data-testid="edge-details" data-edge="${esc(id)}">
-  <h3>${esc(label(e))} ${badge(e.health)}</h3>
+  <h3>${esc(label(e))} ${badge(edgeHealth(e))}</h3>
+  ${healthReasons(e).length ? `<p class="reasons" data-testid="health-reasons">${esc(healthReasons(e).join("; "))}</p>` : ""}
   <dl class="kv">
     <dt>bytes client → server</dt><dd>${num("bytes_client_to_server", e.bytes_client_to_server, bytes(e.bytes_client_to_server))}</dd>
     <dt>bytes server → client</dt><dd>${num("bytes_server_to_client", e.bytes_server_to_client, bytes(e.bytes_server_to_client))}</dd>
@@ -65,7 +67,7 @@ function depRows(edges: GraphEdge[], peer: (e: GraphEdge) => string): string[][]
     String(e.port),
     bytes(e.bytes_client_to_server + e.bytes_server_to_client),
     String(e.opened),
-    badge(e.health),
+    badge(edgeHealth(e)),
   ]);
 }
 

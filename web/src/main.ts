@@ -3,7 +3,8 @@ import "./style.css";
 import { get, settings as loadSettings, type Deps, type Settings } from "./api";
 import { drawnEdgeHTML, edgeHTML, edgeId, workloadHTML } from "./details";
 import { esc } from "./format";
-import { healthColour, ServiceMap, type DrawnEdge } from "./map";
+import { healthColour, legendTitle } from "./health";
+import { ServiceMap, type DrawnEdge } from "./map";
 import { readState, timeParams, writeState, type State, type View } from "./state";
 import { renderAvailability, renderPathways, renderSegmentation, renderUnattributed } from "./views";
 
@@ -83,7 +84,7 @@ function renderGroups(deps: Deps) {
 }
 
 async function refreshMap() {
-  const deps = await get<Deps>("deps", { ...time(), namespace: state.ns });
+  const deps = await get<Deps>("deps", { ...time(), namespace: state.ns, rtt: "1" });
   lastDeps = deps;
   map!.update(deps, { q: state.q, port: state.port, collapsed: state.collapsed });
   renderGroups(deps);
@@ -211,9 +212,10 @@ function bind() {
     setState({ view: "map", edge: a.dataset.edge!, node: "" }, state.view !== "map");
     if (state.view === "map") void refreshSelection().catch(showError);
   });
-  $("#legend").innerHTML = Object.entries(healthColour)
-    .map(([h, c]) => `<span><i style="background:${c}"></i>${h}</span>`)
-    .join("");
+  $("#legend").innerHTML =
+    Object.entries(healthColour)
+      .map(([h, c]) => `<span><i style="background:${c}"></i>${h}</span>`)
+      .join("") + `<p class="legend-note">${esc(legendTitle)}</p>`;
 }
 
 // renderNote shows the server's note and its scripted events, each a link to its first minutes.

@@ -4,15 +4,9 @@ import Graph from "graphology";
 import Sigma from "sigma";
 import { EdgeArrowProgram } from "sigma/rendering";
 import type { Deps, GraphEdge, GraphNode } from "./api";
+import { aggregateHealth, healthColour, type Health } from "./health";
 import { groupOf, Layout } from "./layout";
 import { LineEdgeProgram, MotionQuality, NodeProgram } from "./motion";
-
-export const healthColour: Record<string, string> = {
-  healthy: "#4e8f6a",
-  degraded: "#e69b00",
-  failing: "#d62728",
-  idle: "#b0b0b0",
-};
 
 // paleColour keeps an edge's health readable while another one is selected.
 const paleColour: Record<string, string> = { healthy: "#d3e3d8", degraded: "#f6e2bd", failing: "#f4c6c6", idle: "#ececec" };
@@ -31,24 +25,7 @@ export interface DrawnEdge {
   dst: string;
   edges: GraphEdge[];
   bytes: number;
-  health: string;
-}
-
-// aggregateHealth classifies the sum of several edges as docs/api.md classifies one.
-export function aggregateHealth(edges: GraphEdge[]): string {
-  if (edges.length === 1) return edges[0].health;
-  let closed = 0, failed = 0, flows = 0, retrans = 0;
-  for (const e of edges) {
-    closed += e.closed;
-    failed += e.refused + e.timeout + e.reset;
-    flows += e.flows;
-    retrans += e.retransmits;
-  }
-  if (closed === 0) return "idle";
-  const fr = failed / closed;
-  if (fr >= 0.2) return "failing";
-  if (fr >= 0.01 || (flows > 0 && retrans / flows >= 0.05)) return "degraded";
-  return "healthy";
+  health: Health;
 }
 
 export class ServiceMap {

@@ -2,6 +2,7 @@
 import { parseAllDocuments, stringify } from "yaml";
 import { get, post, type Counters, type EdgeKey, type GraphEdge, type Settings, type Violation } from "./api";
 import { badge, bytes, endpointName, esc, micros, pct, table } from "./format";
+import { edgeHealth } from "./health";
 
 type Time = { from: string; to: string };
 
@@ -146,7 +147,7 @@ export async function renderAvailability(el: HTMLElement, time: Time, ns: string
     `<h3>Worst edges</h3>` +
     table(
       ["edge", "health", "failed (refused/timeout/reset)", "failure rate", "retransmits", "RTT p50", "RTT p99"],
-      r.edges.map((e) => [esc(`${e.src} → ${e.dst}:${e.port}`), badge(e.health), `${e.refused + e.timeout + e.reset} (${e.refused}/${e.timeout}/${e.reset})`, pct(e.failure_rate), String(e.retransmits), micros(e.rtt_p50_us), micros(e.rtt_p99_us)]),
+      r.edges.map((e) => [esc(`${e.src} → ${e.dst}:${e.port}`), badge(edgeHealth(e)), `${e.refused + e.timeout + e.reset} (${e.refused}/${e.timeout}/${e.reset})`, pct(e.failure_rate), String(e.retransmits), micros(e.rtt_p50_us), micros(e.rtt_p99_us)]),
       "worst-edges",
     ) +
     `<h3>Nodes</h3>` +

@@ -107,7 +107,7 @@ func TestOpenRowsAreTheMinutesFlushWouldKeep(t *testing.T) {
 	a.Add(conn("a", t0.Add(30*time.Second), false, flow.OK, 1), 1) // minute 0
 	a.Add(conn("b", t0.Add(65*time.Second), false, flow.OK, 2), 2) // minute 1
 	now := t0.Add(75 * time.Second)                                // minute 0 closed, minute 1 open
-	keys := len(Keys(conn("a", t0, false, flow.OK, 1))) // the edge and its node totals
+	keys := len(Keys(conn("a", t0, false, flow.OK, 1)))            // the edge and its node totals
 	open := a.OpenRows(now)
 	if len(open) != keys {
 		t.Fatalf("%d open rows, want %d", len(open), keys)
