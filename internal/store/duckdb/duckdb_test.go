@@ -86,16 +86,24 @@ func load(t *testing.T, s *Store, clk *clock, conns []flow.Conn) {
 	}
 }
 
-func TestEdgesMatchTruthAcrossMinuteAndHourLevels(t *testing.T) {
+// history returns a store holding n flowgen.Small conns over span from t0, loaded as a
+// collector would, then maintained after the clock moved past by after (so levels roll up).
+func history(t *testing.T, span time.Duration, n int, after time.Duration) (*Store, []flow.Conn) {
+	t.Helper()
 	clk := &clock{t: t0}
 	s := open(t, t.TempDir(), clk)
 	t.Cleanup(func() { s.Close() })
-	conns := flowgen.New(flowgen.Small).Conns(t0, 150*time.Minute, 30000)
+	conns := flowgen.New(flowgen.Small).Conns(t0, span, n)
 	load(t, s, clk, conns)
-	clk.add(2 * time.Hour)
+	clk.add(after)
 	if err := s.Maintain(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	return s, conns
+}
+
+func TestEdgesMatchTruthAcrossMinuteAndHourLevels(t *testing.T) {
+	s, conns := history(t, 150*time.Minute, 30000, 2*time.Hour)
 	for _, l := range s.levels {
 		if got := time.Unix(l.rolled.Load()*60, 0).UTC(); got.Before(t0.Add(150 * time.Minute).Truncate(l.step())) {
 			t.Fatalf("%s rolled up until %s only", l.table, got)
@@ -139,15 +147,7 @@ func TestEdgesMatchTruthAcrossMinuteAndHourLevels(t *testing.T) {
 // TestSixHourLevel: a day of flows rolls up to six-hour rows (from hour rows), and ranges
 // that cross them read each stretch once, matching the truth.
 func TestSixHourLevel(t *testing.T) {
-	clk := &clock{t: t0}
-	s := open(t, t.TempDir(), clk)
-	t.Cleanup(func() { s.Close() })
-	conns := flowgen.New(flowgen.Small).Conns(t0, 21*time.Hour, 21000)
-	load(t, s, clk, conns)
-	clk.add(time.Hour)
-	if err := s.Maintain(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	s, conns := history(t, 21*time.Hour, 21000, time.Hour)
 	six := s.levels[len(s.levels)-1]
 	// The level exists from the first open (06:00, the block holding t0) on.
 	if six.table != "edges_6h" || six.since.Load() != t0.Truncate(6*time.Hour).Unix()/60 || six.rolled.Load() != t0.Add(20*time.Hour).Unix()/60 {

@@ -14,15 +14,7 @@ import (
 // TestZonePathsMatchTruth: per pair of zones, the store's totals over minute and rolled-up
 // rows are the connections whose ends were in those zones; nodes carry their zone.
 func TestZonePathsMatchTruth(t *testing.T) {
-	clk := &clock{t: t0}
-	s := open(t, t.TempDir(), clk)
-	t.Cleanup(func() { s.Close() })
-	conns := flowgen.New(flowgen.Small).Conns(t0, 90*time.Minute, 9000)
-	load(t, s, clk, conns)
-	clk.add(time.Hour)
-	if err := s.Maintain(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	s, conns := history(t, 90*time.Minute, 9000, time.Hour)
 	zone := func(e flow.Endpoint) string {
 		if store.Outside(e) || e.Zone == "" {
 			return store.NoZone
