@@ -69,7 +69,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
 	path := filepath.Join(cfg.Dir, dbFile)
-	conn, err := duckdb.NewConnector(path, initConn)
+	conn, err := duckdb.NewConnector(path, nil)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
@@ -82,17 +82,6 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// perfectHashBits lets DuckDB group edge rows in a perfect hash table (an array indexed by
-// edge id) while edge ids span at most 2^17: a third less CPU for deps over a day of 30,000
-// edges than a hash table. Each query thread then holds up to 2^17 aggregate states (~20 MB).
-const perfectHashBits = 17
-
-// initConn configures every connection of the pool (these settings are per connection).
-func initConn(ex driver.ExecerContext) error {
-	_, err := ex.ExecContext(context.Background(), fmt.Sprintf(`SET perfect_ht_threshold = %d`, perfectHashBits), nil)
-	return err
 }
 
 func withDefaults(cfg Config) Config {

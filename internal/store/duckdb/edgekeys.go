@@ -134,8 +134,9 @@ func (k *edgeKeys) key(id uint32) edgeIDs {
 }
 
 // filter returns the SQL condition on column edge selecting the keys for which keep is true:
-// an IN list of those or a NOT IN list of the others, whichever is shorter ("" when all).
-func (k *edgeKeys) filter(keep func(edgeIDs) bool) string {
+// an IN list of those or a NOT IN list of the others, whichever is shorter ("" when all), and
+// whether it keeps at least a quarter of the keys.
+func (k *edgeKeys) filter(keep func(edgeIDs) bool) (string, bool) {
 	var in, out []uint32
 	k.mu.RLock()
 	for id, e := range k.keys[1:] {
@@ -146,13 +147,14 @@ func (k *edgeKeys) filter(keep func(edgeIDs) bool) string {
 		}
 	}
 	k.mu.RUnlock()
+	many := 3*len(in) >= len(out)
 	switch {
 	case len(out) == 0:
-		return ""
+		return "", true
 	case len(in) == 0:
-		return "FALSE"
+		return "FALSE", false
 	case len(in) <= len(out):
-		return "edge IN (" + idList(in) + ")"
+		return "edge IN (" + idList(in) + ")", many
 	}
-	return "edge NOT IN (" + idList(out) + ")"
+	return "edge NOT IN (" + idList(out) + ")", many
 }
