@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -122,9 +121,7 @@ type Attributor struct {
 	vips     []flow.Endpoint // storage for Conn.VIP, in chunks handed to the sink
 	keys     []byte          // storage for Conn.ConnKey, likewise
 	free     []*held
-	claims   []ownership.Claim // Add's buffers: the local ends' claims, their records, the pods they found
-	claimOf  []ref
-	hints    []ownership.Ref
+	local    localClaims // Add's buffer
 
 	flushMu sync.Mutex // one Flush at a time
 	retry   []flow.Conn
@@ -165,7 +162,6 @@ func (a *Attributor) Add(ins ...Input) error {
 	var errs []error
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	claims, claimOf := a.claims[:0], a.claimOf[:0]
 	taken := 0
 	for i := range ins {
 		in := &ins[i]
@@ -182,14 +178,7 @@ func (a *Attributor) Add(ins ...Input) error {
 		h.ckh = h.ck.hash()
 		h.t = lookupTime(&in.Record, a.cfg.LongConn).UnixNano()
 		h.deadline, h.joinBy = nowNs+int64(a.cfg.Window), nowNs+int64(a.cfg.JoinWait)
-		o := ownership.Owner{Kind: flow.EndpointPod, PodUID: in.Record.Workload.PodUID} // the store keeps the richest owner of the UID
-		if in.Record.Workload.Kind != flow.KindPod {
-			o, _ = hostOwner(in)
-		}
-		if c, ok := claim(in, o); ok {
-			claims = append(claims, c)
-			claimOf = append(claimOf, ref{h: h, gen: h.gen})
-		}
+		a.local.add(h)
 		a.link(h)
 		a.order.push(h)
 		a.held++
@@ -197,17 +186,8 @@ func (a *Attributor) Add(ins ...Input) error {
 		a.schedule(h, min(max(h.t+lag, nowNs), h.deadline))
 	}
 	a.m.received.Add(float64(taken))
-	a.m.flushCounts() // connections the full policy wrote
-	hints := slices.Grow(a.hints[:0], len(claims))[:len(claims)]
-	_ = a.store.ObserveLocal(claims, hints) // bounded by the store; a rejected claim only costs coverage
-	for i, r := range claimOf {
-		if r.live() { // (the full policy may have decided it already)
-			r.h.hint = hints[i]
-		}
-	}
-	clear(claims)
-	clear(claimOf)
-	a.claims, a.claimOf, a.hints = claims[:0], claimOf[:0], hints[:0]
+	a.m.flushCounts()        // connections the full policy wrote
+	a.local.observe(a.store) // bounded by the store; a rejected claim only costs coverage
 	if len(errs) > 0 {
 		return fmt.Errorf("attribute: %d of %d records rejected: %w", len(errs), len(ins), errors.Join(errs...))
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -112,22 +113,61 @@ func hostOwnerOf(node string, w *flow.Workload) (ownership.Owner, bool) {
 	return ownership.Owner{}, false
 }
 
-// claim is what the record's local end proves about ownership: a pod held its address (or,
-// in the host network, its listening port) over the record.
-func claim(in *Input, o ownership.Owner) (ownership.Claim, bool) {
+// localClaims collects what the local ends of a batch's records prove about ownership: a pod
+// held its address (or, in the host network, its listening port) over the record. Pods'
+// claims take the store's compact path and bring back the pod's owner as a hint.
+type localClaims struct {
+	pods   []ownership.LocalPod
+	podOf  []ref // the record of each pod claim
+	refs   []ownership.Ref
+	others []ownership.Claim
+}
+
+// add notes h's claim, if its local end makes one.
+func (l *localClaims) add(h *held) {
+	in := &h.in
 	r := &in.Record
-	c := ownership.Claim{Addr: r.LocalAddr, Owner: o, From: r.Start, To: r.End, Source: ownership.SourceFlow, Origin: in.Exporter}
+	w := &r.Workload
 	switch {
-	case o.Kind == flow.EndpointPod && o.PodUID != "" && !in.Record.HostNetwork:
+	case w.Kind == flow.KindPod && w.PodUID != "" && !r.HostNetwork:
+		p := ownership.LocalPod{Addr: r.LocalAddr, UID: w.PodUID, Origin: in.Exporter, From: r.Start.UnixNano(), To: r.End.UnixNano()}
 		if !in.isClient() {
-			c.ListenPort = r.LocalPort // if the address turns out to be a node's (host network)
+			p.ListenPort = r.LocalPort // if the address turns out to be a node's (host network)
 		}
-		return c, true
-	case in.Record.HostNetwork && !in.isClient() && o.Kind != flow.EndpointNode && o.Kind != "":
-		c.Port = r.LocalPort
-		return c, true
+		l.pods = append(l.pods, p)
+		l.podOf = append(l.podOf, ref{h: h, gen: h.gen})
+	case r.HostNetwork && !in.isClient():
+		o := ownership.Owner{Kind: flow.EndpointPod, PodUID: w.PodUID}
+		if w.Kind != flow.KindPod {
+			o, _ = hostOwner(in)
+		}
+		if o.Kind == flow.EndpointNode || o.Kind == "" || (o.Kind == flow.EndpointPod && o.PodUID == "") {
+			return
+		}
+		l.others = append(l.others, ownership.Claim{Addr: r.LocalAddr, Port: r.LocalPort, Owner: o, From: r.Start, To: r.End,
+			Source: ownership.SourceFlow, Origin: in.Exporter})
 	}
-	return ownership.Claim{}, false
+}
+
+// observe gives the claims to the store, hands each pod claim's owner to its record (unless
+// the full policy decided the record meanwhile) and resets the buffers.
+func (l *localClaims) observe(store *ownership.Store) {
+	if len(l.pods) > 0 {
+		l.refs = slices.Grow(l.refs[:0], len(l.pods))[:len(l.pods)]
+		_ = store.ObservePods(l.pods, l.refs)
+		for i, r := range l.podOf {
+			if r.live() {
+				r.h.hint = l.refs[i]
+			}
+		}
+	}
+	if len(l.others) > 0 {
+		_ = store.Observe(l.others...)
+	}
+	clear(l.pods)
+	clear(l.podOf)
+	clear(l.others)
+	l.pods, l.podOf, l.others = l.pods[:0], l.podOf[:0], l.others[:0]
 }
 
 // lookupTime is the moment a record's remote end is attributed at: its start, or for a

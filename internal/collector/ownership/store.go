@@ -162,25 +162,6 @@ type Claim struct {
 // nothing; the others are applied.
 func (s *Store) Observe(claims ...Claim) error { return s.ObserveLocal(claims, nil) }
 
-// ObserveLocal is Observe for the local ends of flows: for each pod claim i it also sets
-// pods[i] (when pods is not nil) to the richest owner of the claim's pod UID found on the
-// claimed address, or 0 — a Ref valid like a lookup's, which saves a Resolve by UID.
-func (s *Store) ObserveLocal(claims []Claim, pods []Ref) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var errs []error
-	for i := range claims {
-		pod, err := s.observe(&claims[i])
-		if err != nil {
-			errs = append(errs, err)
-		}
-		if pods != nil {
-			pods[i] = Ref(pod)
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // observe applies one claim; for a pod claim it returns the richest owner of the pod's UID
 // on the claimed entry (0 when unknown).
 func (s *Store) observe(c *Claim) (ownerID, error) {
@@ -225,19 +206,23 @@ func (s *Store) covered(e *entry, c *Claim, from, to int64) (bool, ownerID) {
 	if c.Owner.Kind != flow.EndpointPod || c.Owner.PodUID == "" {
 		return false, 0
 	}
-	uh := uidHash(c.Owner.PodUID)
+	return s.coveredBy(e, c.Owner.PodUID, c.Source, from, to)
+}
+
+func (s *Store) coveredBy(e *entry, uid string, src Source, from, to int64) (bool, ownerID) {
+	uh := uidHash(uid)
 	covered, best := false, ownerID(0)
 	for i := range e.r {
 		x := &e.r[i]
 		k := &s.o.recs[x.owner].key
-		if k.uh != uh || k.uid != c.Owner.PodUID {
+		if k.uh != uh || k.uid != uid {
 			continue
 		}
 		if best == 0 || s.o.detail(x.owner) > s.o.detail(best) {
 			best = x.owner
 		}
 		if !covered && x.src.Definite() && x.from <= from && to <= x.to {
-			x.src |= c.Source
+			x.src |= src
 			covered = true
 		}
 	}
