@@ -71,9 +71,9 @@ func runHealth(ctx context.Context, args []string) error {
 	rows = rows[:0]
 	for _, p := range rep.ZonePaths {
 		rows = append(rows, []string{p.From, p.To, fmt.Sprint(p.Opened), human(p.BytesClientToServer + p.BytesServerToClient),
-			pct(p.FailureRate), pct(p.RetransmitRate), us(p.RTTp50us), us(p.RTTp99us), string(p.Health)})
+			human(uint64(p.PeakBytesPerSecond)) + "/s", pct(p.FailureRate), pct(p.RetransmitRate), us(p.RTTp50us), us(p.RTTp99us), string(p.Health)})
 	}
-	return table([]string{"FROM ZONE", "TO ZONE", "OPENED", "BYTES", "FAIL%", "RETRANS%", "RTT50", "RTT99", "HEALTH"}, rows)
+	return table([]string{"FROM ZONE", "TO ZONE", "OPENED", "BYTES", "PEAK", "FAIL%", "RETRANS%", "RTT50", "RTT99", "HEALTH"}, rows)
 }
 
 func orDash(s string) string {

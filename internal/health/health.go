@@ -34,6 +34,8 @@ type ZonePath struct {
 	RTTp50us       uint32          `json:"rtt_p50_us"`
 	RTTp99us       uint32          `json:"rtt_p99_us"`
 	Health         depgraph.Health `json:"health"`
+	// PeakBytesPerSecond is the busiest minute's bytes (both ways) per second of the path.
+	PeakBytesPerSecond float64 `json:"peak_bytes_per_second"`
 }
 
 // EdgeHealth is one edge's availability.
@@ -107,7 +109,7 @@ func zones(paths []store.ZoneStats) ([]GroupHealth, []ZonePath) {
 	}
 	out := make([]ZonePath, 0, len(paths))
 	for _, p := range paths {
-		zp := ZonePath{From: p.Client, To: p.Server, Counters: p.Counters}
+		zp := ZonePath{From: p.Client, To: p.Server, Counters: p.Counters, PeakBytesPerSecond: float64(p.PeakBytesPerMinute) / 60}
 		zp.Health, zp.FailureRate, zp.RetransmitRate = depgraph.Classify(p.Counters)
 		zp.RTTp50us, zp.RTTp99us = p.RTT.Quantile(0.5), p.RTT.Quantile(0.99)
 		out = append(out, zp)
