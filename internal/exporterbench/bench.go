@@ -65,6 +65,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 		cfg.Exe = exe
 	}
+	exe, remove, err := privateCopy(cfg.Exe)
+	if err != nil {
+		return Result{}, err
+	}
+	defer remove()
 	if cfg.Workers <= 0 {
 		cfg.Workers = 64
 	}
@@ -105,9 +110,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			return res, err
 		}
 		defer col.stop()
-		ch, err = startShippingChild(ctx, cfg.Exe, col, cfg.Args...)
+		ch, err = startShippingChild(ctx, exe, col, cfg.Args...)
 	} else {
-		ch, err = startChild(ctx, cfg.Exe, []uint32{pair.A.Inum, pair.B.Inum}, cfg.Args...)
+		ch, err = startChild(ctx, exe, []uint32{pair.A.Inum, pair.B.Inum}, cfg.Args...)
 	}
 	if err != nil {
 		return res, err

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strconv"
 	"sync/atomic"
@@ -100,4 +101,32 @@ func (c *child) stop() error {
 	err := <-c.done
 	_ = c.cmd.Wait()
 	return err
+}
+
+// privateCopy copies the executable at path to a temporary file for the exporter child, so
+// that the child's resident pages of its binary are its own: on a node the exporter is the only
+// process running its binary, while here the benchmark runs the same one.
+func privateCopy(path string) (string, func(), error) {
+	src, err := os.Open(path)
+	if err != nil {
+		return "", nil, err
+	}
+	defer src.Close()
+	dst, err := os.CreateTemp("", "flowscope-exporter-")
+	if err != nil {
+		return "", nil, err
+	}
+	remove := func() { os.Remove(dst.Name()) }
+	_, err = io.Copy(dst, src)
+	if err == nil {
+		err = dst.Chmod(0o755)
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		remove()
+		return "", nil, fmt.Errorf("copying the executable: %w", err)
+	}
+	return dst.Name(), remove, nil
 }

@@ -70,7 +70,12 @@ func RunOpen(ctx context.Context, exe string, n int) (OpenResult, error) {
 		return res, fmt.Errorf("widening the client's port range: %w", err)
 	}
 	pmax, mmax := maxIDs()
-	ch, err := startChild(ctx, exe, []uint32{pair.A.Inum, pair.B.Inum}, "--interim-interval=3s", fmt.Sprintf("--max-tracked=%d", 2*n+1000))
+	own, remove, err := privateCopy(exe)
+	if err != nil {
+		return res, err
+	}
+	defer remove()
+	ch, err := startChild(ctx, own, []uint32{pair.A.Inum, pair.B.Inum}, "--interim-interval=3s", fmt.Sprintf("--max-tracked=%d", 2*n+1000))
 	if err != nil {
 		return res, err
 	}
