@@ -158,6 +158,9 @@ func serveStandalone(ctx context.Context, f standaloneFlags, dir, note string, l
 		// changes). The collector's 60 s window waits for other nodes' claims and Kubernetes;
 		// here a record is decided within seconds, so waiting 10 s at most loses nothing.
 		cfg.Attribute.Window, cfg.Attribute.JoinWait = 10*time.Second, 5*time.Second
+		// Without Kubernetes the machine's processes are the workloads: a socket in the root
+		// cgroup is named by its process, not as the machine itself.
+		cfg.Attribute.ProcessNames = true
 	}
 	if f.demo {
 		settings = demoSettings(note)

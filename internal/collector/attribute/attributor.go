@@ -34,6 +34,12 @@ type Config struct {
 	LongConn time.Duration
 	// Tick is how often Run flushes (default 1 s).
 	Tick time.Duration
+	// ProcessNames names a local end that is neither a pod, a container nor a systemd unit
+	// (the root cgroup, flow.KindHost, or another cgroup, flow.KindCgroup) by its process
+	// (Workload.Comm, as a host workload of kind "process") when the record names one, instead
+	// of as the node itself or by cgroup path: for a machine without Kubernetes, where the
+	// processes are the workloads (standalone).
+	ProcessNames bool
 }
 
 func (c *Config) setDefaults() {
@@ -174,6 +180,7 @@ func (a *Attributor) Add(ins ...Input) error {
 		}
 		h := a.alloc()
 		h.in = *in
+		h.in.processNames = a.cfg.ProcessNames
 		h.ck = in.clientKey()
 		h.ckh = h.ck.hash()
 		h.t = lookupTime(&in.Record, a.cfg.LongConn).UnixNano()

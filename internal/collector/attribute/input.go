@@ -25,6 +25,8 @@ type Input struct {
 	Exporter string // exporter id (unique per exporter process)
 	Node     string // the exporter's node name
 	Record   flow.Record
+
+	processNames bool // Config.ProcessNames, set by Add
 }
 
 // Sink receives attributed connections. Write is called from one goroutine at a time with a
@@ -94,7 +96,12 @@ func (in *Input) appendConnKey(b []byte) []byte {
 
 // hostOwner names a local end that is not a pod: a host workload on the exporter's node, or
 // the node itself. Pods are named by their UID (the store resolves it).
-func hostOwner(in *Input) (ownership.Owner, bool) { return hostOwnerOf(in.Node, &in.Record.Workload) }
+func hostOwner(in *Input) (ownership.Owner, bool) {
+	if w := &in.Record.Workload; in.processNames && (w.Kind == flow.KindHost || w.Kind == flow.KindCgroup) && w.Comm != "" {
+		return ownership.Owner{Kind: flow.EndpointHost, Node: in.Node, Workload: w.Comm, WorkloadKind: "process"}, true
+	}
+	return hostOwnerOf(in.Node, &in.Record.Workload)
+}
 
 func hostOwnerOf(node string, w *flow.Workload) (ownership.Owner, bool) {
 	host := func(kind, name string) (ownership.Owner, bool) {
