@@ -45,7 +45,8 @@ func benchAttributeJoin(b *testing.B, pods int) {
 		o := ownership.Owner{Kind: flow.EndpointPod, Cluster: "prod", Namespace: fmt.Sprintf("ns-%d", i%50), Workload: fmt.Sprintf("w-%d", i%2000),
 			WorkloadKind: "Deployment", Pod: fmt.Sprintf("w-%d-7d9f8-%05d", i%2000, i), PodUID: fmt.Sprintf("uid-%08d", i), Node: fmt.Sprintf("node-%d", i%500)}
 		_ = store.Open(ownership.Claim{Addr: benchAddr(i), Owner: o, From: t0, Source: ownership.SourceKubePod})
-		_ = store.Observe(ownership.Claim{Addr: benchAddr(i), Owner: o, From: t0, To: t0.Add(2 * time.Hour), Source: ownership.SourceHeartbeat, Origin: o.Node})
+		hb := ownership.Owner{Kind: o.Kind, PodUID: o.PodUID, Namespace: o.Namespace, Pod: o.Pod, Node: o.Node} // as HeartbeatClaims names it
+		_ = store.Observe(ownership.Claim{Addr: benchAddr(i), Owner: hb, From: t0, To: t0.Add(2 * time.Hour), Source: ownership.SourceHeartbeat, Origin: o.Node})
 	}
 	store.SetKubeSynced(t0.Add(3 * time.Hour))
 	written := 0

@@ -55,12 +55,18 @@ func (c *churnStore) start(i int) {
 	c.starts[i] = c.now
 	o := benchOwner(c.gen[i], i)
 	_ = c.s.Open(Claim{Addr: podAddr(i), Owner: o, From: c.now, Source: SourceKubePod})
-	_ = c.s.Observe(Claim{Addr: podAddr(i), Owner: o, From: c.now, To: c.now, Source: SourceHeartbeat, Origin: o.Node})
+	_ = c.s.Observe(Claim{Addr: podAddr(i), Owner: exporterOwner(o), From: c.now, To: c.now, Source: SourceHeartbeat, Origin: o.Node})
+}
+
+// exporterOwner is o as an exporter's heartbeat names it (attribute.HeartbeatClaims): the pod
+// by UID, namespace and name on its node; Kubernetes names the rest. A second owner per pod.
+func exporterOwner(o Owner) Owner {
+	return Owner{Kind: o.Kind, PodUID: o.PodUID, Namespace: o.Namespace, Pod: o.Pod, Node: o.Node}
 }
 
 func (c *churnStore) replace(i int) {
 	o := benchOwner(c.gen[i], i)
-	_ = c.s.Observe(Claim{Addr: podAddr(i), Owner: o, From: c.starts[i], To: c.now, Source: SourceHeartbeat, Origin: o.Node})
+	_ = c.s.Observe(Claim{Addr: podAddr(i), Owner: exporterOwner(o), From: c.starts[i], To: c.now, Source: SourceHeartbeat, Origin: o.Node})
 	c.s.Close(podAddr(i), 0, o, SourceKubePod, c.now)
 	c.gen[i]++
 	c.now = c.now.Add(time.Millisecond)
@@ -168,7 +174,7 @@ func BenchmarkLookup(b *testing.B) {
 	c.now = c.now.Add(time.Minute)
 	for i := range pods {
 		o := benchOwner(c.gen[i], i)
-		_ = c.s.Observe(Claim{Addr: podAddr(i), Owner: o, From: c.starts[i], To: c.now, Source: SourceHeartbeat, Origin: o.Node})
+		_ = c.s.Observe(Claim{Addr: podAddr(i), Owner: exporterOwner(o), From: c.starts[i], To: c.now, Source: SourceHeartbeat, Origin: o.Node})
 	}
 	c.s.SetKubeSynced(c.now.Add(time.Hour))
 	rng := rand.New(rand.NewPCG(1, 2))

@@ -81,3 +81,29 @@ func (s *Store) observePod(p *LocalPod) (ownerID, error) {
 		Source: SourceFlow, Origin: p.Origin, ListenPort: p.ListenPort}
 	return s.observe(&c)
 }
+
+// internDefinite interns the owner of an exporter claim: a pod's owner already known for its
+// UID (Kubernetes names it) when that one says all the claim's owner says and more, so a
+// pod's definite and Kubernetes ranges share one owner — half the owners, and lookups that
+// compare ids instead of owners. Kubernetes claims keep their own owners: they are closed by
+// owner (Close).
+func (s *Store) internDefinite(o Owner) ownerID {
+	if o.Kind == flow.EndpointPod && o.PodUID != "" {
+		if u, ok := s.uids[o.PodUID]; ok && s.o.detail(u) > o.detail() && includes(s.o.get(u), o) {
+			s.o.ref(u)
+			return u
+		}
+	}
+	return s.internOwner(o)
+}
+
+// includes reports whether every field o names, full names the same.
+func includes(full, o Owner) bool {
+	f, p := shared(&full), shared(&o)
+	for i := range p {
+		if *p[i] != "" && *p[i] != *f[i] {
+			return false
+		}
+	}
+	return full.Kind == o.Kind && (o.Pod == "" || o.Pod == full.Pod) && (o.PodUID == "" || o.PodUID == full.PodUID)
+}

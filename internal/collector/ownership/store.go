@@ -194,7 +194,7 @@ func (s *Store) observe(c *Claim) (ownerID, error) {
 		}
 		e = s.entryFor(c.Addr, c.ListenPort, true)
 	}
-	h := s.internOwner(c.Owner)
+	h := s.internDefinite(c.Owner)
 	s.noteUID(h)
 	return pod, s.mergeDefinite(e, rng{from: from, to: to, owner: h, src: c.Source, origin: oi})
 }

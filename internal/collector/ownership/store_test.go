@@ -319,3 +319,37 @@ func TestRefsOutliveTheirOwners(t *testing.T) {
 		t.Errorf("owner %d not freed after the hold: %+v", r.Ref, k)
 	}
 }
+
+// TestExporterClaimsShareKubernetesOwners: a heartbeat naming a pod Kubernetes already named
+// (with less detail) takes Kubernetes' owner, so both ranges share it; one that says
+// something else keeps its own; closing the Kubernetes range leaves the definite one.
+func TestExporterClaimsShareKubernetesOwners(t *testing.T) {
+	s := newTestStore(t, Config{})
+	kube := podA
+	kube.Node, kube.Cluster = "n1", "prod"
+	if err := s.Open(Claim{Addr: ip, Owner: kube, From: at(0), Source: SourceKubePod}); err != nil {
+		t.Fatal(err)
+	}
+	exp := Owner{Kind: flow.EndpointPod, PodUID: podA.PodUID, Namespace: podA.Namespace, Pod: podA.Pod, Node: "n1"}
+	if err := s.Observe(Claim{Addr: ip, Owner: exp, From: at(1), To: at(9), Source: SourceHeartbeat, Origin: "n1"}); err != nil {
+		t.Fatal(err)
+	}
+	e := s.ips[keyOf(ip)]
+	if len(e.r) != 2 || e.r[0].owner != e.r[1].owner {
+		t.Fatalf("ranges %+v: want two sharing one owner", e.r)
+	}
+	other := exp
+	other.Node = "n2" // disagrees with Kubernetes on a field: not folded into its owner
+	other2 := netip.MustParseAddr("10.244.1.8")
+	if err := s.Observe(Claim{Addr: other2, Owner: other, From: at(1), To: at(9), Source: SourceHeartbeat, Origin: "n2"}); err != nil {
+		t.Fatal(err)
+	}
+	if e2 := s.ips[keyOf(other2)]; s.o.get(e2.r[0].owner).Node != "n2" {
+		t.Errorf("owner %+v, want the claim's own", s.o.get(e2.r[0].owner))
+	}
+	s.Close(ip, 0, kube, SourceKubePod, at(5))
+	s.SetKubeSynced(at(100))
+	if r := s.Lookup(ip, 0, at(7), true); r.Owner.Workload != podA.Workload || r.Reason != "" {
+		t.Errorf("after the Kubernetes range closed: %+v", r)
+	}
+}
