@@ -27,9 +27,14 @@ import (
 
 // Config bounds the Translator. Zero values take the defaults.
 type Config struct {
-	// MaxLookupsPerSecond bounds the netlink queries (default 20,000): beyond it records go
-	// untranslated (counted as Skipped).
+	// MaxLookupsPerSecond bounds the netlink queries (default 2,000: a query costs tens of
+	// µs of CPU, docs/benchmarks/attribution.md): beyond it records go untranslated (counted
+	// as Skipped).
 	MaxLookupsPerSecond int
+	// PlainFor: a destination (address, port) that conntrack showed untranslated is not asked
+	// about again from the same namespace for this long (default 1 min): pod and external
+	// addresses are dialled directly, Service VIPs and node ports always translated.
+	PlainFor time.Duration
 	// MaxCached bounds the translations kept for open connections' next records (default
 	// 65,536); when full the cache is cleared (counted as CacheResets).
 	MaxCached int
@@ -40,7 +45,10 @@ type Config struct {
 
 func (c *Config) defaults() {
 	if c.MaxLookupsPerSecond <= 0 {
-		c.MaxLookupsPerSecond = 20_000
+		c.MaxLookupsPerSecond = 2_000
+	}
+	if c.PlainFor <= 0 {
+		c.PlainFor = time.Minute
 	}
 	if c.MaxCached <= 0 {
 		c.MaxCached = 1 << 16
@@ -56,6 +64,7 @@ type Stats struct {
 	Translated  uint64 // records given a translation
 	NotTracked  uint64 // client records conntrack had no entry for
 	Skipped     uint64 // client records not looked up: the rate bound, or no conntrack in their namespace
+	Plain       uint64 // client records not looked up: their destination was seen untranslated recently
 	Errors      uint64 // failed queries (other than "no entry")
 	CacheResets uint64
 }
@@ -79,6 +88,7 @@ type Translator struct {
 
 	tables map[uint32]*table // by namespace inode
 	cache  map[connKey]translation
+	plain  map[dstKey]int64 // destinations seen untranslated → until when they are not asked about
 	warned bool
 
 	second int64 // the rate bound's current second, and its lookups
@@ -98,9 +108,24 @@ type connKey struct {
 	id    uint64
 }
 
+type dstKey struct {
+	netns uint32
+	dst   netip.AddrPort
+}
+
 type translation struct {
 	addr netip.Addr // invalid: not translated
 	port uint16
+	seen bool // conntrack had the connection's entry
+}
+
+// notePlain remembers a destination seen untranslated (bounded: cleared when full).
+func (t *Translator) notePlain(k dstKey, now time.Time) {
+	if len(t.plain) >= t.cfg.MaxCached {
+		clear(t.plain)
+		t.stats.CacheResets++
+	}
+	t.plain[k] = now.Add(t.cfg.PlainFor).UnixNano()
 }
 
 // New returns a Translator opening namespaces with open (Dial when nil).
@@ -110,7 +135,7 @@ func New(cfg Config, open Opener, now func() time.Time, log *slog.Logger) *Trans
 		open = Dial
 	}
 	t := &Translator{cfg: cfg, open: open, now: now, log: log.With("component", "conntrack"),
-		tables: map[uint32]*table{}, cache: map[connKey]translation{}}
+		tables: map[uint32]*table{}, cache: map[connKey]translation{}, plain: map[dstKey]int64{}}
 	t.pub.Store(&Stats{})
 	return t
 }
@@ -131,9 +156,17 @@ func (t *Translator) Translate(recs []flow.Record, paths map[uint32]string) {
 		k := connKey{r.Netns, r.ConnID}
 		tr, cached := t.cache[k]
 		if !cached {
+			dk := dstKey{r.Netns, netip.AddrPortFrom(r.RemoteAddr, r.RemotePort)}
+			if until, ok := t.plain[dk]; ok && now.UnixNano() < until {
+				t.stats.Plain++
+				continue
+			}
 			var ok bool
 			if tr, ok = t.lookup(r, paths, now); !ok {
 				continue
+			}
+			if !tr.addr.IsValid() && tr.seen {
+				t.notePlain(dk, now)
 			}
 		}
 		switch {
@@ -239,12 +272,12 @@ func tupleAddrs(local, remote netip.Addr) (netip.Addr, netip.Addr) {
 func translated(r *flow.Record, f ct.Flow) translation {
 	to, port := f.TupleReply.IP.SourceAddress, f.TupleReply.Proto.SourcePort
 	if !to.IsValid() || (to == r.RemoteAddr.Unmap() && port == r.RemotePort) {
-		return translation{}
+		return translation{seen: true}
 	}
 	if r.RemoteAddr.Is4In6() {
 		to = netip.AddrFrom16(to.As16()) // as the socket names its addresses
 	}
-	return translation{addr: to, port: port}
+	return translation{addr: to, port: port, seen: true}
 }
 
 // table returns the open conntrack table of a namespace, opening (and probing) it when

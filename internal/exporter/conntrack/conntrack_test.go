@@ -80,6 +80,18 @@ func TestTranslateCachesAndBounds(t *testing.T) {
 	if len(tr.cache) != 0 {
 		t.Errorf("cache keeps %d entries after the final record", len(tr.cache))
 	}
+	// A destination seen untranslated is not asked about again for a while.
+	now = now.Add(time.Second)
+	gets := tb.gets
+	tr.Translate([]flow.Record{client(7, 7, "10.96.0.11:80", false)}, paths)
+	if s := tr.Stats(); tb.gets != gets || s.Plain != 1 {
+		t.Errorf("an untranslated destination was asked about again: %d queries, stats %+v", tb.gets-gets, s)
+	}
+	now = now.Add(2 * time.Minute)
+	tr.Translate([]flow.Record{client(8, 7, "10.96.0.11:80", false)}, paths)
+	if tb.gets != gets+1 {
+		t.Errorf("not asked again after PlainFor: %d queries", tb.gets-gets)
+	}
 	// A namespace that disappears is closed.
 	tr.Translate(nil, map[uint32]string{})
 	if len(tr.tables) != 0 {
