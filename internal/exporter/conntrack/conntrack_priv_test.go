@@ -164,7 +164,10 @@ func BenchmarkTranslate(b *testing.B) {
 		b.Fatalf("route: %v: %s", err, out)
 	}
 	var ln net.Listener
-	if err := p.B.Do(func() (err error) { ln, err = net.Listen("tcp4", netip.AddrPortFrom(testnet.AddrB4, 8080).String()); return err }); err != nil {
+	if err := p.B.Do(func() (err error) {
+		ln, err = net.Listen("tcp4", netip.AddrPortFrom(testnet.AddrB4, 8080).String())
+		return err
+	}); err != nil {
 		b.Fatal(err)
 	}
 	defer ln.Close()
