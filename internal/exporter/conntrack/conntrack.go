@@ -1,8 +1,9 @@
 // Package conntrack reads, for the exporter's client sockets, the translation the kernel's
 // connection tracking applied to their destination — a Service VIP DNATed to a backend pod
 // by kube-proxy — and adds it to their flow records (flow.Record.NatRemoteAddr/Port). It
-// asks conntrack over netlink (ctnetlink) for the entry of each record's original tuple,
-// inside the socket's own network namespace, where the translation happened.
+// asks conntrack over netlink (ctnetlink) for the entry of each record's original tuple: in
+// the node's namespace, where kube-proxy translates pods' connections, then in the socket's
+// own.
 //
 // Without connection tracking (nf_conntrack or its netlink interface unavailable) it warns
 // once and leaves records untranslated: the collector then attributes such a flow to the
@@ -14,12 +15,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	"sync/atomic"
 	"time"
 
-	"github.com/mdlayher/netlink"
-	ct "github.com/ti-mo/conntrack"
 	"golang.org/x/sys/unix"
 
 	"github.com/flowscope/flowscope/internal/flow"
@@ -27,9 +25,9 @@ import (
 
 // Config bounds the Translator. Zero values take the defaults.
 type Config struct {
-	// MaxLookupsPerSecond bounds the netlink queries (default 2,000: a query costs tens of
-	// µs of CPU, docs/benchmarks/attribution.md): beyond it records go untranslated (counted
-	// as Skipped).
+	// MaxLookupsPerSecond bounds the netlink queries (default 10,000: a query costs ≈ 3 µs
+	// of CPU, docs/benchmarks/attribution.md): beyond it records go untranslated (counted as
+	// Skipped).
 	MaxLookupsPerSecond int
 	// PlainFor: a destination (address, port) that conntrack showed untranslated is not asked
 	// about again from the same namespace for this long (default 1 min): pod and external
@@ -45,7 +43,7 @@ type Config struct {
 
 func (c *Config) defaults() {
 	if c.MaxLookupsPerSecond <= 0 {
-		c.MaxLookupsPerSecond = 2_000
+		c.MaxLookupsPerSecond = 10_000
 	}
 	if c.PlainFor <= 0 {
 		c.PlainFor = time.Minute
@@ -69,9 +67,11 @@ type Stats struct {
 	CacheResets uint64
 }
 
-// Table is one namespace's conntrack table: the netlink connection, or a fake in tests.
+// Table is one namespace's conntrack table: the netlink socket, or a fake in tests. Get
+// returns the reply tuple of the entry whose original tuple is q, or an error wrapping
+// unix.ENOENT when there is none.
 type Table interface {
-	Get(ct.Flow) (ct.Flow, error)
+	Get(q Tuple) (reply Tuple, err error)
 	Close() error
 }
 
@@ -249,28 +249,19 @@ func (t *Translator) ask(r *flow.Record, netns uint32, path string, now time.Tim
 	return translated(r, f), true, true
 }
 
-// query is the original tuple of r's connection: local → remote, TCP.
-func query(r *flow.Record) ct.Flow {
-	var f ct.Flow
-	f.TupleOrig.IP.SourceAddress, f.TupleOrig.IP.DestinationAddress = tupleAddrs(r.LocalAddr, r.RemoteAddr)
-	f.TupleOrig.Proto.Protocol = unix.IPPROTO_TCP
-	f.TupleOrig.Proto.SourcePort, f.TupleOrig.Proto.DestinationPort = r.LocalPort, r.RemotePort
-	return f
-}
-
-// tupleAddrs gives both addresses the family conntrack tracks the connection in: IPv4 for
-// v4-mapped addresses of a dual-stack socket.
-func tupleAddrs(local, remote netip.Addr) (netip.Addr, netip.Addr) {
-	if local.Is4In6() && remote.Is4In6() {
-		return local.Unmap(), remote.Unmap()
+// query is the original tuple of r's connection: local → remote.
+func query(r *flow.Record) Tuple {
+	if r.LocalAddr.Is4In6() && r.RemoteAddr.Is4In6() {
+		// a dual-stack socket's IPv4 connection: conntrack tracks it as IPv4
+		return Tuple{Src: r.LocalAddr.Unmap(), Dst: r.RemoteAddr.Unmap(), SrcPort: r.LocalPort, DstPort: r.RemotePort}
 	}
-	return local, remote
+	return Tuple{Src: r.LocalAddr, Dst: r.RemoteAddr, SrcPort: r.LocalPort, DstPort: r.RemotePort}
 }
 
 // translated reads the destination the connection really reached from its reply tuple (the
 // reply comes from the backend): a translation when it differs from the dialled one.
-func translated(r *flow.Record, f ct.Flow) translation {
-	to, port := f.TupleReply.IP.SourceAddress, f.TupleReply.Proto.SourcePort
+func translated(r *flow.Record, reply Tuple) translation {
+	to, port := reply.Src, reply.SrcPort
 	if !to.IsValid() || (to == r.RemoteAddr.Unmap() && port == r.RemotePort) {
 		return translation{seen: true}
 	}
@@ -317,12 +308,7 @@ func (t *Translator) table(netns uint32, path string, now time.Time) Table {
 // probe checks that the table answers queries: a lookup of a tuple that cannot exist answers
 // "no entry" when conntrack works.
 func probe(c Table) error {
-	var f ct.Flow
-	f.TupleOrig.IP.SourceAddress = netip.AddrFrom4([4]byte{127, 255, 255, 254})
-	f.TupleOrig.IP.DestinationAddress = netip.AddrFrom4([4]byte{127, 255, 255, 253})
-	f.TupleOrig.Proto.Protocol = unix.IPPROTO_TCP
-	f.TupleOrig.Proto.SourcePort, f.TupleOrig.Proto.DestinationPort = 1, 1
-	_, err := c.Get(f)
+	_, err := c.Get(Tuple{Src: netip.AddrFrom4([4]byte{127, 255, 255, 254}), Dst: netip.AddrFrom4([4]byte{127, 255, 255, 253}), SrcPort: 1, DstPort: 1})
 	if err == nil || errors.Is(err, unix.ENOENT) {
 		return nil
 	}
@@ -345,23 +331,4 @@ func (t *Translator) prune(paths map[uint32]string) {
 // Close closes every table.
 func (t *Translator) Close() {
 	t.prune(nil)
-}
-
-// Dial opens the conntrack netlink interface inside the network namespace at path ("" for
-// the caller's own).
-func Dial(path string) (Table, error) {
-	cfg := &netlink.Config{}
-	if path != "" {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, fmt.Errorf("opening network namespace %s: %w", path, err)
-		}
-		defer f.Close()
-		cfg.NetNS = int(f.Fd())
-	}
-	c, err := ct.Dial(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("conntrack netlink: %w", err)
-	}
-	return c, nil
 }

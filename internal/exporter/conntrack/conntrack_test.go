@@ -2,6 +2,7 @@ package conntrack
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -9,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	ct "github.com/ti-mo/conntrack"
 	"golang.org/x/sys/unix"
 
 	"github.com/flowscope/flowscope/internal/flow"
@@ -21,16 +21,13 @@ type fakeTable struct {
 	gets int
 }
 
-func (f *fakeTable) Get(q ct.Flow) (ct.Flow, error) {
+func (f *fakeTable) Get(q Tuple) (Tuple, error) {
 	f.gets++
-	dst := netip.AddrPortFrom(q.TupleOrig.IP.DestinationAddress, q.TupleOrig.Proto.DestinationPort)
-	to, ok := f.nat[dst]
+	to, ok := f.nat[netip.AddrPortFrom(q.Dst, q.DstPort)]
 	if !ok {
-		return ct.Flow{}, unix.ENOENT
+		return Tuple{}, unix.ENOENT
 	}
-	var r ct.Flow
-	r.TupleReply.IP.SourceAddress, r.TupleReply.Proto.SourcePort = to.Addr(), to.Port()
-	return r, nil
+	return Tuple{Src: to.Addr(), SrcPort: to.Port(), Dst: q.Src, DstPort: q.SrcPort}, nil
 }
 
 func (f *fakeTable) Close() error { return nil }
@@ -127,5 +124,36 @@ func TestWithoutConntrackWarnsOnce(t *testing.T) {
 	tr.Translate([]flow.Record{client(3, 7, "10.96.0.10:80", false)}, paths)
 	if opens != 3 {
 		t.Errorf("%d opens after the retry delay, want 3", opens)
+	}
+}
+
+// TestQueryEncoding: a request carries the original tuple as ctnetlink nests it, for IPv4 and
+// IPv6; an error ack ends the answer with its errno.
+func TestQueryEncoding(t *testing.T) {
+	for _, q := range []Tuple{
+		{Src: netip.MustParseAddr("10.244.1.5"), Dst: netip.MustParseAddr("10.96.0.10"), SrcPort: 40001, DstPort: 80},
+		{Src: netip.MustParseAddr("fd00::5"), Dst: netip.MustParseAddr("fd00:96::10"), SrcPort: 40002, DstPort: 443},
+	} {
+		b := appendGet(nil, 7, q)
+		if got := int(binary.NativeEndian.Uint32(b)); got != len(b) {
+			t.Fatalf("length %d, message of %d bytes", got, len(b))
+		}
+		got, ok := findTuple(b[unix.SizeofNlMsghdr+4:], ctaTupleOrig)
+		if !ok || got != q {
+			t.Errorf("encoded tuple %+v, want %+v", got, q)
+		}
+	}
+	rt := &rawTable{seq: 9}
+	ack := binary.NativeEndian.AppendUint32(nil, 20)
+	ack = binary.NativeEndian.AppendUint16(ack, unix.NLMSG_ERROR)
+	ack = binary.NativeEndian.AppendUint16(ack, 0)
+	ack = binary.NativeEndian.AppendUint32(ack, 9)
+	ack = binary.NativeEndian.AppendUint32(ack, 0)
+	ack = binary.NativeEndian.AppendUint32(ack, uint32(0xffffffff-uint32(unix.ENOENT)+1)) // -ENOENT
+	var reply Tuple
+	found := false
+	done, err := rt.parse(ack, &reply, &found)
+	if !done || !errors.Is(err, unix.ENOENT) {
+		t.Errorf("error ack: done %v, err %v", done, err)
 	}
 }
