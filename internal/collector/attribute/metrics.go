@@ -46,28 +46,26 @@ func (m *metrics) conn(observed, clientReason, serverReason string) {
 // flushCounts adds the pending counts to the counters (under the Attributor's lock).
 func (m *metrics) flushCounts() {
 	p := &m.pending
-	for observed, n := range p.conns {
-		c, ok := m.byObserved[observed]
-		if !ok {
-			c = m.conns.WithLabelValues(observed)
-			m.byObserved[observed] = c
-		}
-		c.Add(float64(n))
-	}
-	for r, n := range p.reasons {
-		u, ok := m.byReason[r]
-		if !ok {
-			u = m.unattributed.WithLabelValues(r)
-			m.byReason[r] = u
-		}
-		u.Add(float64(n))
-	}
+	addCounts(p.conns, m.byObserved, m.conns)
+	addCounts(p.reasons, m.byReason, m.unattributed)
 	if p.attributed > 0 {
 		m.attributed.Add(float64(p.attributed))
 	}
-	clear(p.conns)
-	clear(p.reasons)
 	p.attributed = 0
+}
+
+// addCounts adds counts by label value to vec (through resolved, its resolved children) and
+// clears them.
+func addCounts(counts map[string]int, resolved map[string]prometheus.Counter, vec *prometheus.CounterVec) {
+	for v, n := range counts {
+		c, ok := resolved[v]
+		if !ok {
+			c = vec.WithLabelValues(v)
+			resolved[v] = c
+		}
+		c.Add(float64(n))
+	}
+	clear(counts)
 }
 
 func (m *metrics) register(reg prometheus.Registerer, a *Attributor) error {

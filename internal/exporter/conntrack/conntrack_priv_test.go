@@ -35,23 +35,7 @@ func TestTranslatesADNATedClient(t *testing.T) {
 	if out, err := exec.Command("ip", "-n", p.A.Name, "route", "add", vip.String()+"/32", "dev", p.A.Veth).CombinedOutput(); err != nil {
 		t.Fatalf("route to the VIP: %v: %s", err, out)
 	}
-	var ln net.Listener
-	if err := p.B.Do(func() (err error) {
-		ln, err = net.Listen("tcp4", netip.AddrPortFrom(testnet.AddrB4, backendPort).String())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	backend(t, p.B, netip.AddrPortFrom(testnet.AddrB4, backendPort))
 	dial := func(to netip.AddrPort) flow.Record {
 		t.Helper()
 		var c net.Conn
@@ -110,23 +94,7 @@ func TestTranslatesInTheNodesNamespace(t *testing.T) {
 			t.Fatalf("%v: %v: %s", cmd, err, out)
 		}
 	}
-	var ln net.Listener
-	if err := p.A.Do(func() (err error) {
-		ln, err = net.Listen("tcp4", netip.AddrPortFrom(testnet.AddrA4, backendPort).String())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	backend(t, p.A, netip.AddrPortFrom(testnet.AddrA4, backendPort))
 	var c net.Conn
 	if err := p.B.Do(func() (err error) {
 		c, err = net.DialTimeout("tcp4", netip.AddrPortFrom(vip, vipPort).String(), 5*time.Second)
@@ -163,14 +131,7 @@ func BenchmarkTranslate(b *testing.B) {
 	if out, err := exec.Command("ip", "-n", p.A.Name, "route", "add", vip.String()+"/32", "dev", p.A.Veth).CombinedOutput(); err != nil {
 		b.Fatalf("route: %v: %s", err, out)
 	}
-	var ln net.Listener
-	if err := p.B.Do(func() (err error) {
-		ln, err = net.Listen("tcp4", netip.AddrPortFrom(testnet.AddrB4, 8080).String())
-		return err
-	}); err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
+	backend(b, p.B, netip.AddrPortFrom(testnet.AddrB4, 8080))
 	var c net.Conn
 	if err := p.A.Do(func() (err error) { c, err = net.Dial("tcp4", netip.AddrPortFrom(vip, 80).String()); return err }); err != nil {
 		b.Fatal(err)
@@ -198,4 +159,26 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// backend listens on at in namespace ns, accepting and closing connections until the test ends.
+func backend(tb testing.TB, ns *testnet.Netns, at netip.AddrPort) {
+	tb.Helper()
+	var ln net.Listener
+	if err := ns.Do(func() (err error) {
+		ln, err = net.Listen("tcp4", at.String())
+		return err
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
 }
