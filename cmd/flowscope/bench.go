@@ -51,7 +51,7 @@ func runBench(ctx context.Context, args []string) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	if *open > 0 {
-		r, err := exporterbench.RunOpen(ctx, "", *open)
+		r, err := exporterbench.RunOpen(ctx, "", *open, strings.Fields(*exporterArgs)...)
 		if err != nil {
 			return err
 		}

@@ -23,8 +23,8 @@ type OpenResult struct {
 }
 
 // RunOpen opens n connections between two namespaces, holds them until the exporter tracks
-// both ends of each, and reads the exporter's memory.
-func RunOpen(ctx context.Context, exe string, n int) (OpenResult, error) {
+// both ends of each, and reads the exporter's memory. extra are more exporter flags.
+func RunOpen(ctx context.Context, exe string, n int, extra ...string) (OpenResult, error) {
 	res := OpenResult{Connections: n}
 	if exe == "" {
 		var err error
@@ -75,7 +75,8 @@ func RunOpen(ctx context.Context, exe string, n int) (OpenResult, error) {
 		return res, err
 	}
 	defer remove()
-	ch, err := startChild(ctx, own, []uint32{pair.A.Inum, pair.B.Inum}, "--interim-interval=3s", fmt.Sprintf("--max-tracked=%d", 2*n+1000))
+	args := append([]string{"--interim-interval=3s", fmt.Sprintf("--max-tracked=%d", 2*n+1000)}, extra...)
+	ch, err := startChild(ctx, own, []uint32{pair.A.Inum, pair.B.Inum}, args...)
 	if err != nil {
 		return res, err
 	}
