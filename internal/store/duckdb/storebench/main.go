@@ -234,7 +234,7 @@ func queries(ctx context.Context, dir string, workloads, edgesPer, minuteHours i
 }
 
 func timeQueries(ctx context.Context, st *duckdb.Store, end time.Time, workloads int, keys []store.EdgeKey, minuteHours int, load time.Duration) error {
-	fmt.Printf("## Queries over 24 h of %d workloads, %d edges (%d six-hour rows, %d hour rows, %d ten-minute rows, %d minute rows; built in %s)\n\n",
+	fmt.Printf("## Queries over 24 h of %d workloads, %d edge keys (edges, node totals, zone paths: %d six-hour rows, %d hour rows, %d ten-minute rows, %d minute rows; built in %s)\n\n",
 		workloads, len(keys), 4*len(keys), 24*len(keys), minuteHours*6*len(keys), minuteHours*60*len(keys), load.Round(time.Second))
 	odd := store.Range{From: end.Add(-24*time.Hour + 17*time.Minute), To: end.Add(-23 * time.Minute)}
 	if explain {
@@ -361,6 +361,20 @@ func edgeKeys(workloads, edgesPer int) []store.EdgeKey {
 			if !seen[k] {
 				seen[k] = true
 				keys = append(keys, k)
+			}
+		}
+	}
+	// What health reads besides edges: per-node totals (one node per 100 workloads) and the
+	// paths between three zones and the outside.
+	for n := range max(workloads/100, 1) {
+		keys = append(keys, store.EdgeKey{Src: fmt.Sprintf("node/n%d", n), Direction: store.NodeOut},
+			store.EdgeKey{Dst: fmt.Sprintf("node/n%d", n), Direction: store.NodeIn})
+	}
+	zones := []string{"a", "b", "c", ""}
+	for _, a := range zones {
+		for _, b := range zones {
+			if a != "" || b != "" {
+				keys = append(keys, store.EdgeKey{Src: store.ZoneNode(a), Dst: store.ZoneNode(b), Direction: store.ZonePath})
 			}
 		}
 	}
