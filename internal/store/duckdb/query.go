@@ -90,9 +90,8 @@ func (s *Store) keyOf(edge uint32) store.EdgeKey {
 		Port: e.port, Direction: store.Direction(e.dir)}
 }
 
-// edgeFilter is the SQL condition selecting the edges q asks for ("" for all rows), whether it
-// keeps many of them (a quarter or more), and false when no edge can match.
-func (s *Store) edgeFilter(q store.EdgeQuery) (string, bool, bool) {
+// edgeFilter is the selection of the edges q asks for, and false when no edge can match.
+func (s *Store) edgeFilter(q store.EdgeQuery) (selection, bool) {
 	dirs := q.Directions
 	if len(dirs) == 0 {
 		dirs = []store.Direction{store.Internal, store.Ingress, store.Egress}
@@ -112,10 +111,10 @@ func (s *Store) edgeFilter(q store.EdgeQuery) (string, bool, bool) {
 	if q.Workload != "" {
 		var ok bool
 		if wl, ok = s.dict.nodeIDOf(q.Workload); !ok {
-			return "", false, false
+			return selection{}, false
 		}
 	}
-	where, many := s.edges.filter(func(e edgeIDs) bool {
+	sel := s.edges.filter(func(e edgeIDs) bool {
 		if !dirOK[e.dir&7] {
 			return false
 		}
@@ -124,7 +123,7 @@ func (s *Store) edgeFilter(q store.EdgeQuery) (string, bool, bool) {
 		}
 		return wl == 0 || e.src == wl || e.dst == wl || e.svc == wl
 	})
-	return where, many, true
+	return sel, true
 }
 
 // perfectHashBits lets DuckDB group the edge rows of a query that keeps many edges in a
@@ -134,20 +133,21 @@ func (s *Store) edgeFilter(q store.EdgeQuery) (string, bool, bool) {
 // setting up and scanning than grouping: those keep DuckDB's default (2^12).
 const perfectHashBits, defaultHashBits = 17, 12
 
-// edgesSQL is the query of Edges with the setting it runs under (false when no edge can
-// match).
-func (s *Store) edgesSQL(q store.EdgeQuery) (string, string, bool) {
-	where, many, ok := s.edgeFilter(q)
+// edgesSQL is the query of Edges, the setting it runs under and the edge ids to drop from its
+// rows (false when no edge can match).
+func (s *Store) edgesSQL(q store.EdgeQuery) (string, string, map[uint32]bool, bool) {
+	sel, ok := s.edgeFilter(q)
 	if !ok {
-		return "", "", false
+		return "", "", nil, false
 	}
 	bits := defaultHashBits
-	if many {
+	if sel.many {
 		bits = perfectHashBits
 	}
 	setting := fmt.Sprintf(`SET perfect_ht_threshold = %d`, bits)
-	if where != "" {
-		where = " WHERE " + where
+	where := ""
+	if sel.where != "" {
+		where = " WHERE " + sel.where
 	}
 	order, ok := orderExpr[q.Order]
 	if !ok {
@@ -155,15 +155,16 @@ func (s *Store) edgesSQL(q store.EdgeQuery) (string, string, bool) {
 	}
 	sqlq := `SELECT edge, ` + sums + ` FROM ` + s.edgeSource(q.Range) + where + ` GROUP BY edge`
 	if q.Limit > 0 {
-		// Without a limit, Edges orders the rows itself (by name on ties anyway).
-		sqlq += ` ORDER BY ` + order + ` DESC, edge LIMIT ` + strconv.Itoa(q.Limit)
+		// Without a limit, Edges orders the rows itself (by name on ties anyway). Rows to
+		// drop may be among the first: read as many more.
+		sqlq += ` ORDER BY ` + order + ` DESC, edge LIMIT ` + strconv.Itoa(q.Limit+len(sel.drop))
 	}
-	return sqlq, setting, true
+	return sqlq, setting, sel.drop, true
 }
 
 // ExplainEdges runs the query of Edges under EXPLAIN ANALYZE and returns DuckDB's profile.
 func (s *Store) ExplainEdges(ctx context.Context, q store.EdgeQuery) (string, error) {
-	sqlq, setting, ok := s.edgesSQL(q)
+	sqlq, setting, _, ok := s.edgesSQL(q)
 	if !ok {
 		return "", nil
 	}
@@ -180,7 +181,7 @@ func (s *Store) ExplainEdges(ctx context.Context, q store.EdgeQuery) (string, er
 
 // Edges implements store.Querier.
 func (s *Store) Edges(ctx context.Context, q store.EdgeQuery) ([]store.Edge, error) {
-	sqlq, setting, ok := s.edgesSQL(q)
+	sqlq, setting, drop, ok := s.edgesSQL(q)
 	if !ok {
 		return nil, nil
 	}
@@ -194,6 +195,9 @@ func (s *Store) Edges(ctx context.Context, q store.EdgeQuery) ([]store.Edge, err
 		id, ok := v[0].(uint32)
 		if !ok {
 			return fmt.Errorf("edge id of type %T", v[0])
+		}
+		if drop[id] || (q.Limit > 0 && len(out) == q.Limit) {
+			return nil
 		}
 		for i, dst := range [...]*uint64{&e.Flows, &e.BytesClientToServer, &e.BytesServerToClient, &e.Opened, &e.Closed,
 			&e.Refused, &e.Timeout, &e.Reset, &e.Retransmits, &e.PeakBytesPerMinute} {

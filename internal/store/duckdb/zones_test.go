@@ -61,6 +61,24 @@ func TestZonePathsMatchTruth(t *testing.T) {
 			t.Errorf("node %s in zone %q, want %q", n.Node, n.Zone, w)
 		}
 	}
+	// Node totals and zone paths are keys of the same tables: the edges of a query leave them
+	// out, a limit included.
+	all, err := s.Edges(t.Context(), store.EdgeQuery{Range: r, Order: store.ByFailures})
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, err := s.Edges(t.Context(), store.EdgeQuery{Range: r, Order: store.ByFailures, Limit: 5})
+	if err != nil || len(top) != 5 {
+		t.Fatalf("top 5: %d edges, %v", len(top), err)
+	}
+	for i, e := range all {
+		if e.Direction > store.Egress {
+			t.Errorf("edges include %s (%s)", e.EdgeKey, e.Direction)
+		}
+		if i < 5 && e.EdgeKey != top[i].EdgeKey {
+			t.Errorf("top %d is %s, the full list has %s", i, top[i].EdgeKey, e.EdgeKey)
+		}
+	}
 	var zoned int
 	if err := s.db.QueryRow(`SELECT count(*) FROM endpoints WHERE zone IS NOT NULL`).Scan(&zoned); err != nil || zoned == 0 {
 		t.Errorf("endpoints with a zone column: %d (%v)", zoned, err)
