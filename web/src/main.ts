@@ -83,8 +83,14 @@ function renderGroups(deps: Deps) {
   $("#counts").innerHTML = `<p data-testid="map-counts" data-nodes="${deps.nodes.length}" data-edges="${deps.edges.length}">${deps.nodes.length} nodes, ${deps.edges.length} edges` + (unattr ? `, <a href="#" data-goto="unattributed">${unattr} with an unattributed end</a>` : "") + "</p>";
 }
 
+// prefetched is the first deps answer, requested while Sigma sets up WebGL (main).
+let prefetched: Promise<Deps> | undefined;
+
+const fetchDeps = () => get<Deps>("deps", { ...time(), namespace: state.ns, rtt: "1" });
+
 async function refreshMap() {
-  const deps = await get<Deps>("deps", { ...time(), namespace: state.ns, rtt: "1" });
+  const deps = await (prefetched ?? fetchDeps());
+  prefetched = undefined;
   lastDeps = deps;
   map!.update(deps, { q: state.q, port: state.port, collapsed: state.collapsed });
   renderGroups(deps);
@@ -231,6 +237,12 @@ function renderNote() {
 async function main() {
   bind();
   syncControls();
+  // The API calls start first: creating the map compiles Sigma's shaders, which takes a few
+  // hundred milliseconds when WebGL runs in software, and the answers arrive meanwhile.
+  const settingsP = loadSettings();
+  const namespacesP = refreshNamespaces();
+  if (state.view === "map") prefetched = fetchDeps();
+  prefetched?.catch(() => {}); // refreshMap reports its error
   map = new ServiceMap(
     $("#graph"),
     (id) => {
@@ -246,9 +258,9 @@ async function main() {
   );
   (window as unknown as { flowscope: unknown }).flowscope = { map, state: () => state, refresh };
   try {
-    settings = await loadSettings();
+    settings = await settingsP;
     renderNote();
-    await refreshNamespaces();
+    await namespacesP;
   } catch (e) {
     showError(e);
   }

@@ -1,11 +1,12 @@
 // Cheaper frames while the camera moves. Without a GPU (Chromium rasterises WebGL with
 // SwiftShader and reads every WebGL canvas back for software compositing), a frame of a
 // 1,000-workload map costs what its pixels cost. While a pan or zoom runs, the map therefore
-// renders at a lower resolution (adapted to the frame time), skips Sigma's picking pass (hit-testing is not possible while
-// moving anyway) and hides the hover layers; 150 ms after the camera stops it renders once
-// at full quality, picking included. Edges and nodes stay drawn throughout.
+// renders at a lower resolution (adapted to the frame time), skips Sigma's picking pass
+// (hit-testing is not possible while moving anyway) and hides the hover layers; 150 ms after
+// the camera stops it renders once at full quality, picking included. Edges and nodes stay
+// drawn throughout.
 import type Sigma from "sigma";
-import { EdgeLineProgram, EdgeRectangleProgram, NodeCircleProgram } from "sigma/rendering";
+import { EdgeLineProgram, type EdgeRectangleProgram, NodeCircleProgram } from "sigma/rendering";
 import type { RenderParams } from "sigma/types";
 
 // moving is read by the programs below; one map per page.
@@ -37,8 +38,8 @@ function atRestPicking<B extends Renderable>(Base: B) {
   } as unknown as B;
 }
 
-// LineEdgeProgram draws an edge as a plain band (no arrow head, whose clamped geometry costs
-// several times more per pixel in software): the program of busy maps.
+// LineEdgeProgram draws an edge as a 1-pixel line (gl.LINES; no arrow head, whose clamped
+// geometry costs several times more per pixel in software): the program of busy maps.
 export const LineEdgeProgram = atRestPicking(EdgeLineProgram);
 export const NodeProgram = atRestPicking(NodeCircleProgram);
 
@@ -48,7 +49,7 @@ export const NodeProgram = atRestPicking(NodeCircleProgram);
 const levels = [1, 0.5, 0.35, 0.25];
 const slowMs = 1000 / 30;
 const fastMs = 1000 / 50;
-const window_ = 6; // frames per decision
+const framesPerDecision = 6;
 
 // MotionQuality switches a Sigma renderer to motion quality while its camera moves.
 export class MotionQuality {
@@ -102,8 +103,8 @@ export class MotionQuality {
   // adapt steps the resolution by the mean interval of the last frames.
   private adapt() {
     this.frames.push(performance.now());
-    if (this.frames.length <= window_) return;
-    const mean = (this.frames[window_] - this.frames[0]) / window_;
+    if (this.frames.length <= framesPerDecision) return;
+    const mean = (this.frames[framesPerDecision] - this.frames[0]) / framesPerDecision;
     this.frames = [];
     const next = mean > slowMs ? Math.min(this.level + 1, levels.length - 1) : mean < fastMs ? Math.max(this.level - 1, 0) : this.level;
     if (next === this.level) return;
