@@ -92,8 +92,36 @@ func Build(ctx context.Context, st store.Querier, q store.EdgeQuery) (Report, er
 		return Report{}, err
 	}
 	rep.Zones, rep.ZonePaths = zones(paths)
+	if len(paths) == 0 {
+		// Data written before zone paths were kept: the zones of the nodes still tell.
+		rep.Zones = nodeZones(nodes)
+	}
 	sort.Slice(rep.Nodes, func(i, j int) bool { return rep.Nodes[i].Name < rep.Nodes[j].Name })
 	return rep, nil
+}
+
+// nodeZones sums node totals per zone of the node.
+func nodeZones(nodes []store.NodeStats) []GroupHealth {
+	byZone := map[string]*GroupHealth{}
+	for _, n := range nodes {
+		if n.Zone == "" {
+			continue
+		}
+		z := byZone[n.Zone]
+		if z == nil {
+			z = &GroupHealth{Name: n.Zone}
+			byZone[n.Zone] = z
+		}
+		z.Out.Add(n.Out)
+		z.In.Add(n.In)
+		z.rtt.Merge(n.RTT)
+	}
+	out := make([]GroupHealth, 0, len(byZone))
+	for _, z := range byZone {
+		out = append(out, finish(*z))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
 
 // zones sums zone paths per zone (as client: out, with RTT; as server: in) and rates each path.

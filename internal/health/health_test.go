@@ -52,3 +52,17 @@ func TestZones(t *testing.T) {
 		t.Errorf("paths: %+v", out)
 	}
 }
+
+// TestZonesFromNodesWithoutPaths: a range without zone paths (written before they were kept)
+// still has zones, from the nodes' zones.
+func TestZonesFromNodesWithoutPaths(t *testing.T) {
+	nodes := []store.NodeStats{
+		{Node: "n1", Zone: "a", Out: store.Counters{Opened: 3, Closed: 3}, In: store.Counters{Opened: 1}, RTT: rtt(10)},
+		{Node: "n2", Zone: "a", Out: store.Counters{Opened: 2, Closed: 2}, RTT: rtt(20)},
+		{Node: "n3", Out: store.Counters{Opened: 7}, RTT: rtt()},
+	}
+	got := nodeZones(nodes)
+	if len(got) != 1 || got[0].Name != "a" || got[0].Out.Opened != 5 || got[0].In.Opened != 1 || got[0].RTTp50us == 0 {
+		t.Errorf("zones from nodes: %+v", got)
+	}
+}
