@@ -29,6 +29,7 @@ type Config struct {
 	FlowsPerSecond float64       // new connections per second
 	StaleIPShare   float64       // share of direct-IP connections dialling an address from a stale view
 	ExternalShare  float64       // share of connections to a named external network
+	NATShare       float64       // share of clients' records to a Service that carry the translation to the backend (conntrack)
 	HeartbeatEvery time.Duration // each exporter's heartbeat period
 	HeartbeatDelay time.Duration // heartbeats arrive up to this late
 	HeartbeatLoss  float64       // share of heartbeats lost
@@ -46,7 +47,7 @@ func DefaultConfig() Config {
 	return Config{
 		Seed: 1, Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Cluster: "demo",
 		Nodes: 5, Workloads: 10, Replicas: 4, ReusePerMinute: 0.10, ReuseWithin: 900 * time.Millisecond,
-		FlowsPerSecond: 40, StaleIPShare: 0.05, ExternalShare: 0.02,
+		FlowsPerSecond: 40, StaleIPShare: 0.05, ExternalShare: 0.02, NATShare: 0.5,
 		HeartbeatEvery: 5 * time.Second, HeartbeatDelay: 30 * time.Second, HeartbeatLoss: 0.05,
 		KubeDelay: 10 * time.Second, KubeletLatency: 50 * time.Millisecond,
 		BatchEvery: time.Second, TransportDelay: 2 * time.Second, ClockSkew: 20 * time.Millisecond,
