@@ -135,9 +135,13 @@ func New(cfg Config, tr *tracer.Tracer, r flowtable.Resolver, sink Sink, log *sl
 // Stats returns the loop's counters as of its last step; safe from any goroutine.
 func (x *Exporter) Stats() Stats { return *x.stats.Load() }
 
+// NATStats returns the conntrack translator's counters; safe from any goroutine.
+func (x *Exporter) NATStats() conntrack.Stats { return x.nat.Stats() }
+
 // Run drains the ring, takes snapshots and writes output until ctx ends; then it flushes the
 // records it still holds.
 func (x *Exporter) Run(ctx context.Context) error {
+	defer x.nat.Close()
 	x.snapshotAll() // sockets that were open before we started
 	nextSnap := time.Now().Add(x.cfg.SnapshotEvery)
 	nextSummary := time.Now().Add(x.cfg.SummaryEvery)

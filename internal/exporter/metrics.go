@@ -11,7 +11,7 @@ type Collector struct {
 	x  *Exporter
 	tr *tracer.Tracer
 
-	records, kernel, lost, loop, tracked, namespaces, mapBytes *prometheus.Desc
+	records, kernel, lost, loop, nat, tracked, namespaces, mapBytes *prometheus.Desc
 	progRuns, progTime, progMisses                             *prometheus.Desc
 }
 
@@ -25,6 +25,7 @@ func NewCollector(x *Exporter, tr *tracer.Tracer) *Collector {
 		kernel:     d("kernel_events_total", "Counters of the BPF programs, by event.", "event"),
 		lost:       d("lost_total", "Flow records known lost, by cause (ring_full, vanished).", "cause"),
 		loop:       d("loop_events_total", "Counters of the exporter loop, by event.", "event"),
+		nat:        d("conntrack_total", "NAT translations of client records from conntrack, by result.", "result"),
 		tracked:    d("tracked_connections", "Open connections tracked for interim records."),
 		namespaces: d("network_namespaces", "Network namespaces seen by the last scan."),
 		mapBytes:   d("bpf_map_bytes", "Kernel memory held by the exporter's BPF maps."),
@@ -36,7 +37,7 @@ func NewCollector(x *Exporter, tr *tracer.Tracer) *Collector {
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.records, c.kernel, c.lost, c.loop, c.tracked, c.namespaces,
+	for _, d := range []*prometheus.Desc{c.records, c.kernel, c.lost, c.loop, c.nat, c.tracked, c.namespaces,
 		c.mapBytes, c.progRuns, c.progTime, c.progMisses} {
 		ch <- d
 	}
@@ -56,6 +57,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		"late_snapshots": s.Table.LateSnapshots, "direction_inferred": s.Table.DirectionInferred,
 		"opens_dropped": s.Table.OpensDropped} {
 		counter(c.loop, v, name)
+	}
+	n := c.x.NATStats()
+	for name, v := range map[string]uint64{"lookups": n.Lookups, "translated": n.Translated, "not_tracked": n.NotTracked,
+		"skipped": n.Skipped, "plain": n.Plain, "errors": n.Errors, "cache_resets": n.CacheResets} {
+		counter(c.nat, v, name)
 	}
 	ch <- prometheus.MustNewConstMetric(c.tracked, prometheus.GaugeValue, float64(s.Table.Tracked))
 	ch <- prometheus.MustNewConstMetric(c.namespaces, prometheus.GaugeValue, float64(s.Namespaces))

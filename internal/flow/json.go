@@ -56,6 +56,15 @@ func (e *JSONEncoder) Append(b []byte, r *Record) []byte {
 	b = strconv.AppendUint(append(b, `,"resets_received":`...), uint64(r.ResetsReceived), 10)
 	b = appendStr(append(b, `,"outcome":`...), string(r.Outcome))
 	b = appendStr(append(b, `,"close_state":`...), r.CloseState)
+	if r.HostNetwork {
+		b = append(b, `,"host_network":true`...)
+	}
+	if r.NatRemoteAddr.IsValid() {
+		b = append(appendAddr(append(b, `,"nat_remote_addr":"`...), r.NatRemoteAddr), '"')
+	}
+	if r.NatRemotePort != 0 {
+		b = strconv.AppendUint(append(b, `,"nat_remote_port":`...), uint64(r.NatRemotePort), 10)
+	}
 	return append(b, '}')
 }
 

@@ -24,7 +24,9 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 	local.Start = local.Start.In(time.FixedZone("X", 3600))
 	whole := sampleRecord()
 	whole.Start, whole.End = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), time.Date(2026, 1, 2, 3, 4, 5, 120000000, time.UTC)
-	for _, r := range []Record{sampleRecord(), {}, {Workload: Workload{Kind: KindHost}}, local, whole} {
+	natted := sampleRecord()
+	natted.HostNetwork, natted.NatRemoteAddr, natted.NatRemotePort = true, netip.MustParseAddr("10.0.0.7"), 8080
+	for _, r := range []Record{sampleRecord(), {}, {Workload: Workload{Kind: KindHost}}, local, whole, natted} {
 		fast := AppendJSON(nil, &r)
 		slow, err := json.Marshal(r)
 		if err != nil {
