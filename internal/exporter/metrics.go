@@ -12,7 +12,7 @@ type Collector struct {
 	tr *tracer.Tracer
 
 	records, kernel, lost, loop, nat, tracked, namespaces, mapBytes *prometheus.Desc
-	progRuns, progTime, progMisses                             *prometheus.Desc
+	progRuns, progTime, progMisses                                  *prometheus.Desc
 }
 
 // NewCollector returns a collector for x; register it on a registry of your own.
