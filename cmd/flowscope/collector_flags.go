@@ -1,6 +1,11 @@
 package main
 
-import "time"
+import (
+	"flag"
+	"time"
+
+	"github.com/flowscope/flowscope/internal/store"
+)
 
 // pipelineFlags are the collector's flags beyond the ingest's: where it stores, what it
 // serves, and where ownership comes from besides the exporters.
@@ -8,12 +13,14 @@ type pipelineFlags struct {
 	dataDir, listen, networks, kubeconfig, cluster, memory string
 	inCluster, pprof                                       bool
 	window                                                 time.Duration
+	retention                                              retentionFlag
 }
 
 func (f *pipelineFlags) bind(fs interface {
 	StringVar(*string, string, string, string)
 	BoolVar(*bool, string, bool, string)
 	DurationVar(*time.Duration, string, time.Duration, string)
+	Var(flag.Value, string, string)
 }) {
 	fs.StringVar(&f.dataDir, "data-dir", "flowscope-data", "data directory of the store (and of the spool unless --spool-dir is given), with --output=store")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:7480", "address of the API, the console and /metrics, with --output=store")
@@ -24,4 +31,31 @@ func (f *pipelineFlags) bind(fs interface {
 	fs.StringVar(&f.memory, "store-memory", "1GB", "DuckDB memory limit")
 	fs.DurationVar(&f.window, "holding-window", time.Minute, "how long a flow waits for ownership covering its start before it is attributed or marked unattributed")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ on --listen")
+	f.retention.bind(fs)
+}
+
+// retentionFlag is --retention: how long each level of the store is kept.
+type retentionFlag struct{ r store.Retention }
+
+func (v *retentionFlag) bind(fs interface {
+	Var(flag.Value, string, string)
+}) {
+	v.r = store.DefaultRetention
+	fs.Var(v, "retention", "how long the store keeps each level, e.g. raw=48h,minute=14d,hour=180d")
+}
+
+func (v *retentionFlag) String() string {
+	if v == nil {
+		return ""
+	}
+	return "raw=" + v.r.Raw.String() + ",minute=" + v.r.Minute.String() + ",hour=" + v.r.Hour.String()
+}
+
+func (v *retentionFlag) Set(s string) error {
+	r, err := store.ParseRetention(s)
+	if err != nil {
+		return err
+	}
+	v.r = r
+	return nil
 }

@@ -31,7 +31,7 @@ func runCollectorPipeline(ctx context.Context, icfg ingest.Config, explicitSpool
 	if !explicitSpool {
 		icfg.SpoolDir = filepath.Join(f.dataDir, "spool")
 	}
-	st, err := duckdb.Open(ctx, duckdb.Config{Dir: filepath.Join(f.dataDir, "store"), MemoryLimit: f.memory, Logger: log, Registry: reg})
+	st, err := duckdb.Open(ctx, duckdb.Config{Dir: filepath.Join(f.dataDir, "store"), MemoryLimit: f.memory, Retention: f.retention.r, Logger: log, Registry: reg})
 	if errors.Is(err, duckdb.ErrNewerSchema) {
 		return fmt.Errorf("data directory %s was written by a newer flowscope; use that version or another --data-dir: %w", f.dataDir, err)
 	}

@@ -36,6 +36,7 @@ type standaloneFlags struct {
 	demo, debug                          bool
 	history                              time.Duration
 	memory                               string
+	retention                            retentionFlag
 }
 
 func runStandalone(ctx context.Context, args []string) error {
@@ -46,6 +47,7 @@ func runStandalone(ctx context.Context, args []string) error {
 	fs.BoolVar(&f.demo, "demo", false, "serve the synthetic demo cluster instead of this machine (the default without root)")
 	fs.DurationVar(&f.history, "demo-history", 15*time.Minute, "history the demo replays at start (1m–1h)")
 	fs.StringVar(&f.memory, "store-memory", "256MB", "DuckDB memory limit")
+	f.retention.bind(fs)
 	fs.StringVar(&f.readyFile, "ready-file", "", "write the console URL to this file once serving")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&f.debug, "pprof", false, "serve Go's profiles under /debug/pprof/ on --listen")
@@ -138,7 +140,7 @@ func serveStandalone(ctx context.Context, f standaloneFlags, dir, note string, l
 	// with the store's own aggregation settings); the store writes closed minutes every 2 s so
 	// that a minute is missing from both for at most that long.
 	agg := aggregate.DefaultConfig
-	st, err := duckdb.Open(ctx, duckdb.Config{Dir: filepath.Join(dir, "store"), MemoryLimit: f.memory, Threads: 1, Now: now, Logger: log, Registry: reg,
+	st, err := duckdb.Open(ctx, duckdb.Config{Dir: filepath.Join(dir, "store"), MemoryLimit: f.memory, Retention: f.retention.r, Threads: 1, Now: now, Logger: log, Registry: reg,
 		Aggregate: agg, FlushEvery: 2 * time.Second})
 	if errors.Is(err, duckdb.ErrNewerSchema) {
 		return fmt.Errorf("data directory %s was written by a newer flowscope; use that version or another --data-dir: %w", dir, err)
