@@ -115,7 +115,7 @@ async function panZoom(page, shotFile) {
     for (const s of [{ ratio: 0.3 }, { x: 0.8, y: 0.3 }, { ratio: 1.2 }, { x: 0.5, y: 0.5, ratio: 1 }]) {
       await cam.animate(s, { duration: 1000, easing: "linear" });
     }
-    return { hideEdgesOnMove: sg.getSetting("hideEdgesOnMove") };
+    return { hideEdgesOnMove: sg.getSetting("hideEdgesOnMove"), motionScale: window.flowscope.map.motion?.scale };
   });
   if (shotFile) {
     await page.waitForTimeout(1500);
@@ -131,7 +131,7 @@ async function panZoom(page, shotFile) {
   }
   const ts = events.filter((e) => e.name === "DrawFrame").map((e) => e.ts).sort((a, b) => a - b);
   const span = (ts[ts.length - 1] - ts[0]) / 1e6;
-  return { fps: (ts.length - 1) / span, edgesWhileMoving: !settings.hideEdgesOnMove };
+  return { fps: (ts.length - 1) / span, edgesWhileMoving: !settings.hideEdgesOnMove, motionScale: settings.motionScale };
 }
 
 const results = new Map(variants.map((v) => [v.name, { load: [], fps: [], edgesWhileMoving: undefined }]));
@@ -146,6 +146,7 @@ for (let round = 0; round < rounds; round++) {
     const f = await panZoom(page, shot);
     r.fps.push(f.fps);
     r.edgesWhileMoving = f.edgesWhileMoving;
+    (r.motionScales ??= []).push(f.motionScale);
     await page.close();
   }
 }
@@ -156,7 +157,7 @@ for (const [name, r] of results) {
   out.variants[name] = {
     drawn: r.drawn,
     load_ms: { median: Math.round(median(r.load)), min: Math.round(Math.min(...r.load)), max: Math.round(Math.max(...r.load)) },
-    panzoom_fps: { median: round1(median(r.fps)), min: round1(Math.min(...r.fps)), max: round1(Math.max(...r.fps)), edges_drawn_while_moving: r.edgesWhileMoving },
+    panzoom_fps: { median: round1(median(r.fps)), min: round1(Math.min(...r.fps)), max: round1(Math.max(...r.fps)), edges_drawn_while_moving: r.edgesWhileMoving, motion_resolution_reached: r.motionScales },
   };
 }
 console.log(JSON.stringify(out, null, 1));

@@ -73,7 +73,7 @@ export class MotionQuality {
     return moving;
   }
 
-  // scale is the resolution used while moving (tests and the benchmark read it).
+  // scale is the resolution the next motion starts at (the benchmark reports it).
   get scale() {
     return levels[this.level];
   }
