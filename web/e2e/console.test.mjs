@@ -82,6 +82,18 @@ test("while the camera moves the map renders cheaper frames, then full ones agai
   await animation;
   await page.waitForFunction(() => !window.flowscope.map.motion.moving);
   assert.deepEqual(await state(), rest);
+  // Hit-testing (skipped while moving) works again: a click on a node in view selects it.
+  const box = await page.locator("#graph").boundingBox();
+  const [node, p] = await page.evaluate(({ width, height }) => {
+    const m = window.flowscope.map;
+    return m.graph
+      .nodes()
+      .filter((n) => !n.includes("/svc/"))
+      .map((n) => [n, m.viewportOf(n)])
+      .find(([, q]) => q.x > 20 && q.y > 20 && q.x < width - 20 && q.y < height - 20);
+  }, box);
+  await page.mouse.click(box.x + p.x, box.y + p.y);
+  await page.waitForFunction((n) => window.flowscope.state().node === n, node);
   await page.close();
 });
 
