@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/flowscope/flowscope/internal/collector/aggregate"
@@ -22,7 +23,13 @@ import (
 type liveEdges struct {
 	agg *aggregate.Aggregator
 	now func() time.Time
+
+	mu         sync.Mutex
+	lastForget time.Time
 }
+
+// forgetEvery bounds how long closed minutes stay in the live view when nobody queries it.
+const forgetEvery = 10 * time.Second
 
 func newLiveEdges(cfg aggregate.Config, now func() time.Time) *liveEdges {
 	return &liveEdges{agg: aggregate.New(cfg), now: now}
@@ -43,14 +50,30 @@ func (s liveSink) Write(ctx context.Context, conns []flow.Conn) error {
 	for _, c := range conns {
 		s.live.agg.Add(c, 0)
 	}
+	s.live.forget()
 	return nil
 }
 
-// rows returns the open minutes' rows in [from, to) (whole minutes, as the store aligns a
-// range) and forgets the minutes the store owns now.
-func (l *liveEdges) rows(r store.Range) []store.EdgeRow {
+// forget drops the minutes the store owns now, at most every forgetEvery (it also expires
+// the aggregator's open connections, a pass over all of them), and returns now.
+func (l *liveEdges) forget() time.Time {
 	now := l.now()
-	l.agg.Flush(now, false)
+	l.mu.Lock()
+	due := now.Sub(l.lastForget) >= forgetEvery || now.Before(l.lastForget)
+	if due {
+		l.lastForget = now
+	}
+	l.mu.Unlock()
+	if due {
+		l.agg.Flush(now, false)
+	}
+	return now
+}
+
+// rows returns the open minutes' rows in [from, to) (whole minutes, as the store aligns a
+// range).
+func (l *liveEdges) rows(r store.Range) []store.EdgeRow {
+	now := l.forget()
 	from, to := r.From.Unix()/60, (r.To.Unix()+59)/60
 	var out []store.EdgeRow
 	for _, row := range l.agg.OpenRows(now) {

@@ -87,4 +87,7 @@ func TestLiveEdgesAddTheOpenMinutesOnly(t *testing.T) {
 	if rows := live.rows(rng); len(rows) != 0 {
 		t.Errorf("live rows after the minute closed: %v", rows)
 	}
+	if keys := live.agg.Stats().Keys; keys != 0 {
+		t.Errorf("the live view still holds %d keys of closed minutes", keys)
+	}
 }
