@@ -158,10 +158,10 @@ func serveStandalone(ctx context.Context, f standaloneFlags, dir, note string, l
 		// One machine: every address's owner is this machine's exporter, which claims it with
 		// the records themselves (or nobody does: a network or unattributed end, which no wait
 		// changes). The collector's 60 s window waits for other nodes' claims and Kubernetes;
-		// here a record is decided within seconds, so waiting 10 s at most loses nothing.
+		// here what can name an end arrives within seconds, so 10 s at most is enough.
 		cfg.Attribute.Window, cfg.Attribute.JoinWait = 10*time.Second, 5*time.Second
-		// Without Kubernetes the machine's processes are the workloads: a socket in the root
-		// cgroup is named by its process, not as the machine itself.
+		// Without Kubernetes the machine's processes are the workloads: a socket outside any
+		// container or systemd unit is named by its process, not as the machine or a cgroup.
 		cfg.Attribute.ProcessNames = true
 	}
 	if f.demo {
