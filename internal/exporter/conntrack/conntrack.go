@@ -33,6 +33,10 @@ type Config struct {
 	// about again from the same namespace for this long (default 1 min): pod and external
 	// addresses are dialled directly, Service VIPs and node ports always translated.
 	PlainFor time.Duration
+	// MissFor: a destination conntrack had no entry for is not asked about again from the
+	// same namespace for this long (default 10 s). Where conntrack does not run (a namespace
+	// without NAT rules, loopback), asking on every connection would cost ≈ 3 µs per record.
+	MissFor time.Duration
 	// MaxCached bounds the translations kept for open connections' next records (default
 	// 65,536); when full the cache is cleared (counted as CacheResets).
 	MaxCached int
@@ -47,6 +51,9 @@ func (c *Config) defaults() {
 	}
 	if c.PlainFor <= 0 {
 		c.PlainFor = time.Minute
+	}
+	if c.MissFor <= 0 {
+		c.MissFor = 10 * time.Second
 	}
 	if c.MaxCached <= 0 {
 		c.MaxCached = 1 << 16
@@ -119,13 +126,18 @@ type translation struct {
 	seen bool // conntrack had the connection's entry
 }
 
-// notePlain remembers a destination seen untranslated (bounded: cleared when full).
-func (t *Translator) notePlain(k dstKey, now time.Time) {
+// notePlain remembers a destination seen untranslated, or not tracked at all (bounded:
+// cleared when full).
+func (t *Translator) notePlain(k dstKey, now time.Time, seen bool) {
 	if len(t.plain) >= t.cfg.MaxCached {
 		clear(t.plain)
 		t.stats.CacheResets++
 	}
-	t.plain[k] = now.Add(t.cfg.PlainFor).UnixNano()
+	hold := t.cfg.MissFor
+	if seen {
+		hold = t.cfg.PlainFor
+	}
+	t.plain[k] = now.Add(hold).UnixNano()
 }
 
 // New returns a Translator opening namespaces with open (Dial when nil).
@@ -165,8 +177,8 @@ func (t *Translator) Translate(recs []flow.Record, paths map[uint32]string) {
 			if tr, ok = t.lookup(r, paths, now); !ok {
 				continue
 			}
-			if !tr.addr.IsValid() && tr.seen {
-				t.notePlain(dk, now)
+			if !tr.addr.IsValid() {
+				t.notePlain(dk, now, tr.seen)
 			}
 		}
 		switch {

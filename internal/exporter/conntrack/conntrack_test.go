@@ -89,6 +89,23 @@ func TestTranslateCachesAndBounds(t *testing.T) {
 	if tb.gets != gets+1 {
 		t.Errorf("not asked again after PlainFor: %d queries", tb.gets-gets)
 	}
+	// A destination conntrack has no entry for (10.244.3.3:9000, record 3) is asked about
+	// again only after MissFor (10 s), not on every connection.
+	gets = tb.gets
+	tr.Translate([]flow.Record{client(9, 7, "10.244.3.3:9000", false)}, paths)
+	if tb.gets != gets+1 { // 2 min after record 3: asked again
+		t.Errorf("an untracked destination was not asked about after MissFor: %d queries", tb.gets-gets)
+	}
+	now = now.Add(5 * time.Second)
+	tr.Translate([]flow.Record{client(10, 7, "10.244.3.3:9000", false)}, paths)
+	if tb.gets != gets+1 {
+		t.Errorf("an untracked destination was asked about again within MissFor: %d queries", tb.gets-gets-1)
+	}
+	now = now.Add(6 * time.Second)
+	tr.Translate([]flow.Record{client(11, 7, "10.244.3.3:9000", false)}, paths)
+	if tb.gets != gets+2 {
+		t.Errorf("not asked again after MissFor: %d queries", tb.gets-gets)
+	}
 	// A namespace that disappears is closed.
 	tr.Translate(nil, map[uint32]string{})
 	if len(tr.tables) != 0 {
