@@ -127,6 +127,8 @@ type Attributor struct {
 	vips     []flow.Endpoint // storage for Conn.VIP, in chunks handed to the sink
 	keys     []byte          // storage for Conn.ConnKey, likewise
 	free     []*held
+	allocs   int         // records taken since the last trim
+	trimAt   int64       // second of the next trim
 	local    localClaims // Add's buffer
 
 	flushMu sync.Mutex // one Flush at a time
@@ -329,6 +331,7 @@ func (a *Attributor) runDue(now time.Time) {
 	}
 	v.Close()
 	a.cursor = max(a.cursor, nowSec+1)
+	a.trim(nowSec)
 }
 
 // Run flushes every Tick until ctx ends, then flushes what is due one last time.

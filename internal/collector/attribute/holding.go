@@ -13,8 +13,13 @@ import (
 // maxFree bounds the free list; beyond it finished records are left to the collector.
 const maxFree = 1 << 16
 
+// trimEvery is how often the free list, the wheel's spare slot and the arrival order give
+// back what the last period did not need: after a burst, memory returns to the runtime.
+const trimEvery = 10 // seconds
+
 // alloc returns a reset held record.
 func (a *Attributor) alloc() *held {
+	a.allocs++
 	if n := len(a.free); n > 0 {
 		h := a.free[n-1]
 		a.free = a.free[:n-1]
@@ -33,6 +38,30 @@ func (a *Attributor) recycle(h *held) {
 	if len(a.free) < maxFree {
 		a.free = append(a.free, h)
 	}
+}
+
+// trim keeps at most as many free records as were taken in the last period, and storage
+// that outgrew what is held now; it runs at most once per trimEvery seconds.
+func (a *Attributor) trim(nowSec int64) {
+	if nowSec < a.trimAt {
+		return
+	}
+	a.trimAt = nowSec + trimEvery
+	keep := min(len(a.free), a.allocs)
+	a.allocs = 0
+	clear(a.free[keep:])
+	a.free = shrunk(a.free[:keep])
+	a.order.q = shrunk(a.order.q)
+	a.wheel.spare = nil
+}
+
+// shrunk returns s in storage of its own size when s uses less than a quarter of its
+// capacity (and the capacity is worth reclaiming), else s.
+func shrunk[T any](s []T) []T {
+	if cap(s) < 4096 || len(s)*4 > cap(s) {
+		return s
+	}
+	return append(make([]T, 0, len(s)*2), s...)
 }
 
 // ref is a reference to a held record for one generation.
@@ -70,10 +99,10 @@ func (w *wheel) take(sec int64) []ref {
 	return s
 }
 
-// giveBack returns a processed slot's storage for reuse.
+// giveBack returns a processed slot's storage for reuse (a burst's large slot is let go).
 func (w *wheel) giveBack(s []ref) {
 	clear(s)
-	if w.spare == nil {
+	if w.spare == nil && cap(s) <= 1<<14 {
 		w.spare = s[:0]
 	}
 }

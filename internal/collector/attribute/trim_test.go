@@ -1,0 +1,54 @@
+package attribute
+
+import (
+	"testing"
+	"time"
+
+	"github.com/flowscope/flowscope/internal/flow"
+)
+
+// After a burst the holding window gives its memory back: the free list keeps no more records
+// than the last period took, and the arrival order shrinks to what is held.
+func TestBurstMemoryIsTrimmed(t *testing.T) {
+	h := newHarness(t, Config{Window: 5 * time.Second})
+	h.heartbeat(cart, cartIP, 0, 1000)
+	const burst = 20_000
+	ins := make([]Input, burst)
+	for i := range ins {
+		ins[i] = rec(flow.Client, cart, 1, 2)
+		ins[i].Record.LocalPort = uint16(10_000 + i%50_000)
+		ins[i].Record.ConnID = uint64(i + 1)
+	}
+	h.add(ins...)
+	for sec := 1; sec <= 8; sec++ { // every record decided (no owner for authIP) and recycled
+		h.advance(float64(sec))
+	}
+	if len(h.out) != burst {
+		t.Fatalf("%d connections out, want %d", len(h.out), burst)
+	}
+	h.a.mu.Lock()
+	peakFree := len(h.a.free)
+	h.a.mu.Unlock()
+	for sec := 13; sec <= 40; sec++ { // quiet: two trims
+		h.advance(float64(sec))
+	}
+	h.a.mu.Lock()
+	free, freeCap, orderCap := len(h.a.free), cap(h.a.free), cap(h.a.order.q)
+	h.a.mu.Unlock()
+	t.Logf("free records %d at the end of the burst, %d after it; arrival order capacity %d", peakFree, free, orderCap)
+	if peakFree < burst/2 {
+		t.Errorf("only %d records recycled at the end of the burst", peakFree)
+	}
+	if free != 0 || freeCap > 4096 {
+		t.Errorf("free list keeps %d records (capacity %d) after a quiet period", free, freeCap)
+	}
+	if orderCap > 4096 {
+		t.Errorf("arrival order keeps capacity %d", orderCap)
+	}
+	// Records keep flowing afterwards.
+	h.add(rec(flow.Client, cart, 41, 42))
+	h.advance(50)
+	if len(h.out) != burst+1 {
+		t.Errorf("%d connections out after the burst, want %d", len(h.out), burst+1)
+	}
+}
