@@ -34,6 +34,7 @@ func runBench(ctx context.Context, args []string) error {
 	workers := fs.Int("workers", 64, "concurrent client connections at most")
 	profile := fs.String("exporter-cpu-profile", "", "have the exporter write a Go CPU profile to this file")
 	exporterArgs := fs.String("exporter-args", "", "extra flags for the exporter process, space-separated (e.g. \"--batch-size=5000\")")
+	exe := fs.String("exporter-binary", "", "run this flowscope binary as the exporter (default: this one), e.g. to compare two builds in one run")
 	output := fs.String("output", "jsonl", "where the exporter's records go: jsonl (standard output) or grpc (a real collector process)")
 	open := fs.Int("open", 0, "instead of a load: hold this many connections open and report the exporter's memory")
 	if err := parseFlags(fs, args[1:]); err != nil {
@@ -51,7 +52,7 @@ func runBench(ctx context.Context, args []string) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	if *open > 0 {
-		r, err := exporterbench.RunOpen(ctx, "", *open, strings.Fields(*exporterArgs)...)
+		r, err := exporterbench.RunOpen(ctx, *exe, *open, strings.Fields(*exporterArgs)...)
 		if err != nil {
 			return err
 		}
@@ -61,7 +62,7 @@ func runBench(ctx context.Context, args []string) error {
 	if *profile != "" {
 		extra = append(extra, "--cpu-profile="+*profile)
 	}
-	r, err := exporterbench.Run(ctx, exporterbench.Config{Path: *path, Rate: *rate, Duration: *dur, Workers: *workers, Args: extra, Output: *output})
+	r, err := exporterbench.Run(ctx, exporterbench.Config{Path: *path, Rate: *rate, Duration: *dur, Workers: *workers, Args: extra, Output: *output, Exe: *exe})
 	if err != nil {
 		return err
 	}
