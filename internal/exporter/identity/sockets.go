@@ -17,7 +17,7 @@ import (
 // named: the answer must be reliable or absent.
 type SocketOwners struct {
 	ProcRoot string        // default /proc
-	Rescan   time.Duration // least time between two scans for an inode missed before (default 1 min)
+	Rescan   time.Duration // least time between two scans for an inode missed before (default 10 s)
 	MaxFDs   int           // descriptors read by one scan at most (default 1,000,000)
 	Now      func() time.Time
 
@@ -76,10 +76,7 @@ func (s *SocketOwners) rescan() time.Duration {
 	if s.Rescan > 0 {
 		return s.Rescan
 	}
-	// A listener no single process holds (shared by pre-forked workers, or by none) misses on
-	// every socket snapshot pass: rescanning all of /proc for it each pass (10 s) was most of
-	// an idle exporter's CPU on a busy host.
-	return time.Minute
+	return 10 * time.Second
 }
 
 // scan rebuilds the inode → owner map; an inode seen in two processes maps to no owner.
