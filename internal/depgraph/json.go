@@ -6,6 +6,8 @@ import (
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/flowscope/flowscope/internal/flow"
 )
 
 // AppendJSON appends g encoded as JSON, as encoding/json would encode it (TestAppendJSON
@@ -59,17 +61,17 @@ func appendTime(b []byte, t time.Time) []byte {
 
 func (e *Edge) appendJSON(b []byte) []byte {
 	b = append(b, `{"src":`...)
-	b = appendString(b, e.Src)
+	b = flow.AppendJSONString(b, e.Src)
 	b = append(b, `,"dst":`...)
-	b = appendString(b, e.Dst)
+	b = flow.AppendJSONString(b, e.Dst)
 	if e.Service != "" {
 		b = append(b, `,"service":`...)
-		b = appendString(b, e.Service)
+		b = flow.AppendJSONString(b, e.Service)
 	}
 	b = append(b, `,"port":`...)
 	b = strconv.AppendUint(b, uint64(e.Port), 10)
 	b = append(b, `,"direction":`...)
-	b = appendString(b, e.Direction.String())
+	b = flow.AppendJSONString(b, e.Direction.String())
 	c := &e.Counters
 	for _, f := range []struct {
 		name string
@@ -93,7 +95,7 @@ func (e *Edge) appendJSON(b []byte) []byte {
 		b = strconv.AppendUint(b, uint64(e.RTTp99us), 10)
 	}
 	b = append(b, `,"health":`...)
-	b = appendString(b, string(e.Health))
+	b = flow.AppendJSONString(b, string(e.Health))
 	return append(b, '}')
 }
 
@@ -106,17 +108,4 @@ func appendFloat(b []byte, f float64) []byte {
 		return strconv.AppendFloat(b, f, 'e', -1, 64)
 	}
 	return strconv.AppendFloat(b, f, 'f', -1, 64)
-}
-
-// appendString quotes s; names are plain ASCII, anything else goes through encoding/json.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

@@ -28,12 +28,12 @@ type JSONEncoder struct {
 func (e *JSONEncoder) Append(b []byte, r *Record) []byte {
 	b = append(b, `{"conn_id":`...)
 	b = strconv.AppendUint(b, r.ConnID, 10)
-	b = appendStr(append(b, `,"family":`...), string(r.Family))
+	b = AppendJSONString(append(b, `,"family":`...), string(r.Family))
 	b = appendAddr(append(b, `,"local_addr":"`...), r.LocalAddr)
 	b = strconv.AppendUint(append(b, `","local_port":`...), uint64(r.LocalPort), 10)
 	b = appendAddr(append(b, `,"remote_addr":"`...), r.RemoteAddr)
 	b = strconv.AppendUint(append(b, `","remote_port":`...), uint64(r.RemotePort), 10)
-	b = appendStr(append(b, `,"direction":`...), string(r.Direction))
+	b = AppendJSONString(append(b, `,"direction":`...), string(r.Direction))
 	b = strconv.AppendUint(append(b, `,"netns":`...), uint64(r.Netns), 10)
 	b = strconv.AppendUint(append(b, `,"cgroup_id":`...), r.CgroupID, 10)
 	if r.Workload != e.wl || e.wlJSON == nil {
@@ -54,8 +54,8 @@ func (e *JSONEncoder) Append(b []byte, r *Record) []byte {
 	b = strconv.AppendUint(append(b, `,"min_rtt_us":`...), uint64(r.MinRttUs), 10)
 	b = strconv.AppendUint(append(b, `,"resets_sent":`...), uint64(r.ResetsSent), 10)
 	b = strconv.AppendUint(append(b, `,"resets_received":`...), uint64(r.ResetsReceived), 10)
-	b = appendStr(append(b, `,"outcome":`...), string(r.Outcome))
-	b = appendStr(append(b, `,"close_state":`...), r.CloseState)
+	b = AppendJSONString(append(b, `,"outcome":`...), string(r.Outcome))
+	b = AppendJSONString(append(b, `,"close_state":`...), r.CloseState)
 	if r.HostNetwork {
 		b = append(b, `,"host_network":true`...)
 	}
@@ -69,20 +69,20 @@ func (e *JSONEncoder) Append(b []byte, r *Record) []byte {
 }
 
 func appendWorkload(b []byte, w *Workload) []byte {
-	b = appendStr(append(b, `{"kind":`...), string(w.Kind))
+	b = AppendJSONString(append(b, `{"kind":`...), string(w.Kind))
 	for _, f := range [...]struct{ k, v string }{
 		{`,"pod_uid":`, w.PodUID}, {`,"container_id":`, w.ContainerID}, {`,"runtime":`, w.Runtime},
 		{`,"unit":`, w.Unit}, {`,"cgroup_path":`, w.CgroupPath},
 	} {
 		if f.v != "" {
-			b = appendStr(append(b, f.k...), f.v)
+			b = AppendJSONString(append(b, f.k...), f.v)
 		}
 	}
 	if w.Pid != 0 {
 		b = strconv.AppendUint(append(b, `,"pid":`...), uint64(w.Pid), 10)
 	}
 	if w.Comm != "" {
-		b = appendStr(append(b, `,"comm":`...), w.Comm)
+		b = AppendJSONString(append(b, `,"comm":`...), w.Comm)
 	}
 	return append(b, '}')
 }
@@ -143,8 +143,9 @@ func appendDigits(b []byte, v, n int) []byte {
 	return append(b, tmp[:n]...)
 }
 
-// appendStr appends s as a JSON string; plain printable ASCII takes the fast path.
-func appendStr(b []byte, s string) []byte {
+// AppendJSONString appends s as a JSON string, as encoding/json writes it; plain printable
+// ASCII takes the fast path.
+func AppendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
 			q, _ := json.Marshal(s)
