@@ -35,6 +35,7 @@ func FuzzDecode(f *testing.F) {
 		if _, err := Decode(again, lim, testNow); err != nil {
 			t.Fatalf("a valid batch re-encoded does not decode: %v", err)
 		}
+		checkCanonicalRecords(t, again)
 	})
 }
 

@@ -2,7 +2,6 @@ package flowbatch
 
 import (
 	"net/netip"
-	"slices"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -77,30 +76,84 @@ func appendAddr(dst []byte, num protowire.Number, a netip.Addr) []byte {
 	return dst
 }
 
-// appendMessage appends a length-delimited field whose content fill appends.
-func appendMessage(dst []byte, num protowire.Number, fill func([]byte) []byte) []byte {
-	dst = slices.Grow(appendTag(dst, num, protowire.BytesType), 192)
-	lenAt := len(dst)
-	dst = append(dst, 0) // one byte of length: enough below 128 bytes, moved otherwise
-	start := len(dst)
-	dst = fill(dst)
-	n := len(dst) - start
-	if n < 128 {
-		dst[lenAt] = byte(n)
-		return dst
-	}
-	extra := protowire.SizeVarint(uint64(n)) - 1
-	dst = append(dst, make([]byte, extra)...)
-	copy(dst[start+extra:], dst[start:start+n])
-	protowire.AppendVarint(dst[:lenAt], uint64(n))
-	return dst
-}
-
 // maxEncodedDuration is the longest duration the encoder sends (the collector refuses
 // batches with longer ones).
 const maxEncodedDuration = int64(366 * 24 * time.Hour)
 
-// appendRecord appends r as Batch field 10; prev is the previous record's end.
+// scratch holds one record's fields while it is encoded. Every field but close_state_name
+// fits: at most 218 bytes (11 varints of up to 10 bytes, 4 of up to 5, 3 addresses of up to
+// 16, tags and small enums), so a uint8 index never wraps and needs no bounds check.
+type scratch [256]byte
+
+// put appends a varint at i.
+func (s *scratch) put(i uint8, v uint64) uint8 {
+	for v >= 0x80 {
+		s[i] = byte(v) | 0x80
+		v >>= 7
+		i++
+	}
+	s[i] = byte(v)
+	return i + 1
+}
+
+// uint1 appends a varint field with a one-byte tag (fields 1-15), nothing for 0.
+func (s *scratch) uint1(i uint8, tag byte, v uint64) uint8 {
+	if v == 0 {
+		return i
+	}
+	s[i] = tag
+	if v < 0x80 {
+		s[i+1] = byte(v)
+		return i + 2
+	}
+	return s.put(i+1, v)
+}
+
+// uint2 appends a varint field with a two-byte tag (fields 16-2047), nothing for 0.
+func (s *scratch) uint2(i uint8, tag uint16, v uint64) uint8 {
+	if v == 0 {
+		return i
+	}
+	s[i], s[i+1] = byte(tag), byte(tag>>8)
+	if v < 0x80 {
+		s[i+2] = byte(v)
+		return i + 3
+	}
+	return s.put(i+2, v)
+}
+
+// addr appends an address field (tag: one or two bytes, low byte first), nothing for the
+// zero Addr.
+func (s *scratch) addr(i uint8, tag uint16, a netip.Addr) uint8 {
+	if !a.IsValid() {
+		return i
+	}
+	s[i] = byte(tag)
+	if tag > 0xff {
+		i++
+		s[i] = byte(tag >> 8)
+	}
+	if a.Is4() {
+		b := a.As4()
+		s[i+1] = 4
+		s[i+2], s[i+3], s[i+4], s[i+5] = b[0], b[1], b[2], b[3]
+		return i + 6
+	}
+	b := a.As16()
+	s[i+1] = 16
+	copy(s[i+2:i+18], b[:])
+	return i + 18
+}
+
+// tag1 and tag2 are the wire tags of record fields (varints unless said otherwise).
+func tag1(num protowire.Number, typ protowire.Type) byte { return byte(num<<3) | byte(typ) }
+func tag2(num protowire.Number) uint16 {
+	t := uint16(num) << 3
+	return uint16(byte(t)|0x80) | t>>7<<8
+}
+
+// appendRecord appends r as Batch field 10; prev is the previous record's end. The record
+// is laid out in a scratch array first, so its length is known before it is appended.
 func appendRecord(dst []byte, r *flow.Record, origin uint32, prev int64) ([]byte, int64) {
 	end := r.End.UnixNano()
 	dur := end - r.Start.UnixNano()
@@ -111,44 +164,65 @@ func appendRecord(dst []byte, r *flow.Record, origin uint32, prev int64) ([]byte
 	case dur > maxEncodedDuration:
 		dur, startKnown = 0, false // no start (zero time) or an absurd one: say it is unknown
 	}
-	dst = appendMessage(dst, 10, func(d []byte) []byte {
-		d = appendUint(d, 1, r.ConnID)
-		d = appendAddr(d, 2, r.LocalAddr)
-		d = appendUint(d, 3, uint64(r.LocalPort))
-		d = appendAddr(d, 4, r.RemoteAddr)
-		d = appendUint(d, 5, uint64(r.RemotePort))
-		d = appendUint(d, 6, uint64(directionPB(r.Direction)))
-		d = appendUint(d, 7, uint64(origin))
-		d = appendSint(d, 8, end-prev)
-		d = appendUint(d, 9, uint64(dur))
-		d = appendBool(d, 10, r.Interim)
-		d = appendBool(d, 11, !startKnown)
-		d = appendUint(d, 12, r.BytesSent)
-		d = appendUint(d, 13, r.BytesReceived)
-		d = appendUint(d, 14, r.SegsSent)
-		d = appendUint(d, 15, r.SegsReceived)
-		d = appendUint(d, 16, r.Retransmits)
-		d = appendUint(d, 17, r.BytesRetransmitted)
-		d = appendUint(d, 18, uint64(r.SrttUs))
-		d = appendUint(d, 19, uint64(r.MinRttUs))
-		d = appendUint(d, 20, uint64(r.ResetsSent))
-		d = appendUint(d, 21, uint64(r.ResetsReceived))
-		d = appendUint(d, 22, uint64(outcomePB(r.Outcome)))
-		if r.CloseState != "" {
-			if s, ok := statePB(r.CloseState); ok {
-				d = appendUint(d, 23, uint64(s))
-			} else {
-				d = appendString(d, 24, r.CloseState)
-			}
+	var s scratch
+	i := s.uint1(0, tag1(1, protowire.VarintType), r.ConnID)
+	i = s.addr(i, uint16(tag1(2, protowire.BytesType)), r.LocalAddr)
+	i = s.uint1(i, tag1(3, protowire.VarintType), uint64(r.LocalPort))
+	i = s.addr(i, uint16(tag1(4, protowire.BytesType)), r.RemoteAddr)
+	i = s.uint1(i, tag1(5, protowire.VarintType), uint64(r.RemotePort))
+	i = s.uint1(i, tag1(6, protowire.VarintType), uint64(directionPB(r.Direction)))
+	i = s.uint1(i, tag1(7, protowire.VarintType), uint64(origin))
+	i = s.uint1(i, tag1(8, protowire.VarintType), protowire.EncodeZigZag(end-prev))
+	i = s.uint1(i, tag1(9, protowire.VarintType), uint64(dur))
+	if r.Interim {
+		s[i], s[i+1] = tag1(10, protowire.VarintType), 1
+		i += 2
+	}
+	if !startKnown {
+		s[i], s[i+1] = tag1(11, protowire.VarintType), 1
+		i += 2
+	}
+	i = s.uint1(i, tag1(12, protowire.VarintType), r.BytesSent)
+	i = s.uint1(i, tag1(13, protowire.VarintType), r.BytesReceived)
+	i = s.uint1(i, tag1(14, protowire.VarintType), r.SegsSent)
+	i = s.uint1(i, tag1(15, protowire.VarintType), r.SegsReceived)
+	i = s.uint2(i, tag2(16), r.Retransmits)
+	i = s.uint2(i, tag2(17), r.BytesRetransmitted)
+	i = s.uint2(i, tag2(18), uint64(r.SrttUs))
+	i = s.uint2(i, tag2(19), uint64(r.MinRttUs))
+	i = s.uint2(i, tag2(20), uint64(r.ResetsSent))
+	i = s.uint2(i, tag2(21), uint64(r.ResetsReceived))
+	i = s.uint2(i, tag2(22), uint64(outcomePB(r.Outcome)))
+	var name string // close_state_name (24): the only field of unbounded length
+	if r.CloseState != "" {
+		if st, ok := statePB(r.CloseState); ok {
+			i = s.uint2(i, tag2(23), uint64(st))
+		} else {
+			name = r.CloseState
 		}
-		d = appendUint(d, 25, uint64(familyToPB(r.Family, r.LocalAddr)))
-		if r.NatRemoteAddr.IsValid() {
-			d = appendAddr(d, 26, r.NatRemoteAddr)
-			d = appendUint(d, 27, uint64(r.NatRemotePort))
-		}
-		return d
-	})
-	return dst, end
+	}
+	mid := i // close_state_name goes here
+	i = s.uint2(i, tag2(25), uint64(familyToPB(r.Family, r.LocalAddr)))
+	if r.NatRemoteAddr.IsValid() {
+		i = s.addr(i, tag2(26)|uint16(protowire.BytesType), r.NatRemoteAddr)
+		i = s.uint2(i, tag2(27), uint64(r.NatRemotePort))
+	}
+	n := int(i)
+	if name != "" {
+		n += 2 + protowire.SizeVarint(uint64(len(name))) + len(name)
+	}
+	if n < 0x80 && name == "" {
+		dst = append(dst, tag1(10, protowire.BytesType), byte(n))
+		return append(dst, s[:i]...), end
+	}
+	dst = protowire.AppendVarint(append(dst, tag1(10, protowire.BytesType)), uint64(n))
+	if name == "" {
+		return append(dst, s[:i]...), end
+	}
+	dst = append(dst, s[:mid]...)
+	t := tag2(24) | uint16(protowire.BytesType)
+	dst = protowire.AppendString(append(dst, byte(t), byte(t>>8)), name)
+	return append(dst, s[mid:i]...), end
 }
 
 // appendProto appends m as a length-delimited field.

@@ -1,0 +1,73 @@
+package flowbatch
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	flowv1 "github.com/flowscope/flowscope/api/flow/v1"
+	"github.com/flowscope/flowscope/internal/flow"
+)
+
+// checkCanonicalRecords fails unless every record of an encoded batch is byte for byte what
+// proto.MarshalOptions{Deterministic: true} produces for the same message.
+func checkCanonicalRecords(t testing.TB, data []byte) {
+	t.Helper()
+	for i := 0; len(data) > 0; {
+		num, typ, n := protowire.ConsumeTag(data)
+		if n < 0 {
+			t.Fatalf("bad tag at %d", len(data))
+		}
+		data = data[n:]
+		m := protowire.ConsumeFieldValue(num, typ, data)
+		if m < 0 {
+			t.Fatalf("bad field %d", num)
+		}
+		field := data[:m]
+		data = data[m:]
+		if num != 10 || typ != protowire.BytesType {
+			continue
+		}
+		got, _ := protowire.ConsumeBytes(field)
+		r := &flowv1.FlowRecord{}
+		if err := proto.Unmarshal(got, r); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		want, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("record %d encoded as\n%x\nprotobuf encodes\n%x", i, got, want)
+		}
+		i++
+	}
+}
+
+func TestRecordsEncodeAsProtobufDoes(t *testing.T) {
+	b := sampleBatch()
+	b.Records = append(b.Records, SampleRecords(300, testNow)...)
+	r := &b.Records[5]
+	r.BytesSent, r.Retransmits, r.SegsSent, r.BytesRetransmitted = 1<<63+5, 1<<60, 1<<50, 1<<35
+	r.SegsReceived, r.BytesReceived = 1<<14, 1<<21
+	r.SrttUs, r.MinRttUs, r.ResetsSent, r.ResetsReceived = 1<<32-1, 1<<28, 1<<21, 127
+	r.LocalAddr, r.RemoteAddr = b.Records[1].LocalAddr, b.Records[1].RemoteAddr
+	r.Family, r.CloseState = flow.IPv6, "A_STATE_NAME_NOT_KNOWN_TO_TCP_XY"
+	r.NatRemoteAddr, r.NatRemotePort = b.Records[1].RemoteAddr, 65535
+	r.ConnID, r.LocalPort, r.RemotePort = 1<<64-1, 65535, 128
+	b.Records[6].CloseState = ""    // no state at all
+	b.Records[7].Family = flow.IPv4 // a v4 family with a v6 address
+	b.Records[7].LocalAddr = b.Records[1].LocalAddr
+	b.Records[8].Direction = ""                           // unset: sent as unknown
+	b.Records[9].Start = b.Records[9].End.Add(1)          // a start after the end
+	b.Records[10].Start = time.Time{}                     // no start
+	b.Records[11].End = b.Records[11].End.Add(-time.Hour) // a negative delta to the next
+	data, err := NewEncoder().Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCanonicalRecords(t, data)
+}
