@@ -131,8 +131,10 @@ type Attributor struct {
 	trimAt   int64       // second of the next trim
 	local    localClaims // Add's buffer
 
-	flushMu sync.Mutex // one Flush at a time
-	retry   []flow.Conn
+	flushMu sync.Mutex  // one Flush at a time
+	retry   []flow.Conn // a batch the sink failed to take
+	spare   []flow.Conn // the batch the sink took last: storage for the next a.out
+	outPeak int         // the largest batch since the last trim
 
 	m metrics
 }
@@ -275,11 +277,13 @@ func (a *Attributor) Flush(ctx context.Context) error {
 	a.order.front() // drop finished records from the arrival order
 	out := a.out
 	if len(a.retry) > 0 {
-		out = append(a.retry, a.out...)
+		out = append(a.retry, a.out...) // the retry buffer is ours alone
 	}
-	a.retry, a.out, a.vips = nil, make([]flow.Conn, 0, len(out)), nil
+	a.retry, a.out, a.vips = nil, a.spare[:0], nil // Add may fill a.out while the sink writes
+	a.spare = nil
 	a.mu.Unlock()
 	if len(out) == 0 {
+		a.spare = out
 		return nil
 	}
 	if err := a.sink.Write(ctx, out); err != nil {
@@ -292,6 +296,8 @@ func (a *Attributor) Flush(ctx context.Context) error {
 		return fmt.Errorf("attribute: writing %d connections: %w", len(out), err)
 	}
 	a.m.written.Add(float64(len(out)))
+	a.outPeak = max(a.outPeak, len(out))
+	a.spare = out[:0] // the sink kept nothing of it (see Sink): the next flush reuses it
 	return nil
 }
 

@@ -13,7 +13,7 @@ import (
 // maxFree bounds the free list; beyond it finished records are left to the collector.
 const maxFree = 1 << 16
 
-// trimEvery is how often the free list, the wheel's spare slot and the arrival order give
+// trimEvery is how often the free list, the wheel's spare slots and the arrival order give
 // back what the last period did not need: after a burst, memory returns to the runtime.
 const trimEvery = 10 // seconds
 
@@ -52,7 +52,12 @@ func (a *Attributor) trim(nowSec int64) {
 	clear(a.free[keep:])
 	a.free = shrunk(a.free[:keep])
 	a.order.q = shrunk(a.order.q)
-	a.wheel.spare = nil
+	clear(a.wheel.spares)
+	a.wheel.spares = a.wheel.spares[:0]
+	if cap(a.spare) >= 4096 && cap(a.spare) > 4*a.outPeak { // a burst's output batch is let go
+		a.spare = nil
+	}
+	a.outPeak = 0
 }
 
 // shrunk returns s in storage of its own size when s uses less than a quarter of its
@@ -74,12 +79,15 @@ type ref struct {
 func (r ref) live() bool { return r.h.gen == r.gen }
 
 // wheel schedules checks by second in a ring of slots covering the holding window; an entry
-// is checked in the flush of its due second (or the first flush after it).
+// is checked in the flush of its due second (or the first flush after it). Processed slots'
+// storage is kept (up to maxSpares, until the next trim) for the slots filled next.
 type wheel struct {
-	slots [][]ref
-	mask  int64
-	spare []ref
+	slots  [][]ref
+	mask   int64
+	spares [][]ref
 }
+
+const maxSpares = 8
 
 func newWheel(span time.Duration) wheel {
 	n := int64(1) << bits.Len64(uint64(span/time.Second)+2)
@@ -88,6 +96,11 @@ func newWheel(span time.Duration) wheel {
 
 func (w *wheel) add(sec int64, h *held) {
 	i := sec & w.mask
+	if w.slots[i] == nil {
+		if n := len(w.spares); n > 0 {
+			w.slots[i], w.spares = w.spares[n-1], w.spares[:n-1]
+		}
+	}
 	w.slots[i] = append(w.slots[i], ref{h: h, gen: h.gen, due: sec})
 }
 
@@ -95,15 +108,15 @@ func (w *wheel) add(sec int64, h *held) {
 func (w *wheel) take(sec int64) []ref {
 	i := sec & w.mask
 	s := w.slots[i]
-	w.slots[i], w.spare = w.spare[:0], nil
+	w.slots[i] = nil
 	return s
 }
 
-// giveBack returns a processed slot's storage for reuse (a burst's large slot is let go).
+// giveBack returns a processed slot's storage for reuse.
 func (w *wheel) giveBack(s []ref) {
 	clear(s)
-	if w.spare == nil && cap(s) <= 1<<14 {
-		w.spare = s[:0]
+	if cap(s) > 0 && len(w.spares) < maxSpares {
+		w.spares = append(w.spares, s[:0])
 	}
 }
 

@@ -29,9 +29,12 @@ type Input struct {
 	processNames bool // Config.ProcessNames, set by Add
 }
 
-// Sink receives attributed connections. Write is called from one goroutine at a time with a
-// batch the Sink may keep (the Attributor does not reuse it); Endpoint.Labels maps are shared
-// and read-only. An error is counted and the batch is offered again on the next flush.
+// Sink receives attributed connections. Write is called from one goroutine at a time. The
+// batch is the Attributor's: the Sink must not retain the slice (nor pointers into it) after
+// Write returns — the next flush reuses it — and copies the connections it keeps (append to
+// its own slice: a flow.Conn value stays valid, its strings and VIP endpoint are never
+// reused). Endpoint.Labels maps are shared and read-only. An error is counted and the batch is
+// offered again on the next flush.
 type Sink interface {
 	Write(ctx context.Context, conns []flow.Conn) error
 }
