@@ -11,8 +11,8 @@ type Collector struct {
 	x  *Exporter
 	tr *tracer.Tracer
 
-	records, kernel, lost, loop, nat, tracked, namespaces, mapBytes *prometheus.Desc
-	progRuns, progTime, progMisses                                  *prometheus.Desc
+	records, kernel, lost, loop, nat, tracked, namespaces, listeners, mapBytes *prometheus.Desc
+	progRuns, progTime, progMisses                                             *prometheus.Desc
 }
 
 // NewCollector returns a collector for x; register it on a registry of your own.
@@ -28,6 +28,7 @@ func NewCollector(x *Exporter, tr *tracer.Tracer) *Collector {
 		nat:        d("conntrack_total", "NAT translations of client records from conntrack, by result.", "result"),
 		tracked:    d("tracked_connections", "Open connections tracked for interim records."),
 		namespaces: d("network_namespaces", "Network namespaces seen by the last scan."),
+		listeners:  d("listeners", "Listening sockets known from the last snapshot passes."),
 		mapBytes:   d("bpf_map_bytes", "Kernel memory held by the exporter's BPF maps."),
 		progRuns:   d("bpf_program_runs_total", "Runs of each BPF program (while run-time statistics are enabled).", "program"),
 		progTime:   d("bpf_program_run_seconds_total", "Run time of each BPF program (while run-time statistics are enabled).", "program"),
@@ -38,7 +39,7 @@ func NewCollector(x *Exporter, tr *tracer.Tracer) *Collector {
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.records, c.kernel, c.lost, c.loop, c.nat, c.tracked, c.namespaces,
-		c.mapBytes, c.progRuns, c.progTime, c.progMisses} {
+		c.listeners, c.mapBytes, c.progRuns, c.progTime, c.progMisses} {
 		ch <- d
 	}
 }
@@ -55,7 +56,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for name, v := range map[string]uint64{"bad_events": s.BadEvents, "sink_errors": s.SinkErrors,
 		"snapshots": s.Snapshots, "snapshot_errors": s.SnapshotErrors, "table_full": s.Table.TableFull,
 		"late_snapshots": s.Table.LateSnapshots, "direction_inferred": s.Table.DirectionInferred,
-		"opens_dropped": s.Table.OpensDropped} {
+		"opens_dropped": s.Table.OpensDropped, "server_named_by_listener": s.Table.ServerNamed,
+		"server_no_listener": s.Table.ServerNoListener, "server_listener_owner_unknown": s.Table.ServerOwnerUnknown} {
 		counter(c.loop, v, name)
 	}
 	n := c.x.NATStats()
@@ -65,6 +67,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.tracked, prometheus.GaugeValue, float64(s.Table.Tracked))
 	ch <- prometheus.MustNewConstMetric(c.namespaces, prometheus.GaugeValue, float64(s.Namespaces))
+	ch <- prometheus.MustNewConstMetric(c.listeners, prometheus.GaugeValue, float64(s.Table.Listeners))
 	ch <- prometheus.MustNewConstMetric(c.mapBytes, prometheus.GaugeValue, float64(c.tr.MapMemory()))
 	kc, err := c.tr.Counters()
 	if err != nil {

@@ -123,11 +123,7 @@ func (t *Table) inferDirection(e *tracer.Event) flow.Direction {
 func (t *Table) workload(e *tracer.Event, dir flow.Direction) flow.Workload {
 	pid, comm := e.Pid, e.Comm
 	if pid == 0 && dir == flow.Server && t.cfg.ListenerOwner != nil {
-		if l, ok := t.listeners[listenKey{e.Netns, e.Sport}]; ok {
-			if p, c, ok := t.cfg.ListenerOwner(l.inode); ok {
-				pid, comm = p, c
-			}
-		}
+		pid, comm = t.listenerOwner(e)
 	}
 	m := &t.memo
 	if m.valid && m.cgroup == e.CgroupID && m.pid == pid && m.comm == comm {
@@ -136,4 +132,21 @@ func (t *Table) workload(e *tracer.Event, dir flow.Direction) flow.Workload {
 	w := t.resolver.Workload(e.CgroupID, pid, comm)
 	*m = memo{valid: true, cgroup: e.CgroupID, pid: pid, comm: comm, w: w}
 	return w
+}
+
+// listenerOwner names a server socket by the single process holding its listener, counting
+// how often that fails and why.
+func (t *Table) listenerOwner(e *tracer.Event) (uint32, string) {
+	l, ok := t.listeners[listenKey{e.Netns, e.Sport}]
+	if !ok {
+		t.stats.ServerNoListener++
+		return 0, ""
+	}
+	pid, comm, ok := t.cfg.ListenerOwner(l.inode)
+	if !ok {
+		t.stats.ServerOwnerUnknown++
+		return 0, ""
+	}
+	t.stats.ServerNamed++
+	return pid, comm
 }

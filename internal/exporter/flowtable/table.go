@@ -47,6 +47,11 @@ type Stats struct {
 	OpensDropped            uint64 // fallback mode: opens forgotten because too many were pending
 	DirectionInferred       uint64 // closes whose direction came from listeners or ports, not the open
 	HeldResets, EarlyResets uint64 // RST events matched to a held close / before the close
+	// Server sockets without a captured process, by how their listener named them: by its
+	// single owner, not at all because no listener on their port is known (yet), or not at all
+	// because the listener's process is unknown or shared.
+	ServerNamed, ServerNoListener, ServerOwnerUnknown uint64
+	Listeners                                         int // listening sockets known from the last passes
 }
 
 // conn is a tracked open connection, kept small: the table may hold hundreds of thousands.
@@ -171,6 +176,7 @@ func (t *Table) Stats() Stats {
 	s := t.stats
 	s.Tracked = len(t.conns)
 	s.OpensPending = len(t.opens)
+	s.Listeners = len(t.listeners)
 	return s
 }
 
