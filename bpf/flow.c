@@ -33,7 +33,7 @@ enum event_flags {
 	F_START_KNOWN = 4,  /* start_ns is the observed open */
 	F_FIN_RCVD = 8,     /* the peer's FIN was received in order (SOCK_DONE) */
 	F_FIN_ACKED = 16,   /* our FIN was sent and acknowledged */
-	F_PROC = 32,        /* pid and comm captured in process context (connect) */
+	F_PROC = 32,        /* pid and comm captured in process context (connect, or close) */
 };
 
 enum counter {
@@ -47,6 +47,7 @@ enum counter {
 	C_OPEN,
 	C_CONNECT,
 	C_ITER_SOCK,
+	C_CLOSER,
 	C_MAX,
 };
 
@@ -313,11 +314,29 @@ static __always_inline int emit_close(const struct sock *sk, const struct tcp_so
 	return 0;
 }
 
+/* FIN_WAIT1 and LAST_ACK are entered only from close() or shutdown(), so in the context of a
+ * process that holds the socket. An accepted socket, which no connect() stamped, learns its
+ * process here; the record then names it without a listener or a /proc scan. */
+static __always_inline int stamp_closer(const struct sock *sk)
+{
+	__u64 cookie = bpf_get_socket_cookie((void *)sk);
+	struct slot *s = slot_of(cookie);
+	if (!s || s->key != cookie || (s->flags & F_PROC) || !(s->flags & (F_ACTIVE | F_PASSIVE)))
+		return 0;
+	s->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(s->comm, sizeof(s->comm));
+	s->flags |= F_PROC;
+	count(C_CLOSER);
+	return 0;
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(state_btf, const struct sock *sk, const int oldstate, const int newstate)
 {
 	if (newstate == TCP_SYN_SENT || newstate == TCP_SYN_RECV)
 		return open_cookie(sk, newstate);
+	if (newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK)
+		return stamp_closer(sk);
 	if (newstate != TCP_CLOSE || oldstate == TCP_LISTEN)
 		return 0;
 	if (!is_tcp_inet_btf(sk))

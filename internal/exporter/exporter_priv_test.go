@@ -258,3 +258,43 @@ func TestServerProcessFromListener(t *testing.T) {
 		t.Errorf("server process = %d %q, want the listener's %d", s.Workload.Pid, s.Workload.Comm, os.Getpid())
 	}
 }
+
+// TestServerProcessFromClose: an accepted socket learns its process when the process closes
+// it (FIN_WAIT1 or LAST_ACK, entered only from close or shutdown), whichever side closes
+// first, with no listener's owner known.
+func TestServerProcessFromClose(t *testing.T) {
+	cli, srv, p := pairEndpoints(t, false)
+	cfg := Config{SnapshotEvery: time.Hour}
+	cfg.Table.ListenerOwner = func(uint64) (uint32, string, bool) { return 0, "", false }
+	r := startExporter(t, cfg, tracer.Config{})
+	ln := listen(t, srv, p.B.Addr4)
+	for _, serverFirst := range []bool{false, true} {
+		accepted := make(chan struct{})
+		go func() {
+			defer close(accepted)
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if !serverFirst {
+				testnet.ReadToEOF(c) // the client's FIN first: CLOSE_WAIT, then LAST_ACK at close
+			}
+			c.Close()
+		}()
+		c, err := dial(t, cli, ln.Addr().String(), 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cport, sport := uint16(c.LocalAddr().(*net.TCPAddr).Port), uint16(ln.Addr().(*net.TCPAddr).Port)
+		if serverFirst {
+			<-accepted
+			testnet.ReadToEOF(c)
+		}
+		c.Close()
+		<-accepted
+		_, s := sides(t, r, cport, sport)
+		if s.Workload.Pid != uint32(os.Getpid()) || s.Workload.Comm != truncComm(filepath.Base(os.Args[0])) {
+			t.Errorf("server closing first %v: process = %d %q, want %d", serverFirst, s.Workload.Pid, s.Workload.Comm, os.Getpid())
+		}
+	}
+}

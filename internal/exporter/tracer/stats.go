@@ -10,6 +10,7 @@ import (
 var counterNames = [...]string{
 	"closes", "ring_full_drops", "slot_collisions", "start_misses", "retransmit_events",
 	"resets_sent_events", "resets_received_events", "opens", "connects", "iter_sockets",
+	"closer_stamps",
 }
 
 // KernelCounters are the BPF programs' own counters, summed over CPUs, plus the kernel's
