@@ -71,3 +71,50 @@ func TestRecordsEncodeAsProtobufDoes(t *testing.T) {
 	}
 	checkCanonicalRecords(t, data)
 }
+
+// TestScanFieldForms: unknown fields are skipped; known fields in the wrong wire type or out
+// of range are refused (stricter than protobuf, which keeps the former as unknown fields and
+// truncates the latter); whatever Scan accepts, the full decode accepts.
+func TestScanFieldForms(t *testing.T) {
+	tag := func(num protowire.Number, typ protowire.Type) []byte { return protowire.AppendTag(nil, num, typ) }
+	cases := []struct {
+		name  string
+		extra []byte
+		ok    bool
+	}{
+		{"unknown varint", protowire.AppendVarint(tag(30, protowire.VarintType), 1<<40), true},
+		{"unknown bytes", protowire.AppendBytes(tag(100, protowire.BytesType), make([]byte, 200)), true},
+		{"unknown three-byte tag", protowire.AppendVarint(tag(5000, protowire.VarintType), 7), true},
+		{"unknown fixed64", protowire.AppendFixed64(tag(28, protowire.Fixed64Type), 7), true},
+		{"unknown group", append(tag(40, protowire.StartGroupType), tag(40, protowire.EndGroupType)...), true},
+		{"outcome as bytes", protowire.AppendBytes(tag(22, protowire.BytesType), []byte{1}), false},
+		{"address as varint", protowire.AppendVarint(tag(2, protowire.VarintType), 1), false},
+		{"port as fixed32", protowire.AppendFixed32(tag(3, protowire.Fixed32Type), 1), false},
+		{"field zero", []byte{0x00, 0x01}, false},
+		{"truncated varint", append(tag(12, protowire.VarintType), 0x80), false},
+		{"two-byte port", protowire.AppendVarint(tag(27, protowire.VarintType), 1<<16), false},
+		{"large outcome", protowire.AppendVarint(tag(22, protowire.VarintType), 1<<33), false},
+	}
+	data, err := NewEncoder().Marshal(sampleBatch())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pb := &flowv1.Batch{}
+			if err := proto.Unmarshal(data, pb); err != nil {
+				t.Fatal(err)
+			}
+			pb.Records[0].ProtoReflect().SetUnknown(tc.extra)
+			bad, err := proto.Marshal(pb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, serr := Scan(bad, DefaultLimits(), testNow)
+			_, derr := Decode(bad, DefaultLimits(), testNow)
+			if (serr == nil) != tc.ok || (serr == nil && derr != nil) {
+				t.Errorf("Scan: %v, Decode: %v, want Scan ok=%v", serr, derr, tc.ok)
+			}
+		})
+	}
+}

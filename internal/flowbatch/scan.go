@@ -1,7 +1,6 @@
 package flowbatch
 
 import (
-	"math"
 	"time"
 	"unicode/utf8"
 
@@ -164,7 +163,7 @@ func scanBody(data []byte, hdr *flowv1.Batch, origins int, lim Limits, v timeChe
 // eachField calls f for every field of a message: v for varints, b for length-delimited.
 func eachField(data []byte, f func(num protowire.Number, typ protowire.Type, v uint64, b []byte) error) error {
 	for len(data) > 0 {
-		num, typ, n := protowire.ConsumeTag(data)
+		num, typ, n := consumeTag(data)
 		if n < 0 || !num.IsValid() {
 			return errMalformed
 		}
@@ -173,9 +172,9 @@ func eachField(data []byte, f func(num protowire.Number, typ protowire.Type, v u
 		var b []byte
 		switch typ {
 		case protowire.VarintType:
-			v, n = protowire.ConsumeVarint(data)
+			v, n = consumeVarint(data)
 		case protowire.BytesType:
-			b, n = protowire.ConsumeBytes(data)
+			b, n = consumeBytes(data)
 		default:
 			n = protowire.ConsumeFieldValue(num, typ, data)
 		}
@@ -188,143 +187,4 @@ func eachField(data []byte, f func(num protowire.Number, typ protowire.Type, v u
 		}
 	}
 	return nil
-}
-
-// scanRecord checks one FlowRecord in place (validateRecord's rules) and returns its end.
-func scanRecord(b []byte, origins int, prev int64, v timeCheck) (int64, error) {
-	var (
-		local, remote, nat                []byte
-		lport, rport, origin, dir, family uint64
-		natPort                           uint64
-		outcome, state                    uint64
-		delta                             int64
-		dur                               uint64
-		stateName                         []byte
-	)
-	for len(b) > 0 {
-		var num protowire.Number
-		var typ protowire.Type
-		if b[0] < 0x80 { // one-byte tag: fields 1-15
-			num, typ = protowire.Number(b[0]>>3), protowire.Type(b[0]&7)
-			b = b[1:]
-		} else {
-			var n int
-			num, typ, n = protowire.ConsumeTag(b)
-			if n < 0 {
-				return 0, errMalformed
-			}
-			b = b[n:]
-		}
-		if !num.IsValid() {
-			return 0, errMalformed
-		}
-		switch typ {
-		case protowire.VarintType:
-			x, m := consumeVarint(b)
-			if m < 0 {
-				return 0, errMalformed
-			}
-			b = b[m:]
-			switch num {
-			case 3:
-				lport = x
-			case 5:
-				rport = x
-			case 6:
-				dir = x
-			case 7:
-				origin = x
-			case 8:
-				delta = protowire.DecodeZigZag(x)
-			case 9:
-				dur = x
-			case 22:
-				outcome = x
-			case 23:
-				state = x
-			case 25:
-				family = x
-			case 27:
-				natPort = x
-			case 2, 4, 24, 26:
-				return 0, errMalformed
-			}
-		case protowire.BytesType:
-			x, m := protowire.ConsumeBytes(b)
-			if m < 0 {
-				return 0, errMalformed
-			}
-			b = b[m:]
-			switch num {
-			case 2:
-				local = x
-			case 4:
-				remote = x
-			case 24:
-				if !utf8.Valid(x) { // protobuf checks every occurrence
-					return 0, errMalformed
-				}
-				stateName = x
-			case 26:
-				nat = x
-			case 1, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 25, 27:
-				return 0, errMalformed
-			}
-		default:
-			if num >= 1 && num <= 27 {
-				return 0, errMalformed
-			}
-			m := protowire.ConsumeFieldValue(num, typ, b)
-			if m < 0 {
-				return 0, errMalformed
-			}
-			b = b[m:]
-		}
-	}
-	invalid := flowv1.RejectReason_REJECT_REASON_INVALID
-	switch {
-	case !validAddr(local) || !validAddr(remote):
-		return 0, reject(invalid, "addresses must be 4 or 16 bytes")
-	case len(nat) != 0 && !validAddr(nat):
-		return 0, reject(invalid, "NAT address must be 4 or 16 bytes")
-	case lport > math.MaxUint16 || rport > math.MaxUint16 || natPort > math.MaxUint16:
-		return 0, reject(invalid, "port out of range")
-	case origin >= uint64(origins):
-		return 0, reject(invalid, "workload index %d out of %d", origin, origins)
-	case dir == 0 || !knownEnum(flowv1.Direction_name, enum32(dir)):
-		return 0, reject(invalid, "unknown direction %d", dir)
-	case !knownEnum(flowv1.Outcome_name, enum32(outcome)):
-		return 0, reject(invalid, "unknown outcome %d", outcome)
-	case !knownEnum(flowv1.TCPState_name, enum32(state)):
-		return 0, reject(invalid, "unknown TCP state %d", state)
-	case !knownEnum(flowv1.Family_name, enum32(family)):
-		return 0, reject(invalid, "unknown family %d", family)
-	case len(stateName) > 32:
-		return 0, reject(flowv1.RejectReason_REJECT_REASON_TOO_LARGE, "close state name too long")
-	}
-	end, err := v.offset("end", prev, delta)
-	if err != nil {
-		return 0, err
-	}
-	return end, v.duration(dur)
-}
-
-// enum32 maps a varint to the int32 an enum field would hold (out-of-range values to -1).
-func enum32(x uint64) int32 {
-	if int64(x) > math.MaxInt32 || int64(x) < math.MinInt32 {
-		return -1
-	}
-	return int32(x)
-}
-
-// consumeVarint is protowire.ConsumeVarint with an inlinable fast path for 1- and 2-byte
-// values, which most record fields are.
-func consumeVarint(b []byte) (uint64, int) {
-	if len(b) > 0 && b[0] < 0x80 {
-		return uint64(b[0]), 1
-	}
-	if len(b) > 1 && b[1] < 0x80 {
-		return uint64(b[0]&0x7f) | uint64(b[1])<<7, 2
-	}
-	return protowire.ConsumeVarint(b)
 }

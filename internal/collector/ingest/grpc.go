@@ -21,7 +21,7 @@ import (
 
 func (in *Ingest) startGRPC(_ context.Context, g *errgroup.Group, ln net.Listener, _ net.PacketConn) (string, func(), error) {
 	opts := []grpc.ServerOption{
-		grpc.ForceServerCodec(flowbatch.GRPCCodec{}),
+		grpc.ForceServerCodecV2(flowbatch.GRPCServerCodec{}),
 		grpc.MaxRecvMsgSize(in.cfg.Limits.MaxBytes),
 		grpc.MaxConcurrentStreams(in.cfg.MaxStreams),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
@@ -69,7 +69,7 @@ func (s *grpcService) Stream(st flowv1.FlowCollector_StreamServer) error {
 	}
 	// A reader goroutine lets batches that arrive together share one fsync.
 	ctx := st.Context()
-	msgs := make(chan []byte, groupCommit)
+	msgs := make(chan flowbatch.Raw, groupCommit)
 	errc := make(chan error, 1)
 	go func() {
 		defer close(msgs)
@@ -80,15 +80,16 @@ func (s *grpcService) Stream(st flowv1.FlowCollector_StreamServer) error {
 				return
 			}
 			select {
-			case msgs <- raw.Data:
+			case msgs <- raw:
 			case <-ctx.Done():
+				raw.Release()
 				errc <- ctx.Err()
 				return
 			}
 		}
 	}()
-	for data := range msgs {
-		group := [][]byte{data}
+	for raw := range msgs {
+		group := []flowbatch.Raw{raw}
 	more:
 		for len(group) < groupCommit {
 			select {
@@ -101,7 +102,15 @@ func (s *grpcService) Stream(st flowv1.FlowCollector_StreamServer) error {
 				break more
 			}
 		}
-		for _, ack := range s.in.AcceptMany(TransportGRPC, group) {
+		datas := make([][]byte, len(group))
+		for i := range group {
+			datas[i] = group[i].Data
+		}
+		acks := s.in.AcceptMany(TransportGRPC, datas)
+		for i := range group { // stored (copied into the spool) or refused: no longer needed
+			group[i].Release()
+		}
+		for _, ack := range acks {
 			if err := st.SendMsg(ack); err != nil {
 				return err
 			}

@@ -65,6 +65,19 @@ func (l *limiter) allow(exporter string, n int) bool {
 func peekExporterID(b []byte) string {
 	id := ""
 	for len(b) > 0 {
+		// Fast path: a one-byte tag of a length-delimited field shorter than 128 bytes (the
+		// records).
+		if t := b[0]; t >= 8 && t < 0x80 && t&7 == byte(protowire.BytesType) && len(b) > 1 && b[1] < 0x80 {
+			n := 2 + int(b[1])
+			if n > len(b) {
+				return id
+			}
+			if t == 3<<3|byte(protowire.BytesType) {
+				id = string(b[2:n])
+			}
+			b = b[n:]
+			continue
+		}
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
 			return id

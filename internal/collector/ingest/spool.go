@@ -219,10 +219,12 @@ func appendBody(dst []byte, k Key, data []byte) []byte {
 
 // write buffers one entry and returns its offset; it is durable once sync(offset) returns.
 func (s *spool) write(k Key, data []byte) (uint64, error) {
-	body := appendBody(make([]byte, 0, 12+len(k.Exporter)+len(k.Boot)+len(data)), k, data)
+	// The body is written as its key prefix and the batch, never copied into one buffer.
+	var room [128]byte
+	pre := appendBody(room[:0], k, nil)
 	var hdr [entryHeaderLen]byte
-	binary.LittleEndian.PutUint32(hdr[:4], uint32(len(body)))
-	binary.LittleEndian.PutUint32(hdr[4:], crc32.Checksum(body, castagnoli))
+	binary.LittleEndian.PutUint32(hdr[:4], uint32(len(pre)+len(data)))
+	binary.LittleEndian.PutUint32(hdr[4:], crc32.Update(crc32.Checksum(pre, castagnoli), castagnoli, data))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.syncErr != nil {
@@ -236,10 +238,13 @@ func (s *spool) write(k Key, data []byte) (uint64, error) {
 	if _, err := s.w.Write(hdr[:]); err != nil {
 		return 0, s.fail(err)
 	}
-	if _, err := s.w.Write(body); err != nil {
+	if _, err := s.w.Write(pre); err != nil {
 		return 0, s.fail(err)
 	}
-	s.size += int64(entryHeaderLen + len(body))
+	if _, err := s.w.Write(data); err != nil {
+		return 0, s.fail(err)
+	}
+	s.size += int64(entryHeaderLen + len(pre) + len(data))
 	off := s.next
 	s.next++
 	return off, nil
