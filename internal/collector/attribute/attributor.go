@@ -119,9 +119,9 @@ type Attributor struct {
 
 	mu       sync.Mutex
 	wheel    wheel
-	cursor   int64            // next second Flush processes
-	order    fifo             // arrival order, for the full policy
-	byClient map[uint64]*held // newest record of each client address and port (hash); older ones via sameClient
+	cursor   int64       // next second Flush processes
+	order    fifo        // arrival order, for the full policy
+	byClient clientIndex // newest record of each client address and port (hash); older ones via sameClient
 	held     int
 	out      []flow.Conn
 	vips     []flow.Endpoint // storage for Conn.VIP, in chunks handed to the sink
@@ -152,10 +152,9 @@ func New(cfg Config, store *ownership.Store, sink Sink, now func() time.Time, re
 	store.HoldRefs(refHold(cfg))
 	a := &Attributor{
 		cfg: cfg, store: store, sink: sink, now: now,
-		log:      log.With("component", "attribute"),
-		wheel:    newWheel(cfg.Window),
-		cursor:   now().Unix(),
-		byClient: map[uint64]*held{},
+		log:    log.With("component", "attribute"),
+		wheel:  newWheel(cfg.Window),
+		cursor: now().Unix(),
 	}
 	if err := a.m.register(reg, a); err != nil {
 		return nil, err
@@ -216,8 +215,7 @@ func (a *Attributor) schedule(h *held, at int64) {
 
 // link pairs h with the other side's record of the same connection, if held.
 func (a *Attributor) link(h *held) {
-	k := h.ckh
-	first := a.byClient[k]
+	first := a.byClient.get(h.ckh)
 	var loose *held
 	looseN := 0
 	for c := first; c != nil; c = c.sameClient {
@@ -238,19 +236,14 @@ func (a *Attributor) link(h *held) {
 		h.viaVIP, loose.viaVIP = true, true
 	}
 	h.sameClient = first
-	a.byClient[k] = h
+	a.byClient.swap(h.ckh, h)
 }
 
 // unindex removes h from the records of its client address and port.
 func (a *Attributor) unindex(h *held) {
-	k := h.ckh
-	first := a.byClient[k]
+	first := a.byClient.get(h.ckh)
 	if first == h {
-		if h.sameClient == nil {
-			delete(a.byClient, k)
-		} else {
-			a.byClient[k] = h.sameClient
-		}
+		a.byClient.set(h.ckh, h.sameClient)
 		h.sameClient = nil
 		return
 	}

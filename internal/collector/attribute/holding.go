@@ -58,6 +58,7 @@ func (a *Attributor) trim(nowSec int64) {
 		a.spare = nil
 	}
 	a.outPeak = 0
+	a.byClient.shrink()
 }
 
 // shrunk returns s in storage of its own size when s uses less than a quarter of its

@@ -1,6 +1,7 @@
 package ownership
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -49,6 +50,8 @@ func (s *Store) ObservePods(pods []LocalPod, refs []Ref) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
+	s.memo.reset(s.compactions)
+	s.memo.hits = 0
 	for i := range pods {
 		p := &pods[i]
 		ref, err := s.observePod(p)
@@ -57,6 +60,7 @@ func (s *Store) ObservePods(pods []LocalPod, refs []Ref) error {
 		}
 		refs[i] = Ref(ref)
 	}
+	s.m.claimN(SourceFlow, s.memo.hits)
 	return errors.Join(errs...)
 }
 
@@ -69,17 +73,80 @@ func (s *Store) observePod(p *LocalPod) (ownerID, error) {
 		s.m.rejected.WithLabelValues("past-horizon").Inc()
 		return 0, nil
 	}
-	if e := s.ips[keyOf(p.Addr)]; e != nil {
-		if covered, pod := s.coveredBy(e, p.UID, SourceFlow, p.From, p.To); covered {
-			oi := s.origin(p.Origin)
-			s.originSeen[oi] = max(s.originSeen[oi], p.To)
+	k := keyOf(p.Addr)
+	m := s.memo.slot(k)
+	if m.valid(&s.memo, k, p) { // a claim of this batch found this range of the pod: it covers this one too
+		s.seen(p.Origin, p.To)
+		s.memo.hits++
+		return m.pod, nil
+	}
+	if e := s.ips.get(k); e != nil {
+		if covered, pod, x := s.coveredBy(e, p.UID, SourceFlow, p.From, p.To); covered {
+			s.seen(p.Origin, p.To)
 			s.m.claim(SourceFlow)
+			*m = memoSlot{key: k, uid: p.UID, from: x.from, to: x.to, pod: pod, epoch: s.memo.epoch}
 			return pod, nil
 		}
 	}
 	c := Claim{Addr: p.Addr, Owner: Owner{Kind: flow.EndpointPod, PodUID: p.UID}, From: time.Unix(0, p.From), To: time.Unix(0, p.To),
 		Source: SourceFlow, Origin: p.Origin, ListenPort: p.ListenPort}
-	return s.observe(&c)
+	m.epoch = 0 // the claim changes the address's ranges
+	id, err := s.observe(&c)
+	if s.compactions != s.memo.compactions { // storing it compacted the store: every range may have changed
+		s.memo.reset(s.compactions)
+	}
+	return id, err
+}
+
+// seen notes that exporter origin claimed something up to `to`.
+func (s *Store) seen(origin string, to int64) {
+	oi := s.origin(origin)
+	s.originSeen[oi] = max(s.originSeen[oi], to)
+}
+
+// localMemo remembers, within one ObservePods call, the range each recent address's pod claim
+// was found inside: the local ends of one batch repeat the same pods and addresses, and a
+// claim inside a known range of its pod needs no look at the address's ranges. It is exact:
+// definite ranges of one pod on an address never overlap (they are merged), so the range found
+// is the only one covering the claim; a slot is dropped when its address's ranges change, and
+// the whole memo when a compaction may have changed any.
+type localMemo struct {
+	slots       [memoSlots]memoSlot
+	epoch       uint32 // slots of another epoch are empty
+	compactions uint64 // Store.compactions when the epoch began
+	hits        int
+}
+
+// memoBits sizes the memo: 4,096 slots (230 KB), room for the addresses of a batch that
+// gathers many nodes' records.
+const (
+	memoBits  = 12
+	memoSlots = 1 << memoBits
+)
+
+type memoSlot struct {
+	key      ipKey
+	uid      string
+	from, to int64   // the pod's definite range on the address (its SourceFlow noted)
+	pod      ownerID // the richest owner of the pod on the address
+	epoch    uint32
+}
+
+func (l *localMemo) reset(compactions uint64) {
+	if l.epoch++; l.epoch == 0 { // wrapped: clear, so no slot of an old epoch looks current
+		clear(l.slots[:])
+		l.epoch = 1
+	}
+	l.compactions = compactions
+}
+
+func (l *localMemo) slot(k ipKey) *memoSlot {
+	x := binary.LittleEndian.Uint32(k[12:]) ^ binary.LittleEndian.Uint32(k[8:])*31
+	return &l.slots[(x*0x9e3779b1)>>(32-memoBits)]
+}
+
+func (m *memoSlot) valid(l *localMemo, k ipKey, p *LocalPod) bool {
+	return m.epoch == l.epoch && m.key == k && m.from <= p.From && p.To <= m.to && m.uid == p.UID
 }
 
 // internDefinite interns the owner of an exporter claim: a pod's owner already known for its

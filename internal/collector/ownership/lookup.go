@@ -69,7 +69,7 @@ func (s *Store) lookup(addr netip.Addr, port uint16, at int64, final bool) Answe
 			}
 		}
 	}
-	e := s.ips[k]
+	e := s.ips.get(k)
 	if e == nil || len(e.r) == 0 {
 		return s.unclaimed(addr, final)
 	}

@@ -44,10 +44,19 @@ func (m *metrics) register(reg prometheus.Registerer, s *Store) error {
 }
 
 // claim counts a claim of src (callers hold the store's lock).
-func (m *metrics) claim(src Source) {
+func (m *metrics) claim(src Source) { m.claimsOf(src).Inc() }
+
+// claimN counts n claims of src at once.
+func (m *metrics) claimN(src Source, n int) {
+	if n > 0 {
+		m.claimsOf(src).Add(float64(n))
+	}
+}
+
+func (m *metrics) claimsOf(src Source) prometheus.Counter {
 	i := int(src) & (len(m.claimsBy) - 1)
 	if m.claimsBy[i] == nil {
 		m.claimsBy[i] = m.claims.WithLabelValues(src.String())
 	}
-	m.claimsBy[i].Inc()
+	return m.claimsBy[i]
 }

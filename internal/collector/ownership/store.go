@@ -84,7 +84,7 @@ type Store struct {
 	now func() time.Time
 
 	mu         sync.RWMutex
-	ips        map[ipKey]*entry
+	ips        addrMap
 	ports      map[portKey]*entry
 	n          int               // ranges held
 	originIdx  map[string]uint16 // exporter id → index
@@ -101,6 +101,8 @@ type Store struct {
 	netRefs     map[string]ownerID // named network → its interned owner (one reference each)
 	zones       map[string]string  // node name → its zone (topology.kubernetes.io/zone)
 	o           owners             // interned owners, referenced by ranges and UID entries
+	compactions uint64             // compactions run (they change any address's ranges)
+	memo        localMemo          // ObservePods' scratch
 
 	m metrics
 }
@@ -126,7 +128,7 @@ func New(cfg Config, now func() time.Time, reg prometheus.Registerer) (*Store, e
 	s := &Store{
 		cfg:       cfg,
 		now:       now,
-		ips:       map[ipKey]*entry{},
+		ips:       newAddrMap(),
 		ports:     map[portKey]*entry{},
 		originIdx: map[string]uint16{"": 0},
 		uids:      map[string]ownerID{},
@@ -184,7 +186,7 @@ func (s *Store) observe(c *Claim) (ownerID, error) {
 	}
 	s.m.claim(c.Source)
 	e := s.entryFor(c.Addr, c.Port, true)
-	covered, pod := s.covered(e, c, from, to)
+	covered, pod, _ := s.covered(e, c, from, to)
 	if covered {
 		return pod, nil
 	}
@@ -201,17 +203,18 @@ func (s *Store) observe(c *Claim) (ownerID, error) {
 
 // covered reports (and notes the source) when a pod's claim adds nothing: a definite range of
 // the same pod already covers it — the common case of a flow's local end inside heartbeats.
-// It also returns the richest owner of the pod's UID among the entry's ranges (0 if none).
-func (s *Store) covered(e *entry, c *Claim, from, to int64) (bool, ownerID) {
+// It also returns the richest owner of the pod's UID among the entry's ranges (0 if none) and
+// the covering range.
+func (s *Store) covered(e *entry, c *Claim, from, to int64) (bool, ownerID, rng) {
 	if c.Owner.Kind != flow.EndpointPod || c.Owner.PodUID == "" {
-		return false, 0
+		return false, 0, rng{}
 	}
 	return s.coveredBy(e, c.Owner.PodUID, c.Source, from, to)
 }
 
-func (s *Store) coveredBy(e *entry, uid string, src Source, from, to int64) (bool, ownerID) {
+func (s *Store) coveredBy(e *entry, uid string, src Source, from, to int64) (bool, ownerID, rng) {
 	uh := uidHash(uid)
-	covered, best := false, ownerID(0)
+	covered, best, by := false, ownerID(0), rng{}
 	for i := range e.r {
 		x := &e.r[i]
 		k := &s.o.recs[x.owner].key
@@ -223,10 +226,10 @@ func (s *Store) coveredBy(e *entry, uid string, src Source, from, to int64) (boo
 		}
 		if !covered && x.src.Definite() && x.from <= from && to <= x.to {
 			x.src |= src
-			covered = true
+			covered, by = true, *x
 		}
 	}
-	return covered, best
+	return covered, best, by
 }
 
 func validate(c *Claim) error {
@@ -346,10 +349,10 @@ func (s *Store) entryFor(a netip.Addr, port uint16, create bool) *entry {
 		}
 		return e
 	}
-	e := s.ips[k]
+	e := s.ips.get(k)
 	if e == nil && create {
 		e = &entry{}
-		s.ips[k] = e
+		s.ips.put(k, e)
 	}
 	return e
 }
@@ -519,6 +522,7 @@ func (s *Store) compactLocked(now time.Time) {
 		return
 	}
 	s.floor = cut
+	s.compactions++
 	dropped := 0
 	sweep := func(e *entry) bool {
 		kept := e.r[:0]
@@ -534,11 +538,7 @@ func (s *Store) compactLocked(now time.Time) {
 		e.r = kept
 		return len(kept) == 0
 	}
-	for k, e := range s.ips {
-		if sweep(e) {
-			delete(s.ips, k)
-		}
-	}
+	s.ips.sweep(sweep)
 	for k, e := range s.ports {
 		if sweep(e) {
 			delete(s.ports, k)

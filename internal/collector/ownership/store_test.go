@@ -334,7 +334,7 @@ func TestExporterClaimsShareKubernetesOwners(t *testing.T) {
 	if err := s.Observe(Claim{Addr: ip, Owner: exp, From: at(1), To: at(9), Source: SourceHeartbeat, Origin: "n1"}); err != nil {
 		t.Fatal(err)
 	}
-	e := s.ips[keyOf(ip)]
+	e := s.ips.get(keyOf(ip))
 	if len(e.r) != 2 || e.r[0].owner != e.r[1].owner {
 		t.Fatalf("ranges %+v: want two sharing one owner", e.r)
 	}
@@ -344,7 +344,7 @@ func TestExporterClaimsShareKubernetesOwners(t *testing.T) {
 	if err := s.Observe(Claim{Addr: other2, Owner: other, From: at(1), To: at(9), Source: SourceHeartbeat, Origin: "n2"}); err != nil {
 		t.Fatal(err)
 	}
-	if e2 := s.ips[keyOf(other2)]; s.o.get(e2.r[0].owner).Node != "n2" {
+	if e2 := s.ips.get(keyOf(other2)); s.o.get(e2.r[0].owner).Node != "n2" {
 		t.Errorf("owner %+v, want the claim's own", s.o.get(e2.r[0].owner))
 	}
 	s.Close(ip, 0, kube, SourceKubePod, at(5))

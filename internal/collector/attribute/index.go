@@ -1,0 +1,94 @@
+package attribute
+
+// clientIndex maps a client key hash (held.ckh) to the newest held record of that client
+// address and port: an open-addressed table with linear probing and backward-shift deletion,
+// one probe sequence per operation where a Go map takes two (a read, then a write).
+type clientIndex struct {
+	slots []clientSlot // power of two; h == nil: empty
+	n     int
+}
+
+type clientSlot struct {
+	key uint64
+	h   *held
+}
+
+const minIndexSlots = 1024
+
+func (x *clientIndex) mask() uint64 { return uint64(len(x.slots) - 1) }
+
+// find returns the slot of key, or the empty slot where it would go.
+func (x *clientIndex) find(key uint64) uint64 {
+	if x.slots == nil {
+		x.slots = make([]clientSlot, minIndexSlots)
+	}
+	m := x.mask()
+	for i := key & m; ; i = (i + 1) & m {
+		if s := &x.slots[i]; s.h == nil || s.key == key {
+			return i
+		}
+	}
+}
+
+// get returns the newest record of key (nil when none).
+func (x *clientIndex) get(key uint64) *held {
+	if x.n == 0 {
+		return nil
+	}
+	return x.slots[x.find(key)].h
+}
+
+// swap makes h the newest record of key and returns the previous one (nil when none).
+func (x *clientIndex) swap(key uint64, h *held) *held {
+	s := &x.slots[x.find(key)]
+	old := s.h
+	s.key, s.h = key, h
+	if old == nil {
+		if x.n++; x.n*2 > len(x.slots) {
+			x.resize(len(x.slots) * 2)
+		}
+	}
+	return old
+}
+
+// set replaces the newest record of key (which must be present) by h, or removes key when h
+// is nil.
+func (x *clientIndex) set(key uint64, h *held) {
+	i := x.find(key)
+	if h != nil {
+		x.slots[i].h = h
+		return
+	}
+	x.n--
+	m := x.mask()
+	for j := (i + 1) & m; x.slots[j].h != nil; j = (j + 1) & m { // backward shift: no tombstones
+		if home := x.slots[j].key & m; (j-home)&m >= (j-i)&m {
+			x.slots[i] = x.slots[j]
+			i = j
+		}
+	}
+	x.slots[i] = clientSlot{}
+}
+
+func (x *clientIndex) resize(n int) {
+	old := x.slots
+	x.slots = make([]clientSlot, n)
+	m := x.mask()
+	for _, s := range old {
+		if s.h == nil {
+			continue
+		}
+		i := s.key & m
+		for x.slots[i].h != nil {
+			i = (i + 1) & m
+		}
+		x.slots[i] = s
+	}
+}
+
+// shrink gives back a table far larger than its contents (after a burst).
+func (x *clientIndex) shrink() {
+	if n := len(x.slots); n > minIndexSlots && x.n*8 < n {
+		x.resize(max(minIndexSlots, n/4))
+	}
+}

@@ -1,0 +1,52 @@
+package attribute
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// TestClientIndex runs random operations on the index and on a Go map, keys crowded into few
+// home slots so that probe sequences wrap and deletions shift, and compares them.
+func TestClientIndex(t *testing.T) {
+	for _, keys := range []int{8, 300, 5000} {
+		var x clientIndex
+		m := map[uint64]*held{}
+		rng := rand.New(rand.NewPCG(1, uint64(keys)))
+		recs := make([]held, 16)
+		for i := range 200_000 {
+			k := uint64(rng.IntN(keys)) << 50 // low bits zero: every key starts at slot 0 or wraps
+			if i%3 == 0 {
+				k = uint64(rng.IntN(keys)) * 1023
+			}
+			switch h := &recs[rng.IntN(len(recs))]; {
+			case m[k] == nil || rng.IntN(2) == 0:
+				if got, want := x.swap(k, h), m[k]; got != want {
+					t.Fatalf("keys=%d op %d: swap(%#x) returned %p, want %p", keys, i, k, got, want)
+				}
+				m[k] = h
+			case rng.IntN(2) == 0:
+				x.set(k, h)
+				m[k] = h
+			default:
+				x.set(k, nil)
+				delete(m, k)
+			}
+			if i%1000 == 0 {
+				x.shrink()
+			}
+		}
+		if x.n != len(m) {
+			t.Fatalf("keys=%d: index holds %d keys, want %d", keys, x.n, len(m))
+		}
+		for k, h := range m {
+			if got := x.get(k); got != h {
+				t.Fatalf("keys=%d: get(%#x) = %p, want %p", keys, k, got, h)
+			}
+		}
+		for i := range uint64(keys) {
+			if k := i << 50; m[k] == nil && x.get(k) != nil {
+				t.Fatalf("keys=%d: get(%#x) found a removed key", keys, k)
+			}
+		}
+	}
+}
