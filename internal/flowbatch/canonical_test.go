@@ -2,9 +2,12 @@ package flowbatch
 
 import (
 	"bytes"
+	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -116,5 +119,34 @@ func TestScanFieldForms(t *testing.T) {
 				t.Errorf("Scan: %v, Decode: %v, want Scan ok=%v", serr, derr, tc.ok)
 			}
 		})
+	}
+}
+
+// TestOriginsWithinOneCgroup: records of one cgroup with different processes, namespaces or
+// host networking keep their own workload identities, over several batches of one Encoder.
+func TestOriginsWithinOneCgroup(t *testing.T) {
+	enc := NewEncoder()
+	for round := range 3 {
+		b := &Batch{Header: Header{Major: 1, ExporterID: "e", BootID: "b", Sequence: uint64(round + 1)},
+			Records: SampleRecords(12, testNow)}
+		for i := range b.Records {
+			r := &b.Records[i]
+			r.CgroupID = 7000
+			r.Workload.Pid, r.Workload.Comm = uint32(i%3), fmt.Sprint("comm", i%3+round)
+			r.Netns += uint32(i % 2)
+			r.HostNetwork = i%4 == 0
+		}
+		data, err := enc.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pb, err := Decode(data, DefaultLimits(), testNow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(b, FromPB(pb), cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) }),
+			cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+			t.Fatalf("round %d (-in +out):\n%s", round, diff)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"sort"
 	"time"
+	"unsafe"
 
 	"google.golang.org/protobuf/proto"
 
@@ -22,18 +23,19 @@ type originKey struct {
 // Encoder turns batches into their wire form. It reuses its buffers between calls, so one
 // Encoder serves one goroutine.
 type Encoder struct {
-	origins  map[originKey]uint32
-	byCgroup map[uint64]uint32 // cgroup id → the origin it was last seen with: a cheap first guess
-	order    []originKey
-	last     originKey
-	lastIdx  uint32
-	hasLast  bool
-	recs     []byte
+	origins map[originKey]uint32
+	guess   [64]struct { // cgroup id → the origin it was last seen with (index+1): a cheap first guess
+		cgroup uint64
+		idx    uint32
+	}
+	order   []originKey
+	encoded map[originKey][]byte // Batch field 9 for each origin, kept across batches
+	recs    []byte
 }
 
 // NewEncoder returns an Encoder.
 func NewEncoder() *Encoder {
-	return &Encoder{origins: make(map[originKey]uint32), byCgroup: make(map[uint64]uint32)}
+	return &Encoder{origins: make(map[originKey]uint32), encoded: make(map[originKey][]byte)}
 }
 
 // Marshal encodes a whole batch, header included.
@@ -50,8 +52,8 @@ func (e *Encoder) Marshal(b *Batch) ([]byte, error) {
 // concatenated parts, so header + body parse as one Batch.
 func (e *Encoder) AppendBody(dst []byte, b *Batch) ([]byte, error) {
 	clear(e.origins)
-	clear(e.byCgroup)
-	e.order, e.hasLast = e.order[:0], false
+	clear(e.guess[:])
+	e.order = e.order[:0]
 	base := baseTime(b)
 	major := b.Major
 	if major == 0 {
@@ -76,9 +78,8 @@ func (e *Encoder) AppendBody(dst []byte, b *Batch) ([]byte, error) {
 	}
 	var err error
 	for _, k := range e.order {
-		o := &flowv1.Origin{Workload: workloadToPB(k.w), Netns: k.netns, CgroupId: k.cgroup, HostNetwork: k.host}
-		if dst, err = appendProto(dst, 9, o); err != nil {
-			return dst, fmt.Errorf("encoding batch: %w", err)
+		if dst, err = e.appendOrigin(dst, k); err != nil {
+			return dst, err
 		}
 	}
 	for _, a := range aggs {
@@ -127,14 +128,33 @@ func baseTime(b *Batch) int64 {
 	return 0
 }
 
-func (e *Encoder) origin(w *flow.Workload, netns uint32, cgroup uint64, host bool) uint32 {
-	if e.hasLast && cgroup == e.last.cgroup && netns == e.last.netns && host == e.last.host && *w == e.last.w {
-		return e.lastIdx
+// maxEncodedOrigins bounds the Encoder's cache of encoded workload identities.
+const maxEncodedOrigins = 4096
+
+// appendOrigin appends the workload table entry of k: encoded once, then copied from the
+// cache in every batch that refers to it.
+func (e *Encoder) appendOrigin(dst []byte, k originKey) ([]byte, error) {
+	if b, ok := e.encoded[k]; ok {
+		return append(dst, b...), nil
 	}
-	// Comparing with the guess is cheap: equal strings from the same source share memory.
-	if i, ok := e.byCgroup[cgroup]; ok && e.order[i].netns == netns && e.order[i].host == host && e.order[i].w == *w {
-		e.last, e.lastIdx = e.order[i], i
-		return i
+	o := &flowv1.Origin{Workload: workloadToPB(k.w), Netns: k.netns, CgroupId: k.cgroup, HostNetwork: k.host}
+	b, err := appendProto(nil, 9, o)
+	if err != nil {
+		return dst, fmt.Errorf("encoding batch: %w", err)
+	}
+	if len(e.encoded) >= maxEncodedOrigins {
+		clear(e.encoded)
+	}
+	e.encoded[k] = b
+	return append(dst, b...), nil
+}
+
+func (e *Encoder) origin(w *flow.Workload, netns uint32, cgroup uint64, host bool) uint32 {
+	g := &e.guess[cgroup%uint64(len(e.guess))]
+	if g.idx != 0 && g.cgroup == cgroup {
+		if o := &e.order[g.idx-1]; o.netns == netns && o.host == host && sameWorkload(&o.w, w) {
+			return g.idx - 1
+		}
 	}
 	k := originKey{*w, netns, cgroup, host}
 	i, ok := e.origins[k]
@@ -143,9 +163,20 @@ func (e *Encoder) origin(w *flow.Workload, netns uint32, cgroup uint64, host boo
 		e.origins[k] = i
 		e.order = append(e.order, k)
 	}
-	e.byCgroup[cgroup] = i
-	e.last, e.lastIdx, e.hasLast = k, i, true
+	g.cgroup, g.idx = cgroup, i+1
 	return i
+}
+
+// sameWorkload is *a == *b, cheaper when the strings are shared (an identity cache hands
+// out the same strings again): equal pointers need no byte comparison.
+func sameWorkload(a, b *flow.Workload) bool {
+	return a.Pid == b.Pid && sameString(string(a.Kind), string(b.Kind)) && sameString(a.PodUID, b.PodUID) &&
+		sameString(a.ContainerID, b.ContainerID) && sameString(a.Runtime, b.Runtime) && sameString(a.Unit, b.Unit) &&
+		sameString(a.CgroupPath, b.CgroupPath) && sameString(a.Comm, b.Comm)
+}
+
+func sameString(a, b string) bool {
+	return len(a) == len(b) && (unsafe.StringData(a) == unsafe.StringData(b) || a == b)
 }
 
 func (e *Encoder) aggregate(base int64, a *Aggregate) *flowv1.FlowAggregate {

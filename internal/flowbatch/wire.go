@@ -2,6 +2,7 @@ package flowbatch
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -153,7 +154,8 @@ func tag2(num protowire.Number) uint16 {
 }
 
 // appendRecord appends r as Batch field 10; prev is the previous record's end. The record
-// is laid out in a scratch array first, so its length is known before it is appended.
+// is laid out straight after room for its tag and a one-byte length, and moved only in the
+// rare case it needs more (128 bytes or longer, or a close state name).
 func appendRecord(dst []byte, r *flow.Record, origin uint32, prev int64) ([]byte, int64) {
 	end := r.End.UnixNano()
 	dur := end - r.Start.UnixNano()
@@ -164,16 +166,41 @@ func appendRecord(dst []byte, r *flow.Record, origin uint32, prev int64) ([]byte
 	case dur > maxEncodedDuration:
 		dur, startKnown = 0, false // no start (zero time) or an absurd one: say it is unknown
 	}
-	var s scratch
-	i := s.uint1(0, tag1(1, protowire.VarintType), r.ConnID)
+	at := len(dst)
+	dst = slices.Grow(dst, 2+len(scratch{}))
+	s := (*scratch)(dst[at+2 : at+2+len(scratch{})])
+	i, mid, name := s.record(r, origin, end-prev, uint64(dur), startKnown)
+	if n := int(i); n < 0x80 && name == "" {
+		dst = dst[:at+2+n]
+		dst[at], dst[at+1] = tag1(10, protowire.BytesType), byte(n)
+		return dst, end
+	}
+	var tmp scratch
+	copy(tmp[:], s[:i])
+	n := int(i)
+	if name != "" {
+		n += 2 + protowire.SizeVarint(uint64(len(name))) + len(name)
+	}
+	dst = protowire.AppendVarint(append(dst[:at], tag1(10, protowire.BytesType)), uint64(n))
+	dst = append(dst, tmp[:mid]...)
+	if name != "" {
+		t := tag2(24) | uint16(protowire.BytesType)
+		dst = protowire.AppendString(append(dst, byte(t), byte(t>>8)), name)
+	}
+	return append(dst, tmp[mid:i]...), end
+}
+
+// record lays out r's fields except close_state_name, which belongs at mid when name is set.
+func (s *scratch) record(r *flow.Record, origin uint32, delta int64, dur uint64, startKnown bool) (i, mid uint8, name string) {
+	i = s.uint1(0, tag1(1, protowire.VarintType), r.ConnID)
 	i = s.addr(i, uint16(tag1(2, protowire.BytesType)), r.LocalAddr)
 	i = s.uint1(i, tag1(3, protowire.VarintType), uint64(r.LocalPort))
 	i = s.addr(i, uint16(tag1(4, protowire.BytesType)), r.RemoteAddr)
 	i = s.uint1(i, tag1(5, protowire.VarintType), uint64(r.RemotePort))
 	i = s.uint1(i, tag1(6, protowire.VarintType), uint64(directionPB(r.Direction)))
 	i = s.uint1(i, tag1(7, protowire.VarintType), uint64(origin))
-	i = s.uint1(i, tag1(8, protowire.VarintType), protowire.EncodeZigZag(end-prev))
-	i = s.uint1(i, tag1(9, protowire.VarintType), uint64(dur))
+	i = s.uint1(i, tag1(8, protowire.VarintType), protowire.EncodeZigZag(delta))
+	i = s.uint1(i, tag1(9, protowire.VarintType), dur)
 	if r.Interim {
 		s[i], s[i+1] = tag1(10, protowire.VarintType), 1
 		i += 2
@@ -193,36 +220,20 @@ func appendRecord(dst []byte, r *flow.Record, origin uint32, prev int64) ([]byte
 	i = s.uint2(i, tag2(20), uint64(r.ResetsSent))
 	i = s.uint2(i, tag2(21), uint64(r.ResetsReceived))
 	i = s.uint2(i, tag2(22), uint64(outcomePB(r.Outcome)))
-	var name string // close_state_name (24): the only field of unbounded length
-	if r.CloseState != "" {
+	if r.CloseState != "" { // close_state_name (24) is the only field of unbounded length
 		if st, ok := statePB(r.CloseState); ok {
 			i = s.uint2(i, tag2(23), uint64(st))
 		} else {
 			name = r.CloseState
 		}
 	}
-	mid := i // close_state_name goes here
+	mid = i
 	i = s.uint2(i, tag2(25), uint64(familyToPB(r.Family, r.LocalAddr)))
 	if r.NatRemoteAddr.IsValid() {
 		i = s.addr(i, tag2(26)|uint16(protowire.BytesType), r.NatRemoteAddr)
 		i = s.uint2(i, tag2(27), uint64(r.NatRemotePort))
 	}
-	n := int(i)
-	if name != "" {
-		n += 2 + protowire.SizeVarint(uint64(len(name))) + len(name)
-	}
-	if n < 0x80 && name == "" {
-		dst = append(dst, tag1(10, protowire.BytesType), byte(n))
-		return append(dst, s[:i]...), end
-	}
-	dst = protowire.AppendVarint(append(dst, tag1(10, protowire.BytesType)), uint64(n))
-	if name == "" {
-		return append(dst, s[:i]...), end
-	}
-	dst = append(dst, s[:mid]...)
-	t := tag2(24) | uint16(protowire.BytesType)
-	dst = protowire.AppendString(append(dst, byte(t), byte(t>>8)), name)
-	return append(dst, s[mid:i]...), end
+	return i, mid, name
 }
 
 // appendProto appends m as a length-delimited field.
