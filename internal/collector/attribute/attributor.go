@@ -127,9 +127,10 @@ type Attributor struct {
 	vips     []flow.Endpoint // storage for Conn.VIP, in chunks handed to the sink
 	keys     []byte          // storage for Conn.ConnKey, likewise
 	free     []*held
-	allocs   int         // records taken since the last trim
-	trimAt   int64       // second of the next trim
-	local    localClaims // Add's buffer
+	allocs   int                  // records taken since the last trim
+	trimAt   int64                // second of the next trim
+	local    localClaims          // Add's buffer
+	memo     ownership.LookupMemo // runDue's lookups, per View
 
 	flushMu sync.Mutex  // one Flush at a time
 	retry   []flow.Conn // a batch the sink failed to take
@@ -301,7 +302,7 @@ func (a *Attributor) runDue(now time.Time) {
 	if span := int64(len(a.wheel.slots)); nowSec-from >= span {
 		from = nowSec - span + 1 // every slot once; each entry is checked if due
 	}
-	v := a.store.View()
+	v := a.store.MemoView(&a.memo)
 	n := 0
 	var later []ref
 	for sec := from; sec <= nowSec; sec++ {
@@ -314,7 +315,7 @@ func (a *Attributor) runDue(now time.Time) {
 				default:
 					if n++; n%viewBatch == 0 {
 						v.Close()
-						v = a.store.View()
+						v = a.store.MemoView(&a.memo)
 					}
 					a.check(v, e.h, now)
 				}

@@ -18,7 +18,7 @@ import (
 // pods[i] (when pods is not nil) to the richest owner of the claim's pod UID found on the
 // claimed address, or 0 — a Ref valid like a lookup's, which saves a Resolve by UID.
 func (s *Store) ObserveLocal(claims []Claim, pods []Ref) error {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	var errs []error
 	for i := range claims {
@@ -47,7 +47,7 @@ type LocalPod struct {
 // ObservePods stores the local ends of flows in pods (SourceFlow claims) and sets refs[i] as
 // ObserveLocal does. A claim inside a range of its pod only notes its source.
 func (s *Store) ObservePods(pods []LocalPod, refs []Ref) error {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	var errs []error
 	s.memo.reset(s.compactions)

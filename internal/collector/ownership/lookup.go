@@ -1,6 +1,7 @@
 package ownership
 
 import (
+	"math"
 	"net/netip"
 	"time"
 
@@ -49,7 +50,8 @@ func (a Answer) Attributed() bool { return !a.Pending && a.Reason == "" }
 func (s *Store) Lookup(addr netip.Addr, port uint16, t time.Time, final bool) Result {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	a := s.lookup(addr, port, t.UnixNano(), final)
+	sp := span{lo: math.MinInt64, hi: math.MaxInt64}
+	a := s.lookup(addr, port, t.UnixNano(), final, &sp)
 	r := Result{Source: a.Source, Reason: a.Reason, Pending: a.Pending, Exporter: a.Exporter}
 	if a.Ref != 0 {
 		r.Owner = s.withZone(s.o.get(ownerID(a.Ref)))
@@ -57,14 +59,39 @@ func (s *Store) Lookup(addr netip.Addr, port uint16, t time.Time, final bool) Re
 	return r
 }
 
-func (s *Store) lookup(addr netip.Addr, port uint16, at int64, final bool) Answer {
-	if at < s.floor {
+// span is the interval of moments [lo, hi] over which a lookup's answer stays the same: each
+// comparison of the moment with a threshold narrows it to the side the moment is on. Within
+// one View the store does not change, so an answer holds for any moment of its span.
+type span struct{ lo, hi int64 }
+
+// below narrows sp by the comparison at < t, and returns it.
+func (sp *span) below(at, t int64) bool {
+	if at < t {
+		sp.hi = min(sp.hi, t-1)
+		return true
+	}
+	sp.lo = max(sp.lo, t)
+	return false
+}
+
+// atMost narrows sp by the comparison at <= t, and returns it.
+func (sp *span) atMost(at, t int64) bool {
+	if t == math.MaxInt64 {
+		return true
+	}
+	return sp.below(at, t+1)
+}
+
+// lookup answers who held addr at `at`, narrowing sp (which starts as the whole line) to the
+// moments with the same answer.
+func (s *Store) lookup(addr netip.Addr, port uint16, at int64, final bool, sp *span) Answer {
+	if sp.below(at, s.floor) {
 		return Answer{Reason: flow.ReasonStale}
 	}
 	k := keyOf(addr)
 	if port != 0 && len(s.ports) > 0 {
 		if e := s.ports[portKey{k, port}]; e != nil {
-			if r := s.decide(e, at, final); r.Attributed() || r.Reason == flow.ReasonConflict {
+			if r := s.decide(e, at, final, sp); r.Attributed() || r.Reason == flow.ReasonConflict {
 				return r
 			}
 		}
@@ -73,7 +100,7 @@ func (s *Store) lookup(addr netip.Addr, port uint16, at int64, final bool) Answe
 	if e == nil || len(e.r) == 0 {
 		return s.unclaimed(addr, final)
 	}
-	return s.decide(e, at, final)
+	return s.decide(e, at, final, sp)
 }
 
 // candidates collects distinct owners (by handle) up to maxCandidates.
@@ -128,13 +155,13 @@ type scan struct {
 	lastOrig uint16
 }
 
-func (s *Store) scanEntry(e *entry, at int64) scan {
+func (s *Store) scanEntry(e *entry, at int64, sp *span) scan {
 	skew := int64(s.cfg.SkewTolerance)
 	var sc scan
 	sc.lastTo = -1 << 63
 	for i := range e.r {
 		x := &e.r[i]
-		if x.from-skew > at {
+		if sp.below(at, x.from-skew) { // x.from-skew > at
 			sc.later = true
 			break
 		}
@@ -143,23 +170,23 @@ func (s *Store) scanEntry(e *entry, at int64) scan {
 			if x.to > sc.lastTo {
 				sc.lastTo, sc.lastOrig = x.to, x.origin
 			}
-			if at <= x.to+skew {
+			if sp.atMost(at, x.to+skew) {
 				sc.near.add(x.owner, x.src)
-				if x.from+skew <= at && at <= x.to-skew {
+				if !sp.below(at, x.from+skew) && sp.atMost(at, x.to-skew) {
 					sc.covering.add(x.owner, x.src)
 				}
 			}
 			continue
 		}
-		if x.to == open || at <= x.to+skew {
+		if x.to == open || sp.atMost(at, x.to+skew) {
 			sc.possible.add(x.owner, x.src)
 		}
 	}
 	return sc
 }
 
-func (s *Store) kubeDone(at int64) bool {
-	return !s.kubeEnabled || s.kubeSynced >= at+int64(s.cfg.KubeLag)
+func (s *Store) kubeDone(at int64, sp *span) bool {
+	return !s.kubeEnabled || sp.atMost(at, s.kubeSynced-int64(s.cfg.KubeLag))
 }
 
 func (s *Store) answer(id ownerID, src Source, exporter bool) Answer {
@@ -167,12 +194,12 @@ func (s *Store) answer(id ownerID, src Source, exporter bool) Answer {
 	return Answer{Ref: Ref(id), Kind: kinds[s.o.recs[id].key.kind], Source: src, Exporter: exporter}
 }
 
-func (s *Store) decide(e *entry, at int64, final bool) Answer {
-	if at < e.floor {
+func (s *Store) decide(e *entry, at int64, final bool, sp *span) Answer {
+	if sp.below(at, e.floor) {
 		return Answer{Reason: flow.ReasonGap}
 	}
-	sc := s.scanEntry(e, at)
-	kubeDone := s.kubeDone(at)
+	sc := s.scanEntry(e, at, sp)
+	kubeDone := s.kubeDone(at, sp)
 	if sc.covering.n > 0 {
 		owner, ok := sc.near.identity(s)
 		if !ok {
@@ -220,7 +247,7 @@ func (s *Store) decide(e *entry, at int64, final bool) Answer {
 		}
 		return Answer{Reason: flow.ReasonGap} // a handover whose moment Kubernetes cannot place
 	}
-	if sc.hasDef && !sc.later && sc.lastTo < at && s.originSeen[sc.lastOrig] < at {
+	if sc.hasDef && !sc.later && !sp.atMost(at, sc.lastTo) && !sp.atMost(at, s.originSeen[sc.lastOrig]) {
 		return Answer{Reason: flow.ReasonStale} // the exporter went silent before the moment
 	}
 	return Answer{Reason: flow.ReasonGap}

@@ -102,9 +102,16 @@ type Store struct {
 	zones       map[string]string  // node name → its zone (topology.kubernetes.io/zone)
 	o           owners             // interned owners, referenced by ranges and UID entries
 	compactions uint64             // compactions run (they change any address's ranges)
+	version     uint64             // write locks taken: a LookupMemo's answers hold while it is unchanged
 	memo        localMemo          // ObservePods' scratch
 
 	m metrics
+}
+
+// lock takes the write lock: the store may change.
+func (s *Store) lock() {
+	s.mu.Lock()
+	s.version++
 }
 
 // ErrFull is returned when a range cannot be stored because the store is at MaxRanges.
@@ -401,7 +408,7 @@ const maxZones = 1 << 16
 // SetNodeZone records the zone of a node (topology.kubernetes.io/zone); "" forgets it. Owners
 // naming the node (its pods, the node itself, its host workloads) carry the zone when returned.
 func (s *Store) SetNodeZone(node, zone string) {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	switch {
 	case zone == "":
@@ -431,7 +438,7 @@ func (s *Store) withZone(o Owner) Owner {
 // Open records that a Kubernetes object holds an address from `from` on (a possible range,
 // open until Close). Opening an owner that is already open for the key changes nothing.
 func (s *Store) Open(c Claim) error {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	if !c.Addr.IsValid() || c.Owner.Kind == "" || c.Source.Definite() || c.Source == 0 {
 		s.m.rejected.WithLabelValues("invalid").Inc()
@@ -453,7 +460,7 @@ func (s *Store) Open(c Claim) error {
 
 // Close ends the open range of owner for the key at `at` (when the release was observed).
 func (s *Store) Close(addr netip.Addr, port uint16, owner Owner, src Source, at time.Time) {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	e := s.entryFor(addr, port, false)
 	if e == nil {
@@ -473,7 +480,7 @@ func (s *Store) Close(addr netip.Addr, port uint16, owner Owner, src Source, at 
 // SetKubeSynced records that the Kubernetes informers were in sync at t: the Kubernetes view
 // of every moment up to t-KubeLag is complete.
 func (s *Store) SetKubeSynced(t time.Time) {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	s.kubeEnabled = true
 	if n := t.UnixNano(); n > s.kubeSynced {
@@ -483,7 +490,7 @@ func (s *Store) SetKubeSynced(t time.Time) {
 
 // SetNetworks installs the named networks (nil removes them).
 func (s *Store) SetNetworks(n *Networks) {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	old := s.netRefs
 	s.networks, s.netRefs = n, nil
@@ -503,14 +510,14 @@ func (s *Store) SetNetworks(n *Networks) {
 // any more is kept renderable that long before its id is reused. The holding window calls it
 // with its own bound (a Ref is rendered at most that long after its lookup).
 func (s *Store) HoldRefs(d time.Duration) {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	s.o.hold = max(s.o.hold, int64(d))
 }
 
 // Compact drops ranges that ended before now-Horizon, and UIDs not seen since.
 func (s *Store) Compact(now time.Time) {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	s.compactLocked(now)
 }

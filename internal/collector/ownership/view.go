@@ -1,6 +1,7 @@
 package ownership
 
 import (
+	"math"
 	"net/netip"
 
 	"github.com/flowscope/flowscope/internal/flow"
@@ -10,12 +11,23 @@ import (
 // holding window decides a second's worth of records under one View instead of locking per
 // record. Close it promptly; while it is open the goroutine that holds it must call no other
 // Store method (a waiting writer would deadlock a second read lock).
-type View struct{ s *Store }
+type View struct {
+	s    *Store
+	memo *LookupMemo
+}
 
 // View opens a View.
 func (s *Store) View() View {
 	s.mu.RLock()
-	return View{s}
+	return View{s: s}
+}
+
+// MemoView opens a View whose lookups m remembers for the View's lifetime (see LookupMemo).
+// m must not be used by two open Views at once.
+func (s *Store) MemoView(m *LookupMemo) View {
+	s.mu.RLock()
+	m.begin(s)
+	return View{s: s, memo: m}
 }
 
 // Close releases the View's lock.
@@ -23,7 +35,11 @@ func (v View) Close() { v.s.mu.RUnlock() }
 
 // Lookup is Store.Lookup at `at` (Unix nanoseconds), answering with a Ref.
 func (v View) Lookup(addr netip.Addr, port uint16, at int64, final bool) Answer {
-	return v.s.lookup(addr, port, at, final)
+	if v.memo != nil {
+		return v.memo.lookup(v.s, addr, port, at, final)
+	}
+	sp := span{lo: math.MinInt64, hi: math.MaxInt64}
+	return v.s.lookup(addr, port, at, final, &sp)
 }
 
 // Resolve returns the richest owner known for a pod UID.

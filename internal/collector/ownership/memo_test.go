@@ -1,0 +1,118 @@
+package ownership
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flowscope/flowscope/internal/flow"
+)
+
+// randomStore fills a store with random Kubernetes and exporter ranges on a few addresses and
+// host-network ports: handovers, overlaps (conflicts), closed and open ranges, evictions
+// (MaxRangesPerKey) and a compaction.
+func randomStore(t *testing.T, rng *rand.Rand, addrs int) *Store {
+	t.Helper()
+	now := at(900)
+	s, err := New(Config{Horizon: 10 * time.Minute, MaxRangesPerKey: 4 + rng.IntN(6), SkewTolerance: time.Duration(rng.IntN(3)) * 100 * time.Millisecond,
+		KubeLag: 10 * time.Second}, func() time.Time { return now }, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := func() float64 { return float64(rng.IntN(9000)) / 10 }
+	for range 40 * addrs {
+		addr := netip.AddrFrom4([4]byte{10, 2, 0, byte(rng.IntN(addrs))})
+		o := pod(fmt.Sprintf("w%d-p", rng.IntN(4)), fmt.Sprintf("uid-%d", rng.IntN(6)))
+		var port uint16
+		if rng.IntN(8) == 0 {
+			port = 8080
+		}
+		switch from := sec(); rng.IntN(5) {
+		case 0:
+			_ = s.Open(Claim{Addr: addr, Port: port, Owner: o, From: at(from), Source: SourceKubePod})
+		case 1:
+			s.Close(addr, port, o, SourceKubePod, at(from))
+		case 2:
+			_ = s.Observe(Claim{Addr: addr, Owner: Owner{Kind: flow.EndpointNode, Node: "n1"}, From: at(from), To: at(from + 30), Source: SourceHeartbeat, Origin: "n1"})
+		default:
+			_ = s.Observe(Claim{Addr: addr, Port: port, Owner: o, From: at(from), To: at(from + float64(rng.IntN(120))), Source: SourceHeartbeat,
+				Origin: fmt.Sprintf("n%d", rng.IntN(3))})
+		}
+	}
+	s.SetKubeSynced(at(float64(600 + rng.IntN(300))))
+	s.Compact(at(float64(600 + rng.IntN(300))))
+	return s
+}
+
+// TestLookupSpans checks the span a lookup reports: the answer is the same at every moment of
+// it (probed at its ends and inside), and differs just outside it unless the span is cut
+// short by design (the memo only needs a span that is not too wide).
+func TestLookupSpans(t *testing.T) {
+	for seed := range uint64(30) {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		s := randomStore(t, rng, 1+rng.IntN(5))
+		for range 3000 {
+			addr := netip.AddrFrom4([4]byte{10, 2, 0, byte(rng.IntN(6))})
+			port := uint16(rng.IntN(2) * 8080)
+			final := rng.IntN(2) == 0
+			now := at(float64(rng.IntN(9500)) / 10).UnixNano()
+			sp := span{lo: math.MinInt64, hi: math.MaxInt64}
+			want := s.lookup(addr, port, now, final, &sp)
+			if sp.lo > now || now > sp.hi {
+				t.Fatalf("seed %d: span [%d, %d] leaves out its moment %d", seed, sp.lo, sp.hi, now)
+			}
+			probes := []int64{sp.lo, sp.hi, sp.lo + (now-sp.lo)/2, now + (sp.hi-now)/2}
+			for _, p := range probes {
+				if p < t0.Add(-time.Hour).UnixNano() || p > t0.Add(2*time.Hour).UnixNano() {
+					continue // an unbounded side
+				}
+				q := span{lo: math.MinInt64, hi: math.MaxInt64}
+				if got := s.lookup(addr, port, p, final, &q); got != want {
+					t.Fatalf("seed %d: %s:%d final=%v: at %d (span [%d, %d] of %d) answers %+v, at %d %+v", seed, addr, port, final, p, sp.lo, sp.hi, now, got, now, want)
+				}
+			}
+		}
+	}
+}
+
+// TestLookupMemoIsExact compares a memo View's answers with direct lookups over many random
+// queries that repeat addresses at nearby moments.
+func TestLookupMemoIsExact(t *testing.T) {
+	var m LookupMemo
+	hits := 0
+	for seed := range uint64(30) {
+		rng := rand.New(rand.NewPCG(seed, 13))
+		s := randomStore(t, rng, 1+rng.IntN(5))
+		for range 5 {
+			v := s.MemoView(&m)
+			for range 2000 {
+				addr := netip.AddrFrom4([4]byte{10, 2, 0, byte(rng.IntN(6))})
+				port := uint16(rng.IntN(2) * 8080)
+				final := rng.IntN(2) == 0
+				now := at(float64(rng.IntN(9500)) / 10).UnixNano()
+				sp := span{lo: math.MinInt64, hi: math.MaxInt64}
+				want := s.lookup(addr, port, now, final, &sp)
+				if got := v.Lookup(addr, port, now, final); got != want {
+					t.Fatalf("seed %d: %s:%d final=%v at %d: memo answers %+v, the store %+v", seed, addr, port, final, now, got, want)
+				}
+				if sp.hi-sp.lo > int64(time.Second) {
+					hits++ // roughly: a wide span will answer later queries
+				}
+			}
+			v.Close()
+			if rng.IntN(2) == 0 { // a write between Views: the memo must forget what it changes
+				addr := netip.AddrFrom4([4]byte{10, 2, 0, byte(rng.IntN(6))})
+				from := float64(rng.IntN(9000)) / 10
+				_ = s.Observe(Claim{Addr: addr, Owner: pod("x9-p", "uid-x"), From: at(from), To: at(from + 60), Source: SourceHeartbeat, Origin: "n7"})
+			}
+		}
+	}
+	if hits == 0 {
+		t.Fatal("no query had a span wider than a second: the test exercises nothing")
+	}
+}
