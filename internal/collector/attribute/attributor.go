@@ -83,7 +83,7 @@ func (k clientKey) hash() uint64 {
 // held is one record in the holding window (recycled: see holding.go). Times are Unix
 // nanoseconds.
 type held struct {
-	in       Input
+	r        kept
 	t        int64 // the moment the remote end is attributed at
 	deadline int64 // end of the holding window: decide with what is known
 	joinBy   int64 // until when a decided record waits for its peer's record
@@ -183,11 +183,10 @@ func (a *Attributor) Add(ins ...Input) error {
 		for a.held >= a.cfg.MaxHeld && a.forceOldest() {
 		}
 		h := a.alloc()
-		h.in = *in
-		h.in.processNames = a.cfg.ProcessNames
-		h.ck = in.clientKey()
+		h.r = newKept(in, a.cfg.ProcessNames)
+		h.ck = h.r.clientKey()
 		h.ckh = h.ck.hash()
-		h.t = lookupTime(&in.Record, a.cfg.LongConn).UnixNano()
+		h.t = lookupTime(&h.r, a.cfg.LongConn).UnixNano()
 		h.deadline, h.joinBy = nowNs+int64(a.cfg.Window), nowNs+int64(a.cfg.JoinWait)
 		a.local.add(h)
 		a.link(h)
@@ -393,16 +392,16 @@ func (a *Attributor) check(v ownership.View, h *held, now time.Time) {
 // decide looks up what h needs; it reports whether everything is known.
 func (a *Attributor) decide(v ownership.View, h *held, final bool) bool {
 	if !h.localDone {
-		if h.in.Record.Workload.Kind == flow.KindPod {
+		if h.r.pod {
 			if h.hint != 0 && v.Named(h.hint) {
 				h.local, h.localDone = h.hint, true // named by Kubernetes: as rich as a Resolve
-			} else if r, ok := v.Resolve(h.in.Record.Workload.PodUID); ok {
+			} else if r, ok := v.Resolve(h.r.uid); ok {
 				h.local, h.localDone = r, true
 			} else if final {
 				h.localReason, h.localDone = flow.ReasonNoOwner, true
 			}
 		} else {
-			_, ok := hostOwner(&h.in)
+			_, ok := h.r.hostOwner()
 			h.localHost, h.localDone = ok, true
 			if !ok {
 				h.localReason = flow.ReasonNoOwner
@@ -410,17 +409,17 @@ func (a *Attributor) decide(v ownership.View, h *held, final bool) bool {
 		}
 	}
 	if !h.remoteDone {
-		addr, port := h.in.Record.RemoteAddr, uint16(0)
-		if h.in.isClient() {
-			addr, port = h.in.serverAddr()
+		addr, port := h.r.remote, uint16(0)
+		if h.r.client {
+			addr, port = h.r.serverAddr()
 		}
 		if r := v.Lookup(addr, port, h.t, final); !r.Pending {
 			h.remote, h.remoteDone = r, true
 		}
 	}
 	if !h.vipDone {
-		if h.in.isClient() && h.in.Record.NatRemoteAddr.IsValid() {
-			if r := v.Lookup(h.in.Record.RemoteAddr, 0, h.t, final); !r.Pending {
+		if h.r.client && h.r.nat.IsValid() {
+			if r := v.Lookup(h.r.remote, 0, h.t, final); !r.Pending {
 				h.vip, h.vipDone = r, true
 			}
 		} else {
@@ -462,7 +461,7 @@ func (a *Attributor) confirmVIPJoin(x, y *held) bool {
 		return true
 	}
 	cl := x
-	if !cl.in.isClient() {
+	if !cl.r.client {
 		cl = y
 	}
 	if cl.remote.Attributed() && cl.remote.Kind == flow.EndpointService {

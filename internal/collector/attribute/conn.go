@@ -29,22 +29,22 @@ const (
 // destination the server's local address — or, without a known translation, some other
 // address, which must turn out to be a Service (checked once attributed).
 func (a *Attributor) matches(x, y *held) match {
-	if x.partner != nil || y.partner != nil || x.ck != y.ck || x.in.isClient() == y.in.isClient() {
+	if x.partner != nil || y.partner != nil || x.ck != y.ck || x.r.client == y.r.client {
 		return noMatch
 	}
-	rx, ry := &x.in.Record, &y.in.Record
-	if rx.Interim != ry.Interim || !within(rx.Start, ry.Start, a.cfg.JoinTolerance) || !within(rx.End, ry.End, a.cfg.JoinTolerance) {
+	rx, ry := &x.r, &y.r
+	if rx.interim != ry.interim || !within(rx.start, ry.start, a.cfg.JoinTolerance) || !within(rx.end, ry.end, a.cfg.JoinTolerance) {
 		return noMatch
 	}
 	c, s := x, y
-	if !c.in.isClient() {
+	if !c.r.client {
 		c, s = y, x
 	}
-	addr, port := c.in.serverAddr()
-	if addr.Unmap() == s.in.Record.LocalAddr.Unmap() && port == s.in.Record.LocalPort {
+	addr, port := c.r.serverAddr()
+	if addr.Unmap() == s.r.local.Unmap() && port == s.r.lport {
 		return exact
 	}
-	if !c.in.Record.NatRemoteAddr.IsValid() {
+	if !c.r.nat.IsValid() {
 		return viaVIP
 	}
 	return noMatch
@@ -61,18 +61,18 @@ func fillResult(v ownership.View, e *flow.Endpoint, r ownership.Answer, addr net
 
 // fillLocal renders the local end of h, as its socket names it, into *e.
 func (h *held) fillLocal(v ownership.View, e *flow.Endpoint) {
-	r := &h.in.Record
+	r := &h.r
 	switch {
 	case h.localReason != "":
-		*e = flow.Endpoint{Addr: r.LocalAddr, Port: r.LocalPort, Kind: flow.EndpointUnattributed, Reason: h.localReason, Node: h.in.Node, Zone: v.Zone(h.in.Node)}
-		if r.Workload.Kind == flow.KindPod {
-			e.PodUID = r.Workload.PodUID
+		*e = flow.Endpoint{Addr: r.local, Port: r.lport, Kind: flow.EndpointUnattributed, Reason: h.localReason, Node: r.node, Zone: v.Zone(r.node)}
+		if r.pod {
+			e.PodUID = r.uid
 		}
 	case h.localHost:
-		o, _ := hostOwner(&h.in)
-		*e = v.OwnerEndpoint(o, r.LocalAddr, r.LocalPort)
+		o, _ := r.hostOwner()
+		*e = v.OwnerEndpoint(o, r.local, r.lport)
 	default:
-		v.FillEndpoint(e, h.local, r.LocalAddr, r.LocalPort)
+		v.FillEndpoint(e, h.local, r.local, r.lport)
 	}
 }
 
@@ -84,7 +84,7 @@ func (h *held) localDisagrees(v ownership.View, seen ownership.Answer) bool {
 		return false
 	}
 	if h.localHost {
-		o, _ := hostOwner(&h.in)
+		o, _ := h.r.hostOwner()
 		return !ownership.SameIdentity(o, v.Owner(seen.Ref))
 	}
 	return !v.Same(h.local, seen.Ref)
@@ -102,13 +102,13 @@ func (a *Attributor) newVIP() *flow.Endpoint {
 
 // connKey renders in's connection key into the current chunk of key bytes: connections
 // share allocations (a chunk is never written again once its strings are handed out).
-func (a *Attributor) connKey(in *Input) string {
-	n := len(in.Exporter) + 21
+func (a *Attributor) connKey(r *kept) string {
+	n := len(r.exporter) + 21
 	if cap(a.keys)-len(a.keys) < n {
 		a.keys = make([]byte, 0, max(16<<10, n))
 	}
 	start := len(a.keys)
-	a.keys = in.appendConnKey(a.keys)
+	a.keys = r.appendConnKey(a.keys)
 	return unsafe.String(&a.keys[start], len(a.keys)-start)
 }
 
@@ -116,34 +116,34 @@ func (a *Attributor) connKey(in *Input) string {
 func (a *Attributor) newConn(h *held) *flow.Conn {
 	a.out = append(a.out, flow.Conn{})
 	c := &a.out[len(a.out)-1]
-	r := &h.in.Record
-	c.ConnKey, c.Start, c.End, c.Interim = a.connKey(&h.in), r.Start, r.End, r.Interim
-	c.Retransmits, c.BytesRetransmitted = r.Retransmits, r.BytesRetransmitted
-	c.Resets, c.Outcome = r.ResetsSent+r.ResetsReceived, r.Outcome
+	r := &h.r
+	c.ConnKey, c.Start, c.End, c.Interim = a.connKey(r), r.start, r.end, r.interim
+	c.Retransmits, c.BytesRetransmitted = r.retrans, r.bytesRetrans
+	c.Resets, c.Outcome = r.resetsSent+r.rsts, r.outcome
 	return c
 }
 
 // emitSingle writes h as a connection observed from its side only.
 func (a *Attributor) emitSingle(v ownership.View, h *held) {
 	c := a.newConn(h)
-	r := &h.in.Record
-	if h.in.isClient() {
+	r := &h.r
+	if r.client {
 		c.Observed = string(flow.Client)
 		h.fillLocal(v, &c.Client)
-		sa, sp := h.in.serverAddr()
+		sa, sp := r.serverAddr()
 		fillResult(v, &c.Server, h.remote, sa, sp)
-		if h.in.Record.NatRemoteAddr.IsValid() {
+		if r.nat.IsValid() {
 			c.VIP = a.newVIP()
-			fillResult(v, c.VIP, h.vip, r.RemoteAddr, r.RemotePort)
+			fillResult(v, c.VIP, h.vip, r.remote, r.rport)
 		}
-		c.BytesClientToServer, c.BytesServerToClient = r.BytesSent, r.BytesReceived
-		c.ClientSrttUs = r.SrttUs
+		c.BytesClientToServer, c.BytesServerToClient = r.sent, r.received
+		c.ClientSrttUs = r.srtt
 	} else {
 		c.Observed = string(flow.Server)
 		h.fillLocal(v, &c.Server)
-		fillResult(v, &c.Client, h.remote, r.RemoteAddr, r.RemotePort)
-		c.BytesClientToServer, c.BytesServerToClient = r.BytesReceived, r.BytesSent
-		c.ServerSrttUs = r.SrttUs
+		fillResult(v, &c.Client, h.remote, r.remote, r.rport)
+		c.BytesClientToServer, c.BytesServerToClient = r.received, r.sent
+		c.ServerSrttUs = r.srtt
 	}
 	a.count(c)
 	a.finish(h)
@@ -153,36 +153,36 @@ func (a *Attributor) emitSingle(v ownership.View, h *held) {
 // side names its own end from its socket; the other side's lookup of that address must agree.
 func (a *Attributor) emitJoined(v ownership.View, x, y *held) {
 	cl, sv := x, y
-	if !cl.in.isClient() {
+	if !cl.r.client {
 		cl, sv = y, x
 	}
-	rc, rs := &cl.in.Record, &sv.in.Record
+	rc, rs := &cl.r, &sv.r
 	c := a.newConn(cl)
 	c.Observed = "both"
-	c.End = maxTime(rc.End, rs.End)
+	c.End = maxTime(rc.end, rs.end)
 	if cl.localReason != "" && sv.remote.Attributed() {
-		fillResult(v, &c.Client, sv.remote, rc.LocalAddr, rc.LocalPort)
+		fillResult(v, &c.Client, sv.remote, rc.local, rc.lport)
 	} else {
 		cl.fillLocal(v, &c.Client)
 	}
 	if sv.localReason != "" && cl.remote.Attributed() {
-		fillResult(v, &c.Server, cl.remote, rs.LocalAddr, rs.LocalPort)
+		fillResult(v, &c.Server, cl.remote, rs.local, rs.lport)
 	} else {
 		sv.fillLocal(v, &c.Server)
 	}
 	switch {
 	case cl.viaVIP: // the client dialled the Service without a known translation
 		c.VIP = a.newVIP()
-		fillResult(v, c.VIP, cl.remote, rc.RemoteAddr, rc.RemotePort)
-	case cl.in.Record.NatRemoteAddr.IsValid():
+		fillResult(v, c.VIP, cl.remote, rc.remote, rc.rport)
+	case rc.nat.IsValid():
 		c.VIP = a.newVIP()
-		fillResult(v, c.VIP, cl.vip, rc.RemoteAddr, rc.RemotePort)
+		fillResult(v, c.VIP, cl.vip, rc.remote, rc.rport)
 	}
-	c.BytesClientToServer, c.BytesServerToClient = rc.BytesSent, rs.BytesSent
-	c.ClientSrttUs, c.ServerSrttUs = rc.SrttUs, rs.SrttUs
-	c.Retransmits += rs.Retransmits
-	c.BytesRetransmitted += rs.BytesRetransmitted
-	c.Resets = rc.ResetsSent + rs.ResetsSent
+	c.BytesClientToServer, c.BytesServerToClient = rc.sent, rs.sent
+	c.ClientSrttUs, c.ServerSrttUs = rc.srtt, rs.srtt
+	c.Retransmits += rs.retrans
+	c.BytesRetransmitted += rs.bytesRetrans
+	c.Resets = rc.resetsSent + rs.resetsSent
 	if cl.localDisagrees(v, sv.remote) || sv.localDisagrees(v, cl.remote) {
 		c.JoinDisagreement = true
 		a.m.disagreements.Inc()

@@ -7,9 +7,7 @@ package attribute
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/flowscope/flowscope/internal/collector/ownership"
@@ -25,8 +23,6 @@ type Input struct {
 	Exporter string // exporter id (unique per exporter process)
 	Node     string // the exporter's node name
 	Record   flow.Record
-
-	processNames bool // Config.ProcessNames, set by Add
 }
 
 // Sink receives attributed connections. Write is called from one goroutine at a time. The
@@ -72,40 +68,6 @@ func (in *Input) isClient() bool {
 	return in.Record.RemotePort < in.Record.LocalPort
 }
 
-// serverAddr is where the connection really went: the translated backend when known.
-func (in *Input) serverAddr() (netip.Addr, uint16) {
-	if !in.isClient() {
-		return in.Record.LocalAddr, in.Record.LocalPort
-	}
-	if in.Record.NatRemoteAddr.IsValid() {
-		return in.Record.NatRemoteAddr, in.Record.NatRemotePort
-	}
-	return in.Record.RemoteAddr, in.Record.RemotePort
-}
-
-func (in *Input) clientKey() clientKey {
-	if in.isClient() {
-		return clientKey{in.Record.LocalAddr.Unmap().As16(), in.Record.LocalPort}
-	}
-	return clientKey{in.Record.RemoteAddr.Unmap().As16(), in.Record.RemotePort}
-}
-
-// appendConnKey appends the record's connection key: exporter id "/" conn id.
-func (in *Input) appendConnKey(b []byte) []byte {
-	b = append(b, in.Exporter...)
-	b = append(b, '/')
-	return strconv.AppendUint(b, in.Record.ConnID, 10)
-}
-
-// hostOwner names a local end that is not a pod: a host workload on the exporter's node, or
-// the node itself. Pods are named by their UID (the store resolves it).
-func hostOwner(in *Input) (ownership.Owner, bool) {
-	if w := &in.Record.Workload; in.processNames && (w.Kind == flow.KindHost || w.Kind == flow.KindCgroup) && w.Comm != "" {
-		return ownership.Owner{Kind: flow.EndpointHost, Node: in.Node, Workload: w.Comm, WorkloadKind: "process"}, true
-	}
-	return hostOwnerOf(in.Node, &in.Record.Workload)
-}
-
 func hostOwnerOf(node string, w *flow.Workload) (ownership.Owner, bool) {
 	host := func(kind, name string) (ownership.Owner, bool) {
 		return ownership.Owner{Kind: flow.EndpointHost, Node: node, Workload: name, WorkloadKind: kind}, true
@@ -135,27 +97,25 @@ type localClaims struct {
 
 // add notes h's claim, if its local end makes one.
 func (l *localClaims) add(h *held) {
-	in := &h.in
-	r := &in.Record
-	w := &r.Workload
+	r := &h.r
 	switch {
-	case w.Kind == flow.KindPod && w.PodUID != "" && !r.HostNetwork:
-		p := ownership.LocalPod{Addr: r.LocalAddr, UID: w.PodUID, Origin: in.Exporter, From: r.Start.UnixNano(), To: r.End.UnixNano()}
-		if !in.isClient() {
-			p.ListenPort = r.LocalPort // if the address turns out to be a node's (host network)
+	case r.pod && r.uid != "" && !r.hostNetwork:
+		p := ownership.LocalPod{Addr: r.local, UID: r.uid, Origin: r.exporter, From: r.start.UnixNano(), To: r.end.UnixNano()}
+		if !r.client {
+			p.ListenPort = r.lport // if the address turns out to be a node's (host network)
 		}
 		l.pods = append(l.pods, p)
 		l.podOf = append(l.podOf, ref{h: h, gen: h.gen})
-	case r.HostNetwork && !in.isClient():
-		o := ownership.Owner{Kind: flow.EndpointPod, PodUID: w.PodUID}
-		if w.Kind != flow.KindPod {
-			o, _ = hostOwner(in)
+	case r.hostNetwork && !r.client:
+		o := ownership.Owner{Kind: flow.EndpointPod, PodUID: r.uid}
+		if !r.pod {
+			o, _ = r.hostOwner()
 		}
 		if o.Kind == flow.EndpointNode || o.Kind == "" || (o.Kind == flow.EndpointPod && o.PodUID == "") {
 			return
 		}
-		l.others = append(l.others, ownership.Claim{Addr: r.LocalAddr, Port: r.LocalPort, Owner: o, From: r.Start, To: r.End,
-			Source: ownership.SourceFlow, Origin: in.Exporter})
+		l.others = append(l.others, ownership.Claim{Addr: r.local, Port: r.lport, Owner: o, From: r.start, To: r.end,
+			Source: ownership.SourceFlow, Origin: r.exporter})
 	}
 }
 
@@ -183,9 +143,9 @@ func (l *localClaims) observe(store *ownership.Store) {
 // lookupTime is the moment a record's remote end is attributed at: its start, or for a
 // connection open longer than longConn its end (an established connection keeps its peer, and
 // the start may be older than the ownership horizon).
-func lookupTime(r *flow.Record, longConn time.Duration) time.Time {
-	if r.End.Sub(r.Start) > longConn {
-		return r.End
+func lookupTime(r *kept, longConn time.Duration) time.Time {
+	if r.end.Sub(r.start) > longConn {
+		return r.end
 	}
-	return r.Start
+	return r.start
 }
