@@ -240,8 +240,9 @@ func benchOne(tr string, flows, batch int) error {
 	for i := 0; i < flows; i += batch {
 		j := i % len(ring)
 		s.Write(ring[j:min(j+batch, len(ring), j+flows-i)])
-		// Pace like a capture path would: records arrive while earlier ones are shipped.
-		for s.Stats().PendingRecords > 2*batch {
+		// Pace like a capture path would: records arrive while earlier ones are shipped (at
+		// most two batches waiting to be batched or sent beyond the send window).
+		for st := s.Stats(); st.PendingRecords > 2*batch || st.BufferBatches > cfg.Window+2; st = s.Stats() {
 			time.Sleep(100 * time.Microsecond)
 		}
 		if tr == transport.UDP {

@@ -150,3 +150,31 @@ func TestOriginsWithinOneCgroup(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordWriterMatchesAppendBody: records added one at a time give AppendBody's bytes.
+func TestRecordWriterMatchesAppendBody(t *testing.T) {
+	w := NewRecordWriter()
+	for _, n := range []int{0, 1, 3, 300} {
+		b := sampleBatch()
+		b.Records = append(b.Records, SampleRecords(n, testNow)...)[:n]
+		b.Aggregates, b.Heartbeat = nil, nil
+		want, err := NewEncoder().AppendBody([]byte("prefix"), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Begin([]byte("prefix"), b.Header)
+		for i := range b.Records {
+			w.Add(&b.Records[i])
+		}
+		if w.Len() != n {
+			t.Errorf("Len %d, want %d", w.Len(), n)
+		}
+		got, err := w.End()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%d records: RecordWriter and AppendBody differ", n)
+		}
+	}
+}

@@ -51,36 +51,22 @@ func (e *Encoder) Marshal(b *Batch) ([]byte, error) {
 // AppendHeader adds when the batch is first sent: a protobuf message may be split into
 // concatenated parts, so header + body parse as one Batch.
 func (e *Encoder) AppendBody(dst []byte, b *Batch) ([]byte, error) {
-	clear(e.origins)
-	clear(e.guess[:])
-	e.order = e.order[:0]
+	e.reset()
 	base := baseTime(b)
-	major := b.Major
-	if major == 0 {
-		major = MajorVersion
-	}
-	dst = appendUint(dst, 1, uint64(major))
-	dst = appendUint(dst, 2, uint64(b.Minor))
-	dst = appendString(dst, 3, b.ExporterID)
-	dst = appendString(dst, 4, b.NodeName)
-	dst = appendString(dst, 5, b.BootID)
-	dst = appendUint(dst, 7, uint64(base))
+	dst = appendBatchHeader(dst, &b.Header, base)
 	// Records go straight into dst; the workload table they index follows them (protobuf
 	// fields may come in any order), so nothing is copied twice.
 	prev := base
 	for i := range b.Records {
-		r := &b.Records[i]
-		dst, prev = appendRecord(dst, r, e.origin(&r.Workload, r.Netns, r.CgroupID, r.HostNetwork), prev)
+		dst, prev = e.appendRecord(dst, &b.Records[i], prev)
 	}
 	aggs := make([]*flowv1.FlowAggregate, len(b.Aggregates))
 	for i := range b.Aggregates {
 		aggs[i] = e.aggregate(base, &b.Aggregates[i])
 	}
-	var err error
-	for _, k := range e.order {
-		if dst, err = e.appendOrigin(dst, k); err != nil {
-			return dst, err
-		}
+	dst, err := e.appendOrigins(dst)
+	if err != nil {
+		return dst, err
 	}
 	for _, a := range aggs {
 		if dst, err = appendProto(dst, 11, a); err != nil {
@@ -90,6 +76,41 @@ func (e *Encoder) AppendBody(dst []byte, b *Batch) ([]byte, error) {
 	if b.Heartbeat != nil {
 		if dst, err = appendProto(dst, 12, heartbeatToPB(b.Heartbeat)); err != nil {
 			return dst, fmt.Errorf("encoding batch: %w", err)
+		}
+	}
+	return dst, nil
+}
+
+func (e *Encoder) reset() {
+	clear(e.origins)
+	clear(e.guess[:])
+	e.order = e.order[:0]
+}
+
+// appendBatchHeader appends a batch's identity and base time (fields 1-5 and 7).
+func appendBatchHeader(dst []byte, h *Header, base int64) []byte {
+	major := h.Major
+	if major == 0 {
+		major = MajorVersion
+	}
+	dst = appendUint(dst, 1, uint64(major))
+	dst = appendUint(dst, 2, uint64(h.Minor))
+	dst = appendString(dst, 3, h.ExporterID)
+	dst = appendString(dst, 4, h.NodeName)
+	dst = appendString(dst, 5, h.BootID)
+	return appendUint(dst, 7, uint64(base))
+}
+
+func (e *Encoder) appendRecord(dst []byte, r *flow.Record, prev int64) ([]byte, int64) {
+	return appendRecord(dst, r, e.origin(&r.Workload, r.Netns, r.CgroupID, r.HostNetwork), prev)
+}
+
+// appendOrigins appends the workload table of the records and aggregates encoded so far.
+func (e *Encoder) appendOrigins(dst []byte) ([]byte, error) {
+	var err error
+	for _, k := range e.order {
+		if dst, err = e.appendOrigin(dst, k); err != nil {
+			return dst, err
 		}
 	}
 	return dst, nil

@@ -35,9 +35,13 @@ func (s *Shipper) runBatcher(ctx context.Context) error {
 }
 
 // cut encodes the pending records (all of them when flush, else only full batches) and the
-// pending heartbeat into batches and queues them.
+// pending heartbeat into batches and queues them; a flush queues the open batch too.
 func (s *Shipper) cut(enc *flowbatch.Encoder, flush bool) {
 	s.mu.Lock()
+	opened := s.open.Len() > 0
+	if flush && opened {
+		s.closeOpenLocked()
+	}
 	n := len(s.pending)
 	if !flush {
 		n -= n % s.cfg.BatchSize
@@ -52,6 +56,9 @@ func (s *Shipper) cut(enc *flowbatch.Encoder, flush bool) {
 	udp := s.links[s.cur].name() == UDP
 	emptyFlush := flush && n == 0 && hb == nil && len(s.counters) > 0 && len(s.q.items) == 0
 	s.mu.Unlock()
+	if flush && opened {
+		kick(s.kickSend)
+	}
 
 	if kept := validRecords(recs); len(kept) < len(recs) {
 		s.mu.Lock()
@@ -89,10 +96,7 @@ func (s *Shipper) cut(enc *flowbatch.Encoder, flush bool) {
 	}
 	s.mu.Lock()
 	for _, b := range out {
-		s.stats.BatchesQueued++
-		for _, d := range s.q.push(b) {
-			s.dropLocked(d, "buffer_full")
-		}
+		s.queueLocked(b)
 	}
 	s.mu.Unlock()
 	kick(s.kickSend)

@@ -48,7 +48,8 @@ type Shipper struct {
 	plan   adapt.Plan
 	inst   adapt.Instance
 
-	mu        sync.Mutex // guards everything below
+	mu        sync.Mutex              // guards everything below
+	open      *flowbatch.RecordWriter // the batch Write encodes records into (see Write)
 	pending   []flow.Record
 	spare     []flow.Record // the batcher's buffer from the previous cut, reused
 	heartbeat *flowbatch.Heartbeat
@@ -106,6 +107,7 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger, clock func() t
 	s := &Shipper{
 		cfg: cfg, log: log.With("component", "transport"), clock: clock, sec: sec, plan: plan, inst: inst,
 		bootID: newBootID(), counters: map[string]uint64{}, q: queue{limit: cfg.BufferBytes}, nextSeq: 1,
+		open:      flowbatch.NewRecordWriter(),
 		kickBatch: make(chan struct{}, 1), kickSend: make(chan struct{}, 1),
 	}
 	s.links = s.buildLinks()
@@ -180,21 +182,89 @@ func (s *Shipper) Stop() {
 	}
 }
 
-// Write hands records to the Shipper. It never blocks: beyond MaxPending records waiting to
-// be batched, the oldest are dropped and counted.
+// Write hands records to the Shipper. It never blocks. Records are encoded at once into the
+// open batch, which is queued when full (or at the next flush), so they are never copied;
+// while short flows are being folded (over the CPU budget), over UDP (whose batches are cut
+// by size) or while earlier records wait, they wait for the batcher instead: beyond
+// MaxPending waiting records, the oldest are dropped and counted.
 func (s *Shipper) Write(recs []flow.Record) {
+	var full, queued bool
 	s.mu.Lock()
-	s.pending = append(s.pending, recs...)
 	s.stats.RecordsWritten += uint64(len(recs))
-	if over := len(s.pending) - s.cfg.MaxPending; over > 0 {
-		s.pending = append(s.pending[:0], s.pending[over:]...)
-		s.countDroppedRecordsLocked(over, "pending_full")
+	if len(s.pending) == 0 && !s.foldingLocked() && s.links[s.cur].name() != UDP {
+		queued = s.encodeLocked(recs)
+	} else {
+		s.pending = append(s.pending, recs...)
+		if over := len(s.pending) - s.cfg.MaxPending; over > 0 {
+			s.pending = append(s.pending[:0], s.pending[over:]...)
+			s.countDroppedRecordsLocked(over, "pending_full")
+		}
+		full = len(s.pending) >= s.cfg.BatchSize
 	}
-	full := len(s.pending) >= s.cfg.BatchSize
 	s.mu.Unlock()
 	s.m.written.Add(float64(len(recs)))
 	if full {
 		kick(s.kickBatch)
+	}
+	if queued {
+		kick(s.kickSend)
+	}
+}
+
+func (s *Shipper) foldingLocked() bool { return s.budget != nil && s.budget.Level() == adapt.Folding }
+
+// encodeLocked adds valid records to the open batch, queueing it each time it is full; true
+// when a batch was queued.
+func (s *Shipper) encodeLocked(recs []flow.Record) (queued bool) {
+	invalid := 0
+	for i := range recs {
+		r := &recs[i]
+		if !validRecord(r) {
+			invalid++
+			continue
+		}
+		if s.open.Len() == 0 {
+			s.open.Begin(s.buffer(flowbatch.BodySizeHint(s.cfg.BatchSize)), s.header())
+		}
+		s.open.Add(r)
+		if s.open.Len() >= s.cfg.BatchSize {
+			s.closeOpenLocked()
+			queued = true
+		}
+	}
+	if invalid > 0 {
+		s.countDroppedRecordsLocked(invalid, "invalid")
+		s.counters[CounterInvalidRecords] += uint64(invalid)
+	}
+	return queued
+}
+
+// closeOpenLocked queues the open batch, if it holds records.
+func (s *Shipper) closeOpenLocked() {
+	n := s.open.Len()
+	if n == 0 {
+		return
+	}
+	body, err := s.open.End()
+	if err != nil {
+		s.log.Error("encoding a batch failed; its records are dropped", "err", err)
+		s.countDroppedRecordsLocked(n, "encode")
+		return
+	}
+	if free := cap(body) - len(body); free > len(body)+4096 {
+		// Mostly empty (a flush of few records): the buffer bound counts bytes held, so keep
+		// only those, with room for the header.
+		small := append(make([]byte, 0, len(body)+512), body...)
+		recycle(body)
+		body = small
+	}
+	s.queueLocked(&outBatch{body: body, records: n})
+}
+
+func (s *Shipper) queueLocked(b *outBatch) {
+	s.stats.BatchesQueued++
+	for _, d := range s.q.push(b) {
+		s.dropLocked(d, "buffer_full")
 	}
 }
 
@@ -222,7 +292,7 @@ func (s *Shipper) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stats
-	st.BufferBytes, st.BufferBatches, st.PendingRecords = s.q.bytes, len(s.q.items), len(s.pending)
+	st.BufferBytes, st.BufferBatches, st.PendingRecords = s.q.bytes, len(s.q.items), len(s.pending)+s.open.Len()
 	if len(s.links) > 0 {
 		st.Transport = s.links[s.cur].name()
 	}
