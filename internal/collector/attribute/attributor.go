@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -304,9 +305,13 @@ func (a *Attributor) runDue(now time.Time) {
 	v := a.store.MemoView(&a.memo)
 	n := 0
 	var later []ref
+	warms := v.Large()
 	for sec := from; sec <= nowSec; sec++ {
 		for due := a.wheel.take(sec); len(due) > 0; due = a.wheel.take(sec) { // checks may reschedule into sec
-			for _, e := range due {
+			for i, e := range due {
+				if warms && i%warmChunk == 0 {
+					warm(v, due[i:min(i+warmChunk, len(due))])
+				}
 				switch {
 				case !e.live():
 				case e.due > nowSec:
@@ -331,6 +336,29 @@ func (a *Attributor) runDue(now time.Time) {
 	v.Close()
 	a.cursor = max(a.cursor, nowSec+1)
 	a.trim(nowSec)
+}
+
+// warmChunk is how many due records warm prepares at once.
+const warmChunk = 32
+
+// warm brings a chunk of due records and what their lookups read into the cache before they
+// are checked: one load of each record and one View.Warm for their addresses, so the misses of
+// the chunk overlap instead of following each other.
+func warm(v ownership.View, due []ref) {
+	var addrs [warmChunk]netip.Addr
+	var ports [warmChunk]uint16
+	n := 0
+	for _, e := range due {
+		if !e.live() || e.h.remoteDone {
+			continue
+		}
+		addrs[n] = e.h.r.remote
+		if e.h.r.client {
+			addrs[n], ports[n] = e.h.r.serverAddr()
+		}
+		n++
+	}
+	v.Warm(addrs[:n], ports[:n])
 }
 
 // Run flushes every Tick until ctx ends, then flushes what is due one last time.

@@ -50,3 +50,5 @@ func (m *addrMap) sweep(drop func(*entry) bool) {
 		}
 	}
 }
+
+func (m *addrMap) len() int { return len(m.v4) + len(m.v6) }

@@ -65,13 +65,24 @@ func (m *LookupMemo) begin(s *Store) {
 	}
 }
 
-func (m *LookupMemo) lookup(s *Store, addr netip.Addr, port uint16, at int64, final bool) Answer {
-	k := keyOf(addr)
+func (m *LookupMemo) slot(k ipKey, port uint16, final bool) *lookupSlot {
 	x := binary.LittleEndian.Uint32(k[12:]) ^ binary.LittleEndian.Uint32(k[8:])*31 ^ uint32(port)*0x85ebca6b
 	if final {
 		x ^= 0x5bd1e995
 	}
-	sl := &m.slots[(x*0x9e3779b1)>>(32-memoBits)]
+	return &m.slots[(x*0x9e3779b1)>>(32-memoBits)]
+}
+
+// has reports whether the memo holds an answer (not final) for the key and port, at some
+// moment.
+func (m *LookupMemo) has(k ipKey, port uint16) bool {
+	sl := m.slot(k, port, false)
+	return sl.epoch == m.epoch && sl.key == k && sl.port == port && !sl.final
+}
+
+func (m *LookupMemo) lookup(s *Store, addr netip.Addr, port uint16, at int64, final bool) Answer {
+	k := keyOf(addr)
+	sl := m.slot(k, port, final)
 	if sl.epoch == m.epoch && sl.key == k && sl.port == port && sl.final == final && sl.lo <= at && at <= sl.hi {
 		return Answer{Ref: sl.ref, Kind: kinds[sl.kind], Source: sl.src, Reason: reasons[sl.reason], Pending: sl.pending, Exporter: sl.exporter}
 	}

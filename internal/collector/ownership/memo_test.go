@@ -116,3 +116,53 @@ func TestLookupMemoIsExact(t *testing.T) {
 		t.Fatal("no query had a span wider than a second: the test exercises nothing")
 	}
 }
+
+// TestWarmLargeStore runs the warming steps (taken only in stores of warmMinAddrs addresses
+// or more) on such a store and checks that claims and lookups answer as without them.
+func TestWarmLargeStore(t *testing.T) {
+	now := t0.Add(time.Hour)
+	s, err := New(Config{KubeLag: time.Second}, func() time.Time { return now }, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.HoldRefs(time.Hour)
+	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 3, byte(i >> 8), byte(i)}) }
+	for i := range warmMinAddrs + 100 {
+		o := pod(fmt.Sprintf("w-p%d", i), fmt.Sprintf("uid-%d", i))
+		_ = s.Open(Claim{Addr: addr(i), Owner: o, From: t0, Source: SourceKubePod})
+		_ = s.Observe(Claim{Addr: addr(i), Owner: o, From: t0, To: now, Source: SourceHeartbeat, Origin: "n"})
+	}
+	s.SetKubeSynced(now)
+	v := s.View()
+	if !v.Large() {
+		t.Fatal("the store is not large enough to warm")
+	}
+	v.Close()
+	claims := make([]LocalPod, 500)
+	for i := range claims {
+		j := i * 37 % (warmMinAddrs + 200) // some addresses nobody claimed
+		claims[i] = LocalPod{Addr: addr(j), UID: fmt.Sprintf("uid-%d", j), Origin: "n", From: t0.Add(time.Minute).UnixNano(), To: t0.Add(2 * time.Minute).UnixNano()}
+	}
+	refs := make([]Ref, len(claims))
+	_ = s.ObservePods(claims, refs)
+	var m LookupMemo
+	mv := s.MemoView(&m)
+	defer mv.Close()
+	addrs, ports := make([]netip.Addr, len(claims)), make([]uint16, len(claims))
+	for i, c := range claims {
+		addrs[i] = c.Addr
+		if want := s.uids[c.UID]; refs[i] != Ref(want) && i*37%(warmMinAddrs+200) < warmMinAddrs+100 {
+			t.Fatalf("claim %d: owner %d, want %d", i, refs[i], want)
+		}
+	}
+	for i := 0; i < len(addrs); i += warmChunk {
+		mv.Warm(addrs[i:min(i+warmChunk, len(addrs))], ports[i:min(i+warmChunk, len(addrs))])
+		for j := i; j < min(i+warmChunk, len(addrs)); j++ {
+			at := t0.Add(90 * time.Second).UnixNano()
+			sp := span{lo: math.MinInt64, hi: math.MaxInt64}
+			if got, want := mv.Lookup(addrs[j], 0, at, true), s.lookup(addrs[j], 0, at, true, &sp); got != want {
+				t.Fatalf("lookup of %s: %+v, want %+v", addrs[j], got, want)
+			}
+		}
+	}
+}

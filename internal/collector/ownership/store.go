@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -104,6 +105,7 @@ type Store struct {
 	compactions uint64             // compactions run (they change any address's ranges)
 	version     uint64             // write locks taken: a LookupMemo's answers hold while it is unchanged
 	memo        localMemo          // ObservePods' scratch
+	warmSink    atomic.Uint64      // keeps warmKeys' loads (Views warm concurrently)
 
 	m metrics
 }

@@ -42,6 +42,30 @@ func (v View) Lookup(addr netip.Addr, port uint16, at int64, final bool) Answer 
 	return v.s.lookup(addr, port, at, final, &sp)
 }
 
+// Large reports whether the store is too large to stay in the cache, so that warming pays
+// (below warmMinAddrs addresses the loads it adds cost more than the misses it overlaps).
+func (v View) Large() bool { return v.s.ips.len() >= warmMinAddrs }
+
+// Warm brings what lookups of these addresses (and ports) read into the cache, a step for all
+// at a time (see Store.warmKeys): a batch's misses overlap. Addresses the View's memo answers
+// are left out. At most 32 addresses count.
+func (v View) Warm(addrs []netip.Addr, ports []uint16) {
+	if !v.Large() {
+		return
+	}
+	var keys [warmChunk]ipKey
+	n := 0
+	for i, a := range addrs[:min(len(addrs), warmChunk)] {
+		k := keyOf(a)
+		if v.memo != nil && v.memo.has(k, ports[i]) {
+			continue
+		}
+		keys[n] = k
+		n++
+	}
+	v.s.warmKeys(keys[:n])
+}
+
 // Resolve returns the richest owner known for a pod UID.
 func (v View) Resolve(uid string) (Ref, bool) {
 	u, ok := v.s.uids[uid]
