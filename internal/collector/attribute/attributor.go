@@ -167,6 +167,17 @@ func New(cfg Config, store *ownership.Store, sink Sink, now func() time.Time, re
 // Add takes records into the holding window. Invalid records are counted and reported in the
 // returned error; the others are taken. Each record's local end is also an ownership claim.
 func (a *Attributor) Add(ins ...Input) error {
+	return a.add(len(ins), func(i int) (string, string, *flow.Record) { return ins[i].Exporter, ins[i].Node, &ins[i].Record })
+}
+
+// AddBatch is Add for one exporter's records as the ingest decoded them (no Input is built:
+// the holding window keeps its compact form of each).
+func (a *Attributor) AddBatch(exporter, node string, recs []flow.Record) error {
+	return a.add(len(recs), func(i int) (string, string, *flow.Record) { return exporter, node, &recs[i] })
+}
+
+// add takes n records, the i-th from at(i).
+func (a *Attributor) add(n int, at func(i int) (exporter, node string, r *flow.Record)) error {
 	now := a.now()
 	nowNs := now.UnixNano()
 	lag := int64(a.store.ReadyAt(now).Sub(now)) // how long Kubernetes may take to speak about a moment
@@ -174,9 +185,9 @@ func (a *Attributor) Add(ins ...Input) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	taken := 0
-	for i := range ins {
-		in := &ins[i]
-		if err := validate(in); err != nil {
+	for i := range n {
+		exporter, node, r := at(i)
+		if err := validate(exporter, r); err != nil {
 			a.m.rejected.Inc()
 			errs = append(errs, err)
 			continue
@@ -184,7 +195,7 @@ func (a *Attributor) Add(ins ...Input) error {
 		for a.held >= a.cfg.MaxHeld && a.forceOldest() {
 		}
 		h := a.alloc()
-		h.r = newKept(in, a.cfg.ProcessNames)
+		h.r = newKept(exporter, node, r, a.cfg.ProcessNames)
 		h.ck = h.r.clientKey()
 		h.ckh = h.ck.hash()
 		h.t = lookupTime(&h.r, a.cfg.LongConn).UnixNano()
@@ -200,7 +211,7 @@ func (a *Attributor) Add(ins ...Input) error {
 	a.m.flushCounts()        // connections the full policy wrote
 	a.local.observe(a.store) // bounded by the store; a rejected claim only costs coverage
 	if len(errs) > 0 {
-		return fmt.Errorf("attribute: %d of %d records rejected: %w", len(errs), len(ins), errors.Join(errs...))
+		return fmt.Errorf("attribute: %d of %d records rejected: %w", len(errs), n, errors.Join(errs...))
 	}
 	return nil
 }

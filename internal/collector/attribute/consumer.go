@@ -48,11 +48,7 @@ func (c *Consumer) Apply(b *flowbatch.Batch) {
 	if len(b.Records) == 0 {
 		return
 	}
-	ins := make([]Input, len(b.Records))
-	for i := range b.Records {
-		ins[i] = Input{Exporter: b.ExporterID, Node: b.NodeName, Record: b.Records[i]}
-	}
-	_ = c.a.Add(ins...)
+	_ = c.a.AddBatch(b.ExporterID, b.NodeName, b.Records)
 }
 
 // HeartbeatClaims converts an exporter heartbeat into definite ownership claims: a pod's

@@ -41,10 +41,9 @@ type SinkFunc func(ctx context.Context, conns []flow.Conn) error
 // Write calls f.
 func (f SinkFunc) Write(ctx context.Context, conns []flow.Conn) error { return f(ctx, conns) }
 
-func validate(in *Input) error {
-	r := &in.Record
+func validate(exporter string, r *flow.Record) error {
 	switch {
-	case in.Exporter == "":
+	case exporter == "":
 		return fmt.Errorf("record %d without an exporter id", r.ConnID)
 	case !r.LocalAddr.IsValid() || !r.RemoteAddr.IsValid():
 		return fmt.Errorf("record %d without addresses", r.ConnID)
@@ -58,14 +57,14 @@ func validate(in *Input) error {
 
 // isClient reports whether the local end opened the connection. Sockets found already open
 // whose role is unknown are taken as clients when the remote port is the lower (a listener).
-func (in *Input) isClient() bool {
-	switch in.Record.Direction {
+func isClient(r *flow.Record) bool {
+	switch r.Direction {
 	case flow.Client:
 		return true
 	case flow.Server:
 		return false
 	}
-	return in.Record.RemotePort < in.Record.LocalPort
+	return r.RemotePort < r.LocalPort
 }
 
 func hostOwnerOf(node string, w *flow.Workload) (ownership.Owner, bool) {

@@ -9,7 +9,7 @@ import (
 	"github.com/flowscope/flowscope/internal/flow"
 )
 
-// kept is what the holding window keeps of an Input: the fields attribution, the join and the
+// kept is what the holding window keeps of a record: the fields attribution, the join and the
 // output read, the local workload reduced to what names it (≈ 270 bytes where the Input takes
 // 470; a window of a million records reads and writes that much less).
 type kept struct {
@@ -33,15 +33,15 @@ type kept struct {
 	hostOK                       bool // hostOwner names the local end
 }
 
-// newKept reduces in to what the holding window keeps. processNames is Config.ProcessNames.
-func newKept(in *Input, processNames bool) kept {
-	r := &in.Record
+// newKept reduces a record to what the holding window keeps. processNames is
+// Config.ProcessNames.
+func newKept(exporter, node string, r *flow.Record, processNames bool) kept {
 	w := &r.Workload
-	x := kept{exporter: in.Exporter, node: in.Node, uid: w.PodUID, outcome: r.Outcome, connID: r.ConnID,
+	x := kept{exporter: exporter, node: node, uid: w.PodUID, outcome: r.Outcome, connID: r.ConnID,
 		local: r.LocalAddr, remote: r.RemoteAddr, nat: r.NatRemoteAddr, start: r.Start, end: r.End,
 		sent: r.BytesSent, received: r.BytesReceived, retrans: r.Retransmits, bytesRetrans: r.BytesRetransmitted,
 		srtt: r.SrttUs, resetsSent: r.ResetsSent, rsts: r.ResetsReceived, lport: r.LocalPort, rport: r.RemotePort, natPort: r.NatRemotePort,
-		client: in.isClient(), interim: r.Interim, hostNetwork: r.HostNetwork, pod: w.Kind == flow.KindPod}
+		client: isClient(r), interim: r.Interim, hostNetwork: r.HostNetwork, pod: w.Kind == flow.KindPod}
 	switch {
 	case processNames && (w.Kind == flow.KindHost || w.Kind == flow.KindCgroup) && w.Comm != "":
 		x.hostKind, x.hostName, x.hostOK = "process", w.Comm, true
@@ -52,7 +52,7 @@ func newKept(in *Input, processNames bool) kept {
 	case w.Kind == flow.KindCgroup:
 		x.hostKind, x.hostName, x.hostOK = "cgroup", w.CgroupPath, true
 	case w.Kind == flow.KindHost:
-		x.hostNode, x.hostOK = true, in.Node != ""
+		x.hostNode, x.hostOK = true, node != ""
 	}
 	return x
 }
