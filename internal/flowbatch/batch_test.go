@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	flowv1 "github.com/flowscope/flowscope/api/flow/v1"
 	"github.com/flowscope/flowscope/internal/flow"
 )
@@ -55,19 +53,7 @@ func sampleBatch() *Batch {
 }
 
 func TestRoundTrip(t *testing.T) {
-	in := sampleBatch()
-	data, err := NewEncoder().Marshal(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pb, err := Decode(data, DefaultLimits(), testNow)
-	if err != nil {
-		t.Fatalf("decode: %v", err)
-	}
-	if diff := cmp.Diff(in, FromPB(pb), cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) }),
-		cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
-		t.Errorf("round trip (-in +out):\n%s", diff)
-	}
+	checkRoundTrip(t, NewEncoder(), sampleBatch())
 }
 
 func TestHeaderAppendedLater(t *testing.T) {
@@ -139,18 +125,7 @@ func TestLargeValuesRoundTrip(t *testing.T) {
 	b.Records[5].BytesSent, b.Records[5].Retransmits, b.Records[5].SegsSent = 1<<62, 1<<60, 1<<50
 	b.Records[5].LocalAddr, b.Records[5].RemoteAddr = b.Records[1].LocalAddr, b.Records[1].RemoteAddr
 	b.Records[5].Family, b.Records[5].CloseState = flow.IPv6, "A_STATE_NAME_NOT_KNOWN_TO_TCP_XY"
-	data, err := NewEncoder().Marshal(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pb, err := Decode(data, DefaultLimits(), testNow)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(b, FromPB(pb), cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) }),
-		cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
-		t.Errorf("round trip (-in +out):\n%s", diff)
-	}
+	data := checkRoundTrip(t, NewEncoder(), b)
 	if _, err := Scan(data, DefaultLimits(), testNow); err != nil {
 		t.Errorf("scan: %v", err)
 	}

@@ -136,19 +136,30 @@ func TestOriginsWithinOneCgroup(t *testing.T) {
 			r.Netns += uint32(i % 2)
 			r.HostNetwork = i%4 == 0
 		}
-		data, err := enc.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pb, err := Decode(data, DefaultLimits(), testNow)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if diff := cmp.Diff(b, FromPB(pb), cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) }),
-			cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
-			t.Fatalf("round %d (-in +out):\n%s", round, diff)
-		}
+		checkRoundTrip(t, enc, b)
 	}
+}
+
+// batchEqual are the go-cmp options that compare batches by value.
+var batchEqual = []cmp.Option{cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) }),
+	cmp.Comparer(func(a, b netip.Addr) bool { return a == b })}
+
+// checkRoundTrip encodes b with enc, decodes it and fails unless the result equals b; it
+// returns the encoded batch.
+func checkRoundTrip(t *testing.T, enc *Encoder, b *Batch) []byte {
+	t.Helper()
+	data, err := enc.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := Decode(data, DefaultLimits(), testNow)
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	if diff := cmp.Diff(b, FromPB(pb), batchEqual...); diff != "" {
+		t.Fatalf("round trip (-in +out):\n%s", diff)
+	}
+	return data
 }
 
 // TestRecordWriterMatchesAppendBody: records added one at a time give AppendBody's bytes.
