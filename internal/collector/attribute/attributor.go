@@ -358,9 +358,17 @@ const warmChunk = 32
 func warm(v ownership.View, due []ref) {
 	var addrs [warmChunk]netip.Addr
 	var ports [warmChunk]uint16
-	n := 0
+	var owners [warmChunk]ownership.Ref
+	n, m := 0, 0
 	for _, e := range due {
-		if !e.live() || e.h.remoteDone {
+		if !e.live() {
+			continue
+		}
+		if h := e.h; !h.localDone && h.hint != 0 {
+			owners[m] = h.hint // its owner is read to name the local end
+			m++
+		}
+		if e.h.remoteDone {
 			continue
 		}
 		addrs[n] = e.h.r.remote
@@ -369,6 +377,7 @@ func warm(v ownership.View, due []ref) {
 		}
 		n++
 	}
+	v.WarmOwners(owners[:m])
 	v.Warm(addrs[:n], ports[:n])
 }
 

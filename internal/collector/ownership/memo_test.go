@@ -157,6 +157,7 @@ func TestWarmLargeStore(t *testing.T) {
 	}
 	for i := 0; i < len(addrs); i += warmChunk {
 		mv.Warm(addrs[i:min(i+warmChunk, len(addrs))], ports[i:min(i+warmChunk, len(addrs))])
+		mv.WarmOwners(refs[i:min(i+warmChunk, len(refs))])
 		for j := i; j < min(i+warmChunk, len(addrs)); j++ {
 			at := t0.Add(90 * time.Second).UnixNano()
 			sp := span{lo: math.MinInt64, hi: math.MaxInt64}

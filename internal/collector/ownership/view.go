@@ -66,6 +66,15 @@ func (v View) Warm(addrs []netip.Addr, ports []uint16) {
 	v.s.warmKeys(keys[:n])
 }
 
+// WarmOwners brings owners' records into the cache, all at a time (see Warm).
+func (v View) WarmOwners(refs []Ref) {
+	var acc uint64
+	for _, r := range refs {
+		acc += uint64(v.s.o.recs[r].key.strs[sWorkload])
+	}
+	v.s.warmSink.Add(acc)
+}
+
 // Resolve returns the richest owner known for a pod UID.
 func (v View) Resolve(uid string) (Ref, bool) {
 	u, ok := v.s.uids[uid]
