@@ -49,6 +49,17 @@ func randomStore(t *testing.T, rng *rand.Rand, addrs int) *Store {
 	return s
 }
 
+// randomLookup looks up a random address of randomStore's, port and moment, and returns the
+// query, the answer and its span.
+func randomLookup(s *Store, rng *rand.Rand) (addr netip.Addr, port uint16, now int64, final bool, a Answer, sp span) {
+	addr = netip.AddrFrom4([4]byte{10, 2, 0, byte(rng.IntN(6))})
+	port = uint16(rng.IntN(2) * 8080)
+	final = rng.IntN(2) == 0
+	now = at(float64(rng.IntN(9500)) / 10).UnixNano()
+	sp = span{lo: math.MinInt64, hi: math.MaxInt64}
+	return addr, port, now, final, s.lookup(addr, port, now, final, &sp), sp
+}
+
 // TestLookupSpans checks the span a lookup reports: the answer is the same at every moment of
 // it (probed at its ends and inside), and differs just outside it unless the span is cut
 // short by design (the memo only needs a span that is not too wide).
@@ -57,12 +68,7 @@ func TestLookupSpans(t *testing.T) {
 		rng := rand.New(rand.NewPCG(seed, 11))
 		s := randomStore(t, rng, 1+rng.IntN(5))
 		for range 3000 {
-			addr := netip.AddrFrom4([4]byte{10, 2, 0, byte(rng.IntN(6))})
-			port := uint16(rng.IntN(2) * 8080)
-			final := rng.IntN(2) == 0
-			now := at(float64(rng.IntN(9500)) / 10).UnixNano()
-			sp := span{lo: math.MinInt64, hi: math.MaxInt64}
-			want := s.lookup(addr, port, now, final, &sp)
+			addr, port, now, final, want, sp := randomLookup(s, rng)
 			if sp.lo > now || now > sp.hi {
 				t.Fatalf("seed %d: span [%d, %d] leaves out its moment %d", seed, sp.lo, sp.hi, now)
 			}
@@ -91,12 +97,7 @@ func TestLookupMemoIsExact(t *testing.T) {
 		for range 5 {
 			v := s.MemoView(&m)
 			for range 2000 {
-				addr := netip.AddrFrom4([4]byte{10, 2, 0, byte(rng.IntN(6))})
-				port := uint16(rng.IntN(2) * 8080)
-				final := rng.IntN(2) == 0
-				now := at(float64(rng.IntN(9500)) / 10).UnixNano()
-				sp := span{lo: math.MinInt64, hi: math.MaxInt64}
-				want := s.lookup(addr, port, now, final, &sp)
+				addr, port, now, final, want, sp := randomLookup(s, rng)
 				if got := v.Lookup(addr, port, now, final); got != want {
 					t.Fatalf("seed %d: %s:%d final=%v at %d: memo answers %+v, the store %+v", seed, addr, port, final, now, got, want)
 				}
