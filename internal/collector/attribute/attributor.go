@@ -195,7 +195,7 @@ func (a *Attributor) add(n int, at func(i int) (exporter, node string, r *flow.R
 		for a.held >= a.cfg.MaxHeld && a.forceOldest() {
 		}
 		h := a.alloc()
-		h.r = newKept(exporter, node, r, a.cfg.ProcessNames)
+		h.r.set(exporter, node, r, a.cfg.ProcessNames)
 		h.ck = h.r.clientKey()
 		h.ckh = h.ck.hash()
 		h.t = lookupTime(&h.r, a.cfg.LongConn).UnixNano()

@@ -33,11 +33,12 @@ type kept struct {
 	hostOK                       bool // hostOwner names the local end
 }
 
-// newKept reduces a record to what the holding window keeps. processNames is
+// set makes x what the holding window keeps of a record, in place (x is a held record's:
+// building it elsewhere and copying it in would write it twice). processNames is
 // Config.ProcessNames.
-func newKept(exporter, node string, r *flow.Record, processNames bool) kept {
+func (x *kept) set(exporter, node string, r *flow.Record, processNames bool) {
 	w := &r.Workload
-	x := kept{exporter: exporter, node: node, uid: w.PodUID, outcome: r.Outcome, connID: r.ConnID,
+	*x = kept{exporter: exporter, node: node, uid: w.PodUID, outcome: r.Outcome, connID: r.ConnID,
 		local: r.LocalAddr, remote: r.RemoteAddr, nat: r.NatRemoteAddr, start: r.Start, end: r.End,
 		sent: r.BytesSent, received: r.BytesReceived, retrans: r.Retransmits, bytesRetrans: r.BytesRetransmitted,
 		srtt: r.SrttUs, resetsSent: r.ResetsSent, rsts: r.ResetsReceived, lport: r.LocalPort, rport: r.RemotePort, natPort: r.NatRemotePort,
@@ -54,7 +55,6 @@ func newKept(exporter, node string, r *flow.Record, processNames bool) kept {
 	case w.Kind == flow.KindHost:
 		x.hostNode, x.hostOK = true, node != ""
 	}
-	return x
 }
 
 // hostOwner names a local end that is not a pod: a host workload on the exporter's node, or
