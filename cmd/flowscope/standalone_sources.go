@@ -83,5 +83,8 @@ func runLocalExporter(ctx context.Context, grpcAddr string, reg *prometheus.Regi
 		Loop: exporter.Config{Table: flowtable.Config{Interval: 30 * time.Second, ResetEvents: true},
 			SummaryEvery: time.Minute},
 		Ship: &tc, Registry: reg, Log: log.With("component", "exporter"), Ready: ready,
+		// Start-up faulted in much of the binary (DuckDB's and the Kubernetes client's
+		// initialisers): drop it, so only the code standalone runs comes back, page by page.
+		ReleaseStartup: true,
 	})
 }
