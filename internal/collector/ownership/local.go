@@ -50,8 +50,11 @@ func (s *Store) ObservePods(pods []LocalPod, refs []Ref) error {
 	s.lock()
 	defer s.mu.Unlock()
 	var errs []error
-	s.memo.reset(s.compactions)
+	if s.memo.epoch == 0 || s.memo.version+1 != s.version || s.memo.compactions != s.compactions {
+		s.memo.reset(s.compactions) // someone else wrote since the last call: the memo may be stale
+	}
 	s.memo.hits = 0
+	defer func() { s.memo.version = s.version }()
 	for i := range pods {
 		if i%warmChunk == 0 && s.ips.len() >= warmMinAddrs {
 			s.warm(pods[i:min(i+warmChunk, len(pods))])
@@ -107,16 +110,18 @@ func (s *Store) seen(origin string, to int64) {
 	s.originSeen[oi] = max(s.originSeen[oi], to)
 }
 
-// localMemo remembers, within one ObservePods call, the range each recent address's pod claim
-// was found inside: the local ends of one batch repeat the same pods and addresses, and a
-// claim inside a known range of its pod needs no look at the address's ranges. It is exact:
-// definite ranges of one pod on an address never overlap (they are merged), so the range found
-// is the only one covering the claim; a slot is dropped when its address's ranges change, and
-// the whole memo when a compaction may have changed any.
+// localMemo remembers, over ObservePods calls with no other write in between, the range each
+// recent address's pod claim was found inside: the local ends of a batch repeat the same pods
+// and addresses, and a claim inside a known range of its pod needs no look at the address's
+// ranges. It is exact: definite ranges of one pod on an address never overlap (they are
+// merged), so the range found is the only one covering the claim; a slot is dropped when its
+// address's ranges change, and the whole memo when a compaction may have changed any or
+// another write came between two calls.
 type localMemo struct {
 	slots       [memoSlots]memoSlot
 	epoch       uint32 // slots of another epoch are empty
 	compactions uint64 // Store.compactions when the epoch began
+	version     uint64 // Store.version at the end of the last ObservePods call
 	hits        int
 }
 

@@ -57,7 +57,7 @@ func TestObservePodsMemoIsExact(t *testing.T) {
 				s.HoldRefs(time.Hour) // as the holding window does: refs stay renderable after the call
 				return s
 			}
-			one, each := build(), build()
+			one, each, chunked := build(), build(), build()
 			refs := make([]Ref, len(claims))
 			_ = one.ObservePods(claims, refs) // ErrFull for some: the store is small on purpose
 			if one.memo.hits == 0 {
@@ -67,19 +67,32 @@ func TestObservePodsMemoIsExact(t *testing.T) {
 			for i := range claims {
 				var r [1]Ref
 				_ = each.ObservePods(claims[i:i+1], r[:])
+				each.SetNodeZone("none", "")                                  // a write between calls: the memo forgets everything
 				if x, y := render(one, refs[i]), render(each, r[0]); x != y { // ids may differ: compaction frees owners in map order
 					t.Fatalf("claim %d (%+v): one call answers owner %+v, one claim per call %+v", i, claims[i], x, y)
 				}
 			}
-			if one.Len() != each.Len() {
-				t.Fatalf("one call leaves %d ranges, one claim per call %d", one.Len(), each.Len())
+			chunkRefs := make([]Ref, len(claims))
+			for i := 0; i < len(claims); i += 7 { // calls with no other write between: the memo carries over
+				_ = chunked.ObservePods(claims[i:min(i+7, len(claims))], chunkRefs[i:min(i+7, len(claims))])
+			}
+			for i := range claims {
+				if x, y := render(chunked, chunkRefs[i]), render(one, refs[i]); x != y {
+					t.Fatalf("claim %d: calls of 7 claims answer owner %+v, one call %+v", i, x, y)
+				}
+			}
+			if one.Len() != each.Len() || chunked.Len() != each.Len() {
+				t.Fatalf("one call leaves %d ranges, calls of 7 %d, one claim per call %d", one.Len(), chunked.Len(), each.Len())
 			}
 			for a := range addrs {
 				for sec := 0.0; sec < 700; sec += 3.5 {
 					addr := netip.AddrFrom4([4]byte{10, 1, 0, byte(a)})
-					x, y := one.Lookup(addr, 8080, at(sec), true), each.Lookup(addr, 8080, at(sec), true)
+					x, y, z := one.Lookup(addr, 8080, at(sec), true), each.Lookup(addr, 8080, at(sec), true), chunked.Lookup(addr, 8080, at(sec), true)
 					if diff := cmp.Diff(y, x); diff != "" {
 						t.Fatalf("lookup of %s at %.1f s (-one claim per call +one call):\n%s", addr, sec, diff)
+					}
+					if diff := cmp.Diff(y, z); diff != "" {
+						t.Fatalf("lookup of %s at %.1f s (-one claim per call +calls of 7):\n%s", addr, sec, diff)
 					}
 				}
 			}
@@ -101,4 +114,33 @@ func render(s *Store, r Ref) Owner {
 	v := s.View()
 	defer v.Close()
 	return v.Owner(r)
+}
+
+// TestObservePodsMemoForgetsOtherWrites: a write between two ObservePods calls (here heartbeats
+// that evict the range a claim was found inside) makes the next call forget the memo.
+func TestObservePodsMemoForgetsOtherWrites(t *testing.T) {
+	s := newTestStore(t, Config{MaxRangesPerKey: 2})
+	hb := func(o Owner, from, to float64) {
+		t.Helper()
+		if err := s.Observe(Claim{Addr: ip, Owner: o, From: at(from), To: at(to), Source: SourceHeartbeat, Origin: "n"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claim := func(from, to float64) {
+		t.Helper()
+		var r [1]Ref
+		p := LocalPod{Addr: ip, UID: podA.PodUID, Origin: "n", From: at(from).UnixNano(), To: at(to).UnixNano()}
+		if err := s.ObservePods([]LocalPod{p}, r[:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hb(podA, 0, 100)
+	claim(10, 20) // inside A's range: remembered
+	podC := pod("cart-c", "uid-c")
+	hb(podB, 200, 300)
+	hb(podC, 400, 500) // evicts A's range (it ended first): lookups before 100 answer gap
+	claim(30, 40)      // not covered any more: stored, evicting B's range
+	if got := s.Lookup(ip, 0, at(250), true); got.Reason != flow.ReasonGap {
+		t.Fatalf("lookup inside the evicted range of B = %+v, want gap (the second claim must have been stored)", got)
+	}
 }
