@@ -29,7 +29,8 @@ func (t *Table) BeginPass(nowNs uint64) {
 
 // SnapshotChunk applies a chunk of one namespace's iterator events and appends the interim
 // records that are due: at once for a socket whose open was not observed (it predates the
-// exporter), else when its last record is older than the interval.
+// exporter; with the fallback hooks, from its second pass, since its open event may still be
+// in the ring), else when its last record is older than the interval.
 func (t *Table) SnapshotChunk(netns uint32, evs []tracer.Event, out []flow.Record) []flow.Record {
 	t.pass.netns[netns] = true
 	for i := range evs {
@@ -45,6 +46,7 @@ func (t *Table) SnapshotChunk(netns uint32, evs []tracer.Event, out []flow.Recor
 		if c, ok := t.conns[k]; ok {
 			c.seen = t.pass.gen
 			c.misses = 0
+			c.unsure = false // listed twice and no open came: it predates the exporter (or its open was lost)
 			out = t.maybeInterim(k, c, e, out)
 			continue
 		}
@@ -159,7 +161,7 @@ func (t *Table) trackNew(k uint64, e *tracer.Event, out []flow.Record) []flow.Re
 			c.id, c.start, c.startKnown, c.role = o.id, o.start, true, roleOf(direction(o.flags))
 		}
 		if c.id == 0 {
-			c.id = t.newID()
+			c.id, c.unsure = t.newID(), true
 		}
 	}
 	if !c.startKnown {
@@ -180,7 +182,7 @@ func (t *Table) trackNew(k uint64, e *tracer.Event, out []flow.Record) []flow.Re
 // maybeInterim stores c and appends an interim record if one is due.
 func (t *Table) maybeInterim(k uint64, c conn, e *tracer.Event, out []flow.Record) []flow.Record {
 	now, iv := t.pass.now, uint64(t.cfg.Interval)
-	due := c.lastReport == 0 && (!c.startKnown || since(now, c.start) >= iv) ||
+	due := c.lastReport == 0 && !c.unsure && (!c.startKnown || since(now, c.start) >= iv) ||
 		c.lastReport != 0 && since(now, c.lastReport) >= iv
 	if due {
 		out = append(out, t.interim(&c, e, now))

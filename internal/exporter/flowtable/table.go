@@ -67,6 +67,9 @@ type conn struct {
 	role       role
 	misses     uint8 // passes over its namespace in a row that did not list it
 	startKnown bool
+	// unsure: fallback hooks, first listed by a pass with no open known: its open event may
+	// still be in the ring, so it is reported from its next pass, or takes the open's identity.
+	unsure bool
 }
 
 // role is a flow.Direction in one byte.
@@ -233,7 +236,17 @@ func (t *Table) open(e *tracer.Event) {
 			break
 		}
 	}
-	t.opens[t.key(e)] = open{id: t.newID(), start: e.StartNs, flags: e.Flags}
+	k := t.key(e)
+	o := open{id: t.newID(), start: e.StartNs, flags: e.Flags}
+	t.opens[k] = o
+	if c, ok := t.conns[k]; ok && c.unsure {
+		// a pass listed it before its open was applied: it is this connection
+		c.id, c.start, c.startKnown, c.unsure = o.id, o.start, true, false
+		if r := roleOf(direction(o.flags)); r != roleUnknown {
+			c.role = r
+		}
+		t.conns[k] = c
+	}
 }
 
 func (t *Table) newID() uint64 {
