@@ -52,8 +52,7 @@ func (a *Attributor) trim(nowSec int64) {
 	clear(a.free[keep:])
 	a.free = shrunk(a.free[:keep])
 	a.order.q = shrunk(a.order.q)
-	clear(a.wheel.spares)
-	a.wheel.spares = a.wheel.spares[:0]
+	a.wheel.trim()
 	if cap(a.spare) >= 4096 && cap(a.spare) > 4*a.outPeak { // a burst's output batch is let go
 		a.spare = nil
 	}
@@ -86,6 +85,7 @@ type wheel struct {
 	slots  [][]ref
 	mask   int64
 	spares [][]ref
+	peak   int // the largest slot taken since the last trim
 }
 
 const maxSpares = 8
@@ -110,7 +110,20 @@ func (w *wheel) take(sec int64) []ref {
 	i := sec & w.mask
 	s := w.slots[i]
 	w.slots[i] = nil
+	w.peak = max(w.peak, len(s))
 	return s
+}
+
+// trim lets go of spare storage far larger than the slots since the last trim needed.
+func (w *wheel) trim() {
+	kept := w.spares[:0]
+	for _, s := range w.spares {
+		if cap(s) <= max(1024, 4*w.peak) {
+			kept = append(kept, s)
+		}
+	}
+	clear(w.spares[len(kept):])
+	w.spares, w.peak = kept, 0
 }
 
 // giveBack returns a processed slot's storage for reuse.

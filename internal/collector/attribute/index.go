@@ -6,6 +6,7 @@ package attribute
 type clientIndex struct {
 	slots []clientSlot // power of two; h == nil: empty
 	n     int
+	peak  int // the most keys held since the last shrink
 }
 
 type clientSlot struct {
@@ -44,7 +45,9 @@ func (x *clientIndex) swap(key uint64, h *held) *held {
 	old := s.h
 	s.key, s.h = key, h
 	if old == nil {
-		if x.n++; x.n*2 > len(x.slots) {
+		x.n++
+		x.peak = max(x.peak, x.n)
+		if x.n*2 > len(x.slots) {
 			x.resize(len(x.slots) * 2)
 		}
 	}
@@ -86,9 +89,10 @@ func (x *clientIndex) resize(n int) {
 	}
 }
 
-// shrink gives back a table far larger than its contents (after a burst).
+// shrink gives back a table far larger than it needed since the last shrink (after a burst).
 func (x *clientIndex) shrink() {
-	if n := len(x.slots); n > minIndexSlots && x.n*8 < n {
+	if n := len(x.slots); n > minIndexSlots && x.peak*8 < n {
 		x.resize(max(minIndexSlots, n/4))
 	}
+	x.peak = x.n
 }
