@@ -18,6 +18,9 @@ char LICENSE[] SEC("license") = "GPL";
  * submit wakes the reader only when more than wake_bytes are queued: wakeups are expensive. */
 volatile const __u32 slot_mask = 65535;
 volatile const __u64 wake_bytes = 1 << 20;
+/* connect()'s local port range (net.ipv4.ip_local_port_range) */
+volatile const __u16 eph_lo = 32768;
+volatile const __u16 eph_hi = 60999;
 
 enum event_kind {
 	EV_CLOSE = 1,       /* a socket entered TCP_CLOSE: final counters */
@@ -316,9 +319,16 @@ static __always_inline int emit_close(const struct sock *sk, const struct tcp_so
 
 /* FIN_WAIT1 and LAST_ACK are entered only from close() or shutdown(), so in the context of a
  * process that holds the socket. An accepted socket, which no connect() stamped, learns its
- * process here; the record then names it without a listener or a /proc scan. */
+ * process here; the record then names it without a listener or a /proc scan. A socket whose
+ * local port is ephemeral and remote port is not is a client: it skips the slot lookup, which
+ * costs a cache miss on every connection otherwise. */
 static __always_inline int stamp_closer(const struct sock *sk)
 {
+	__u16 lport = sk->__sk_common.skc_num;
+	__u16 rport = bpf_ntohs(sk->__sk_common.skc_dport);
+	bool leph = lport >= eph_lo && lport <= eph_hi, reph = rport >= eph_lo && rport <= eph_hi;
+	if (leph && !reph)
+		return 0; /* a client of a fixed port, named at connect(): spare the slot lookup */
 	__u64 cookie = bpf_get_socket_cookie((void *)sk);
 	struct slot *s = slot_of(cookie);
 	if (!s || s->key != cookie || (s->flags & F_PROC) || !(s->flags & (F_ACTIVE | F_PASSIVE)))

@@ -117,7 +117,7 @@ func New(cfg Config, tr *tracer.Tracer, r flowtable.Resolver, sink Sink, log *sl
 	cfg.defaults()
 	cfg.Table.KeyBySocketAddr = tr.Hook() != tracer.HookTPBTF
 	if cfg.Table.EphemeralPorts[1] == 0 {
-		cfg.Table.EphemeralPorts = ephemeralPorts("/proc/sys/net/ipv4/ip_local_port_range")
+		cfg.Table.EphemeralPorts = tracer.LocalPortRange("/proc/sys/net/ipv4/ip_local_port_range")
 	}
 	ns, err := newNamespaces()
 	if err != nil {
@@ -270,17 +270,4 @@ func (x *Exporter) summary() {
 	if err := x.sink.Summary(s); err != nil {
 		x.st.SinkErrors++
 	}
-}
-
-// ephemeralPorts reads net.ipv4.ip_local_port_range; zero (the table's default) if unreadable.
-func ephemeralPorts(path string) [2]uint16 {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return [2]uint16{}
-	}
-	var lo, hi uint16
-	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil || lo > hi {
-		return [2]uint16{}
-	}
-	return [2]uint16{lo, hi}
 }

@@ -21,6 +21,9 @@ import (
 
 var interrupt = os.Interrupt
 
+// serverPort is the load's server port.
+const serverPort = 8080
+
 // warmup is how long the exporter runs before its idle rate is measured.
 const warmup = 20 * time.Second
 
@@ -91,7 +94,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	var ln net.Listener
 	if err := srvNs.Do(func() (err error) {
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(to, 0).String())
+		// a service port, as servers have; the namespace is the benchmark's own, so it is free
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(to, serverPort).String())
 		return err
 	}); err != nil {
 		return res, err

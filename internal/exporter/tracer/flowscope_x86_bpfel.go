@@ -72,6 +72,8 @@ const (
 	flowscopeProgStateBtf        = "state_btf"
 	flowscopeProgStateRaw        = "state_raw"
 	flowscopeProgStateTp         = "state_tp"
+	flowscopeVarEphHi            = "eph_hi"
+	flowscopeVarEphLo            = "eph_lo"
 	flowscopeVarSlotMask         = "slot_mask"
 	flowscopeVarUnusedFlowEvent  = "unused_flow_event"
 	flowscopeVarWakeBytes        = "wake_bytes"
@@ -143,6 +145,8 @@ type flowscopeMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type flowscopeVariableSpecs struct {
+	EphHi           *ebpf.VariableSpec `ebpf:"eph_hi"`
+	EphLo           *ebpf.VariableSpec `ebpf:"eph_lo"`
 	SlotMask        *ebpf.VariableSpec `ebpf:"slot_mask"`
 	UnusedFlowEvent *ebpf.VariableSpec `ebpf:"unused_flow_event"`
 	WakeBytes       *ebpf.VariableSpec `ebpf:"wake_bytes"`
@@ -185,6 +189,8 @@ func (m *flowscopeMaps) Close() error {
 //
 // It can be passed to loadFlowscopeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type flowscopeVariables struct {
+	EphHi           *ebpf.Variable `ebpf:"eph_hi"`
+	EphLo           *ebpf.Variable `ebpf:"eph_lo"`
 	SlotMask        *ebpf.Variable `ebpf:"slot_mask"`
 	UnusedFlowEvent *ebpf.Variable `ebpf:"unused_flow_event"`
 	WakeBytes       *ebpf.Variable `ebpf:"wake_bytes"`

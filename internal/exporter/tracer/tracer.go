@@ -36,6 +36,11 @@ type Config struct {
 	WakeBytes   uint64 // wake the reader early when this much is queued (default RingBytes/4)
 	ProcessInfo bool   // attach cgroup connect4/6 on CgroupV2 to capture pid and comm of clients
 	CgroupV2    string // cgroup v2 mount for the connect hooks
+	// EphemeralPorts is connect()'s local port range (default: the kernel's
+	// net.ipv4.ip_local_port_range). A socket closing with its local port in it and its remote
+	// port outside it is taken for a client, which connect() named; any other socket is named
+	// by the process that closes it.
+	EphemeralPorts [2]uint16
 }
 
 func (c *Config) defaults() {
@@ -53,6 +58,12 @@ func (c *Config) defaults() {
 		c.RingBytes = p
 	}
 	c.RingBytes = 1 << bits.Len32(c.RingBytes-1)
+	if c.EphemeralPorts[1] == 0 {
+		c.EphemeralPorts = LocalPortRange("/proc/sys/net/ipv4/ip_local_port_range")
+	}
+	if c.EphemeralPorts[1] == 0 {
+		c.EphemeralPorts = [2]uint16{32768, 60999}
+	}
 	if c.WakeBytes == 0 {
 		c.WakeBytes = uint64(c.RingBytes / 4)
 	}
@@ -111,7 +122,8 @@ func Open(cfg Config, log *slog.Logger) (_ *Tracer, err error) {
 func configure(spec *ebpf.CollectionSpec, cfg Config) error {
 	spec.Maps["slots"].MaxEntries = cfg.Slots
 	spec.Maps["events"].MaxEntries = cfg.RingBytes
-	for name, v := range map[string]any{"slot_mask": cfg.Slots - 1, "wake_bytes": cfg.WakeBytes} {
+	for name, v := range map[string]any{"slot_mask": cfg.Slots - 1, "wake_bytes": cfg.WakeBytes,
+		"eph_lo": cfg.EphemeralPorts[0], "eph_hi": cfg.EphemeralPorts[1]} {
 		vs, ok := spec.Variables[name]
 		if !ok {
 			return fmt.Errorf("BPF object lacks variable %s", name)
@@ -205,4 +217,17 @@ func (w *WallClock) Recalibrate() {
 // Time converts a monotonic nanosecond timestamp.
 func (w *WallClock) Time(ns uint64) time.Time {
 	return time.Unix(0, int64(ns)+int64(w.offset)).UTC()
+}
+
+// LocalPortRange reads net.ipv4.ip_local_port_range from path; zero if unreadable.
+func LocalPortRange(path string) [2]uint16 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return [2]uint16{}
+	}
+	var lo, hi uint16
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil || lo > hi {
+		return [2]uint16{}
+	}
+	return [2]uint16{lo, hi}
 }
