@@ -1,5 +1,5 @@
-// Command burst drives a burst of short TCP connections over loopback (a server of its own;
-// each connection sends 1 KiB, receives 4 KiB and closes), to see what a burst leaves behind
+// Command burst drives a burst of short TCP connections over loopback (the exporter
+// benchmark's server; each connection sends 1 KiB, receives 4 KiB and closes), to see what a burst leaves behind
 // in a running `flowscope standalone` or exporter:
 //
 //	go run ./bench/burst -n 60000 -workers 32
@@ -13,6 +13,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/flowscope/flowscope/internal/exporterbench"
 )
 
 func main() {
@@ -24,7 +26,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	go serve(ln)
+	go exporterbench.Serve(ln)
 	start := time.Now()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -45,21 +47,6 @@ func main() {
 	fmt.Printf("%d connections in %v (%.0f/s), %d failed\n", *n / *workers * *workers, d.Round(time.Millisecond), float64(*n)/d.Seconds(), failed)
 }
 
-func serve(ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer c.Close()
-			if _, err := io.ReadFull(c, make([]byte, 1024)); err == nil {
-				_, _ = c.Write(make([]byte, 4096))
-			}
-		}()
-	}
-}
-
 func exchange(addr string) error {
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -69,6 +56,6 @@ func exchange(addr string) error {
 	if _, err := c.Write(make([]byte, 1024)); err != nil {
 		return err
 	}
-	_, err = io.Copy(io.Discard, c)
-	return err
+	_, err = io.ReadFull(c, make([]byte, 4096))
+	return err // then the client closes first, as the server waits for
 }

@@ -101,7 +101,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return res, err
 	}
 	defer ln.Close()
-	go serve(ln)
+	go Serve(ln)
 	addr := ln.Addr().(*net.TCPAddr).AddrPort()
 
 	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))

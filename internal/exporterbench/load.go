@@ -16,9 +16,9 @@ const (
 	responseBytes = 4096
 )
 
-// server answers every connection with responseBytes after reading requestBytes, then waits
-// for the client's FIN.
-func serve(ln net.Listener) {
+// Serve answers every connection on ln with 4 KiB after reading 1 KiB, then waits for the
+// client's FIN: the benchmark's server, also driven by bench/burst.
+func Serve(ln net.Listener) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
