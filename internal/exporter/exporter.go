@@ -117,7 +117,7 @@ func New(cfg Config, tr *tracer.Tracer, r flowtable.Resolver, sink Sink, log *sl
 	cfg.defaults()
 	cfg.Table.KeyBySocketAddr = tr.Hook() != tracer.HookTPBTF
 	if cfg.Table.EphemeralPorts[1] == 0 {
-		cfg.Table.EphemeralPorts = tracer.LocalPortRange("/proc/sys/net/ipv4/ip_local_port_range")
+		cfg.Table.EphemeralPorts = tr.EphemeralPorts() // one reading of the range for kernel and table
 	}
 	ns, err := newNamespaces()
 	if err != nil {

@@ -62,8 +62,7 @@ func (s *Shipper) cut(enc *flowbatch.Encoder, flush bool) {
 
 	if kept := validRecords(recs); len(kept) < len(recs) {
 		s.mu.Lock()
-		s.countDroppedRecordsLocked(len(recs)-len(kept), "invalid")
-		s.counters[CounterInvalidRecords] += uint64(len(recs) - len(kept))
+		s.dropInvalidLocked(len(recs) - len(kept))
 		s.mu.Unlock()
 		recs = kept
 	}

@@ -233,10 +233,15 @@ func (s *Shipper) encodeLocked(recs []flow.Record) (queued bool) {
 		}
 	}
 	if invalid > 0 {
-		s.countDroppedRecordsLocked(invalid, "invalid")
-		s.counters[CounterInvalidRecords] += uint64(invalid)
+		s.dropInvalidLocked(invalid)
 	}
 	return queued
+}
+
+// dropInvalidLocked counts n records dropped for lacking addresses or an end time.
+func (s *Shipper) dropInvalidLocked(n int) {
+	s.countDroppedRecordsLocked(n, "invalid")
+	s.counters[CounterInvalidRecords] += uint64(n)
 }
 
 // closeOpenLocked queues the open batch, if it holds records.

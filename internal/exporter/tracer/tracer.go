@@ -59,7 +59,7 @@ func (c *Config) defaults() {
 	}
 	c.RingBytes = 1 << bits.Len32(c.RingBytes-1)
 	if c.EphemeralPorts[1] == 0 {
-		c.EphemeralPorts = LocalPortRange("/proc/sys/net/ipv4/ip_local_port_range")
+		c.EphemeralPorts = localPortRange("/proc/sys/net/ipv4/ip_local_port_range")
 	}
 	if c.EphemeralPorts[1] == 0 {
 		c.EphemeralPorts = [2]uint16{32768, 60999}
@@ -161,6 +161,9 @@ func (t *Tracer) loadProgram(spec *ebpf.CollectionSpec, name string) (*ebpf.Prog
 // Hook returns the hook chosen for inet_sock_set_state.
 func (t *Tracer) Hook() Hook { return t.hook }
 
+// EphemeralPorts is the local port range of connect() the programs were loaded with.
+func (t *Tracer) EphemeralPorts() [2]uint16 { return t.cfg.EphemeralPorts }
+
 // Degraded lists the optional features that could not be attached.
 func (t *Tracer) Degraded() []string { return t.degraded }
 
@@ -219,8 +222,8 @@ func (w *WallClock) Time(ns uint64) time.Time {
 	return time.Unix(0, int64(ns)+int64(w.offset)).UTC()
 }
 
-// LocalPortRange reads net.ipv4.ip_local_port_range from path; zero if unreadable.
-func LocalPortRange(path string) [2]uint16 {
+// localPortRange reads net.ipv4.ip_local_port_range from path; zero if unreadable.
+func localPortRange(path string) [2]uint16 {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return [2]uint16{}
