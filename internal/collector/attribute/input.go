@@ -67,21 +67,41 @@ func isClient(r *flow.Record) bool {
 	return r.RemotePort < r.LocalPort
 }
 
+// hostOwnerOf names a local workload that is not a pod, as hostWorkload does (without
+// process names).
 func hostOwnerOf(node string, w *flow.Workload) (ownership.Owner, bool) {
-	host := func(kind, name string) (ownership.Owner, bool) {
-		return ownership.Owner{Kind: flow.EndpointHost, Node: node, Workload: name, WorkloadKind: kind}, true
+	kind, name, isNode, ok := hostWorkload(w, false)
+	if !ok {
+		return ownership.Owner{}, false
 	}
-	switch w.Kind {
-	case flow.KindContainer:
-		return host("container", w.ContainerID)
-	case flow.KindUnit:
-		return host("systemd", w.Unit)
-	case flow.KindCgroup:
-		return host("cgroup", w.CgroupPath)
-	case flow.KindHost:
+	return hostOwner(node, kind, name, isNode)
+}
+
+// hostWorkload names a local workload that is not a pod: a host workload's kind and name, or
+// the node itself (isNode). processNames names a host or plain cgroup socket by its process
+// (Config.ProcessNames).
+func hostWorkload(w *flow.Workload, processNames bool) (kind, name string, isNode, ok bool) {
+	switch {
+	case processNames && (w.Kind == flow.KindHost || w.Kind == flow.KindCgroup) && w.Comm != "":
+		return "process", w.Comm, false, true
+	case w.Kind == flow.KindContainer:
+		return "container", w.ContainerID, false, true
+	case w.Kind == flow.KindUnit:
+		return "systemd", w.Unit, false, true
+	case w.Kind == flow.KindCgroup:
+		return "cgroup", w.CgroupPath, false, true
+	case w.Kind == flow.KindHost:
+		return "", "", true, true
+	}
+	return "", "", false, false
+}
+
+// hostOwner is the owner hostWorkload names on node; the node itself needs the node's name.
+func hostOwner(node, kind, name string, isNode bool) (ownership.Owner, bool) {
+	if isNode {
 		return ownership.Owner{Kind: flow.EndpointNode, Node: node}, node != ""
 	}
-	return ownership.Owner{}, false
+	return ownership.Owner{Kind: flow.EndpointHost, Node: node, Workload: name, WorkloadKind: kind}, true
 }
 
 // localClaims collects what the local ends of a batch's records prove about ownership: a pod

@@ -43,30 +43,18 @@ func (x *kept) set(exporter, node string, r *flow.Record, processNames bool) {
 		sent: r.BytesSent, received: r.BytesReceived, retrans: r.Retransmits, bytesRetrans: r.BytesRetransmitted,
 		srtt: r.SrttUs, resetsSent: r.ResetsSent, rsts: r.ResetsReceived, lport: r.LocalPort, rport: r.RemotePort, natPort: r.NatRemotePort,
 		client: isClient(r), interim: r.Interim, hostNetwork: r.HostNetwork, pod: w.Kind == flow.KindPod}
-	switch {
-	case processNames && (w.Kind == flow.KindHost || w.Kind == flow.KindCgroup) && w.Comm != "":
-		x.hostKind, x.hostName, x.hostOK = "process", w.Comm, true
-	case w.Kind == flow.KindContainer:
-		x.hostKind, x.hostName, x.hostOK = "container", w.ContainerID, true
-	case w.Kind == flow.KindUnit:
-		x.hostKind, x.hostName, x.hostOK = "systemd", w.Unit, true
-	case w.Kind == flow.KindCgroup:
-		x.hostKind, x.hostName, x.hostOK = "cgroup", w.CgroupPath, true
-	case w.Kind == flow.KindHost:
-		x.hostNode, x.hostOK = true, node != ""
-	}
+	var isHost bool
+	x.hostKind, x.hostName, x.hostNode, isHost = hostWorkload(w, processNames)
+	x.hostOK = isHost && (!x.hostNode || node != "")
 }
 
 // hostOwner names a local end that is not a pod: a host workload on the exporter's node, or
 // the node itself. Pods are named by their UID (the store resolves it).
 func (r *kept) hostOwner() (ownership.Owner, bool) {
-	switch {
-	case r.hostNode:
-		return ownership.Owner{Kind: flow.EndpointNode, Node: r.node}, r.hostOK
-	case r.hostOK:
-		return ownership.Owner{Kind: flow.EndpointHost, Node: r.node, Workload: r.hostName, WorkloadKind: r.hostKind}, true
+	if !r.hostNode && !r.hostOK {
+		return ownership.Owner{}, false
 	}
-	return ownership.Owner{}, false
+	return hostOwner(r.node, r.hostKind, r.hostName, r.hostNode)
 }
 
 // serverAddr is where the connection really went: the translated backend when known.
