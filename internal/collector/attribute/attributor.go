@@ -105,8 +105,9 @@ type held struct {
 	remote      ownership.Answer // the peer: for a client the server it reached, for a server the client
 	vip         ownership.Answer // for a translated client: the address it dialled
 
-	partner    *held
-	sameClient *held // the next older held record of the same client address and port
+	partner      *held
+	sameClient   *held // the next older held record of the same client address and port
+	older, newer *held // arrival order (Attributor.order)
 }
 
 // Attributor holds records until they can be attributed, joins both ends and writes the
@@ -121,7 +122,7 @@ type Attributor struct {
 	mu       sync.Mutex
 	wheel    wheel
 	cursor   int64       // next second Flush processes
-	order    fifo        // arrival order, for the full policy
+	order    arrival     // arrival order, for the full policy
 	byClient clientIndex // newest record of each client address and port (hash); older ones via sameClient
 	held     int
 	out      []flow.Conn
@@ -279,7 +280,6 @@ func (a *Attributor) Flush(ctx context.Context) error {
 	a.mu.Lock()
 	a.runDue(now)
 	a.m.flushCounts()
-	a.order.front() // drop finished records from the arrival order
 	out := a.out
 	if len(a.retry) > 0 {
 		out = append(a.retry, a.out...) // the retry buffer is ours alone
@@ -479,7 +479,7 @@ func (a *Attributor) decide(v ownership.View, h *held, final bool) bool {
 
 // forceOldest decides the oldest held record now (the full policy); false when none is held.
 func (a *Attributor) forceOldest() bool {
-	h := a.order.front()
+	h := a.order.oldest
 	if h == nil {
 		return false
 	}
@@ -522,6 +522,7 @@ func (a *Attributor) confirmVIPJoin(x, y *held) bool {
 // finish takes h out of the holding window and recycles it.
 func (a *Attributor) finish(h *held) {
 	a.held--
+	a.order.remove(h)
 	a.unindex(h)
 	a.recycle(h)
 }

@@ -13,7 +13,7 @@ import (
 // maxFree bounds the free list; beyond it finished records are left to the collector.
 const maxFree = 1 << 16
 
-// trimEvery is how often the free list, the wheel's spare slots and the arrival order give
+// trimEvery is how often the free list, the wheel's spare slots and the client index give
 // back what the last period did not need: after a burst, memory returns to the runtime.
 const trimEvery = 10 // seconds
 
@@ -51,7 +51,6 @@ func (a *Attributor) trim(nowSec int64) {
 	a.allocs = 0
 	clear(a.free[keep:])
 	a.free = shrunk(a.free[:keep])
-	a.order.q = shrunk(a.order.q)
 	a.wheel.trim()
 	if cap(a.spare) >= 4096 && cap(a.spare) > 4*a.outPeak { // a burst's output batch is let go
 		a.spare = nil
@@ -134,27 +133,33 @@ func (w *wheel) giveBack(s []ref) {
 	}
 }
 
-// fifo is the arrival order of held records, for the full policy.
-type fifo struct {
-	q    []ref
-	head int
+// arrival is the arrival order of held records, for the full policy: a list threaded through
+// the records themselves (held.older, held.newer), so taking a record out is two pointer
+// writes and the oldest is at hand, with nothing to skip or compact.
+type arrival struct {
+	oldest, newest *held
 }
 
-func (f *fifo) push(h *held) { f.q = append(f.q, ref{h: h, gen: h.gen}) }
+func (l *arrival) push(h *held) {
+	h.older, h.newer = l.newest, nil
+	if l.newest != nil {
+		l.newest.newer = h
+	} else {
+		l.oldest = h
+	}
+	l.newest = h
+}
 
-// front returns the oldest live record (nil when none), dropping finished ones.
-func (f *fifo) front() *held {
-	for f.head < len(f.q) && !f.q[f.head].live() {
-		f.q[f.head] = ref{}
-		f.head++
+func (l *arrival) remove(h *held) {
+	if h.older != nil {
+		h.older.newer = h.newer
+	} else {
+		l.oldest = h.newer
 	}
-	if f.head > 1024 && f.head*2 > len(f.q) {
-		n := copy(f.q, f.q[f.head:])
-		clear(f.q[n:])
-		f.q, f.head = f.q[:n], 0
+	if h.newer != nil {
+		h.newer.older = h.older
+	} else {
+		l.newest = h.older
 	}
-	if f.head == len(f.q) {
-		return nil
-	}
-	return f.q[f.head].h
+	h.older, h.newer = nil, nil
 }
