@@ -202,36 +202,46 @@ func (s *Store) warm(pods []LocalPod) {
 		keys[n] = k
 		n++
 	}
-	s.warmKeys(keys[:n])
+	s.warmKeys(keys[:n], true)
 }
 
-// warmKeys loads what claims and lookups of these addresses read — each address's entry, its
-// ranges, their owners and the owners' UIDs — one step for all of them at a time: the loads of
-// one step are independent, so their cache misses overlap instead of following each other (in
-// a large store every step is a miss). It changes nothing.
-func (s *Store) warmKeys(keys []ipKey) {
-	var rs [warmChunk][]rng
+// warmKeys loads what claims (uids) or lookups (!uids) of these addresses read — each
+// address's entry, its ranges, their owners' metadata and records, and for claims the owners'
+// UIDs — one step for all of them at a time: the loads of one step are independent, so their
+// cache misses overlap instead of following each other (in a large store every step is a
+// miss). It changes nothing.
+func (s *Store) warmKeys(keys []ipKey, uids bool) {
+	var es [warmChunk]*entry
 	n := 0
-	for _, k := range keys[:min(len(keys), warmChunk)] {
+	for _, k := range keys[:min(len(keys), warmChunk)] { // the index: in the cache
 		if e := s.ips.get(k); e != nil {
-			rs[n] = e.r
+			es[n] = e
 			n++
 		}
 	}
 	var owners [warmChunk * 2]ownerID
 	m := 0
-	for _, r := range rs[:n] {
+	for _, e := range es[:n] { // the entries and their first ranges: a miss each
+		r := e.r
 		for j := range min(len(r), 2) {
 			owners[m] = r[j].owner
 			m++
 		}
 	}
-	var uids [warmChunk * 2]string
-	for i, o := range owners[:m] {
-		uids[i] = s.o.recs[o].key.uid
-	}
 	var acc uint64
-	for _, u := range uids[:m] {
+	if !uids {
+		for _, o := range owners[:m] {
+			acc += uint64(s.o.meta[o]) + uint64(s.o.recs[o].key.strs[sWorkload])
+		}
+		s.warmSink.Add(acc)
+		return
+	}
+	var us [warmChunk * 2]string
+	for i, o := range owners[:m] {
+		acc += uint64(s.o.meta[o])
+		us[i] = s.o.recs[o].key.uid
+	}
+	for _, u := range us[:m] {
 		if len(u) > 0 {
 			acc += uint64(u[0])
 		}

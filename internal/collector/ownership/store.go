@@ -64,10 +64,38 @@ type rng struct {
 }
 
 // entry holds the ranges of one key, ascending by from. floor: lookups before it answer gap
-// (older ranges were evicted).
+// (older ranges were evicted). r starts in the entry's own storage (in): most addresses hold
+// a few ranges, which then share the entry's cache lines; beyond, append moves them to the
+// heap (and compaction back, see fit). An entry is never copied: r may point into it.
 type entry struct {
-	floor int64
 	r     []rng
+	floor int64
+	in    [inlineRanges]rng
+}
+
+// inlineRanges is the number of ranges an entry holds in its own storage: an address's
+// current pod's exporter and Kubernetes ranges.
+const inlineRanges = 2
+
+func newEntry() *entry {
+	e := &entry{}
+	e.r = e.in[:0]
+	return e
+}
+
+// reset empties e, its ranges back in its own storage.
+func (e *entry) reset() {
+	*e = entry{}
+	e.r = e.in[:0]
+}
+
+// fit moves e's ranges back into its own storage when they fit there again.
+func (e *entry) fit() {
+	if n := len(e.r); n <= inlineRanges && (cap(e.r) == 0 || &e.r[:1][0] != &e.in[0]) {
+		copy(e.in[:], e.r)
+		clear(e.in[n:])
+		e.r = e.in[:n]
+	}
 }
 
 type ipKey [16]byte
@@ -226,8 +254,7 @@ func (s *Store) coveredBy(e *entry, uid string, src Source, from, to int64) (boo
 	covered, best, by := false, ownerID(0), rng{}
 	for i := range e.r {
 		x := &e.r[i]
-		k := &s.o.recs[x.owner].key
-		if k.uh != uh || k.uid != uid {
+		if s.o.meta[x.owner].uh() != uh || s.o.recs[x.owner].key.uid != uid {
 			continue
 		}
 		if best == 0 || s.o.detail(x.owner) > s.o.detail(best) {
@@ -353,17 +380,15 @@ func (s *Store) entryFor(a netip.Addr, port uint16, create bool) *entry {
 		pk := portKey{k, port}
 		e := s.ports[pk]
 		if e == nil && create {
-			e = &entry{}
+			e = newEntry()
 			s.ports[pk] = e
 		}
 		return e
 	}
-	e := s.ips.get(k)
-	if e == nil && create {
-		e = &entry{}
-		s.ips.put(k, e)
+	if create {
+		return s.ips.create(k)
 	}
-	return e
+	return s.ips.get(k)
 }
 
 // internOwner interns o, sharing the UID string of the pod's known owners: owners of one pod
@@ -379,7 +404,7 @@ func (s *Store) internOwner(o Owner) ownerID {
 // flows); the entry lives as long as some range references its owner (see compactLocked).
 func (s *Store) noteUID(h ownerID) {
 	r := &s.o.recs[h]
-	if kinds[r.key.kind] != "pod" || r.key.uid == "" {
+	if s.o.meta[h].endpoint() != flow.EndpointPod || r.key.uid == "" {
 		return
 	}
 	u, ok := s.uids[r.key.uid]
@@ -545,6 +570,7 @@ func (s *Store) compactLocked(now time.Time) {
 		}
 		clear(e.r[len(kept):])
 		e.r = kept
+		e.fit()
 		return len(kept) == 0
 	}
 	s.ips.sweep(sweep)

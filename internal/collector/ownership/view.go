@@ -63,7 +63,7 @@ func (v View) Warm(addrs []netip.Addr, ports []uint16) {
 		keys[n] = k
 		n++
 	}
-	v.s.warmKeys(keys[:n])
+	v.s.warmKeys(keys[:n], false)
 }
 
 // WarmOwners brings owners' records into the cache, all at a time (see Warm).
@@ -88,7 +88,7 @@ func (v View) Same(a, b Ref) bool { return v.s.o.same(ownerID(a), ownerID(b)) }
 func (v View) Owner(r Ref) Owner { return v.s.withZone(v.s.o.get(ownerID(r))) }
 
 // Kind returns an owner's kind.
-func (v View) Kind(r Ref) flow.EndpointKind { return kinds[v.s.o.recs[r].key.kind] }
+func (v View) Kind(r Ref) flow.EndpointKind { return v.s.o.meta[r].endpoint() }
 
 // Zone returns a node's zone ("" when unknown).
 func (v View) Zone(node string) string { return v.s.zones[node] }
@@ -108,7 +108,7 @@ func (v View) OwnerEndpoint(o Owner, addr netip.Addr, port uint16) flow.Endpoint
 }
 
 // Named reports whether a pod owner was named by Kubernetes (it carries its workload).
-func (v View) Named(r Ref) bool { return v.s.o.recs[r].key.strs[sWorkload] != 0 }
+func (v View) Named(r Ref) bool { return v.s.o.meta[r].named() }
 
 // FillEndpoint renders owner r into *e as the flow endpoint addr:port (like Endpoint, without
 // copying the result).
