@@ -231,15 +231,15 @@ func (s *Store) warmKeys(keys []ipKey, uids bool) {
 	var acc uint64
 	if !uids {
 		for _, o := range owners[:m] {
-			acc += uint64(s.o.meta[o]) + uint64(s.o.recs[o].key.strs[sWorkload])
+			acc += uint64(s.o.meta(o)) + uint64(s.o.recs[o].strs[sWorkload])
 		}
 		s.warmSink.Add(acc)
 		return
 	}
 	var us [warmChunk * 2]string
 	for i, o := range owners[:m] {
-		acc += uint64(s.o.meta[o])
-		us[i] = s.o.recs[o].key.uid
+		acc += uint64(s.o.meta(o))
+		us[i] = s.o.uid(o)
 	}
 	for _, u := range us[:m] {
 		if len(u) > 0 {

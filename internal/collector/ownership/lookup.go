@@ -191,7 +191,7 @@ func (s *Store) kubeDone(at int64, sp *span) bool {
 
 func (s *Store) answer(id ownerID, src Source, exporter bool) Answer {
 	id = s.enrich(id)
-	return Answer{Ref: Ref(id), Kind: s.o.meta[id].endpoint(), Source: src, Exporter: exporter}
+	return Answer{Ref: Ref(id), Kind: s.o.meta(id).endpoint(), Source: src, Exporter: exporter}
 }
 
 func (s *Store) decide(e *entry, at int64, final bool, sp *span) Answer {
@@ -255,10 +255,10 @@ func (s *Store) decide(e *entry, at int64, final bool, sp *span) Answer {
 
 // enrich replaces a pod owner not named by Kubernetes by the richest owner known for its UID.
 func (s *Store) enrich(id ownerID) ownerID {
-	if m := s.o.meta[id]; m.endpoint() != flow.EndpointPod || m.uh() == 0 || m.named() {
+	if m := s.o.meta(id); m.endpoint() != flow.EndpointPod || m.uh() == 0 || m.named() {
 		return id
 	}
-	if u, ok := s.uids[s.o.recs[id].key.uid]; ok && s.o.detail(u) > s.o.detail(id) {
+	if u, ok := s.uids[s.o.uid(id)]; ok && s.o.detail(u) > s.o.detail(id) {
 		return u
 	}
 	return id
@@ -313,7 +313,7 @@ func (s *Store) ReadyAt(t time.Time) time.Time {
 // heldByNode reports whether a node claims the address of e (a host-network address).
 func (s *Store) heldByNode(e *entry) bool {
 	for _, x := range e.r {
-		if s.o.meta[x.owner].endpoint() == flow.EndpointNode {
+		if s.o.meta(x.owner).endpoint() == flow.EndpointNode {
 			return true
 		}
 	}

@@ -254,7 +254,7 @@ func (s *Store) coveredBy(e *entry, uid string, src Source, from, to int64) (boo
 	covered, best, by := false, ownerID(0), rng{}
 	for i := range e.r {
 		x := &e.r[i]
-		if s.o.meta[x.owner].uh() != uh || s.o.recs[x.owner].key.uid != uid {
+		if s.o.meta(x.owner).uh() != uh || s.o.uid(x.owner) != uid {
 			continue
 		}
 		if best == 0 || s.o.detail(x.owner) > s.o.detail(best) {
@@ -395,7 +395,7 @@ func (s *Store) entryFor(a netip.Addr, port uint16, create bool) *entry {
 // then hold the same string, which compares equal without reading its bytes.
 func (s *Store) internOwner(o Owner) ownerID {
 	if u, ok := s.uids[o.PodUID]; ok && o.PodUID != "" {
-		o.PodUID = s.o.recs[u].key.uid
+		o.PodUID = s.o.uid(u)
 	}
 	return s.o.intern(o)
 }
@@ -403,11 +403,11 @@ func (s *Store) internOwner(o Owner) ownerID {
 // noteUID remembers the richest owner seen for a pod UID (used to name the local ends of
 // flows); the entry lives as long as some range references its owner (see compactLocked).
 func (s *Store) noteUID(h ownerID) {
-	r := &s.o.recs[h]
-	if s.o.meta[h].endpoint() != flow.EndpointPod || r.key.uid == "" {
+	uid := s.o.uid(h)
+	if s.o.meta(h).endpoint() != flow.EndpointPod || uid == "" {
 		return
 	}
-	u, ok := s.uids[r.key.uid]
+	u, ok := s.uids[uid]
 	if ok && s.o.detail(h) <= s.o.detail(u) {
 		return
 	}
@@ -415,7 +415,7 @@ func (s *Store) noteUID(h ownerID) {
 	if ok {
 		s.o.unref(u)
 	}
-	s.uids[r.key.uid] = h
+	s.uids[uid] = h
 }
 
 // Resolve returns the richest owner known for a pod UID.
@@ -580,7 +580,7 @@ func (s *Store) compactLocked(now time.Time) {
 		}
 	}
 	for k, u := range s.uids {
-		if s.o.recs[u].refs == 1 { // no range names this owner any more
+		if s.o.refs[u] == 1 { // no range names this owner any more
 			s.o.unref(u)
 			delete(s.uids, k)
 		}

@@ -265,8 +265,8 @@ func TestOwnersAreFreed(t *testing.T) {
 	}
 	s.Compact(at(200))
 	live := 0
-	for _, r := range s.o.recs[1:] {
-		if r.refs > 0 {
+	for _, r := range s.o.refs[1:] {
+		if r > 0 {
 			live++
 		}
 	}
@@ -315,8 +315,8 @@ func TestRefsOutliveTheirOwners(t *testing.T) {
 			t.Errorf("owner %d still quarantined after the hold", q.id)
 		}
 	}
-	if k := s.o.recs[r.Ref].key; k.uid == podA.PodUID { // freed (and reused by uid-x3's owner)
-		t.Errorf("owner %d not freed after the hold: %+v", r.Ref, k)
+	if s.o.uid(ownerID(r.Ref)) == podA.PodUID { // freed (and reused by uid-x3's owner)
+		t.Errorf("owner %d not freed after the hold: %+v", r.Ref, s.o.get(ownerID(r.Ref)))
 	}
 }
 

@@ -70,7 +70,7 @@ func (v View) Warm(addrs []netip.Addr, ports []uint16) {
 func (v View) WarmOwners(refs []Ref) {
 	var acc uint64
 	for _, r := range refs {
-		acc += uint64(v.s.o.recs[r].key.strs[sWorkload])
+		acc += uint64(v.s.o.recs[r].strs[sWorkload])
 	}
 	v.s.warmSink.Add(acc)
 }
@@ -88,7 +88,7 @@ func (v View) Same(a, b Ref) bool { return v.s.o.same(ownerID(a), ownerID(b)) }
 func (v View) Owner(r Ref) Owner { return v.s.withZone(v.s.o.get(ownerID(r))) }
 
 // Kind returns an owner's kind.
-func (v View) Kind(r Ref) flow.EndpointKind { return v.s.o.meta[r].endpoint() }
+func (v View) Kind(r Ref) flow.EndpointKind { return v.s.o.meta(ownerID(r)).endpoint() }
 
 // Zone returns a node's zone ("" when unknown).
 func (v View) Zone(node string) string { return v.s.zones[node] }
@@ -108,15 +108,15 @@ func (v View) OwnerEndpoint(o Owner, addr netip.Addr, port uint16) flow.Endpoint
 }
 
 // Named reports whether a pod owner was named by Kubernetes (it carries its workload).
-func (v View) Named(r Ref) bool { return v.s.o.meta[r].named() }
+func (v View) Named(r Ref) bool { return v.s.o.meta(ownerID(r)).named() }
 
 // FillEndpoint renders owner r into *e as the flow endpoint addr:port (like Endpoint, without
 // copying the result).
 func (v View) FillEndpoint(e *flow.Endpoint, r Ref, addr netip.Addr, port uint16) {
 	o := &v.s.o
 	id := ownerID(r)
-	k := &o.recs[id].key
-	*e = flow.Endpoint{Addr: addr, Port: port, Kind: kinds[k.kind], Pod: k.pod, PodUID: k.uid}
+	k := &o.recs[id]
+	*e = flow.Endpoint{Addr: addr, Port: port, Kind: kinds[k.kind], Pod: k.pod, PodUID: o.hot[id].uid}
 	for i, f := range [...]*string{&e.Cluster, &e.Namespace, &e.Workload, &e.WorkloadKind, &e.Node, &e.ServiceAccount, &e.Service, &e.Network, nil, &e.Zone} {
 		if s := k.strs[i]; s != 0 && f != nil {
 			*f = o.strs.recs[s].s
