@@ -84,26 +84,25 @@ func (k clientKey) hash() uint64 {
 // held is one record in the holding window (recycled: see holding.go). Times are Unix
 // nanoseconds.
 type held struct {
-	r        kept
-	t        int64 // the moment the remote end is attributed at
-	deadline int64 // end of the holding window: decide with what is known
-	joinBy   int64 // until when a decided record waits for its peer's record
-	backoff  time.Duration
-	gen      uint32
-	ck       clientKey     // the connection's client address and port
-	ckh      uint64        // ck.hash(): the byClient key
-	hint     ownership.Ref // the local pod's owner as the record's own claim found it (0: resolve by UID)
+	r     kept
+	t     int64  // the moment the remote end is attributed at
+	added int64  // when it entered: its window ends at added+Window, its wait for a peer at added+JoinWait
+	ckh   uint64 // r.clientKey().hash(): the byClient key
+	gen   uint32
+	hint  ownership.Ref // the local pod's owner as the record's own claim found it (0: resolve by UID)
+	local ownership.Ref // the local pod (when localHost and localNoOwner are unset)
 
-	local       ownership.Ref // the local pod (when localHost and localReason are unset)
-	localHost   bool          // the local end is a host workload or the node (hostOwner)
-	localReason flow.Reason
-	localDone   bool
-	remoteDone  bool
-	vipDone     bool
-	decided     bool
-	viaVIP      bool             // joined to its partner through a Service address (verified once decided)
-	remote      ownership.Answer // the peer: for a client the server it reached, for a server the client
-	vip         ownership.Answer // for a translated client: the address it dialled
+	remote answer // the peer: for a client the server it reached, for a server the client
+	vip    answer // for a translated client: the address it dialled
+
+	backoff      uint8 // checks that found it pending: the next waits min(2^(backoff-1) s, Window)
+	localHost    bool  // the local end is a host workload or the node (hostOwner)
+	localNoOwner bool  // the local end is unattributed (flow.ReasonNoOwner)
+	localDone    bool
+	remoteDone   bool
+	vipDone      bool
+	decided      bool
+	viaVIP       bool // joined to its partner through a Service address (verified once decided)
 
 	partner      *held
 	sameClient   *held // the next older held record of the same client address and port
@@ -133,6 +132,7 @@ type Attributor struct {
 	trimAt   int64                // second of the next trim
 	local    localClaims          // Add's buffer
 	memo     ownership.LookupMemo // runDue's lookups, per View
+	reasons  reasonTable          // the reasons held answers carry
 
 	flushMu sync.Mutex  // one Flush at a time
 	retry   []flow.Conn // a batch the sink failed to take
@@ -155,9 +155,10 @@ func New(cfg Config, store *ownership.Store, sink Sink, now func() time.Time, re
 	store.HoldRefs(refHold(cfg))
 	a := &Attributor{
 		cfg: cfg, store: store, sink: sink, now: now,
-		log:    log.With("component", "attribute"),
-		wheel:  newWheel(cfg.Window),
-		cursor: now().Unix(),
+		log:     log.With("component", "attribute"),
+		wheel:   newWheel(cfg.Window),
+		cursor:  now().Unix(),
+		reasons: newReasonTable(),
 	}
 	if err := a.m.register(reg, a); err != nil {
 		return nil, err
@@ -197,16 +198,15 @@ func (a *Attributor) add(n int, at func(i int) (exporter, node string, r *flow.R
 		}
 		h := a.alloc()
 		h.r.set(exporter, node, r, a.cfg.ProcessNames)
-		h.ck = h.r.clientKey()
-		h.ckh = h.ck.hash()
-		h.t = lookupTime(&h.r, a.cfg.LongConn).UnixNano()
-		h.deadline, h.joinBy = nowNs+int64(a.cfg.Window), nowNs+int64(a.cfg.JoinWait)
+		h.ckh = h.r.clientKey().hash()
+		h.t = lookupTime(&h.r, a.cfg.LongConn)
+		h.added = nowNs
 		a.local.add(h)
 		a.link(h)
 		a.order.push(h)
 		a.held++
 		taken++
-		a.schedule(h, min(max(h.t+lag, nowNs), h.deadline))
+		a.schedule(h, min(max(h.t+lag, nowNs), a.deadline(h)))
 	}
 	a.m.received.Add(float64(taken))
 	a.m.flushCounts()        // connections the full policy wrote
@@ -216,6 +216,9 @@ func (a *Attributor) add(n int, at func(i int) (exporter, node string, r *flow.R
 	}
 	return nil
 }
+
+// deadline is when h's holding window ends: it is decided with what is known.
+func (a *Attributor) deadline(h *held) int64 { return h.added + int64(a.cfg.Window) }
 
 // schedule makes h due at the second that ends at or after `at` (Unix nanoseconds).
 func (a *Attributor) schedule(h *held, at int64) {
@@ -407,13 +410,15 @@ func (a *Attributor) Held() int {
 // check advances one record: decide it if possible, then emit it (alone or joined) or wait.
 func (a *Attributor) check(v ownership.View, h *held, now time.Time) {
 	nowNs := now.UnixNano()
-	final := nowNs >= h.deadline
+	deadline := a.deadline(h)
+	final := nowNs >= deadline
 	if !h.decided {
 		h.decided = a.decide(v, h, final)
 	}
 	if !h.decided {
-		h.backoff = min(max(2*h.backoff, time.Second), a.cfg.Window)
-		a.schedule(h, min(nowNs+int64(h.backoff), h.deadline))
+		h.backoff = min(h.backoff+1, 33) // 1 s << 32 still fits
+		wait := min(time.Second<<(h.backoff-1), a.cfg.Window)
+		a.schedule(h, min(nowNs+int64(wait), deadline))
 		return
 	}
 	if p := h.partner; p != nil {
@@ -430,8 +435,8 @@ func (a *Attributor) check(v ownership.View, h *held, now time.Time) {
 		}
 		return // the partner's own check emits both
 	}
-	if h.expectsPeer() && nowNs < h.joinBy {
-		a.schedule(h, h.joinBy) // the peer's exporter will report its side
+	if joinBy := h.added + int64(a.cfg.JoinWait); h.expectsPeer() && nowNs < joinBy {
+		a.schedule(h, joinBy) // the peer's exporter will report its side
 		return
 	}
 	a.emitSingle(v, h)
@@ -443,17 +448,14 @@ func (a *Attributor) decide(v ownership.View, h *held, final bool) bool {
 		if h.r.pod {
 			if h.hint != 0 && v.Named(h.hint) {
 				h.local, h.localDone = h.hint, true // named by Kubernetes: as rich as a Resolve
-			} else if r, ok := v.Resolve(h.r.uid); ok {
+			} else if r, ok := v.Resolve(h.r.name); ok {
 				h.local, h.localDone = r, true
 			} else if final {
-				h.localReason, h.localDone = flow.ReasonNoOwner, true
+				h.localNoOwner, h.localDone = true, true
 			}
 		} else {
 			_, ok := h.r.hostOwner()
-			h.localHost, h.localDone = ok, true
-			if !ok {
-				h.localReason = flow.ReasonNoOwner
-			}
+			h.localHost, h.localNoOwner, h.localDone = ok, !ok, true
 		}
 	}
 	if !h.remoteDone {
@@ -462,13 +464,13 @@ func (a *Attributor) decide(v ownership.View, h *held, final bool) bool {
 			addr, port = h.r.serverAddr()
 		}
 		if r := v.Lookup(addr, port, h.t, final); !r.Pending {
-			h.remote, h.remoteDone = r, true
+			h.remote, h.remoteDone = a.reasons.keep(r), true
 		}
 	}
 	if !h.vipDone {
 		if h.r.client && h.r.nat.IsValid() {
 			if r := v.Lookup(h.r.remote, 0, h.t, final); !r.Pending {
-				h.vip, h.vipDone = r, true
+				h.vip, h.vipDone = a.reasons.keep(r), true
 			}
 		} else {
 			h.vipDone = true
@@ -512,7 +514,7 @@ func (a *Attributor) confirmVIPJoin(x, y *held) bool {
 	if !cl.r.client {
 		cl = y
 	}
-	if cl.remote.Attributed() && cl.remote.Kind == flow.EndpointService {
+	if cl.remote.service() {
 		return true
 	}
 	x.partner, y.partner, x.viaVIP, y.viaVIP = nil, nil, false, false
@@ -530,5 +532,5 @@ func (a *Attributor) finish(h *held) {
 // expectsPeer reports whether the other side of h's connection is likely observed too: its
 // address is an exporter's, or it is a Service whose backends are.
 func (h *held) expectsPeer() bool {
-	return h.remote.Exporter || (h.remote.Attributed() && h.remote.Kind == flow.EndpointService)
+	return h.remote.exporter() || h.remote.service()
 }

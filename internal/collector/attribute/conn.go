@@ -1,7 +1,6 @@
 package attribute
 
 import (
-	"net/netip"
 	"time"
 	"unsafe"
 
@@ -9,9 +8,10 @@ import (
 	"github.com/flowscope/flowscope/internal/flow"
 )
 
-func within(a, b time.Time, tol time.Duration) bool {
-	d := a.Sub(b)
-	return d <= tol && d >= -tol
+// within reports whether Unix nanosecond moments a and b are at most tol apart.
+func within(a, b int64, tol time.Duration) bool {
+	d := a - b
+	return d <= int64(tol) && d >= -int64(tol)
 }
 
 // match says how two records relate.
@@ -29,11 +29,12 @@ const (
 // destination the server's local address — or, without a known translation, some other
 // address, which must turn out to be a Service (checked once attributed).
 func (a *Attributor) matches(x, y *held) match {
-	if x.partner != nil || y.partner != nil || x.ck != y.ck || x.r.client == y.r.client {
+	if x.partner != nil || y.partner != nil || x.r.client == y.r.client {
 		return noMatch
 	}
 	rx, ry := &x.r, &y.r
-	if rx.interim != ry.interim || !within(rx.start, ry.start, a.cfg.JoinTolerance) || !within(rx.end, ry.end, a.cfg.JoinTolerance) {
+	if rx.interim != ry.interim || !within(rx.start, ry.start, a.cfg.JoinTolerance) || !within(rx.end, ry.end, a.cfg.JoinTolerance) ||
+		rx.clientKey() != ry.clientKey() {
 		return noMatch
 	}
 	c, s := x, y
@@ -50,23 +51,14 @@ func (a *Attributor) matches(x, y *held) match {
 	return noMatch
 }
 
-// fillResult renders a lookup's answer for addr:port into *e.
-func fillResult(v ownership.View, e *flow.Endpoint, r ownership.Answer, addr netip.Addr, port uint16) {
-	if r.Attributed() {
-		v.FillEndpoint(e, r.Ref, addr, port)
-		return
-	}
-	*e = flow.Endpoint{Addr: addr, Port: port, Kind: flow.EndpointUnattributed, Reason: r.Reason}
-}
-
 // fillLocal renders the local end of h, as its socket names it, into *e.
 func (h *held) fillLocal(v ownership.View, e *flow.Endpoint) {
 	r := &h.r
 	switch {
-	case h.localReason != "":
-		*e = flow.Endpoint{Addr: r.local, Port: r.lport, Kind: flow.EndpointUnattributed, Reason: h.localReason, Node: r.node, Zone: v.Zone(r.node)}
+	case h.localNoOwner:
+		*e = flow.Endpoint{Addr: r.local, Port: r.lport, Kind: flow.EndpointUnattributed, Reason: flow.ReasonNoOwner, Node: r.node, Zone: v.Zone(r.node)}
 		if r.pod {
-			e.PodUID = r.uid
+			e.PodUID = r.name
 		}
 	case h.localHost:
 		o, _ := r.hostOwner()
@@ -79,15 +71,15 @@ func (h *held) fillLocal(v ownership.View, e *flow.Endpoint) {
 // localDisagrees reports whether the other side's attribution of h's local end (seen) names
 // another identity than h's socket does. An unattributed side, or a Service seen where the
 // other side names its backend, is no disagreement.
-func (h *held) localDisagrees(v ownership.View, seen ownership.Answer) bool {
-	if h.localReason != "" || !seen.Attributed() || seen.Kind == flow.EndpointService {
+func (h *held) localDisagrees(v ownership.View, seen answer) bool {
+	if h.localNoOwner || !seen.attributed() || seen.service() {
 		return false
 	}
 	if h.localHost {
 		o, _ := h.r.hostOwner()
-		return !ownership.SameIdentity(o, v.Owner(seen.Ref))
+		return !ownership.SameIdentity(o, v.Owner(seen.ref))
 	}
-	return !v.Same(h.local, seen.Ref)
+	return !v.Same(h.local, seen.ref)
 }
 
 // newVIP returns storage for a Conn's VIP endpoint: in chunks, so connections share
@@ -117,7 +109,7 @@ func (a *Attributor) newConn(h *held) *flow.Conn {
 	a.out = append(a.out, flow.Conn{})
 	c := &a.out[len(a.out)-1]
 	r := &h.r
-	c.ConnKey, c.Start, c.End, c.Interim = a.connKey(r), r.start, r.end, r.interim
+	c.ConnKey, c.Start, c.End, c.Interim = a.connKey(r), r.time(r.start), r.time(r.end), r.interim
 	c.Retransmits, c.BytesRetransmitted = r.retrans, r.bytesRetrans
 	c.Resets, c.Outcome = r.resetsSent+r.rsts, r.outcome
 	return c
@@ -131,17 +123,17 @@ func (a *Attributor) emitSingle(v ownership.View, h *held) {
 		c.Observed = string(flow.Client)
 		h.fillLocal(v, &c.Client)
 		sa, sp := r.serverAddr()
-		fillResult(v, &c.Server, h.remote, sa, sp)
+		a.reasons.fill(v, &c.Server, h.remote, sa, sp)
 		if r.nat.IsValid() {
 			c.VIP = a.newVIP()
-			fillResult(v, c.VIP, h.vip, r.remote, r.rport)
+			a.reasons.fill(v, c.VIP, h.vip, r.remote, r.rport)
 		}
 		c.BytesClientToServer, c.BytesServerToClient = r.sent, r.received
 		c.ClientSrttUs = r.srtt
 	} else {
 		c.Observed = string(flow.Server)
 		h.fillLocal(v, &c.Server)
-		fillResult(v, &c.Client, h.remote, r.remote, r.rport)
+		a.reasons.fill(v, &c.Client, h.remote, r.remote, r.rport)
 		c.BytesClientToServer, c.BytesServerToClient = r.received, r.sent
 		c.ServerSrttUs = r.srtt
 	}
@@ -159,24 +151,26 @@ func (a *Attributor) emitJoined(v ownership.View, x, y *held) {
 	rc, rs := &cl.r, &sv.r
 	c := a.newConn(cl)
 	c.Observed = "both"
-	c.End = maxTime(rc.end, rs.end)
-	if cl.localReason != "" && sv.remote.Attributed() {
-		fillResult(v, &c.Client, sv.remote, rc.local, rc.lport)
+	if rs.end >= rc.end { // the later end (the server's when equal)
+		c.End = rs.time(rs.end)
+	}
+	if cl.localNoOwner && sv.remote.attributed() {
+		a.reasons.fill(v, &c.Client, sv.remote, rc.local, rc.lport)
 	} else {
 		cl.fillLocal(v, &c.Client)
 	}
-	if sv.localReason != "" && cl.remote.Attributed() {
-		fillResult(v, &c.Server, cl.remote, rs.local, rs.lport)
+	if sv.localNoOwner && cl.remote.attributed() {
+		a.reasons.fill(v, &c.Server, cl.remote, rs.local, rs.lport)
 	} else {
 		sv.fillLocal(v, &c.Server)
 	}
 	switch {
 	case cl.viaVIP: // the client dialled the Service without a known translation
 		c.VIP = a.newVIP()
-		fillResult(v, c.VIP, cl.remote, rc.remote, rc.rport)
+		a.reasons.fill(v, c.VIP, cl.remote, rc.remote, rc.rport)
 	case rc.nat.IsValid():
 		c.VIP = a.newVIP()
-		fillResult(v, c.VIP, cl.vip, rc.remote, rc.rport)
+		a.reasons.fill(v, c.VIP, cl.vip, rc.remote, rc.rport)
 	}
 	c.BytesClientToServer, c.BytesServerToClient = rc.sent, rs.sent
 	c.ClientSrttUs, c.ServerSrttUs = rc.srtt, rs.srtt
@@ -187,19 +181,12 @@ func (a *Attributor) emitJoined(v ownership.View, x, y *held) {
 		c.JoinDisagreement = true
 		a.m.disagreements.Inc()
 		a.log.Debug("join disagreement", "conn", c.ConnKey, "client", c.Client.Name(), "server", c.Server.Name(),
-			"server_saw_client", sv.remote.Kind, "client_saw_server", cl.remote.Kind)
+			"server_saw_client", sv.remote.kind(v), "client_saw_server", cl.remote.kind(v))
 	}
 	a.m.joined.Inc()
 	a.count(c)
 	a.finish(cl)
 	a.finish(sv)
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }
 
 func (a *Attributor) count(c *flow.Conn) {

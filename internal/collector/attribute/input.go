@@ -118,22 +118,22 @@ type localClaims struct {
 func (l *localClaims) add(h *held) {
 	r := &h.r
 	switch {
-	case r.pod && r.uid != "" && !r.hostNetwork:
-		p := ownership.LocalPod{Addr: r.local, UID: r.uid, Origin: r.exporter, From: r.start.UnixNano(), To: r.end.UnixNano()}
+	case r.pod && r.name != "" && !r.hostNetwork:
+		p := ownership.LocalPod{Addr: r.local, UID: r.name, Origin: r.exporter, From: r.start, To: r.end}
 		if !r.client {
 			p.ListenPort = r.lport // if the address turns out to be a node's (host network)
 		}
 		l.pods = append(l.pods, p)
 		l.podOf = append(l.podOf, ref{h: h, gen: h.gen})
 	case r.hostNetwork && !r.client:
-		o := ownership.Owner{Kind: flow.EndpointPod, PodUID: r.uid}
+		o := ownership.Owner{Kind: flow.EndpointPod, PodUID: r.name}
 		if !r.pod {
 			o, _ = r.hostOwner()
 		}
 		if o.Kind == flow.EndpointNode || o.Kind == "" || (o.Kind == flow.EndpointPod && o.PodUID == "") {
 			return
 		}
-		l.others = append(l.others, ownership.Claim{Addr: r.local, Port: r.lport, Owner: o, From: r.start, To: r.end,
+		l.others = append(l.others, ownership.Claim{Addr: r.local, Port: r.lport, Owner: o, From: r.time(r.start), To: r.time(r.end),
 			Source: ownership.SourceFlow, Origin: r.exporter})
 	}
 }
@@ -162,8 +162,8 @@ func (l *localClaims) observe(store *ownership.Store) {
 // lookupTime is the moment a record's remote end is attributed at: its start, or for a
 // connection open longer than longConn its end (an established connection keeps its peer, and
 // the start may be older than the ownership horizon).
-func lookupTime(r *kept, longConn time.Duration) time.Time {
-	if r.end.Sub(r.start) > longConn {
+func lookupTime(r *kept, longConn time.Duration) int64 {
+	if r.end-r.start > int64(longConn) {
 		return r.end
 	}
 	return r.start

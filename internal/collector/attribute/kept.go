@@ -10,43 +10,71 @@ import (
 )
 
 // kept is what the holding window keeps of a record: the fields attribution, the join and the
-// output read, the local workload reduced to what names it (≈ 270 bytes where the Input takes
-// 470; a window of a million records reads and writes that much less).
+// output read, the local workload reduced to what names it, times as Unix nanoseconds (≈ 230
+// bytes where the Input takes 470; a window of a million records reads and writes that much
+// less).
 type kept struct {
 	exporter, node string
-	uid            string       // the local pod's UID (pod and unknown workloads)
-	hostName       string       // the local host workload's name (hostOwner), when hostKind is set
-	hostKind       string       // container, systemd, cgroup or process; "" for the node itself or none
+	name           string       // the local pod's UID (pod and unknown workloads), or the host workload's name (hostOwner)
 	outcome        flow.Outcome // how the connection ended
 	connID         uint64
 
 	local, remote, nat     netip.Addr
-	start, end             time.Time
+	start, end             int64          // Unix nanoseconds
+	loc                    *time.Location // the record's times' location, for the output
 	sent, received         uint64
 	retrans, bytesRetrans  uint64
 	srtt, resetsSent, rsts uint32 // rsts: resets received
 	lport, rport, natPort  uint16
 
+	hostKind                     hostKind // when hostOK: container, systemd, cgroup or process
 	client, interim, hostNetwork bool
 	pod                          bool // the local workload is a pod
-	hostNode                     bool // the local workload is the node itself (hostKind "")
+	hostNode                     bool // the local workload is the node itself (hostKind none)
 	hostOK                       bool // hostOwner names the local end
 }
+
+// hostKind is a host workload's kind, as hostWorkload names it.
+type hostKind uint8
+
+const (
+	hostNone hostKind = iota // the node itself, or no host workload
+	hostContainer
+	hostSystemd
+	hostCgroup
+	hostProcess
+)
+
+var hostKinds = [...]string{hostNone: "", hostContainer: "container", hostSystemd: "systemd", hostCgroup: "cgroup", hostProcess: "process"}
 
 // set makes x what the holding window keeps of a record, in place (x is a held record's:
 // building it elsewhere and copying it in would write it twice). processNames is
 // Config.ProcessNames.
 func (x *kept) set(exporter, node string, r *flow.Record, processNames bool) {
 	w := &r.Workload
-	*x = kept{exporter: exporter, node: node, uid: w.PodUID, outcome: r.Outcome, connID: r.ConnID,
-		local: r.LocalAddr, remote: r.RemoteAddr, nat: r.NatRemoteAddr, start: r.Start, end: r.End,
+	*x = kept{exporter: exporter, node: node, name: w.PodUID, outcome: r.Outcome, connID: r.ConnID,
+		local: r.LocalAddr, remote: r.RemoteAddr, nat: r.NatRemoteAddr, start: r.Start.UnixNano(), end: r.End.UnixNano(), loc: r.Start.Location(),
 		sent: r.BytesSent, received: r.BytesReceived, retrans: r.Retransmits, bytesRetrans: r.BytesRetransmitted,
 		srtt: r.SrttUs, resetsSent: r.ResetsSent, rsts: r.ResetsReceived, lport: r.LocalPort, rport: r.RemotePort, natPort: r.NatRemotePort,
 		client: isClient(r), interim: r.Interim, hostNetwork: r.HostNetwork, pod: w.Kind == flow.KindPod}
-	var isHost bool
-	x.hostKind, x.hostName, x.hostNode, isHost = hostWorkload(w, processNames)
-	x.hostOK = isHost && (!x.hostNode || node != "")
+	if x.pod {
+		return // hostWorkload names no pod
+	}
+	kind, name, isNode, isHost := hostWorkload(w, processNames)
+	if isHost && !isNode {
+		x.name = name
+		for k, s := range hostKinds {
+			if s == kind {
+				x.hostKind = hostKind(k)
+			}
+		}
+	}
+	x.hostNode = isNode
+	x.hostOK = isHost && (!isNode || node != "")
 }
+
+// time renders one of the record's times (start or end) as the record had it.
+func (r *kept) time(ns int64) time.Time { return time.Unix(0, ns).In(r.loc) }
 
 // hostOwner names a local end that is not a pod: a host workload on the exporter's node, or
 // the node itself. Pods are named by their UID (the store resolves it).
@@ -54,7 +82,7 @@ func (r *kept) hostOwner() (ownership.Owner, bool) {
 	if !r.hostNode && !r.hostOK {
 		return ownership.Owner{}, false
 	}
-	return hostOwner(r.node, r.hostKind, r.hostName, r.hostNode)
+	return hostOwner(r.node, hostKinds[r.hostKind], r.name, r.hostNode)
 }
 
 // serverAddr is where the connection really went: the translated backend when known.
