@@ -55,12 +55,19 @@ func (s *Store) ObservePods(pods []LocalPod, refs []Ref) error {
 	}
 	s.memo.hits = 0
 	defer func() { s.memo.version = s.version }()
+	var prep [warmChunk]*entry // the chunk's entries, found while warming
+	warmed, at := false, s.compactions
 	for i := range pods {
-		if i%warmChunk == 0 && s.ips.len() >= warmMinAddrs {
-			s.warm(pods[i:min(i+warmChunk, len(pods))])
+		if i%warmChunk == 0 && s.ips.len() >= s.warmMin {
+			s.warm(pods[i:min(i+warmChunk, len(pods))], &prep)
+			warmed, at = true, s.compactions
 		}
 		p := &pods[i]
-		ref, err := s.observePod(p)
+		var e *entry
+		if warmed && at == s.compactions { // (a compaction may have freed them)
+			e = prep[i%warmChunk]
+		}
+		ref, err := s.observePod(p, e)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -70,7 +77,9 @@ func (s *Store) ObservePods(pods []LocalPod, refs []Ref) error {
 	return errors.Join(errs...)
 }
 
-func (s *Store) observePod(p *LocalPod) (ownerID, error) {
+// observePod stores one local claim; e is its address's entry when the caller found it
+// (nil: look it up).
+func (s *Store) observePod(p *LocalPod, e *entry) (ownerID, error) {
 	if !p.Addr.IsValid() || p.UID == "" || p.From == 0 || p.To < p.From {
 		s.m.rejected.WithLabelValues("invalid").Inc()
 		return 0, fmt.Errorf("ownership: bad local claim for %s (pod %q, [%d, %d])", p.Addr, p.UID, p.From, p.To)
@@ -86,7 +95,10 @@ func (s *Store) observePod(p *LocalPod) (ownerID, error) {
 		s.memo.hits++
 		return m.pod, nil
 	}
-	if e := s.ips.get(k); e != nil {
+	if e == nil {
+		e = s.ips.get(k)
+	}
+	if e != nil {
 		if covered, pod, x := s.coveredBy(e, p.UID, SourceFlow, p.From, p.To); covered {
 			s.seen(p.Origin, p.To)
 			s.m.claim(SourceFlow)
@@ -190,38 +202,34 @@ const (
 	warmMinAddrs = 16 << 10
 )
 
-// warm loads what the claims the memo cannot answer will read (see warmKeys).
-func (s *Store) warm(pods []LocalPod) {
-	var keys [warmChunk]ipKey
+// warm loads what the claims the memo cannot answer will read (see warmEntries), and sets
+// prep[i] to the entry of pods[i] (nil when it has none or the memo answers it).
+func (s *Store) warm(pods []LocalPod, prep *[warmChunk]*entry) {
+	var es [warmChunk]*entry
 	n := 0
 	for i := range pods {
 		k := keyOf(pods[i].Addr)
+		prep[i] = nil
 		if m := s.memo.slot(k); m.epoch == s.memo.epoch && m.key == k {
 			continue
 		}
-		keys[n] = k
-		n++
-	}
-	s.warmKeys(keys[:n], true)
-}
-
-// warmKeys loads what claims (uids) or lookups (!uids) of these addresses read — each
-// address's entry, its ranges, their owners' metadata and records, and for claims the owners'
-// UIDs — one step for all of them at a time: the loads of one step are independent, so their
-// cache misses overlap instead of following each other (in a large store every step is a
-// miss). It changes nothing.
-func (s *Store) warmKeys(keys []ipKey, uids bool) {
-	var es [warmChunk]*entry
-	n := 0
-	for _, k := range keys[:min(len(keys), warmChunk)] { // the index: in the cache
 		if e := s.ips.get(k); e != nil {
-			es[n] = e
+			prep[i], es[n] = e, e
 			n++
 		}
 	}
+	s.warmEntries(es[:n], true)
+}
+
+// warmEntries loads what claims (uids) or lookups (!uids) of these entries read — each
+// entry and its first ranges, their owners' metadata and records, and for claims the owners'
+// UIDs — one step for all of them at a time: the loads of one step are independent, so their
+// cache misses overlap instead of following each other (in a large store every step is a
+// miss). It changes nothing.
+func (s *Store) warmEntries(es []*entry, uids bool) {
 	var owners [warmChunk * 2]ownerID
 	m := 0
-	for _, e := range es[:n] { // the entries and their first ranges: a miss each
+	for _, e := range es[:min(len(es), warmChunk)] { // the entries and their first ranges: a miss each
 		r := e.r
 		for j := range min(len(r), 2) {
 			owners[m] = r[j].owner

@@ -58,6 +58,7 @@ func TestObservePodsMemoIsExact(t *testing.T) {
 				return s
 			}
 			one, each, chunked := build(), build(), build()
+			one.warmMin, chunked.warmMin = 0, 0 // they warm (and reuse the entries found), each does not
 			refs := make([]Ref, len(claims))
 			_ = one.ObservePods(claims, refs) // ErrFull for some: the store is small on purpose
 			if one.memo.hits == 0 {

@@ -133,7 +133,8 @@ type Store struct {
 	compactions uint64             // compactions run (they change any address's ranges)
 	version     uint64             // write locks taken: a LookupMemo's answers hold while it is unchanged
 	memo        localMemo          // ObservePods' scratch
-	warmSink    atomic.Uint64      // keeps warmKeys' loads (Views warm concurrently)
+	warmSink    atomic.Uint64      // keeps warmEntries' loads (Views warm concurrently)
+	warmMin     int                // warm from this many addresses on (warmMinAddrs; tests lower it)
 
 	m metrics
 }
@@ -171,6 +172,7 @@ func New(cfg Config, now func() time.Time, reg prometheus.Registerer) (*Store, e
 		uids:      map[string]ownerID{},
 		zones:     map[string]string{},
 		o:         newOwners(),
+		warmMin:   warmMinAddrs,
 	}
 	s.originSeen = []int64{0}
 	s.o.clock = func() int64 { return s.now().UnixNano() }

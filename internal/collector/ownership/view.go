@@ -44,26 +44,28 @@ func (v View) Lookup(addr netip.Addr, port uint16, at int64, final bool) Answer 
 
 // Large reports whether the store is too large to stay in the cache, so that warming pays
 // (below warmMinAddrs addresses the loads it adds cost more than the misses it overlaps).
-func (v View) Large() bool { return v.s.ips.len() >= warmMinAddrs }
+func (v View) Large() bool { return v.s.ips.len() >= v.s.warmMin }
 
 // Warm brings what lookups of these addresses (and ports) read into the cache, a step for all
-// at a time (see Store.warmKeys): a batch's misses overlap. Addresses the View's memo answers
+// at a time (see Store.warmEntries): a batch's misses overlap. Addresses the View's memo answers
 // are left out. At most 32 addresses count.
 func (v View) Warm(addrs []netip.Addr, ports []uint16) {
 	if !v.Large() {
 		return
 	}
-	var keys [warmChunk]ipKey
+	var es [warmChunk]*entry
 	n := 0
 	for i, a := range addrs[:min(len(addrs), warmChunk)] {
 		k := keyOf(a)
 		if v.memo != nil && v.memo.has(k, ports[i]) {
 			continue
 		}
-		keys[n] = k
-		n++
+		if e := v.s.ips.get(k); e != nil { // the index: in the cache
+			es[n] = e
+			n++
+		}
 	}
-	v.s.warmKeys(keys[:n], false)
+	v.s.warmEntries(es[:n], false)
 }
 
 // WarmOwners brings owners' records into the cache, all at a time (see Warm).
