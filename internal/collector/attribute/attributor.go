@@ -231,7 +231,8 @@ func (a *Attributor) schedule(h *held, at int64) {
 
 // link pairs h with the other side's record of the same connection, if held.
 func (a *Attributor) link(h *held) {
-	first := a.byClient.get(h.ckh)
+	slot := a.byClient.find(h.ckh) // matches leaves the index alone: the slot stays h's
+	first := a.byClient.slots[slot].h
 	var loose *held
 	looseN := 0
 	for c := first; c != nil; c = c.sameClient {
@@ -252,14 +253,19 @@ func (a *Attributor) link(h *held) {
 		h.viaVIP, loose.viaVIP = true, true
 	}
 	h.sameClient = first
-	a.byClient.swap(h.ckh, h)
+	a.byClient.put(slot, h.ckh, h)
 }
 
 // unindex removes h from the records of its client address and port.
 func (a *Attributor) unindex(h *held) {
-	first := a.byClient.get(h.ckh)
+	slot := a.byClient.find(h.ckh)
+	first := a.byClient.slots[slot].h
 	if first == h {
-		a.byClient.set(h.ckh, h.sameClient)
+		if h.sameClient != nil {
+			a.byClient.slots[slot].h = h.sameClient
+		} else {
+			a.byClient.remove(slot)
+		}
 		h.sameClient = nil
 		return
 	}

@@ -34,7 +34,7 @@ func (a *Attributor) matches(x, y *held) match {
 	}
 	rx, ry := &x.r, &y.r
 	if rx.interim != ry.interim || !within(rx.start, ry.start, a.cfg.JoinTolerance) || !within(rx.end, ry.end, a.cfg.JoinTolerance) ||
-		rx.clientKey() != ry.clientKey() {
+		!sameClient(rx, ry) {
 		return noMatch
 	}
 	c, s := x, y

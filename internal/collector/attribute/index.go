@@ -41,17 +41,24 @@ func (x *clientIndex) get(key uint64) *held {
 
 // swap makes h the newest record of key and returns the previous one (nil when none).
 func (x *clientIndex) swap(key uint64, h *held) *held {
-	s := &x.slots[x.find(key)]
-	old := s.h
+	i := x.find(key)
+	old := x.slots[i].h
+	x.put(i, key, h)
+	return old
+}
+
+// put makes h (not nil) the newest record of key at slot i, found by find(key).
+func (x *clientIndex) put(i, key uint64, h *held) {
+	s := &x.slots[i]
+	empty := s.h == nil
 	s.key, s.h = key, h
-	if old == nil {
+	if empty {
 		x.n++
 		x.peak = max(x.peak, x.n)
 		if x.n*2 > len(x.slots) {
 			x.resize(len(x.slots) * 2)
 		}
 	}
-	return old
 }
 
 // set replaces the newest record of key (which must be present) by h, or removes key when h
@@ -62,6 +69,11 @@ func (x *clientIndex) set(key uint64, h *held) {
 		x.slots[i].h = h
 		return
 	}
+	x.remove(i)
+}
+
+// remove empties slot i (which holds a key).
+func (x *clientIndex) remove(i uint64) {
 	x.n--
 	m := x.mask()
 	for j := (i + 1) & m; x.slots[j].h != nil; j = (j + 1) & m { // backward shift: no tombstones

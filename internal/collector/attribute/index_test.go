@@ -2,6 +2,7 @@ package attribute
 
 import (
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 )
 
@@ -46,6 +47,24 @@ func TestClientIndex(t *testing.T) {
 		for i := range uint64(keys) {
 			if k := i << 50; m[k] == nil && x.get(k) != nil {
 				t.Fatalf("keys=%d: get(%#x) found a removed key", keys, k)
+			}
+		}
+	}
+}
+
+// sameClient agrees with comparing client keys, for addresses given mapped or not, with or
+// without a zone.
+func TestSameClient(t *testing.T) {
+	addrs := []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("::ffff:10.0.0.1"), netip.MustParseAddr("10.0.0.2"),
+		netip.MustParseAddr("fe80::1"), netip.MustParseAddr("fe80::1%eth0"), netip.MustParseAddr("fe80::2"), netip.MustParseAddr("::a00:1")}
+	for _, xa := range addrs {
+		for _, ya := range addrs {
+			for _, yp := range []uint16{40000, 40001} {
+				x := kept{client: true, local: xa, lport: 40000}
+				y := kept{remote: ya, rport: yp}
+				if got, want := sameClient(&x, &y), x.clientKey() == y.clientKey(); got != want {
+					t.Errorf("sameClient(%s:40000, %s:%d) = %v, want %v", xa, ya, yp, got, want)
+				}
 			}
 		}
 	}

@@ -96,11 +96,25 @@ func (r *kept) serverAddr() (netip.Addr, uint16) {
 	return r.remote, r.rport
 }
 
-func (r *kept) clientKey() clientKey {
+// clientEnd is the connection's client address and port.
+func (r *kept) clientEnd() (netip.Addr, uint16) {
 	if r.client {
-		return clientKey{r.local.Unmap().As16(), r.lport}
+		return r.local, r.lport
 	}
-	return clientKey{r.remote.Unmap().As16(), r.rport}
+	return r.remote, r.rport
+}
+
+func (r *kept) clientKey() clientKey {
+	addr, port := r.clientEnd()
+	return clientKey{addr.Unmap().As16(), port}
+}
+
+// sameClient reports whether x and y have the same client key (the same address, the same
+// port), comparing the addresses as given first.
+func sameClient(x, y *kept) bool {
+	xa, xp := x.clientEnd()
+	ya, yp := y.clientEnd()
+	return xp == yp && (xa == ya || xa.Unmap().As16() == ya.Unmap().As16())
 }
 
 // appendConnKey appends the record's connection key: exporter id "/" conn id.
