@@ -1,6 +1,9 @@
 package ownership
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"net/netip"
+)
 
 // addrMap maps addresses to their entries. IPv4 addresses (nearly all of a cluster's) go
 // through a two-level index with address locality: a map from the address's /26 to a block of
@@ -52,6 +55,20 @@ func (m *addrMap) get(k ipKey) *entry {
 	if !ok {
 		return m.v6[k]
 	}
+	return m.get4(a)
+}
+
+// getAddr returns addr's entry, or nil.
+func (m *addrMap) getAddr(addr netip.Addr) *entry {
+	if addr.Is4() {
+		b := addr.As4()
+		return m.get4(binary.BigEndian.Uint32(b[:]))
+	}
+	return m.get(keyOf(addr))
+}
+
+// get4 returns the entry of IPv4 address a, or nil.
+func (m *addrMap) get4(a uint32) *entry {
 	b := m.blocks[a>>blockBits]
 	if b == nil {
 		return nil

@@ -88,15 +88,14 @@ func (s *Store) lookup(addr netip.Addr, port uint16, at int64, final bool, sp *s
 	if sp.below(at, s.floor) {
 		return Answer{Reason: flow.ReasonStale}
 	}
-	k := keyOf(addr)
 	if port != 0 && len(s.ports) > 0 {
-		if e := s.ports[portKey{k, port}]; e != nil {
+		if e := s.ports[portKey{keyOf(addr), port}]; e != nil {
 			if r := s.decide(e, at, final, sp); r.Attributed() || r.Reason == flow.ReasonConflict {
 				return r
 			}
 		}
 	}
-	e := s.ips.get(k)
+	e := s.ips.getAddr(addr)
 	if e == nil || len(e.r) == 0 {
 		return s.unclaimed(addr, final)
 	}

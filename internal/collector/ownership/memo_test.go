@@ -13,6 +13,15 @@ import (
 	"github.com/flowscope/flowscope/internal/flow"
 )
 
+// memoAddr is address i of randomStore's: IPv4 for the first three, IPv6 beyond (the memo
+// keys them differently).
+func memoAddr(i int) netip.Addr {
+	if i < 3 {
+		return netip.AddrFrom4([4]byte{10, 2, 0, byte(i)})
+	}
+	return netip.AddrFrom16([16]byte{0: 0xfd, 15: byte(i)})
+}
+
 // randomStore fills a store with random Kubernetes and exporter ranges on a few addresses and
 // host-network ports: handovers, overlaps (conflicts), closed and open ranges, evictions
 // (MaxRangesPerKey) and a compaction.
@@ -26,7 +35,7 @@ func randomStore(t *testing.T, rng *rand.Rand, addrs int) *Store {
 	}
 	sec := func() float64 { return float64(rng.IntN(9000)) / 10 }
 	for range 40 * addrs {
-		addr := netip.AddrFrom4([4]byte{10, 2, 0, byte(rng.IntN(addrs))})
+		addr := memoAddr(rng.IntN(addrs))
 		o := pod(fmt.Sprintf("w%d-p", rng.IntN(4)), fmt.Sprintf("uid-%d", rng.IntN(6)))
 		var port uint16
 		if rng.IntN(8) == 0 {
@@ -52,7 +61,10 @@ func randomStore(t *testing.T, rng *rand.Rand, addrs int) *Store {
 // randomLookup looks up a random address of randomStore's, port and moment, and returns the
 // query, the answer and its span.
 func randomLookup(s *Store, rng *rand.Rand) (addr netip.Addr, port uint16, now int64, final bool, a Answer, sp span) {
-	addr = netip.AddrFrom4([4]byte{10, 2, 0, byte(rng.IntN(6))})
+	addr = memoAddr(rng.IntN(6))
+	if addr.Is4() && rng.IntN(4) == 0 {
+		addr = netip.AddrFrom16(addr.As16()) // the same address, IPv4-mapped
+	}
 	port = uint16(rng.IntN(2) * 8080)
 	final = rng.IntN(2) == 0
 	now = at(float64(rng.IntN(9500)) / 10).UnixNano()
@@ -107,7 +119,7 @@ func TestLookupMemoIsExact(t *testing.T) {
 			}
 			v.Close()
 			if rng.IntN(2) == 0 { // a write between Views: the memo must forget what it changes
-				addr := netip.AddrFrom4([4]byte{10, 2, 0, byte(rng.IntN(6))})
+				addr := memoAddr(rng.IntN(6))
 				from := float64(rng.IntN(9000)) / 10
 				_ = s.Observe(Claim{Addr: addr, Owner: pod("x9-p", "uid-x"), From: at(from), To: at(from + 60), Source: SourceHeartbeat, Origin: "n7"})
 			}

@@ -56,11 +56,10 @@ func (v View) Warm(addrs []netip.Addr, ports []uint16) {
 	var es [warmChunk]*entry
 	n := 0
 	for i, a := range addrs[:min(len(addrs), warmChunk)] {
-		k := keyOf(a)
-		if v.memo != nil && v.memo.has(k, ports[i]) {
+		if v.memo != nil && v.memo.has(a, ports[i]) {
 			continue
 		}
-		if e := v.s.ips.get(k); e != nil { // the index: in the cache
+		if e := v.s.ips.getAddr(a); e != nil { // the index: in the cache
 			es[n] = e
 			n++
 		}
@@ -116,16 +115,14 @@ func (v View) Named(r Ref) bool { return v.s.o.meta(ownerID(r)).named() }
 // copying the result).
 func (v View) FillEndpoint(e *flow.Endpoint, r Ref, addr netip.Addr, port uint16) {
 	o := &v.s.o
-	id := ownerID(r)
-	k := &o.recs[id]
-	*e = flow.Endpoint{Addr: addr, Port: port, Kind: kinds[k.kind], Pod: k.pod, PodUID: o.hot[id].uid}
-	for i, f := range [...]*string{&e.Cluster, &e.Namespace, &e.Workload, &e.WorkloadKind, &e.Node, &e.ServiceAccount, &e.Service, &e.Network, nil, &e.Zone} {
-		if s := k.strs[i]; s != 0 && f != nil {
-			*f = o.strs.recs[s].s
-		}
-	}
+	k := &o.recs[r]
+	str := o.strs.recs // its [0] is "": an owner's missing strings
+	*e = flow.Endpoint{Addr: addr, Port: port, Kind: kinds[k.kind], Pod: k.pod, PodUID: o.hot[r].uid,
+		Cluster: str[k.strs[sCluster]].s, Namespace: str[k.strs[sNamespace]].s, Workload: str[k.strs[sWorkload]].s,
+		WorkloadKind: str[k.strs[sWorkloadKind]].s, Node: str[k.strs[sNode]].s, ServiceAccount: str[k.strs[sServiceAccount]].s,
+		Service: str[k.strs[sService]].s, Network: str[k.strs[sNetwork]].s, Zone: str[k.strs[sZone]].s}
 	if k.strs[sLabels] != 0 {
-		e.Labels = parseLabels(o.str(id, sLabels))
+		e.Labels = parseLabels(str[k.strs[sLabels]].s)
 	}
 	if e.Zone == "" && e.Node != "" && len(v.s.zones) > 0 {
 		e.Zone = v.s.zones[e.Node]
