@@ -2,6 +2,7 @@ package ownership
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"net/netip"
 )
 
@@ -14,10 +15,10 @@ import (
 // map of entry pointers cost three (the map's group, the entry, its ranges). Other
 // addresses map by their 16 bytes.
 type addrMap struct {
-	blocks map[uint32]*addrBlock // address>>blockBits → its block
-	chunks []*[chunkSize]entry   // IPv4 entries, by number
-	free   []uint32              // entry numbers to reuse
-	n4     int                   // IPv4 entries in use
+	blocks blockTable          // address>>blockBits → its block
+	chunks []*[chunkSize]entry // IPv4 entries, by number
+	free   []uint32            // entry numbers to reuse
+	n4     int                 // IPv4 entries in use
 	v6     map[ipKey]*entry
 }
 
@@ -29,12 +30,98 @@ const (
 
 // addrBlock holds the entry numbers (plus one; 0: none) of the addresses of one /26.
 type addrBlock struct {
-	idx [1 << blockBits]uint32
-	n   int
+	idx    [1 << blockBits]uint32
+	n      int
+	prefix uint32
+}
+
+// blockTable maps prefixes to their blocks: open addressing, linear probing, at most half
+// full — one probe, mostly, where a Go map takes a hash call and a group scan.
+type blockTable struct {
+	slots []blockSlot // len a power of two (or 0)
+	shift uint8       // 32 - log2(len(slots))
+	n     int
+}
+
+type blockSlot struct {
+	prefix uint32 // plus one: 0 is an empty slot
+	b      *addrBlock
+}
+
+func (t *blockTable) home(prefix uint32) int {
+	return int((prefix * 0x9e3779b1) >> t.shift)
+}
+
+func (t *blockTable) get(prefix uint32) *addrBlock {
+	if len(t.slots) == 0 {
+		return nil
+	}
+	mask := len(t.slots) - 1
+	for i := t.home(prefix); ; i = (i + 1) & mask {
+		switch sl := &t.slots[i]; sl.prefix {
+		case prefix + 1:
+			return sl.b
+		case 0:
+			return nil
+		}
+	}
+}
+
+func (t *blockTable) put(prefix uint32, b *addrBlock) {
+	if 2*(t.n+1) > len(t.slots) {
+		old := t.slots
+		t.slots, t.n = make([]blockSlot, max(64, 2*len(old))), 0
+		t.shift = uint8(32 - bits.Len(uint(len(t.slots)-1)))
+		for _, sl := range old {
+			if sl.prefix != 0 {
+				t.put(sl.prefix-1, sl.b)
+			}
+		}
+	}
+	b.prefix = prefix
+	mask := len(t.slots) - 1
+	i := t.home(prefix)
+	for t.slots[i].prefix != 0 {
+		i = (i + 1) & mask
+	}
+	t.slots[i] = blockSlot{prefix: prefix + 1, b: b}
+	t.n++
+}
+
+// remove deletes prefix's block, moving later slots of its probe run back (no tombstones).
+func (t *blockTable) remove(prefix uint32) {
+	mask := len(t.slots) - 1
+	i := t.home(prefix)
+	for t.slots[i].prefix != prefix+1 {
+		if t.slots[i].prefix == 0 {
+			return
+		}
+		i = (i + 1) & mask
+	}
+	t.slots[i] = blockSlot{}
+	t.n--
+	for j := (i + 1) & mask; t.slots[j].prefix != 0; j = (j + 1) & mask {
+		h := t.home(t.slots[j].prefix - 1)
+		if (j-h)&mask >= (j-i)&mask { // h is not cyclically in (i, j]: the slot may move to i
+			t.slots[i], t.slots[j] = t.slots[j], blockSlot{}
+			i = j
+		}
+	}
+}
+
+// all returns the blocks (a copy: the caller may remove some).
+func (t *blockTable) all() []*addrBlock {
+	out := make([]*addrBlock, 0, t.n)
+	for _, sl := range t.slots {
+		if sl.prefix != 0 {
+			out = append(out, sl.b)
+		}
+	}
+	return out
 }
 
 func newAddrMap() addrMap {
-	return addrMap{blocks: map[uint32]*addrBlock{}, v6: map[ipKey]*entry{}}
+	return addrMap{v6: map[ipKey]*entry{}}
 }
 
 var v4InV6 = [12]byte{10: 0xff, 11: 0xff}
@@ -69,7 +156,7 @@ func (m *addrMap) getAddr(addr netip.Addr) *entry {
 
 // get4 returns the entry of IPv4 address a, or nil.
 func (m *addrMap) get4(a uint32) *entry {
-	b := m.blocks[a>>blockBits]
+	b := m.blocks.get(a >> blockBits)
 	if b == nil {
 		return nil
 	}
@@ -91,10 +178,10 @@ func (m *addrMap) create(k ipKey) *entry {
 		}
 		return e
 	}
-	b := m.blocks[a>>blockBits]
+	b := m.blocks.get(a >> blockBits)
 	if b == nil {
 		b = &addrBlock{}
-		m.blocks[a>>blockBits] = b
+		m.blocks.put(a>>blockBits, b)
 	}
 	slot := &b.idx[a&(1<<blockBits-1)]
 	if *slot != 0 {
@@ -120,7 +207,7 @@ func (m *addrMap) create(k ipKey) *entry {
 
 // sweep calls drop for every entry and removes those for which it returns true.
 func (m *addrMap) sweep(drop func(*entry) bool) {
-	for p, b := range m.blocks {
+	for _, b := range m.blocks.all() {
 		for j, i := range b.idx {
 			if i == 0 || !drop(m.entry(i-1)) {
 				continue
@@ -132,7 +219,7 @@ func (m *addrMap) sweep(drop func(*entry) bool) {
 			m.n4--
 		}
 		if b.n == 0 {
-			delete(m.blocks, p)
+			m.blocks.remove(b.prefix)
 		}
 	}
 	for k, e := range m.v6 {

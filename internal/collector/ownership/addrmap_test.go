@@ -1,0 +1,103 @@
+package ownership
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+)
+
+// TestBlockTable compares the block table with a map over random puts and removes of
+// clustered prefixes (long probe runs, removals inside them, growth).
+func TestBlockTable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var bt blockTable
+	want := map[uint32]*addrBlock{}
+	for i := range 200_000 {
+		p := uint32(rng.IntN(3000)) * uint32(1+rng.IntN(2)*4096)
+		switch b := want[p]; {
+		case b == nil && rng.IntN(3) != 0:
+			b = &addrBlock{}
+			want[p] = b
+			bt.put(p, b)
+		case b != nil && rng.IntN(2) == 0:
+			delete(want, p)
+			bt.remove(p)
+		}
+		if got := bt.get(p); got != want[p] {
+			t.Fatalf("step %d: prefix %d: block %p, want %p", i, p, got, want[p])
+		}
+		if i%10_000 == 0 {
+			for q, b := range want {
+				if bt.get(q) != b {
+					t.Fatalf("step %d: prefix %d lost", i, q)
+				}
+			}
+			if bt.n != len(want) || len(bt.all()) != len(want) {
+				t.Fatalf("step %d: %d blocks, want %d", i, bt.n, len(want))
+			}
+		}
+	}
+}
+
+// TestAddrMap compares the address map with a map over random creates and sweeps of IPv4
+// (clustered in /26 blocks), IPv4-mapped and IPv6 addresses.
+func TestAddrMap(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(5, 6))
+	m := newAddrMap()
+	want := map[ipKey]*entry{}
+	addr := func() netip.Addr {
+		i := rnd.IntN(5000)
+		switch rnd.IntN(4) {
+		case 0:
+			return netip.AddrFrom16([16]byte{0: 0xfd, 14: byte(i >> 8), 15: byte(i)})
+		case 1:
+			return netip.AddrFrom16(netip.AddrFrom4([4]byte{10, byte(i >> 12), byte(i >> 4), byte(i)}).As16())
+		}
+		return netip.AddrFrom4([4]byte{10, byte(i >> 12), byte(i >> 4), byte(i)})
+	}
+	for round := range 30 {
+		for range 3000 {
+			a := addr()
+			k := keyOf(a)
+			e := m.create(k)
+			if w := want[k]; w != nil && w != e {
+				t.Fatalf("round %d: %s: a second entry", round, a)
+			}
+			want[k] = e
+			e.r = append(e.r, rng{from: int64(round), to: int64(round)})
+			if m.get(k) != e || m.getAddr(a) != e {
+				t.Fatalf("round %d: %s not found", round, a)
+			}
+		}
+		dropped := map[*entry]bool{}
+		m.sweep(func(e *entry) bool {
+			drop := rnd.IntN(3) == 0
+			dropped[e] = drop
+			return drop
+		})
+		for k, e := range want {
+			got := m.get(k)
+			switch {
+			case dropped[e] && got != nil:
+				t.Fatalf("round %d: a dropped entry is still there", round)
+			case dropped[e]:
+				delete(want, k)
+			case got != e:
+				t.Fatalf("round %d: an entry moved or went", round)
+			}
+		}
+		if m.len() != len(want) || len(dropped) != m.len()+countTrue(dropped) {
+			t.Fatalf("round %d: %d entries, want %d (%d swept)", round, m.len(), len(want), len(dropped))
+		}
+	}
+}
+
+func countTrue(m map[*entry]bool) int {
+	n := 0
+	for _, v := range m {
+		if v {
+			n++
+		}
+	}
+	return n
+}
