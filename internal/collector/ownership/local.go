@@ -176,7 +176,7 @@ func (m *memoSlot) valid(l *localMemo, k ipKey, p *LocalPod) bool {
 // owner (Close).
 func (s *Store) internDefinite(o Owner) ownerID {
 	if o.Kind == flow.EndpointPod && o.PodUID != "" {
-		if u, ok := s.uids[o.PodUID]; ok && s.o.detail(u) > o.detail() && includes(s.o.get(u), o) {
+		if u, ok := s.uids.get(o.PodUID); ok && s.o.detail(u) > o.detail() && includes(s.o.get(u), o) {
 			s.o.ref(u)
 			return u
 		}

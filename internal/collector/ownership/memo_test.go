@@ -164,7 +164,7 @@ func TestWarmLargeStore(t *testing.T) {
 	addrs, ports := make([]netip.Addr, len(claims)), make([]uint16, len(claims))
 	for i, c := range claims {
 		addrs[i] = c.Addr
-		if want := s.uids[c.UID]; refs[i] != Ref(want) && i*37%(warmMinAddrs+200) < warmMinAddrs+100 {
+		if want, _ := s.uids.get(c.UID); refs[i] != Ref(want) && i*37%(warmMinAddrs+200) < warmMinAddrs+100 {
 			t.Fatalf("claim %d: owner %d, want %d", i, refs[i], want)
 		}
 	}

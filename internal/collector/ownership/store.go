@@ -74,8 +74,10 @@ type entry struct {
 }
 
 // inlineRanges is the number of ranges an entry holds in its own storage: an address's
-// current pod's exporter and Kubernetes ranges.
-const inlineRanges = 2
+// current pod's exporter and Kubernetes ranges and its previous pod's, which the horizon
+// keeps. An entry is then 128 bytes, two cache lines. (Measured, BenchmarkLookup at 100,000
+// pods with four ranges an address: 120 ns with four inline, 200 with two.)
+const inlineRanges = 4
 
 func newEntry() *entry {
 	e := &entry{}
@@ -122,10 +124,10 @@ type Store struct {
 		name string
 		i    uint16
 	}
-	kubeEnabled bool               // a Kubernetes source feeds the store
-	kubeSynced  int64              // the Kubernetes view is complete up to here
-	floor       int64              // compaction horizon: nothing older is known
-	uids        map[string]ownerID // pod UID → richest owner seen (holding a reference)
+	kubeEnabled bool     // a Kubernetes source feeds the store
+	kubeSynced  int64    // the Kubernetes view is complete up to here
+	floor       int64    // compaction horizon: nothing older is known
+	uids        uidIndex // pod UID → richest owner seen (holding a reference)
 	networks    *Networks
 	netRefs     map[string]ownerID // named network → its interned owner (one reference each)
 	zones       map[string]string  // node name → its zone (topology.kubernetes.io/zone)
@@ -169,13 +171,13 @@ func New(cfg Config, now func() time.Time, reg prometheus.Registerer) (*Store, e
 		ips:       newAddrMap(),
 		ports:     map[portKey]*entry{},
 		originIdx: map[string]uint16{"": 0},
-		uids:      map[string]ownerID{},
 		zones:     map[string]string{},
 		o:         newOwners(),
 		warmMin:   warmMinAddrs,
 	}
 	s.originSeen = []int64{0}
 	s.o.clock = func() int64 { return s.now().UnixNano() }
+	s.uids.o = &s.o
 	if err := s.m.register(reg, s); err != nil {
 		return nil, err
 	}
@@ -396,7 +398,7 @@ func (s *Store) entryFor(a netip.Addr, port uint16, create bool) *entry {
 // internOwner interns o, sharing the UID string of the pod's known owners: owners of one pod
 // then hold the same string, which compares equal without reading its bytes.
 func (s *Store) internOwner(o Owner) ownerID {
-	if u, ok := s.uids[o.PodUID]; ok && o.PodUID != "" {
+	if u, ok := s.uids.get(o.PodUID); ok {
 		o.PodUID = s.o.uid(u)
 	}
 	return s.o.intern(o)
@@ -409,22 +411,22 @@ func (s *Store) noteUID(h ownerID) {
 	if s.o.meta(h).endpoint() != flow.EndpointPod || uid == "" {
 		return
 	}
-	u, ok := s.uids[uid]
+	u, ok := s.uids.get(uid)
 	if ok && s.o.detail(h) <= s.o.detail(u) {
 		return
 	}
 	s.o.ref(h)
+	s.uids.set(h) // (before u's reference goes: the index reads its UID)
 	if ok {
 		s.o.unref(u)
 	}
-	s.uids[uid] = h
 }
 
 // Resolve returns the richest owner known for a pod UID.
 func (s *Store) Resolve(uid string) (Owner, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	u, ok := s.uids[uid]
+	u, ok := s.uids.get(uid)
 	if !ok {
 		return Owner{}, false
 	}
@@ -581,10 +583,10 @@ func (s *Store) compactLocked(now time.Time) {
 			delete(s.ports, k)
 		}
 	}
-	for k, u := range s.uids {
+	for _, u := range s.uids.all() {
 		if s.o.refs[u] == 1 { // no range names this owner any more
+			s.uids.del(s.o.uid(u))
 			s.o.unref(u)
-			delete(s.uids, k)
 		}
 	}
 	s.n -= dropped

@@ -270,8 +270,8 @@ func TestOwnersAreFreed(t *testing.T) {
 			live++
 		}
 	}
-	if s.Len() != 0 || live != 0 || len(s.o.index) != 0 || len(s.o.strs.index) != 0 || len(s.uids) != 0 {
-		t.Errorf("after compacting everything: %d ranges, %d live owners, %d indexed, %d strings, %d uids", s.Len(), live, len(s.o.index), len(s.o.strs.index), len(s.uids))
+	if s.Len() != 0 || live != 0 || len(s.o.index) != 0 || len(s.o.strs.index) != 0 || s.uids.len() != 0 {
+		t.Errorf("after compacting everything: %d ranges, %d live owners, %d indexed, %d strings, %d uids", s.Len(), live, len(s.o.index), len(s.o.strs.index), s.uids.len())
 	}
 }
 

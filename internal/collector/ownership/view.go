@@ -78,7 +78,7 @@ func (v View) WarmOwners(refs []Ref) {
 
 // Resolve returns the richest owner known for a pod UID.
 func (v View) Resolve(uid string) (Ref, bool) {
-	u, ok := v.s.uids[uid]
+	u, ok := v.s.uids.get(uid)
 	return Ref(u), ok
 }
 
