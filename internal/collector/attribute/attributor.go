@@ -65,16 +65,25 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// clientKey is a connection's client address (unmapped, without zone) and port.
 type clientKey struct {
 	addr [16]byte
 	port uint16
 }
 
-// hash mixes the key into the byClient index key; records of keys that collide share a chain
-// (matches compares the keys themselves).
-func (k clientKey) hash() uint64 {
-	lo, hi := binary.LittleEndian.Uint64(k.addr[:8]), binary.LittleEndian.Uint64(k.addr[8:])
-	x := lo*0x9e3779b97f4a7c15 ^ hi*0xc2b2ae3d27d4eb4f ^ uint64(k.port)*0x165667b19e3779f9
+// clientHash mixes a client address and port into the byClient index key: equal clientKeys
+// hash alike (an IPv4 address, given mapped or not, by its 4 bytes; any other by its 16);
+// records of keys that collide share a chain (matches compares the keys themselves).
+func clientHash(addr netip.Addr, port uint16) uint64 {
+	var lo, hi uint64
+	if addr = addr.Unmap(); addr.Is4() {
+		b := addr.As4()
+		hi = uint64(binary.LittleEndian.Uint32(b[:]))
+	} else {
+		b := addr.As16()
+		lo, hi = binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])
+	}
+	x := lo*0x9e3779b97f4a7c15 ^ hi*0xc2b2ae3d27d4eb4f ^ uint64(port)*0x165667b19e3779f9
 	x ^= x >> 33
 	x *= 0xff51afd7ed558ccd
 	x ^= x >> 33
@@ -87,7 +96,7 @@ type held struct {
 	r     kept
 	t     int64  // the moment the remote end is attributed at
 	added int64  // when it entered: its window ends at added+Window, its wait for a peer at added+JoinWait
-	ckh   uint64 // r.clientKey().hash(): the byClient key
+	ckh   uint64 // clientHash of r.clientEnd(): the byClient key
 	gen   uint32
 	hint  ownership.Ref // the local pod's owner as the record's own claim found it (0: resolve by UID)
 	local ownership.Ref // the local pod (when localHost and localNoOwner are unset)
@@ -198,7 +207,7 @@ func (a *Attributor) add(n int, at func(i int) (exporter, node string, r *flow.R
 		}
 		h := a.alloc()
 		h.r.set(exporter, node, r, a.cfg.ProcessNames)
-		h.ckh = h.r.clientKey().hash()
+		h.ckh = clientHash(h.r.clientEnd())
 		h.t = lookupTime(&h.r, a.cfg.LongConn)
 		h.added = nowNs
 		a.local.add(h)

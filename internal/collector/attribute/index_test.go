@@ -53,7 +53,7 @@ func TestClientIndex(t *testing.T) {
 }
 
 // sameClient agrees with comparing client keys, for addresses given mapped or not, with or
-// without a zone.
+// without a zone; equal keys hash alike.
 func TestSameClient(t *testing.T) {
 	addrs := []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("::ffff:10.0.0.1"), netip.MustParseAddr("10.0.0.2"),
 		netip.MustParseAddr("fe80::1"), netip.MustParseAddr("fe80::1%eth0"), netip.MustParseAddr("fe80::2"), netip.MustParseAddr("::a00:1")}
@@ -62,8 +62,12 @@ func TestSameClient(t *testing.T) {
 			for _, yp := range []uint16{40000, 40001} {
 				x := kept{client: true, local: xa, lport: 40000}
 				y := kept{remote: ya, rport: yp}
-				if got, want := sameClient(&x, &y), x.clientKey() == y.clientKey(); got != want {
-					t.Errorf("sameClient(%s:40000, %s:%d) = %v, want %v", xa, ya, yp, got, want)
+				same := x.clientKey() == y.clientKey()
+				if got := sameClient(&x, &y); got != same {
+					t.Errorf("sameClient(%s:40000, %s:%d) = %v, want %v", xa, ya, yp, got, same)
+				}
+				if same && clientHash(x.clientEnd()) != clientHash(y.clientEnd()) {
+					t.Errorf("%s:40000 and %s:%d are one client key with two hashes", xa, ya, yp)
 				}
 			}
 		}
