@@ -85,6 +85,11 @@ func (sp *span) atMost(at, t int64) bool {
 // lookup answers who held addr at `at`, narrowing sp (which starts as the whole line) to the
 // moments with the same answer.
 func (s *Store) lookup(addr netip.Addr, port uint16, at int64, final bool, sp *span) Answer {
+	return s.lookupEntry(addr, port, at, final, sp, nil)
+}
+
+// lookupEntry is lookup with addr's entry when the caller found it (nil: look it up).
+func (s *Store) lookupEntry(addr netip.Addr, port uint16, at int64, final bool, sp *span, e *entry) Answer {
 	if sp.below(at, s.floor) {
 		return Answer{Reason: flow.ReasonStale}
 	}
@@ -95,7 +100,9 @@ func (s *Store) lookup(addr netip.Addr, port uint16, at int64, final bool, sp *s
 			}
 		}
 	}
-	e := s.ips.getAddr(addr)
+	if e == nil {
+		e = s.ips.getAddr(addr)
+	}
 	if e == nil || len(e.r) == 0 {
 		return s.unclaimed(addr, final)
 	}

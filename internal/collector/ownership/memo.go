@@ -20,9 +20,10 @@ import (
 type LookupMemo struct {
 	slots   []lookupSlot
 	keys6   []ipKey // the IPv6 keys of the slots that hold one (allocated on the first)
-	epoch   uint8   // slots of another epoch are empty
-	store   *Store  // the store they were made of
-	version uint64  // its version then
+	ents    [warmedSlots]warmed
+	epoch   uint8  // slots of another epoch are empty
+	store   *Store // the store they were made of
+	version uint64 // its version then
 }
 
 // lookupSlot is an answer in compact form, 32 bytes: an IPv4 address (or, for IPv6, a hash
@@ -68,7 +69,34 @@ func (m *LookupMemo) begin(s *Store) {
 	m.store, m.version = s, s.version
 	if m.epoch++; m.epoch == 0 { // wrapped: clear, so no slot of an old epoch looks current
 		clear(m.slots)
+		clear(m.ents[:])
 		m.epoch = 1
+	}
+}
+
+// warmed is an IPv4 address's entry as View.Warm found it: the lookup that follows skips the
+// index. Valid in its epoch (the store unchanged).
+type warmed struct {
+	a     uint32
+	epoch uint8
+	e     *entry
+}
+
+const warmedSlots = 128
+
+func warmedSlot(a uint32) int { return int((a * 0x9e3779b1) >> (32 - 7)) }
+
+// warmed returns the entry Warm found for the key, or nil.
+func (m *LookupMemo) warmed(mk *memoKey) *entry {
+	if w := &m.ents[warmedSlot(mk.a)]; !mk.v6 && w.a == mk.a && w.epoch == m.epoch {
+		return w.e
+	}
+	return nil
+}
+
+func (m *LookupMemo) noteWarmed(mk *memoKey, e *entry) {
+	if !mk.v6 {
+		m.ents[warmedSlot(mk.a)] = warmed{a: mk.a, epoch: m.epoch, e: e}
 	}
 }
 
@@ -130,11 +158,10 @@ func (m *LookupMemo) find(mk *memoKey, port uint16, final bool) (set uint32, i i
 	return set, -1
 }
 
-// has reports whether the memo holds an answer (not final) for the address and port, at some
+// has reports whether the memo holds an answer (not final) for the key and port, at some
 // moment.
-func (m *LookupMemo) has(addr netip.Addr, port uint16) bool {
-	mk := memoKeyOf(addr)
-	_, i := m.find(&mk, port, false)
+func (m *LookupMemo) has(mk *memoKey, port uint16) bool {
+	_, i := m.find(mk, port, false)
 	return i >= 0
 }
 
@@ -148,7 +175,7 @@ func (m *LookupMemo) lookup(s *Store, addr netip.Addr, port uint16, at int64, fi
 		}
 	}
 	sp := span{lo: math.MinInt64, hi: math.MaxInt64}
-	a := s.lookup(addr, port, at, final, &sp)
+	a := s.lookupEntry(addr, port, at, final, &sp, m.warmed(&mk))
 	ri, ok := reasonIndex(a.Reason)
 	if !ok {
 		return a

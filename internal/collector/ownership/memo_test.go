@@ -106,10 +106,16 @@ func TestLookupMemoIsExact(t *testing.T) {
 	for seed := range uint64(30) {
 		rng := rand.New(rand.NewPCG(seed, 13))
 		s := randomStore(t, rng, 1+rng.IntN(5))
+		if seed%2 == 1 {
+			s.warmMin = 0 // Warm works (and hands its entries to the lookups)
+		}
 		for range 5 {
 			v := s.MemoView(&m)
 			for range 2000 {
 				addr, port, now, final, want, sp := randomLookup(s, rng)
+				if rng.IntN(2) == 0 {
+					v.Warm([]netip.Addr{memoAddr(rng.IntN(6)), addr}, []uint16{0, port})
+				}
 				if got := v.Lookup(addr, port, now, final); got != want {
 					t.Fatalf("seed %d: %s:%d final=%v at %d: memo answers %+v, the store %+v", seed, addr, port, final, now, got, want)
 				}

@@ -175,6 +175,7 @@ func New(cfg Config, now func() time.Time, reg prometheus.Registerer) (*Store, e
 		o:         newOwners(),
 		warmMin:   warmMinAddrs,
 	}
+	s.memo.probe, s.memo.minHits = memoProbe, memoProbe/16
 	s.originSeen = []int64{0}
 	s.o.clock = func() int64 { return s.now().UnixNano() }
 	s.uids.o = &s.o

@@ -56,12 +56,18 @@ func (v View) Warm(addrs []netip.Addr, ports []uint16) {
 	var es [warmChunk]*entry
 	n := 0
 	for i, a := range addrs[:min(len(addrs), warmChunk)] {
-		if v.memo != nil && v.memo.has(a, ports[i]) {
-			continue
+		var mk memoKey
+		if v.memo != nil {
+			if mk = memoKeyOf(a); v.memo.has(&mk, ports[i]) {
+				continue
+			}
 		}
-		if e := v.s.ips.getAddr(a); e != nil { // the index: in the cache
+		if e := v.s.ips.getAddr(a); e != nil {
 			es[n] = e
 			n++
+			if v.memo != nil {
+				v.memo.noteWarmed(&mk, e) // the lookup will not look for it again
+			}
 		}
 	}
 	v.s.warmEntries(es[:n], false)
