@@ -119,8 +119,9 @@ func (a *Attributor) newConn(h *held) *flow.Conn {
 func (a *Attributor) emitSingle(v ownership.View, h *held) {
 	c := a.newConn(h)
 	r := &h.r
+	observed := observedServer
 	if r.client {
-		c.Observed = string(flow.Client)
+		c.Observed, observed = string(flow.Client), observedClient
 		h.fillLocal(v, &c.Client)
 		sa, sp := r.serverAddr()
 		a.reasons.fill(v, &c.Server, h.remote, sa, sp)
@@ -137,7 +138,7 @@ func (a *Attributor) emitSingle(v ownership.View, h *held) {
 		c.BytesClientToServer, c.BytesServerToClient = r.received, r.sent
 		c.ServerSrttUs = r.srtt
 	}
-	a.count(c)
+	a.count(c, observed)
 	a.finish(h)
 }
 
@@ -183,12 +184,12 @@ func (a *Attributor) emitJoined(v ownership.View, x, y *held) {
 		a.log.Debug("join disagreement", "conn", c.ConnKey, "client", c.Client.Name(), "server", c.Server.Name(),
 			"server_saw_client", sv.remote.kind(v), "client_saw_server", cl.remote.kind(v))
 	}
-	a.m.joined.Inc()
-	a.count(c)
+	a.m.pending.joined++
+	a.count(c, observedBoth)
 	a.finish(cl)
 	a.finish(sv)
 }
 
-func (a *Attributor) count(c *flow.Conn) {
-	a.m.conn(c.Observed, string(c.Client.Reason), string(c.Server.Reason))
+func (a *Attributor) count(c *flow.Conn, observed int) {
+	a.m.conn(observed, c.Client.Reason, c.Server.Reason)
 }

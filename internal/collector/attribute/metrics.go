@@ -3,6 +3,8 @@ package attribute
 import (
 	"fmt"
 
+	"github.com/flowscope/flowscope/internal/flow"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -24,21 +26,31 @@ type metrics struct {
 	byReason   map[string]prometheus.Counter // ... and of unattributed
 
 	pending struct { // counts not yet added to the counters
-		conns      map[string]int
+		observed   [3]int // by observedNames
 		reasons    map[string]int
 		attributed int
+		joined     int
 	}
 }
 
+// Sides observed (flow.Conn.Observed), numbered for counting.
+const (
+	observedClient = iota
+	observedServer
+	observedBoth
+)
+
+var observedNames = [...]string{observedClient: string(flow.Client), observedServer: string(flow.Server), observedBoth: "both"}
+
 // conn counts one written connection and its endpoints (under the Attributor's lock); the
 // counts reach the counters at flushCounts.
-func (m *metrics) conn(observed, clientReason, serverReason string) {
-	m.pending.conns[observed]++
-	for _, r := range [2]string{clientReason, serverReason} {
+func (m *metrics) conn(observed int, clientReason, serverReason flow.Reason) {
+	m.pending.observed[observed]++
+	for _, r := range [2]flow.Reason{clientReason, serverReason} {
 		if r == "" {
 			m.pending.attributed++
 		} else {
-			m.pending.reasons[r]++
+			m.pending.reasons[string(r)]++
 		}
 	}
 }
@@ -46,26 +58,39 @@ func (m *metrics) conn(observed, clientReason, serverReason string) {
 // flushCounts adds the pending counts to the counters (under the Attributor's lock).
 func (m *metrics) flushCounts() {
 	p := &m.pending
-	addCounts(p.conns, m.byObserved, m.conns)
+	for i, n := range p.observed {
+		if n > 0 {
+			resolved(m.byObserved, m.conns, observedNames[i]).Add(float64(n))
+		}
+	}
+	p.observed = [3]int{}
 	addCounts(p.reasons, m.byReason, m.unattributed)
 	if p.attributed > 0 {
 		m.attributed.Add(float64(p.attributed))
 	}
-	p.attributed = 0
+	if p.joined > 0 {
+		m.joined.Add(float64(p.joined))
+	}
+	p.attributed, p.joined = 0, 0
 }
 
-// addCounts adds counts by label value to vec (through resolved, its resolved children) and
+// addCounts adds counts by label value to vec (through children, its resolved children) and
 // clears them.
-func addCounts(counts map[string]int, resolved map[string]prometheus.Counter, vec *prometheus.CounterVec) {
+func addCounts(counts map[string]int, children map[string]prometheus.Counter, vec *prometheus.CounterVec) {
 	for v, n := range counts {
-		c, ok := resolved[v]
-		if !ok {
-			c = vec.WithLabelValues(v)
-			resolved[v] = c
-		}
-		c.Add(float64(n))
+		resolved(children, vec, v).Add(float64(n))
 	}
 	clear(counts)
+}
+
+// resolved returns vec's child of label value v, resolved once into children.
+func resolved(children map[string]prometheus.Counter, vec *prometheus.CounterVec, v string) prometheus.Counter {
+	c, ok := children[v]
+	if !ok {
+		c = vec.WithLabelValues(v)
+		children[v] = c
+	}
+	return c
 }
 
 func (m *metrics) register(reg prometheus.Registerer, a *Attributor) error {
@@ -74,7 +99,7 @@ func (m *metrics) register(reg prometheus.Registerer, a *Attributor) error {
 		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help})
 	}
 	m.byObserved, m.byReason = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
-	m.pending.conns, m.pending.reasons = map[string]int{}, map[string]int{}
+	m.pending.reasons = map[string]int{}
 	m.received = counter("records_total", "Exporter records taken into the holding window.")
 	m.rejected = counter("rejected_total", "Exporter records rejected as invalid.")
 	m.attributed = counter("attributed_total", "Connection endpoints attributed to an owner.")
