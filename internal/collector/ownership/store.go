@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -114,20 +115,17 @@ type Store struct {
 	cfg Config
 	now func() time.Time
 
-	mu         sync.RWMutex
-	ips        addrMap
-	ports      map[portKey]*entry
-	n          int               // ranges held
-	originIdx  map[string]uint16 // exporter id → index
-	originSeen []int64           // per origin: latest To claimed (its horizon)
-	lastOrigin struct {          // the origin of the previous claim
-		name string
-		i    uint16
-	}
-	kubeEnabled bool     // a Kubernetes source feeds the store
-	kubeSynced  int64    // the Kubernetes view is complete up to here
-	floor       int64    // compaction horizon: nothing older is known
-	uids        uidIndex // pod UID → richest owner seen (holding a reference)
+	mu          sync.RWMutex
+	ips         addrMap
+	ports       map[portKey]*entry
+	n           int                      // ranges held
+	originIdx   map[string]uint16        // exporter id → index
+	originSeen  []int64                  // per origin: latest To claimed (its horizon)
+	origins     *[originSlots]originSlot // origin names seen lately, by where their bytes are
+	kubeEnabled bool                     // a Kubernetes source feeds the store
+	kubeSynced  int64                    // the Kubernetes view is complete up to here
+	floor       int64                    // compaction horizon: nothing older is known
+	uids        uidIndex                 // pod UID → richest owner seen (holding a reference)
 	networks    *Networks
 	netRefs     map[string]ownerID // named network → its interned owner (one reference each)
 	zones       map[string]string  // node name → its zone (topology.kubernetes.io/zone)
@@ -362,12 +360,27 @@ func (s *Store) evictOldest(e *entry) {
 	s.m.evicted.Inc()
 }
 
+// originSlot remembers an origin's index by its name string, in a slot chosen by where the
+// string's bytes are: the claims of a batch share their exporter's name string, which then
+// finds its slot and compares equal at once (the same bytes: == checks that first), skipping
+// the map.
+type originSlot struct {
+	name string
+	i    uint16
+}
+
+const originSlots = 1024
+
 func (s *Store) origin(name string) uint16 {
-	if name == s.lastOrigin.name && s.lastOrigin.i != 0 {
-		return s.lastOrigin.i // a batch's claims come from one exporter
+	if s.origins == nil {
+		s.origins = new([originSlots]originSlot)
+	}
+	sl := &s.origins[uintptr(unsafe.Pointer(unsafe.StringData(name)))>>4%originSlots]
+	if sl.i != 0 && sl.name == name {
+		return sl.i
 	}
 	if i, ok := s.originIdx[name]; ok {
-		s.lastOrigin.name, s.lastOrigin.i = name, i
+		*sl = originSlot{name: name, i: i}
 		return i
 	}
 	if len(s.originSeen) >= math.MaxUint16 {
