@@ -21,6 +21,8 @@ type LookupMemo struct {
 	slots   []lookupSlot
 	keys6   []ipKey // the IPv6 keys of the slots that hold one (allocated on the first)
 	ents    [warmedSlots]warmed
+	n, hits int    // lookups and memo answers in the current window of memoWindow lookups
+	skip    int    // lookups left that go to the store without the memo
 	epoch   uint8  // slots of another epoch are empty
 	store   *Store // the store they were made of
 	version uint64 // its version then
@@ -161,19 +163,47 @@ func (m *LookupMemo) find(mk *memoKey, port uint16, final bool) (set uint32, i i
 // has reports whether the memo holds an answer (not final) for the key and port, at some
 // moment.
 func (m *LookupMemo) has(mk *memoKey, port uint16) bool {
+	if m.skip > 0 {
+		return false
+	}
 	_, i := m.find(mk, port, false)
 	return i >= 0
 }
 
+// memoWindow: when the memo answers fewer than one in 16 of a window's lookups (each flush's
+// addresses new to it: a large cluster's), the next 7 windows' lookups skip it — its slots'
+// misses cost more than it saves — and the one after measures again.
+const memoWindow = 4096
+
+// count notes a lookup the memo answered (hit) or not.
+func (m *LookupMemo) count(hit bool) {
+	if hit {
+		m.hits++
+	}
+	if m.n++; m.n == memoWindow {
+		if m.hits*16 < m.n {
+			m.skip = 7 * memoWindow
+		}
+		m.n, m.hits = 0, 0
+	}
+}
+
 func (m *LookupMemo) lookup(s *Store, addr netip.Addr, port uint16, at int64, final bool) Answer {
 	mk := memoKeyOf(addr)
+	if m.skip > 0 {
+		m.skip--
+		sp := span{lo: math.MinInt64, hi: math.MaxInt64}
+		return s.lookupEntry(addr, port, at, final, &sp, m.warmed(&mk))
+	}
 	set, i := m.find(&mk, port, final)
 	if i >= 0 {
 		if sl := &m.slots[i]; sl.lo <= at && at <= sl.hi {
+			m.count(true)
 			return Answer{Ref: sl.ref, Kind: kinds[sl.kind], Source: sl.src, Reason: reasons[sl.reason],
 				Pending: sl.bits&slotPending != 0, Exporter: sl.bits&slotExporter != 0}
 		}
 	}
+	m.count(false)
 	sp := span{lo: math.MinInt64, hi: math.MaxInt64}
 	a := s.lookupEntry(addr, port, at, final, &sp, m.warmed(&mk))
 	ri, ok := reasonIndex(a.Reason)

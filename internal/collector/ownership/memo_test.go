@@ -116,6 +116,9 @@ func TestLookupMemoIsExact(t *testing.T) {
 				if rng.IntN(2) == 0 {
 					v.Warm([]netip.Addr{memoAddr(rng.IntN(6)), addr}, []uint16{0, port})
 				}
+				if rng.IntN(100) == 0 {
+					m.skip = rng.IntN(50) // as when it answers too few: lookups go around it for a while
+				}
 				if got := v.Lookup(addr, port, now, final); got != want {
 					t.Fatalf("seed %d: %s:%d final=%v at %d: memo answers %+v, the store %+v", seed, addr, port, final, now, got, want)
 				}
