@@ -112,6 +112,7 @@ type held struct {
 	vipDone      bool
 	decided      bool
 	viaVIP       bool // joined to its partner through a Service address (verified once decided)
+	indexed      bool // in byClient (see link)
 
 	partner      *held
 	sameClient   *held // the next older held record of the same client address and port
@@ -238,53 +239,58 @@ func (a *Attributor) schedule(h *held, at int64) {
 	a.wheel.add(max(sec, a.cursor), h)
 }
 
-// link pairs h with the other side's record of the same connection, if held.
+// link pairs h with the other side's record of the same connection, if held. Records joined
+// exactly leave the index (or never enter it): matches pairs no record twice, and an exact
+// join is never undone, so no later record could join them. The others stay in it, a join
+// through a Service address included (it may be undone).
 func (a *Attributor) link(h *held) {
 	slot := a.byClient.find(h.ckh) // matches leaves the index alone: the slot stays h's
 	first := a.byClient.slots[slot].h
-	var loose *held
+	var loose, prev *held
 	looseN := 0
-	for c := first; c != nil; c = c.sameClient {
+	for c := first; c != nil; prev, c = c, c.sameClient {
 		switch a.matches(h, c) {
 		case exact:
 			h.partner, c.partner = c, h
-			loose, looseN = nil, 0
+			a.unlink(slot, prev, c)
+			return
 		case viaVIP:
 			loose = c
 			looseN++
-		}
-		if h.partner != nil {
-			break
 		}
 	}
 	if looseN == 1 { // an ambiguous join is no join
 		h.partner, loose.partner = loose, h
 		h.viaVIP, loose.viaVIP = true, true
 	}
-	h.sameClient = first
+	h.sameClient, h.indexed = first, true
 	a.byClient.put(slot, h.ckh, h)
 }
 
-// unindex removes h from the records of its client address and port.
+// unlink takes c, which follows prev (nil: c is the first) in the records at index slot,
+// out of the index.
+func (a *Attributor) unlink(slot uint64, prev, c *held) {
+	switch {
+	case prev != nil:
+		prev.sameClient = c.sameClient
+	case c.sameClient != nil:
+		a.byClient.slots[slot].h = c.sameClient
+	default:
+		a.byClient.remove(slot)
+	}
+	c.sameClient, c.indexed = nil, false
+}
+
+// unindex takes h out of the index, if it is in.
 func (a *Attributor) unindex(h *held) {
-	slot := a.byClient.find(h.ckh)
-	first := a.byClient.slots[slot].h
-	if first == h {
-		if h.sameClient != nil {
-			a.byClient.slots[slot].h = h.sameClient
-		} else {
-			a.byClient.remove(slot)
-		}
-		h.sameClient = nil
+	if !h.indexed {
 		return
 	}
-	for c := first; c != nil; c = c.sameClient {
-		if c.sameClient == h {
-			c.sameClient = h.sameClient
-			break
-		}
+	slot := a.byClient.find(h.ckh)
+	var prev *held
+	for c := a.byClient.slots[slot].h; c != h; prev, c = c, c.sameClient {
 	}
-	h.sameClient = nil
+	a.unlink(slot, prev, h)
 }
 
 // viewBatch is how many checks share one read lock of the store.

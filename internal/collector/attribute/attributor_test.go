@@ -135,8 +135,46 @@ func TestJoinBothEnds(t *testing.T) {
 	if got := testutil.ToFloat64(h.a.m.joined); got != 1 {
 		t.Errorf("joined_total = %v", got)
 	}
+	if got := testutil.ToFloat64(h.a.m.conns.WithLabelValues("both")); got != 1 {
+		t.Errorf("conns_total{observed=both} = %v", got)
+	}
 	if h.a.Held() != 0 {
 		t.Errorf("held = %d after the join", h.a.Held())
+	}
+}
+
+// Records joined exactly leave the client index at once; the next connection of the same
+// client address and port (its records held alongside) joins its own records.
+func TestJoinedRecordsLeaveTheIndex(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.heartbeat(cart, cartIP, 0, 100)
+	h.heartbeat(auth, authIP, 0, 100)
+	first := []Input{rec(flow.Client, cart, 10, 11), rec(flow.Server, auth, 10.001, 11.002)}
+	h.add(first...)
+	if n := h.a.byClient.n; n != 0 {
+		t.Errorf("%d client keys indexed after an exact join", n)
+	}
+	second := []Input{rec(flow.Client, cart, 20, 21), rec(flow.Server, auth, 20.001, 21.002)}
+	for i := range second {
+		second[i].Record.ConnID = 8
+	}
+	h.add(second[0])
+	if n := h.a.byClient.n; n != 1 {
+		t.Errorf("%d client keys indexed with one record waiting, want 1", n)
+	}
+	h.add(second[1])
+	h.advance(40)
+	want := []string{"both shop/cart -> shop/auth", "both shop/cart -> shop/auth"}
+	if diff := cmp.Diff(want, names(h.out)); diff != "" {
+		t.Fatalf("conns (-want +got):\n%s", diff)
+	}
+	for i, c := range h.out {
+		if want := time.Duration(10*(i+1)) * time.Second; c.Start.Sub(t0) != want {
+			t.Errorf("connection %d starts at %v, want %v", i, c.Start.Sub(t0), want)
+		}
+	}
+	if h.a.Held() != 0 || h.a.byClient.n != 0 {
+		t.Errorf("held = %d, indexed %d after the joins", h.a.Held(), h.a.byClient.n)
 	}
 }
 
