@@ -47,16 +47,19 @@ const (
 
 var hostKinds = [...]string{hostNone: "", hostContainer: "container", hostSystemd: "systemd", hostCgroup: "cgroup", hostProcess: "process"}
 
-// set makes x what the holding window keeps of a record, in place (x is a held record's:
-// building it elsewhere and copying it in would write it twice). processNames is
-// Config.ProcessNames.
+// set makes x what the holding window keeps of a record, in place, field by field: every
+// field is written once, straight into the held record (a composite literal is built on the
+// stack and copied; TestSetWritesEveryField). processNames is Config.ProcessNames.
 func (x *kept) set(exporter, node string, r *flow.Record, processNames bool) {
 	w := &r.Workload
-	*x = kept{exporter: exporter, node: node, name: w.PodUID, outcome: r.Outcome, connID: r.ConnID,
-		local: r.LocalAddr, remote: r.RemoteAddr, nat: r.NatRemoteAddr, start: r.Start.UnixNano(), end: r.End.UnixNano(), loc: r.Start.Location(),
-		sent: r.BytesSent, received: r.BytesReceived, retrans: r.Retransmits, bytesRetrans: r.BytesRetransmitted,
-		srtt: r.SrttUs, resetsSent: r.ResetsSent, rsts: r.ResetsReceived, lport: r.LocalPort, rport: r.RemotePort, natPort: r.NatRemotePort,
-		client: isClient(r), interim: r.Interim, hostNetwork: r.HostNetwork, pod: w.Kind == flow.KindPod}
+	x.exporter, x.node, x.name, x.outcome, x.connID = exporter, node, w.PodUID, r.Outcome, r.ConnID
+	x.local, x.remote, x.nat = r.LocalAddr, r.RemoteAddr, r.NatRemoteAddr
+	x.start, x.end, x.loc = r.Start.UnixNano(), r.End.UnixNano(), r.Start.Location()
+	x.sent, x.received, x.retrans, x.bytesRetrans = r.BytesSent, r.BytesReceived, r.Retransmits, r.BytesRetransmitted
+	x.srtt, x.resetsSent, x.rsts = r.SrttUs, r.ResetsSent, r.ResetsReceived
+	x.lport, x.rport, x.natPort = r.LocalPort, r.RemotePort, r.NatRemotePort
+	x.client, x.interim, x.hostNetwork, x.pod = isClient(r), r.Interim, r.HostNetwork, w.Kind == flow.KindPod
+	x.hostKind, x.hostNode, x.hostOK = hostNone, false, false
 	if x.pod {
 		return // hostWorkload names no pod
 	}
