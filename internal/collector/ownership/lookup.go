@@ -88,6 +88,12 @@ func (s *Store) lookup(addr netip.Addr, port uint16, at int64, final bool, sp *s
 	return s.lookupEntry(addr, port, at, final, sp, nil)
 }
 
+// lookupAll is lookup over the whole line of moments.
+func (s *Store) lookupAll(addr netip.Addr, port uint16, at int64, final bool) Answer {
+	sp := span{lo: math.MinInt64, hi: math.MaxInt64}
+	return s.lookup(addr, port, at, final, &sp)
+}
+
 // lookupEntry is lookup with addr's entry when the caller found it (nil: look it up).
 func (s *Store) lookupEntry(addr netip.Addr, port uint16, at int64, final bool, sp *span, e *entry) Answer {
 	if sp.below(at, s.floor) {

@@ -113,7 +113,11 @@ type memoKey struct {
 }
 
 func memoKeyOf(addr netip.Addr) memoKey {
-	if addr.Is4() || addr.Is4In6() {
+	if addr.Is4() {
+		b := addr.As4()
+		return memoKey{a: binary.LittleEndian.Uint32(b[:]) ^ 0xffff0000*31&0xffffffff}
+	}
+	if addr.Is4In6() {
 		b := addr.Unmap().As4()
 		return memoKey{a: binary.LittleEndian.Uint32(b[:]) ^ 0xffff0000*31&0xffffffff}
 	}
@@ -188,7 +192,11 @@ func (m *LookupMemo) count(hit bool) {
 	}
 }
 
+// lookup answers a View's lookup through the memo; a nil memo looks up directly.
 func (m *LookupMemo) lookup(s *Store, addr netip.Addr, port uint16, at int64, final bool) Answer {
+	if m == nil {
+		return s.lookupAll(addr, port, at, final)
+	}
 	mk := memoKeyOf(addr)
 	if m.skip > 0 {
 		m.skip--

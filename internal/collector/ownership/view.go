@@ -1,7 +1,6 @@
 package ownership
 
 import (
-	"math"
 	"net/netip"
 
 	"github.com/flowscope/flowscope/internal/flow"
@@ -35,11 +34,7 @@ func (v View) Close() { v.s.mu.RUnlock() }
 
 // Lookup is Store.Lookup at `at` (Unix nanoseconds), answering with a Ref.
 func (v View) Lookup(addr netip.Addr, port uint16, at int64, final bool) Answer {
-	if v.memo != nil {
-		return v.memo.lookup(v.s, addr, port, at, final)
-	}
-	sp := span{lo: math.MinInt64, hi: math.MaxInt64}
-	return v.s.lookup(addr, port, at, final, &sp)
+	return v.memo.lookup(v.s, addr, port, at, final) // (a nil memo looks up directly)
 }
 
 // Large reports whether the store is too large to stay in the cache, so that warming pays
