@@ -85,23 +85,58 @@ func (sp *span) atMost(at, t int64) bool {
 // lookup answers who held addr at `at`, narrowing sp (which starts as the whole line) to the
 // moments with the same answer.
 func (s *Store) lookup(addr netip.Addr, port uint16, at int64, final bool, sp *span) Answer {
-	return s.lookupEntry(addr, port, at, final, sp, nil)
+	return s.answerOf(s.lookupEntry(addr, port, at, final, sp, nil))
 }
 
 // lookupAll is lookup over the whole line of moments.
 func (s *Store) lookupAll(addr netip.Addr, port uint16, at int64, final bool) Answer {
 	sp := span{lo: math.MinInt64, hi: math.MaxInt64}
-	return s.lookup(addr, port, at, final, &sp)
+	return s.answerOf(s.lookupEntry(addr, port, at, final, &sp, nil))
+}
+
+// ans is an Answer in compact form, for the store's own use: four small fields, which the
+// compiler passes in registers (an Answer goes through memory at every return).
+type ans struct {
+	ref    ownerID
+	src    Source
+	reason uint8 // index in reasons
+	bits   uint8 // ansPending, ansExporter
+}
+
+const (
+	ansPending = 1 << iota
+	ansExporter
+)
+
+// Indexes in reasons.
+const (
+	rNone = iota
+	rNoOwner
+	rGap
+	rConflict
+	rStale
+	rExternal
+)
+
+func (a ans) attributed() bool { return a.bits&ansPending == 0 && a.reason == rNone }
+
+// answerOf renders a compact answer.
+func (s *Store) answerOf(a ans) Answer {
+	r := Answer{Ref: Ref(a.ref), Source: a.src, Reason: reasons[a.reason], Pending: a.bits&ansPending != 0, Exporter: a.bits&ansExporter != 0}
+	if a.ref != 0 {
+		r.Kind = s.o.meta(a.ref).endpoint()
+	}
+	return r
 }
 
 // lookupEntry is lookup with addr's entry when the caller found it (nil: look it up).
-func (s *Store) lookupEntry(addr netip.Addr, port uint16, at int64, final bool, sp *span, e *entry) Answer {
+func (s *Store) lookupEntry(addr netip.Addr, port uint16, at int64, final bool, sp *span, e *entry) ans {
 	if sp.below(at, s.floor) {
-		return Answer{Reason: flow.ReasonStale}
+		return ans{reason: rStale}
 	}
 	if port != 0 && len(s.ports) > 0 {
 		if e := s.ports[portKey{keyOf(addr), port}]; e != nil {
-			if r := s.decide(e, at, final, sp); r.Attributed() || r.Reason == flow.ReasonConflict {
+			if r := s.decide(e, at, final, sp); r.attributed() || r.reason == rConflict {
 				return r
 			}
 		}
@@ -201,25 +236,28 @@ func (s *Store) kubeDone(at int64, sp *span) bool {
 	return !s.kubeEnabled || sp.atMost(at, s.kubeSynced-int64(s.cfg.KubeLag))
 }
 
-func (s *Store) answer(id ownerID, src Source, exporter bool) Answer {
-	id = s.enrich(id)
-	return Answer{Ref: Ref(id), Kind: s.o.meta(id).endpoint(), Source: src, Exporter: exporter}
+func (s *Store) answer(id ownerID, src Source, exporter bool) ans {
+	a := ans{ref: s.enrich(id), src: src}
+	if exporter {
+		a.bits = ansExporter
+	}
+	return a
 }
 
-func (s *Store) decide(e *entry, at int64, final bool, sp *span) Answer {
+func (s *Store) decide(e *entry, at int64, final bool, sp *span) ans {
 	if sp.below(at, e.floor) {
-		return Answer{Reason: flow.ReasonGap}
+		return ans{reason: rGap}
 	}
 	sc := s.scanEntry(e, at, sp)
 	kubeDone := s.kubeDone(at, sp)
 	if sc.covering.n > 0 {
 		owner, ok := sc.near.identity(s)
 		if !ok {
-			return Answer{Reason: flow.ReasonConflict}
+			return ans{reason: rConflict}
 		}
 		chosen := sc.covering.h[0]
 		if s.kubeEnabled && !kubeDone && !final {
-			return Answer{Pending: true}
+			return ans{bits: ansPending}
 		}
 		src := sc.covering.src
 		if kubeDone && sc.possible.n > 0 {
@@ -239,30 +277,30 @@ func (s *Store) decide(e *entry, at int64, final bool, sp *span) Answer {
 				}
 			}
 			if !matched {
-				return Answer{Reason: flow.ReasonConflict}
+				return ans{reason: rConflict}
 			}
 		}
 		return s.answer(owner, src, true)
 	}
 	if sc.hasDef && !final {
-		return Answer{Pending: true} // an exporter reports this address: its late heartbeat may still cover the moment
+		return ans{bits: ansPending} // an exporter reports this address: its late heartbeat may still cover the moment
 	}
 	if sc.possible.n > 0 {
 		if !kubeDone {
 			if !final {
-				return Answer{Pending: true}
+				return ans{bits: ansPending}
 			}
-			return Answer{Reason: flow.ReasonStale}
+			return ans{reason: rStale}
 		}
 		if owner, ok := sc.possible.identity(s); ok {
 			return s.answer(owner, sc.possible.src, false)
 		}
-		return Answer{Reason: flow.ReasonGap} // a handover whose moment Kubernetes cannot place
+		return ans{reason: rGap} // a handover whose moment Kubernetes cannot place
 	}
 	if sc.hasDef && !sc.later && !sp.atMost(at, sc.lastTo) && !sp.atMost(at, s.originSeen[sc.lastOrig]) {
-		return Answer{Reason: flow.ReasonStale} // the exporter went silent before the moment
+		return ans{reason: rStale} // the exporter went silent before the moment
 	}
-	return Answer{Reason: flow.ReasonGap}
+	return ans{reason: rGap}
 }
 
 // enrich replaces a pod owner not named by Kubernetes by the richest owner known for its UID.
@@ -277,7 +315,7 @@ func (s *Store) enrich(id ownerID) ownerID {
 }
 
 // unclaimed answers for an address no source has claimed within the horizon.
-func (s *Store) unclaimed(addr netip.Addr, final bool) Answer {
+func (s *Store) unclaimed(addr netip.Addr, final bool) ans {
 	inCluster := false
 	for _, p := range s.cfg.ClusterNetworks {
 		if p.Contains(addr) {
@@ -288,7 +326,7 @@ func (s *Store) unclaimed(addr netip.Addr, final bool) Answer {
 	if !inCluster && s.networks != nil {
 		if name, ok := s.networks.Lookup(addr); ok {
 			if id := s.netRefs[name]; id != 0 {
-				return Answer{Ref: Ref(id), Kind: flow.EndpointNetwork, Source: SourceCIDR}
+				return ans{ref: id, src: SourceCIDR}
 			}
 		}
 	}
@@ -296,12 +334,12 @@ func (s *Store) unclaimed(addr netip.Addr, final bool) Answer {
 		inCluster = privateAddr(addr)
 	}
 	if !inCluster {
-		return Answer{Reason: flow.ReasonExternal}
+		return ans{reason: rExternal}
 	}
 	if !final {
-		return Answer{Pending: true} // a new owner's first heartbeat or event may still come
+		return ans{bits: ansPending} // a new owner's first heartbeat or event may still come
 	}
-	return Answer{Reason: flow.ReasonNoOwner}
+	return ans{reason: rNoOwner}
 }
 
 var cgnat = netip.MustParsePrefix("100.64.0.0/10")

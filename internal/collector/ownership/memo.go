@@ -43,22 +43,14 @@ type lookupSlot struct {
 }
 
 const (
-	slotFinal = 1 << iota
-	slotPending
-	slotExporter
-	slotV6
+	slotPending  = ansPending
+	slotExporter = ansExporter
+	slotFinal    = 1 << 2
+	slotV6       = 1 << 3
 )
 
+// reasons are the lookups' reasons by index (rNone, rNoOwner, ...).
 var reasons = []flow.Reason{"", flow.ReasonNoOwner, flow.ReasonGap, flow.ReasonConflict, flow.ReasonStale, flow.ReasonExternal}
-
-func reasonIndex(r flow.Reason) (uint8, bool) {
-	for i, x := range reasons {
-		if x == r {
-			return uint8(i), true
-		}
-	}
-	return 0, false
-}
 
 // begin starts a View of s (its read lock held).
 func (m *LookupMemo) begin(s *Store) {
@@ -201,7 +193,7 @@ func (m *LookupMemo) lookup(s *Store, addr netip.Addr, port uint16, at int64, fi
 	if m.skip > 0 {
 		m.skip--
 		sp := span{lo: math.MinInt64, hi: math.MaxInt64}
-		return s.lookupEntry(addr, port, at, final, &sp, m.warmed(&mk))
+		return s.answerOf(s.lookupEntry(addr, port, at, final, &sp, m.warmed(&mk)))
 	}
 	set, i := m.find(&mk, port, final)
 	if i >= 0 {
@@ -214,25 +206,15 @@ func (m *LookupMemo) lookup(s *Store, addr netip.Addr, port uint16, at int64, fi
 	m.count(false)
 	sp := span{lo: math.MinInt64, hi: math.MaxInt64}
 	a := s.lookupEntry(addr, port, at, final, &sp, m.warmed(&mk))
-	ri, ok := reasonIndex(a.Reason)
-	if !ok {
-		return a
-	}
 	if i < 0 { // a slot of the set: one that holds nothing current, else either
 		i = int(set)
 		if m.slots[set].epoch == m.epoch && (m.slots[set+1].epoch != m.epoch || at&1 != 0) {
 			i++
 		}
 	}
-	bits := uint8(0)
+	bits := a.bits // ansPending and ansExporter are slotPending and slotExporter
 	if final {
 		bits |= slotFinal
-	}
-	if a.Pending {
-		bits |= slotPending
-	}
-	if a.Exporter {
-		bits |= slotExporter
 	}
 	if mk.v6 {
 		bits |= slotV6
@@ -241,6 +223,10 @@ func (m *LookupMemo) lookup(s *Store, addr netip.Addr, port uint16, at int64, fi
 		}
 		m.keys6[i] = mk.k
 	}
-	m.slots[i] = lookupSlot{a: mk.a, port: port, epoch: m.epoch, bits: bits, ref: a.Ref, kind: kindIndex(a.Kind), reason: ri, src: a.Source, lo: sp.lo, hi: sp.hi}
-	return a
+	kind := uint8(0)
+	if a.ref != 0 {
+		kind = s.o.meta(a.ref).kind()
+	}
+	m.slots[i] = lookupSlot{a: mk.a, port: port, epoch: m.epoch, bits: bits, ref: Ref(a.ref), kind: kind, reason: a.reason, src: a.src, lo: sp.lo, hi: sp.hi}
+	return Answer{Ref: Ref(a.ref), Kind: kinds[kind], Source: a.src, Reason: reasons[a.reason], Pending: a.bits&ansPending != 0, Exporter: a.bits&ansExporter != 0}
 }
