@@ -88,12 +88,6 @@ func (s *Store) lookup(addr netip.Addr, port uint16, at int64, final bool, sp *s
 	return s.answerOf(s.lookupEntry(addr, port, at, final, sp, nil))
 }
 
-// lookupAll is lookup over the whole line of moments.
-func (s *Store) lookupAll(addr netip.Addr, port uint16, at int64, final bool) Answer {
-	sp := span{lo: math.MinInt64, hi: math.MaxInt64}
-	return s.answerOf(s.lookupEntry(addr, port, at, final, &sp, nil))
-}
-
 // ans is an Answer in compact form, for the store's own use: four small fields, which the
 // compiler passes in registers (an Answer goes through memory at every return).
 type ans struct {
@@ -202,9 +196,9 @@ type scan struct {
 	lastOrig uint16
 }
 
-func (s *Store) scanEntry(e *entry, at int64, sp *span) scan {
+// scanEntry fills sc (zero) with what e's ranges say about moment at.
+func (s *Store) scanEntry(e *entry, at int64, sp *span, sc *scan) {
 	skew := int64(s.cfg.SkewTolerance)
-	var sc scan
 	sc.lastTo = -1 << 63
 	for i := range e.r {
 		x := &e.r[i]
@@ -229,7 +223,6 @@ func (s *Store) scanEntry(e *entry, at int64, sp *span) scan {
 			sc.possible.add(x.owner, x.src)
 		}
 	}
-	return sc
 }
 
 func (s *Store) kubeDone(at int64, sp *span) bool {
@@ -248,7 +241,8 @@ func (s *Store) decide(e *entry, at int64, final bool, sp *span) ans {
 	if sp.below(at, e.floor) {
 		return ans{reason: rGap}
 	}
-	sc := s.scanEntry(e, at, sp)
+	var sc scan
+	s.scanEntry(e, at, sp, &sc)
 	kubeDone := s.kubeDone(at, sp)
 	if sc.covering.n > 0 {
 		owner, ok := sc.near.identity(s)

@@ -187,7 +187,8 @@ func (m *LookupMemo) count(hit bool) {
 // lookup answers a View's lookup through the memo; a nil memo looks up directly.
 func (m *LookupMemo) lookup(s *Store, addr netip.Addr, port uint16, at int64, final bool) Answer {
 	if m == nil {
-		return s.lookupAll(addr, port, at, final)
+		sp := span{lo: math.MinInt64, hi: math.MaxInt64}
+		return s.answerOf(s.lookupEntry(addr, port, at, final, &sp, nil))
 	}
 	mk := memoKeyOf(addr)
 	if m.skip > 0 {
