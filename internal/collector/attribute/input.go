@@ -25,9 +25,10 @@ type Input struct {
 	Record   flow.Record
 }
 
-// Sink receives attributed connections. Write is called from one goroutine at a time. The
+// Sink receives attributed connections. Write is called from one goroutine at a time (a
+// flush may call it several times, with consecutive parts of its connections). The
 // batch is the Attributor's: the Sink must not retain the slice (nor pointers into it) after
-// Write returns — the next flush reuses it — and copies the connections it keeps (append to
+// Write returns — the next write reuses it — and copies the connections it keeps (append to
 // its own slice: a flow.Conn value stays valid, its strings and VIP endpoint are never
 // reused). Endpoint.Labels maps are shared and read-only. An error is counted and the batch is
 // offered again on the next flush.
