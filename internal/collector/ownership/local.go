@@ -53,7 +53,7 @@ func (s *Store) ObservePods(pods []LocalPod, refs []Ref) error {
 	if s.memo.epoch == 0 || s.memo.version+1 != s.version || s.memo.compactions != s.compactions {
 		s.memo.reset(s.compactions) // someone else wrote since the last call: the memo may be stale
 	}
-	s.memo.hits, s.memo.off = 0, false
+	s.memo.hits, s.memo.covered, s.memo.off = 0, 0, false
 	defer func() {
 		if s.memo.off {
 			s.memo.reset(s.compactions) // its slots were not kept up to date
@@ -81,7 +81,7 @@ func (s *Store) ObservePods(pods []LocalPod, refs []Ref) error {
 		}
 		refs[i] = Ref(ref)
 	}
-	s.m.claimN(SourceFlow, s.memo.hits)
+	s.m.claimN(SourceFlow, s.memo.hits+s.memo.covered)
 	return errors.Join(errs...)
 }
 
@@ -110,9 +110,9 @@ func (s *Store) observePod(p *LocalPod, e *entry) (ownerID, error) {
 		e = s.ips.get(k)
 	}
 	if e != nil {
-		if covered, pod, x := s.coveredBy(e, p.UID, SourceFlow, p.From, p.To); covered {
+		if x, pod := s.coveredBy(e, p.UID, SourceFlow, p.From, p.To); x != nil {
 			s.seen(p.Origin, p.To)
-			s.m.claim(SourceFlow)
+			s.memo.covered++
 			*m = memoSlot{key: k, uid: p.UID, from: x.from, to: x.to, pod: pod, epoch: s.memo.epoch}
 			return pod, nil
 		}
@@ -146,8 +146,9 @@ type localMemo struct {
 	epoch       uint32 // slots of another epoch are empty
 	compactions uint64 // Store.compactions when the epoch began
 	version     uint64 // Store.version at the end of the last ObservePods call
-	hits        int
-	probe       int // memoProbe (tests lower it)
+	hits        int    // claims of the call the memo answered
+	covered     int    // and claims found inside a range of their pod
+	probe       int    // memoProbe (tests lower it)
 	minHits     int
 	off         bool
 	spare       memoSlot // written instead of a slot while off

@@ -226,8 +226,8 @@ func (s *Store) observe(c *Claim) (ownerID, error) {
 	}
 	s.m.claim(c.Source)
 	e := s.entryFor(c.Addr, c.Port, true)
-	covered, pod, _ := s.covered(e, c, from, to)
-	if covered {
+	by, pod := s.covered(e, c, from, to)
+	if by != nil {
 		return pod, nil
 	}
 	if c.Port == 0 && c.Owner.Kind == flow.EndpointPod && s.heldByNode(e) {
@@ -241,20 +241,19 @@ func (s *Store) observe(c *Claim) (ownerID, error) {
 	return pod, s.mergeDefinite(e, rng{from: from, to: to, owner: h, src: c.Source, origin: oi})
 }
 
-// covered reports (and notes the source) when a pod's claim adds nothing: a definite range of
-// the same pod already covers it — the common case of a flow's local end inside heartbeats.
-// It also returns the richest owner of the pod's UID among the entry's ranges (0 if none) and
-// the covering range.
-func (s *Store) covered(e *entry, c *Claim, from, to int64) (bool, ownerID, rng) {
+// covered returns (and notes the source in) the range that makes a pod's claim add nothing,
+// if any: a definite range of the same pod that covers it — the common case of a flow's local
+// end inside heartbeats. It also returns the richest owner of the pod's UID among the entry's
+// ranges (0 if none). The range is e's: valid until e changes.
+func (s *Store) covered(e *entry, c *Claim, from, to int64) (*rng, ownerID) {
 	if c.Owner.Kind != flow.EndpointPod || c.Owner.PodUID == "" {
-		return false, 0, rng{}
+		return nil, 0
 	}
 	return s.coveredBy(e, c.Owner.PodUID, c.Source, from, to)
 }
 
-func (s *Store) coveredBy(e *entry, uid string, src Source, from, to int64) (bool, ownerID, rng) {
+func (s *Store) coveredBy(e *entry, uid string, src Source, from, to int64) (by *rng, best ownerID) {
 	uh := uidHash(uid)
-	covered, best, by := false, ownerID(0), rng{}
 	for i := range e.r {
 		x := &e.r[i]
 		if s.o.meta(x.owner).uh() != uh || s.o.uid(x.owner) != uid {
@@ -263,12 +262,12 @@ func (s *Store) coveredBy(e *entry, uid string, src Source, from, to int64) (boo
 		if best == 0 || s.o.detail(x.owner) > s.o.detail(best) {
 			best = x.owner
 		}
-		if !covered && x.src.Definite() && x.from <= from && to <= x.to {
+		if by == nil && x.src.Definite() && x.from <= from && to <= x.to {
 			x.src |= src
-			covered, by = true, *x
+			by = x
 		}
 	}
-	return covered, best, by
+	return by, best
 }
 
 func validate(c *Claim) error {
