@@ -109,7 +109,7 @@ func (a *Attributor) newConn(h *held) *flow.Conn {
 	a.out = append(a.out, flow.Conn{})
 	c := &a.out[len(a.out)-1]
 	r := &h.r
-	c.ConnKey, c.Start, c.End, c.Interim = a.connKey(r), r.time(r.start), r.time(r.end), r.interim
+	c.ConnKey, c.Start, c.End, c.Interim = a.connKey(r), r.startTime(), r.endTime(), r.interim
 	c.Retransmits, c.BytesRetransmitted = r.retrans, r.bytesRetrans
 	c.Resets, c.Outcome = r.resetsSent+r.rsts, r.outcome
 	return c
@@ -153,7 +153,7 @@ func (a *Attributor) emitJoined(v ownership.View, x, y *held) {
 	c := a.newConn(cl)
 	c.Observed = "both"
 	if rs.end >= rc.end { // the later end (the server's when equal)
-		c.End = rs.time(rs.end)
+		c.End = rs.endTime()
 	}
 	if cl.localNoOwner && sv.remote.attributed() {
 		a.reasons.fill(v, &c.Client, sv.remote, rc.local, rc.lport)

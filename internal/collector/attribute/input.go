@@ -134,7 +134,7 @@ func (l *localClaims) add(h *held) {
 		if o.Kind == flow.EndpointNode || o.Kind == "" || (o.Kind == flow.EndpointPod && o.PodUID == "") {
 			return
 		}
-		l.others = append(l.others, ownership.Claim{Addr: r.local, Port: r.lport, Owner: o, From: r.time(r.start), To: r.time(r.end),
+		l.others = append(l.others, ownership.Claim{Addr: r.local, Port: r.lport, Owner: o, From: r.startTime(), To: r.endTime(),
 			Source: ownership.SourceFlow, Origin: r.exporter})
 	}
 }

@@ -21,7 +21,7 @@ type kept struct {
 
 	local, remote, nat     netip.Addr
 	start, end             int64          // Unix nanoseconds
-	loc                    *time.Location // the record's times' location, for the output
+	startLoc, endLoc       *time.Location // their locations, for the output
 	sent, received         uint64
 	retrans, bytesRetrans  uint64
 	srtt, resetsSent, rsts uint32 // rsts: resets received
@@ -54,7 +54,7 @@ func (x *kept) set(exporter, node string, r *flow.Record, processNames bool) {
 	w := &r.Workload
 	x.exporter, x.node, x.name, x.outcome, x.connID = exporter, node, w.PodUID, r.Outcome, r.ConnID
 	x.local, x.remote, x.nat = r.LocalAddr, r.RemoteAddr, r.NatRemoteAddr
-	x.start, x.end, x.loc = r.Start.UnixNano(), r.End.UnixNano(), r.Start.Location()
+	x.start, x.end, x.startLoc, x.endLoc = r.Start.UnixNano(), r.End.UnixNano(), r.Start.Location(), r.End.Location()
 	x.sent, x.received, x.retrans, x.bytesRetrans = r.BytesSent, r.BytesReceived, r.Retransmits, r.BytesRetransmitted
 	x.srtt, x.resetsSent, x.rsts = r.SrttUs, r.ResetsSent, r.ResetsReceived
 	x.lport, x.rport, x.natPort = r.LocalPort, r.RemotePort, r.NatRemotePort
@@ -76,8 +76,10 @@ func (x *kept) set(exporter, node string, r *flow.Record, processNames bool) {
 	x.hostOK = isHost && (!isNode || node != "")
 }
 
-// time renders one of the record's times (start or end) as the record had it.
-func (r *kept) time(ns int64) time.Time { return time.Unix(0, ns).In(r.loc) }
+// startTime and endTime render the record's times as the record had them (without a
+// monotonic clock reading).
+func (r *kept) startTime() time.Time { return time.Unix(0, r.start).In(r.startLoc) }
+func (r *kept) endTime() time.Time   { return time.Unix(0, r.end).In(r.endLoc) }
 
 // hostOwner names a local end that is not a pod: a host workload on the exporter's node, or
 // the node itself. Pods are named by their UID (the store resolves it).

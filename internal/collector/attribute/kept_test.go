@@ -20,7 +20,7 @@ func TestSetWritesEveryField(t *testing.T) {
 	full.NatRemoteAddr, full.NatRemotePort, full.Interim, full.HostNetwork, full.Outcome = netip.MustParseAddr("10.0.0.3"), 8080, true, true, flow.Reset
 	full.BytesSent, full.BytesReceived, full.Retransmits, full.BytesRetransmitted = 1, 2, 3, 4
 	full.SrttUs, full.ResetsSent, full.ResetsReceived = 5, 6, 7
-	full.Start = full.Start.In(time.FixedZone("x", 3600))
+	full.Start, full.End = full.Start.In(time.FixedZone("x", 3600)), full.End.In(time.FixedZone("y", 7200))
 	recs := []flow.Record{
 		full,
 		base(flow.Server, flow.Workload{Kind: flow.KindContainer, ContainerID: "c1"}),
@@ -47,5 +47,23 @@ func TestSetWritesEveryField(t *testing.T) {
 		if !ok {
 			t.Errorf("no record sets kept.%s", reflect.TypeFor[kept]().Field(i).Name)
 		}
+	}
+}
+
+// A connection's times are the record's, in the record's locations.
+func TestOutputTimesAsGiven(t *testing.T) {
+	h := newHarness(t, Config{})
+	in := rec(flow.Client, cart, 1, 2)
+	in.Record.RemoteAddr = netip.MustParseAddr("1.1.1.1")
+	a, b := time.FixedZone("a", 3600), time.FixedZone("b", -7200)
+	in.Record.Start, in.Record.End = in.Record.Start.In(a), in.Record.End.In(b)
+	h.add(in)
+	h.advance(40)
+	if len(h.out) != 1 {
+		t.Fatalf("%d connections written", len(h.out))
+	}
+	c := h.out[0]
+	if !c.Start.Equal(at(1)) || !c.End.Equal(at(2)) || c.Start.Location() != a || c.End.Location() != b {
+		t.Errorf("start %v, end %v; want %v, %v", c.Start, c.End, in.Record.Start, in.Record.End)
 	}
 }
