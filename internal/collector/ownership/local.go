@@ -60,29 +60,52 @@ func (s *Store) ObservePods(pods []LocalPod, refs []Ref) error {
 		}
 		s.memo.version = s.version
 	}()
-	var prep [warmChunk]*entry // the chunk's entries, found while warming
-	warmed, at := false, s.compactions
-	for i := range pods {
-		if i == s.memo.probe && s.memo.hits < s.memo.minHits {
-			s.memo.off = true // it answers too few (the batch's addresses do not repeat): spare its cost
+	if s.ips.len() >= s.warmMin {
+		errs = s.observeWarmed(pods, refs, errs)
+	} else {
+		for i := range pods {
+			errs = s.observeOne(pods, refs, i, nil, errs)
 		}
-		if i%warmChunk == 0 && s.ips.len() >= s.warmMin {
-			s.warm(pods[i:min(i+warmChunk, len(pods))], &prep)
-			warmed, at = true, s.compactions
-		}
-		p := &pods[i]
-		var e *entry
-		if warmed && at == s.compactions { // (a compaction may have freed them)
-			e = prep[i%warmChunk]
-		}
-		ref, err := s.observePod(p, e)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		refs[i] = Ref(ref)
 	}
 	s.m.claimN(SourceFlow, s.memo.hits+s.memo.covered)
 	return errors.Join(errs...)
+}
+
+// observeWarmed is ObservePods' loop in a large store: the claims go through the warming
+// pipeline a chunk at a time, and each uses the entry the pipeline found for it (unless a
+// compaction ran since).
+func (s *Store) observeWarmed(pods []LocalPod, refs []Ref, errs []error) []error {
+	var p claimPipeline
+	chunks := (len(pods) + warmChunk - 1) / warmChunk
+	for c := 0; c < chunks+warmStages-1; c++ {
+		w := s.step(&p, pods, c)
+		if w == nil {
+			continue
+		}
+		base := (c - (warmStages - 1)) * warmChunk
+		fresh := w.at == s.compactions // (a compaction may have freed the entries found)
+		for i := range w.pods {
+			var e *entry
+			if fresh {
+				e = w.es[i]
+			}
+			errs = s.observeOne(pods, refs, base+i, e, errs)
+		}
+	}
+	return errs
+}
+
+// observeOne stores claim i, e its entry if known.
+func (s *Store) observeOne(pods []LocalPod, refs []Ref, i int, e *entry, errs []error) []error {
+	if i == s.memo.probe && s.memo.hits < s.memo.minHits {
+		s.memo.off = true // it answers too few (the batch's addresses do not repeat): spare its cost
+	}
+	ref, err := s.observePod(&pods[i], e)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	refs[i] = Ref(ref)
+	return errs
 }
 
 // observePod stores one local claim; e is its address's entry when the caller found it
@@ -223,36 +246,11 @@ const (
 	warmMinAddrs = 16 << 10
 )
 
-// warm loads what the claims the memo cannot answer will read (see warmEntries), and sets
-// prep[i] to the entry of pods[i] (nil when it has none or the memo answers it).
-func (s *Store) warm(pods []LocalPod, prep *[warmChunk]*entry) {
-	var es [warmChunk]*entry
-	n := 0
-	var acc uint64
-	for i := range pods {
-		k := keyOf(pods[i].Addr)
-		prep[i] = nil
-		if m := s.memo.slot(k); !s.memo.off && m.epoch == s.memo.epoch && m.key == k {
-			continue
-		}
-		if e := s.ips.get(k); e != nil {
-			prep[i], es[n] = e, e
-			n++
-		}
-		if u := pods[i].UID; len(u) > 0 { // the claim's UID, compared with its owner's
-			acc += uint64(u[len(u)-1])
-		}
-	}
-	s.warmSink.Add(acc)
-	s.warmEntries(es[:n], true)
-}
-
-// warmEntries loads what claims (uids) or lookups (!uids) of these entries read — each
-// entry and its first ranges, their owners' metadata and records, and for claims the owners'
-// UIDs — one step for all of them at a time: the loads of one step are independent, so their
-// cache misses overlap instead of following each other (in a large store every step is a
-// miss). It changes nothing.
-func (s *Store) warmEntries(es []*entry, uids bool) {
+// warmEntries loads what lookups of these entries read — each entry and its first ranges,
+// their owners' metadata and render records — one step for all of them at a time: the loads
+// of one step are independent, so their cache misses overlap instead of following each other
+// (in a large store every step is a miss). It changes nothing.
+func (s *Store) warmEntries(es []*entry) {
 	var owners [warmChunk * 2]ownerID
 	m := 0
 	for _, e := range es[:min(len(es), warmChunk)] { // the entries and their first ranges: a miss each
@@ -263,22 +261,8 @@ func (s *Store) warmEntries(es []*entry, uids bool) {
 		}
 	}
 	var acc uint64
-	if !uids {
-		for _, o := range owners[:m] {
-			acc += uint64(s.o.meta(o)) + uint64(s.o.recs[o].strs[sWorkload])
-		}
-		s.warmSink.Add(acc)
-		return
-	}
-	var us [warmChunk * 2]string
-	for i, o := range owners[:m] {
-		acc += uint64(s.o.meta(o))
-		us[i] = s.o.uid(o)
-	}
-	for _, u := range us[:m] {
-		if len(u) > 0 {
-			acc += uint64(u[0])
-		}
+	for _, o := range owners[:m] {
+		acc += uint64(s.o.meta(o)) + uint64(s.o.recs[o].strs[sWorkload])
 	}
 	s.warmSink.Add(acc)
 }

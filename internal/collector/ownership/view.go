@@ -65,7 +65,7 @@ func (v View) Warm(addrs []netip.Addr, ports []uint16) {
 			}
 		}
 	}
-	v.s.warmEntries(es[:n], false)
+	v.s.warmEntries(es[:n])
 }
 
 // WarmOwners brings owners' records into the cache, all at a time (see Warm).

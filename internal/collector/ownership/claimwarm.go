@@ -1,0 +1,131 @@
+package ownership
+
+// Warming a call's claims as a pipeline: what a claim reads in a large store is a chain of
+// dependent misses — the index block's slot, the entry (its ranges inline), the owners' hot
+// entries, the UIDs' bytes. Warming one chunk of claims a link at a time overlaps the misses
+// of one link across the chunk, but still waits for each link in turn. The pipeline takes
+// each chunk one link further per step, four chunks at a time: the loads of one step belong
+// to different chunks and wait for nothing, so a step costs about one miss's latency however
+// long the chain.
+
+// warmStage is one chunk's progress through the pipeline.
+type warmStage struct {
+	pods   []LocalPod
+	slots  [warmChunk]*uint32 // the index slots of IPv4 claims' addresses (nil: none, or IPv6)
+	es     [warmChunk]*entry  // the claims' entries (nil: none, or the memo answers the claim)
+	at     uint64             // Store.compactions when the slots were found
+	owners [warmChunk * 2]ownerID
+	nOwn   int
+}
+
+const warmStages = 4
+
+type claimPipeline struct {
+	st [warmStages]warmStage
+}
+
+// slotOf returns the index slot of an IPv4 address (nil when its block does not exist).
+func (m *addrMap) slotOf(a uint32) *uint32 {
+	b := m.blocks.get(a >> blockBits)
+	if b == nil {
+		return nil
+	}
+	return &b.idx[a&(1<<blockBits-1)]
+}
+
+// findSlots is the first link: the index slots of the chunk's addresses (the block table is
+// in the cache; the blocks' slots are loaded).
+func (s *Store) findSlots(w *warmStage, pods []LocalPod) {
+	w.pods, w.at, w.nOwn = pods, s.compactions, 0
+	var acc uint64
+	for i := range pods {
+		w.slots[i], w.es[i] = nil, nil
+		a := pods[i].Addr
+		if !a.Is4() {
+			if !a.IsValid() {
+				continue
+			}
+			w.es[i] = s.ips.get(keyOf(a)) // (a map: not pipelined)
+			continue
+		}
+		b := a.As4()
+		if sl := s.ips.slotOf(uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])); sl != nil {
+			w.slots[i] = sl
+			acc += uint64(*sl)
+		}
+	}
+	s.warmSink.Add(acc)
+}
+
+// loadEntries is the second link: the entries, and their first ranges' owners.
+func (s *Store) loadEntries(w *warmStage) {
+	for i := range w.pods {
+		sl := w.slots[i]
+		if sl == nil || *sl == 0 {
+			continue
+		}
+		if !s.memo.off {
+			k := keyOf(w.pods[i].Addr)
+			if m := s.memo.slot(k); m.epoch == s.memo.epoch && m.key == k {
+				continue // the memo will answer it
+			}
+		}
+		w.es[i] = s.ips.entry(*sl - 1)
+	}
+	for _, e := range w.es[:len(w.pods)] {
+		if e == nil {
+			continue
+		}
+		r := e.r
+		for j := range min(len(r), 2) {
+			w.owners[w.nOwn] = r[j].owner
+			w.nOwn++
+		}
+	}
+}
+
+// loadOwners is the third link: the owners' hot entries.
+func (s *Store) loadOwners(w *warmStage) {
+	var acc uint64
+	for _, o := range w.owners[:w.nOwn] {
+		acc += uint64(s.o.hot[o].m)
+	}
+	s.warmSink.Add(acc)
+}
+
+// loadUIDs is the last link: the owners' UIDs and the claims' own, which claims compare.
+func (s *Store) loadUIDs(w *warmStage) {
+	var acc uint64
+	for _, o := range w.owners[:w.nOwn] {
+		if u := s.o.hot[o].uid; len(u) > 0 {
+			acc += uint64(u[0])
+		}
+	}
+	for i := range w.pods {
+		if u := w.pods[i].UID; len(u) > 0 {
+			acc += uint64(u[len(u)-1])
+		}
+	}
+	s.warmSink.Add(acc)
+}
+
+// step advances the pipeline by one step for chunk number c of pods (chunks of warmChunk): c
+// enters it, c-1 .. c-3 move on. It returns the stage of chunk c-3, ready (nil before).
+func (s *Store) step(p *claimPipeline, pods []LocalPod, c int) *warmStage {
+	chunks := (len(pods) + warmChunk - 1) / warmChunk
+	if c < chunks {
+		s.findSlots(&p.st[c%warmStages], pods[c*warmChunk:min((c+1)*warmChunk, len(pods))])
+	}
+	if d := c - 1; d >= 0 && d < chunks {
+		s.loadEntries(&p.st[d%warmStages])
+	}
+	if d := c - 2; d >= 0 && d < chunks {
+		s.loadOwners(&p.st[d%warmStages])
+	}
+	if d := c - 3; d >= 0 && d < chunks {
+		w := &p.st[d%warmStages]
+		s.loadUIDs(w)
+		return w
+	}
+	return nil
+}
