@@ -13,8 +13,17 @@ import (
 )
 
 // podAddr is the address of pod slot i (100,000 fit in 10.0.0.0/8).
-func podAddr(i int) netip.Addr {
+func podAddr(i int) netip.Addr { return podAddrFn(i) }
+
+// podAddrFn makes podAddr's addresses (TestMemoryPerRange swaps in IPv6 ones).
+var podAddrFn = podAddr4
+
+func podAddr4(i int) netip.Addr {
 	return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+}
+
+func podAddr6(i int) netip.Addr {
+	return netip.AddrFrom16([16]byte{0: 0xfd, 13: byte(i >> 16), 14: byte(i >> 8), 15: byte(i)})
 }
 
 func benchOwner(gen, i int) Owner {
@@ -96,10 +105,19 @@ func heapPerRange(tb testing.TB, pods, churns int) (perRange float64, ranges int
 // TestMemoryPerRange: ≤ 200 bytes of heap per ownership range, owners interned, counting the
 // owners' strings (pod names and UIDs are unique per pod) and the per-address maps.
 func TestMemoryPerRange(t *testing.T) {
-	per, n := heapPerRange(t, 20_000, 2)
-	t.Logf("%d ranges, %.0f B of heap per range", n, per)
-	if per > 200 {
-		t.Errorf("%.0f B per range > 200", per)
+	for _, tc := range []struct {
+		name string
+		addr func(int) netip.Addr
+	}{{"ipv4", podAddr4}, {"ipv6", podAddr6}} { // (IPv6 entries are kept apart, in a map)
+		t.Run(tc.name, func(t *testing.T) {
+			podAddrFn = tc.addr
+			t.Cleanup(func() { podAddrFn = podAddr4 })
+			per, n := heapPerRange(t, 20_000, 2)
+			t.Logf("%d ranges, %.0f B of heap per range", n, per)
+			if per > 200 {
+				t.Errorf("%.0f B per range > 200", per)
+			}
+		})
 	}
 }
 
