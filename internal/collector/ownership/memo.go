@@ -100,8 +100,7 @@ func (m *LookupMemo) noteWarmed(mk *memoKey, e *entry) {
 // under two ports took three times the misses), else a hash of its key.
 type memoKey struct {
 	a  uint32
-	v6 bool
-	k  ipKey // the IPv6 key
+	v6 bool // then the slots' keys6 holds the address's key
 }
 
 func memoKeyOf(addr netip.Addr) memoKey {
@@ -115,7 +114,7 @@ func memoKeyOf(addr netip.Addr) memoKey {
 	}
 	k := keyOf(addr)
 	return memoKey{a: binary.LittleEndian.Uint32(k[12:]) ^ binary.LittleEndian.Uint32(k[8:])*31 ^ binary.LittleEndian.Uint32(k[4:])*17 ^ binary.LittleEndian.Uint32(k[:4])*7,
-		v6: true, k: k}
+		v6: true}
 }
 
 // set returns the number of the first of the two slots (one cache line) that may hold the
@@ -129,7 +128,7 @@ func (m *LookupMemo) set(mk *memoKey, port uint16, final bool) uint32 {
 }
 
 // holds reports whether slot i holds an answer for the key, port and finality.
-func (m *LookupMemo) holds(i uint32, mk *memoKey, port uint16, final bool) bool {
+func (m *LookupMemo) holds(i uint32, mk *memoKey, addr netip.Addr, port uint16, final bool) bool {
 	sl := &m.slots[i]
 	bits := uint8(0)
 	if final {
@@ -141,16 +140,16 @@ func (m *LookupMemo) holds(i uint32, mk *memoKey, port uint16, final bool) bool 
 	if sl.epoch != m.epoch || sl.a != mk.a || sl.port != port || sl.bits&(slotFinal|slotV6) != bits {
 		return false
 	}
-	return !mk.v6 || m.keys6[i] == mk.k
+	return !mk.v6 || m.keys6[i] == keyOf(addr)
 }
 
 // find returns the slot holding an answer for the key, port and finality, or -1.
-func (m *LookupMemo) find(mk *memoKey, port uint16, final bool) (set uint32, i int) {
+func (m *LookupMemo) find(mk *memoKey, addr netip.Addr, port uint16, final bool) (set uint32, i int) {
 	set = m.set(mk, port, final)
 	switch {
-	case m.holds(set, mk, port, final):
+	case m.holds(set, mk, addr, port, final):
 		return set, int(set)
-	case m.holds(set+1, mk, port, final):
+	case m.holds(set+1, mk, addr, port, final):
 		return set, int(set + 1)
 	}
 	return set, -1
@@ -158,11 +157,11 @@ func (m *LookupMemo) find(mk *memoKey, port uint16, final bool) (set uint32, i i
 
 // has reports whether the memo holds an answer (not final) for the key and port, at some
 // moment.
-func (m *LookupMemo) has(mk *memoKey, port uint16) bool {
+func (m *LookupMemo) has(mk *memoKey, addr netip.Addr, port uint16) bool {
 	if m.skip > 0 {
 		return false
 	}
-	_, i := m.find(mk, port, false)
+	_, i := m.find(mk, addr, port, false)
 	return i >= 0
 }
 
@@ -196,7 +195,7 @@ func (m *LookupMemo) lookup(s *Store, addr netip.Addr, port uint16, at int64, fi
 		sp := span{lo: math.MinInt64, hi: math.MaxInt64}
 		return s.answerOf(s.lookupEntry(addr, port, at, final, &sp, m.warmed(&mk)))
 	}
-	set, i := m.find(&mk, port, final)
+	set, i := m.find(&mk, addr, port, final)
 	if i >= 0 {
 		if sl := &m.slots[i]; sl.lo <= at && at <= sl.hi {
 			m.count(true)
@@ -222,7 +221,7 @@ func (m *LookupMemo) lookup(s *Store, addr netip.Addr, port uint16, at int64, fi
 		if m.keys6 == nil {
 			m.keys6 = make([]ipKey, memoSlots)
 		}
-		m.keys6[i] = mk.k
+		m.keys6[i] = keyOf(addr)
 	}
 	kind := uint8(0)
 	if a.ref != 0 {

@@ -53,7 +53,7 @@ func (v View) Warm(addrs []netip.Addr, ports []uint16) {
 	for i, a := range addrs[:min(len(addrs), warmChunk)] {
 		var mk memoKey
 		if v.memo != nil {
-			if mk = memoKeyOf(a); v.memo.has(&mk, ports[i]) {
+			if mk = memoKeyOf(a); v.memo.has(&mk, a, ports[i]) {
 				continue
 			}
 		}
