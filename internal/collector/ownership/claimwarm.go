@@ -65,9 +65,8 @@ func (s *Store) loadEntries(w *warmStage) {
 			continue
 		}
 		if !s.memo.off {
-			k := keyOf(w.pods[i].Addr)
-			if m := s.memo.slot(k); m.epoch == s.memo.epoch && m.key == k {
-				continue // the memo will answer it
+			if a, _ := addr4(w.pods[i].Addr); s.memo.slot(a).epoch == s.memo.epoch && s.memo.slot(a).a == a {
+				continue // the memo may answer it
 			}
 		}
 		w.es[i] = s.ips.entry(*sl - 1)

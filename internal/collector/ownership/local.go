@@ -119,24 +119,24 @@ func (s *Store) observePod(p *LocalPod, e *entry) (ownerID, error) {
 		s.m.rejected.WithLabelValues("past-horizon").Inc()
 		return 0, nil
 	}
-	k := keyOf(p.Addr)
-	m := &s.memo.spare
-	if !s.memo.off {
-		m = s.memo.slot(k)
-		if m.valid(&s.memo, k, p) { // a claim of this batch found this range of the pod: it covers this one too
+	a, v4 := addr4(p.Addr)
+	m := &s.memo.spare // (IPv6 claims go without the memo)
+	if !s.memo.off && v4 {
+		m = s.memo.slot(a)
+		if m.valid(&s.memo, a, p) { // a claim of this batch found this range of the pod: it covers this one too
 			s.seen(p.Origin, p.To)
 			s.memo.hits++
 			return m.pod, nil
 		}
 	}
 	if e == nil {
-		e = s.ips.get(k)
+		e = s.ips.getAddr(p.Addr)
 	}
 	if e != nil {
 		if x, pod := s.coveredBy(e, p.UID, SourceFlow, p.From, p.To); x != nil {
 			s.seen(p.Origin, p.To)
 			s.memo.covered++
-			*m = memoSlot{key: k, uid: p.UID, from: x.from, to: x.to, pod: pod, epoch: s.memo.epoch}
+			*m = memoSlot{a: a, uid: p.UID, from: x.from, to: x.to, pod: pod, epoch: s.memo.epoch}
 			return pod, nil
 		}
 	}
@@ -189,7 +189,7 @@ const (
 )
 
 type memoSlot struct {
-	key      ipKey
+	a        uint32 // the IPv4 address (addr4)
 	uid      string
 	from, to int64   // the pod's definite range on the address (its SourceFlow noted)
 	pod      ownerID // the richest owner of the pod on the address
@@ -204,13 +204,26 @@ func (l *localMemo) reset(compactions uint64) {
 	l.compactions = compactions
 }
 
-func (l *localMemo) slot(k ipKey) *memoSlot {
-	x := binary.LittleEndian.Uint32(k[12:]) ^ binary.LittleEndian.Uint32(k[8:])*31
+// addr4 returns an IPv4 (or IPv4-mapped) address's bytes read little endian, as the memo
+// slots' hashes want them (see memoKey).
+func addr4(addr netip.Addr) (uint32, bool) {
+	if !addr.Is4() {
+		if !addr.Is4In6() {
+			return 0, false
+		}
+		addr = addr.Unmap()
+	}
+	b := addr.As4()
+	return binary.LittleEndian.Uint32(b[:]), true
+}
+
+func (l *localMemo) slot(a uint32) *memoSlot {
+	x := a ^ 0xffff0000*31&0xffffffff
 	return &l.slots[(x*0x9e3779b1)>>(32-memoBits)]
 }
 
-func (m *memoSlot) valid(l *localMemo, k ipKey, p *LocalPod) bool {
-	return m.epoch == l.epoch && m.key == k && m.from <= p.From && p.To <= m.to && m.uid == p.UID
+func (m *memoSlot) valid(l *localMemo, a uint32, p *LocalPod) bool {
+	return m.epoch == l.epoch && m.a == a && m.from <= p.From && p.To <= m.to && m.uid == p.UID
 }
 
 // internDefinite interns the owner of an exporter claim: a pod's owner already known for its
