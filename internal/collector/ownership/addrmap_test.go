@@ -40,7 +40,7 @@ func TestBlockTable(t *testing.T) {
 }
 
 // TestAddrMap compares the address map with a map over random creates and sweeps of IPv4
-// (clustered in /26 blocks), IPv4-mapped and IPv6 addresses.
+// (clustered in /28 blocks), IPv4-mapped and IPv6 addresses.
 func TestAddrMap(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(5, 6))
 	m := newAddrMap()
