@@ -64,43 +64,6 @@ type rng struct {
 	origin   uint16 // exporter that last extended a definite range (index into Store.origins)
 }
 
-// entry holds the ranges of one key, ascending by from. floor: lookups before it answer gap
-// (older ranges were evicted). r starts in the entry's own storage (in): most addresses hold
-// a few ranges, which then share the entry's cache lines; beyond, append moves them to the
-// heap (and compaction back, see fit). An entry is never copied: r may point into it.
-type entry struct {
-	r     []rng
-	floor int64
-	in    [inlineRanges]rng
-}
-
-// inlineRanges is the number of ranges an entry holds in its own storage: an address's
-// current pod's exporter and Kubernetes ranges and its previous pod's, which the horizon
-// keeps. An entry is then 128 bytes, two cache lines. (Measured, BenchmarkLookup at 100,000
-// pods with four ranges an address: 120 ns with four inline, 200 with two.)
-const inlineRanges = 4
-
-func newEntry() *entry {
-	e := &entry{}
-	e.r = e.in[:0]
-	return e
-}
-
-// reset empties e, its ranges back in its own storage.
-func (e *entry) reset() {
-	*e = entry{}
-	e.r = e.in[:0]
-}
-
-// fit moves e's ranges back into its own storage when they fit there again.
-func (e *entry) fit() {
-	if n := len(e.r); n <= inlineRanges && (cap(e.r) == 0 || &e.r[:1][0] != &e.in[0]) {
-		copy(e.in[:], e.r)
-		clear(e.in[n:])
-		e.r = e.in[:n]
-	}
-}
-
 type ipKey [16]byte
 
 type portKey struct {
