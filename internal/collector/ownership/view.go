@@ -72,7 +72,7 @@ func (v View) Warm(addrs []netip.Addr, ports []uint16) {
 func (v View) WarmOwners(refs []Ref) {
 	var acc uint64
 	for _, r := range refs {
-		acc += uint64(v.s.o.recs[r].strs[sWorkload])
+		acc += uint64(v.s.o.recs[r].strs[sWorkload]) + uint64(v.s.o.hot[r].m) // (rendering reads both)
 	}
 	v.s.warmSink.Add(acc)
 }
