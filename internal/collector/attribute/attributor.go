@@ -94,7 +94,6 @@ func clientHash(addr netip.Addr, port uint16) uint64 {
 // nanoseconds.
 type held struct {
 	r     kept
-	t     int64  // the moment the remote end is attributed at
 	added int64  // when it entered: its window ends at added+Window, its wait for a peer at added+JoinWait
 	ckh   uint64 // clientHash of r.clientEnd(): the byClient key
 	gen   uint32
@@ -209,14 +208,13 @@ func (a *Attributor) add(n int, at func(i int) (exporter, node string, r *flow.R
 		h := a.alloc()
 		h.r.set(exporter, node, r, a.cfg.ProcessNames)
 		h.ckh = clientHash(h.r.clientEnd())
-		h.t = lookupTime(&h.r, a.cfg.LongConn)
 		h.added = nowNs
 		a.local.add(h)
 		a.link(h)
 		a.order.push(h)
 		a.held++
 		taken++
-		a.schedule(h, min(max(h.t+lag, nowNs), a.deadline(h)))
+		a.schedule(h, min(max(lookupTime(&h.r, a.cfg.LongConn)+lag, nowNs), a.deadline(h)))
 	}
 	a.m.received.Add(float64(taken))
 	a.m.flushCounts()        // connections the full policy wrote
@@ -522,18 +520,19 @@ func (a *Attributor) decide(v ownership.View, h *held, final bool) bool {
 			h.localHost, h.localNoOwner, h.localDone = ok, !ok, true
 		}
 	}
+	at := lookupTime(&h.r, a.cfg.LongConn) // the moment the remote end is attributed at
 	if !h.remoteDone {
 		addr, port := h.r.remote, uint16(0)
 		if h.r.client {
 			addr, port = h.r.serverAddr()
 		}
-		if r := v.Lookup(addr, port, h.t, final); !r.Pending {
+		if r := v.Lookup(addr, port, at, final); !r.Pending {
 			h.remote, h.remoteDone = a.reasons.keep(r), true
 		}
 	}
 	if !h.vipDone {
 		if h.r.client && h.r.nat.IsValid() {
-			if r := v.Lookup(h.r.remote, 0, h.t, final); !r.Pending {
+			if r := v.Lookup(h.r.remote, 0, at, final); !r.Pending {
 				h.vip, h.vipDone = a.reasons.keep(r), true
 			}
 		} else {

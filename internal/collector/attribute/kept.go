@@ -27,12 +27,29 @@ type kept struct {
 	srtt, resetsSent, rsts uint32 // rsts: resets received
 	lport, rport, natPort  uint16
 
-	hostKind                     hostKind // when hostOK: container, systemd, cgroup or process
+	host                         hostInfo // a local end that is not a pod (one byte: a held record fits five cache lines)
 	client, interim, hostNetwork bool
 	pod                          bool // the local workload is a pod
-	hostNode                     bool // the local workload is the node itself (hostKind none)
-	hostOK                       bool // hostOwner names the local end
 }
+
+// hostInfo is a host workload's kind (hostKind, in the low bits) and whether the local end is
+// the node itself (hostIsNode) and hostOwner names it (hostNamed).
+type hostInfo uint8
+
+const (
+	hostKindBits hostInfo = 7
+	hostIsNode   hostInfo = 1 << 3 // the local workload is the node itself (kind hostNone)
+	hostNamed    hostInfo = 1 << 4 // hostOwner names the local end
+)
+
+// hostKind is the host workload's kind: when hostOK, container, systemd, cgroup or process.
+func (r *kept) hostKind() hostKind { return hostKind(r.host & hostKindBits) }
+
+// hostNode reports whether the local workload is the node itself.
+func (r *kept) hostNode() bool { return r.host&hostIsNode != 0 }
+
+// hostOK reports whether hostOwner names the local end.
+func (r *kept) hostOK() bool { return r.host&hostNamed != 0 }
 
 // hostKind is a host workload's kind, as hostWorkload names it.
 type hostKind uint8
@@ -59,7 +76,7 @@ func (x *kept) set(exporter, node string, r *flow.Record, processNames bool) {
 	x.srtt, x.resetsSent, x.rsts = r.SrttUs, r.ResetsSent, r.ResetsReceived
 	x.lport, x.rport, x.natPort = r.LocalPort, r.RemotePort, r.NatRemotePort
 	x.client, x.interim, x.hostNetwork, x.pod = isClient(r), r.Interim, r.HostNetwork, w.Kind == flow.KindPod
-	x.hostKind, x.hostNode, x.hostOK = hostNone, false, false
+	x.host = hostInfo(hostNone)
 	if x.pod {
 		return // hostWorkload names no pod
 	}
@@ -68,12 +85,16 @@ func (x *kept) set(exporter, node string, r *flow.Record, processNames bool) {
 		x.name = name
 		for k, s := range hostKinds {
 			if s == kind {
-				x.hostKind = hostKind(k)
+				x.host = hostInfo(k)
 			}
 		}
 	}
-	x.hostNode = isNode
-	x.hostOK = isHost && (!isNode || node != "")
+	if isNode {
+		x.host |= hostIsNode
+	}
+	if isHost && (!isNode || node != "") {
+		x.host |= hostNamed
+	}
 }
 
 // startTime and endTime render the record's times as the record had them (without a
@@ -84,10 +105,10 @@ func (r *kept) endTime() time.Time   { return time.Unix(0, r.end).In(r.endLoc) }
 // hostOwner names a local end that is not a pod: a host workload on the exporter's node, or
 // the node itself. Pods are named by their UID (the store resolves it).
 func (r *kept) hostOwner() (ownership.Owner, bool) {
-	if !r.hostNode && !r.hostOK {
+	if !r.hostNode() && !r.hostOK() {
 		return ownership.Owner{}, false
 	}
-	return hostOwner(r.node, hostKinds[r.hostKind], r.name, r.hostNode)
+	return hostOwner(r.node, hostKinds[r.hostKind()], r.name, r.hostNode())
 }
 
 // serverAddr is where the connection really went: the translated backend when known.
