@@ -65,13 +65,7 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// clientKey is a connection's client address (unmapped, without zone) and port.
-type clientKey struct {
-	addr [16]byte
-	port uint16
-}
-
-// clientHash mixes a client address and port into the byClient index key: equal clientKeys
+// clientHash mixes a client address and port into the byClient index key: equal client ends
 // hash alike (an IPv4 address, given mapped or not, by its 4 bytes; any other by its 16);
 // records of keys that collide share a chain (matches compares the keys themselves).
 func clientHash(addr netip.Addr, port uint16) uint64 {
@@ -141,7 +135,6 @@ type Attributor struct {
 	trimAt   int64                // second of the next trim
 	local    localClaims          // Add's buffer
 	memo     ownership.LookupMemo // runDue's lookups, per View
-	reasons  reasonTable          // the reasons held answers carry
 
 	flushMu sync.Mutex  // one Flush at a time
 	retry   []flow.Conn // a batch the sink failed to take
@@ -164,10 +157,9 @@ func New(cfg Config, store *ownership.Store, sink Sink, now func() time.Time, re
 	store.HoldRefs(refHold(cfg))
 	a := &Attributor{
 		cfg: cfg, store: store, sink: sink, now: now,
-		log:     log.With("component", "attribute"),
-		wheel:   newWheel(cfg.Window),
-		cursor:  now().Unix(),
-		reasons: newReasonTable(),
+		log:    log.With("component", "attribute"),
+		wheel:  newWheel(cfg.Window),
+		cursor: now().Unix(),
 	}
 	if err := a.m.register(reg, a); err != nil {
 		return nil, err
@@ -527,13 +519,13 @@ func (a *Attributor) decide(v ownership.View, h *held, final bool) bool {
 			addr, port = h.r.serverAddr()
 		}
 		if r := v.Lookup(addr, port, at, final); !r.Pending {
-			h.remote, h.remoteDone = a.reasons.keep(r), true
+			h.remote, h.remoteDone = keep(r), true
 		}
 	}
 	if !h.vipDone {
 		if h.r.client && h.r.nat.IsValid() {
 			if r := v.Lookup(h.r.remote, 0, at, final); !r.Pending {
-				h.vip, h.vipDone = a.reasons.keep(r), true
+				h.vip, h.vipDone = keep(r), true
 			}
 		} else {
 			h.vipDone = true

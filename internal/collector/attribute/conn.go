@@ -124,17 +124,17 @@ func (a *Attributor) emitSingle(v ownership.View, h *held) {
 		c.Observed, observed = string(flow.Client), observedClient
 		h.fillLocal(v, &c.Client)
 		sa, sp := r.serverAddr()
-		a.reasons.fill(v, &c.Server, h.remote, sa, sp)
+		h.remote.fill(v, &c.Server, sa, sp)
 		if r.nat.IsValid() {
 			c.VIP = a.newVIP()
-			a.reasons.fill(v, c.VIP, h.vip, r.remote, r.rport)
+			h.vip.fill(v, c.VIP, r.remote, r.rport)
 		}
 		c.BytesClientToServer, c.BytesServerToClient = r.sent, r.received
 		c.ClientSrttUs = r.srtt
 	} else {
 		c.Observed = string(flow.Server)
 		h.fillLocal(v, &c.Server)
-		a.reasons.fill(v, &c.Client, h.remote, r.remote, r.rport)
+		h.remote.fill(v, &c.Client, r.remote, r.rport)
 		c.BytesClientToServer, c.BytesServerToClient = r.received, r.sent
 		c.ServerSrttUs = r.srtt
 	}
@@ -156,22 +156,22 @@ func (a *Attributor) emitJoined(v ownership.View, x, y *held) {
 		c.End = rs.endTime()
 	}
 	if cl.localNoOwner && sv.remote.attributed() {
-		a.reasons.fill(v, &c.Client, sv.remote, rc.local, rc.lport)
+		sv.remote.fill(v, &c.Client, rc.local, rc.lport)
 	} else {
 		cl.fillLocal(v, &c.Client)
 	}
 	if sv.localNoOwner && cl.remote.attributed() {
-		a.reasons.fill(v, &c.Server, cl.remote, rs.local, rs.lport)
+		cl.remote.fill(v, &c.Server, rs.local, rs.lport)
 	} else {
 		sv.fillLocal(v, &c.Server)
 	}
 	switch {
 	case cl.viaVIP: // the client dialled the Service without a known translation
 		c.VIP = a.newVIP()
-		a.reasons.fill(v, c.VIP, cl.remote, rc.remote, rc.rport)
+		cl.remote.fill(v, c.VIP, rc.remote, rc.rport)
 	case rc.nat.IsValid():
 		c.VIP = a.newVIP()
-		a.reasons.fill(v, c.VIP, cl.vip, rc.remote, rc.rport)
+		cl.vip.fill(v, c.VIP, rc.remote, rc.rport)
 	}
 	c.BytesClientToServer, c.BytesServerToClient = rc.sent, rs.sent
 	c.ClientSrttUs, c.ServerSrttUs = rc.srtt, rs.srtt

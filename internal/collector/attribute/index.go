@@ -31,22 +31,6 @@ func (x *clientIndex) find(key uint64) uint64 {
 	}
 }
 
-// get returns the newest record of key (nil when none).
-func (x *clientIndex) get(key uint64) *held {
-	if x.n == 0 {
-		return nil
-	}
-	return x.slots[x.find(key)].h
-}
-
-// swap makes h the newest record of key and returns the previous one (nil when none).
-func (x *clientIndex) swap(key uint64, h *held) *held {
-	i := x.find(key)
-	old := x.slots[i].h
-	x.put(i, key, h)
-	return old
-}
-
 // put makes h (not nil) the newest record of key at slot i, found by find(key).
 func (x *clientIndex) put(i, key uint64, h *held) {
 	s := &x.slots[i]
@@ -59,17 +43,6 @@ func (x *clientIndex) put(i, key uint64, h *held) {
 			x.resize(len(x.slots) * 2)
 		}
 	}
-}
-
-// set replaces the newest record of key (which must be present) by h, or removes key when h
-// is nil.
-func (x *clientIndex) set(key uint64, h *held) {
-	i := x.find(key)
-	if h != nil {
-		x.slots[i].h = h
-		return
-	}
-	x.remove(i)
 }
 
 // remove empties slot i (which holds a key).

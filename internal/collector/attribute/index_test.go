@@ -6,6 +6,48 @@ import (
 	"testing"
 )
 
+// The index's operations by key, which TestClientIndex compares with a map (the holding
+// window works on slots: find, put, remove).
+
+// get returns the newest record of key (nil when none).
+func (x *clientIndex) get(key uint64) *held {
+	if x.n == 0 {
+		return nil
+	}
+	return x.slots[x.find(key)].h
+}
+
+// swap makes h the newest record of key and returns the previous one (nil when none).
+func (x *clientIndex) swap(key uint64, h *held) *held {
+	i := x.find(key)
+	old := x.slots[i].h
+	x.put(i, key, h)
+	return old
+}
+
+// set replaces the newest record of key (which must be present) by h, or removes key when h
+// is nil.
+func (x *clientIndex) set(key uint64, h *held) {
+	i := x.find(key)
+	if h != nil {
+		x.slots[i].h = h
+		return
+	}
+	x.remove(i)
+}
+
+// clientKey is a connection's client address (unmapped, without zone) and port: what
+// sameClient and clientHash must agree with.
+type clientKey struct {
+	addr [16]byte
+	port uint16
+}
+
+func (r *kept) clientKey() clientKey {
+	addr, port := r.clientEnd()
+	return clientKey{addr.Unmap().As16(), port}
+}
+
 // TestClientIndex runs random operations on the index and on a Go map, keys crowded into few
 // home slots so that probe sequences wrap and deletions shift, and compares them.
 func TestClientIndex(t *testing.T) {

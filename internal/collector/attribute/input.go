@@ -75,26 +75,26 @@ func hostOwnerOf(node string, w *flow.Workload) (ownership.Owner, bool) {
 	if !ok {
 		return ownership.Owner{}, false
 	}
-	return hostOwner(node, kind, name, isNode)
+	return hostOwner(node, hostKinds[kind], name, isNode)
 }
 
 // hostWorkload names a local workload that is not a pod: a host workload's kind and name, or
-// the node itself (isNode). processNames names a host or plain cgroup socket by its process
-// (Config.ProcessNames).
-func hostWorkload(w *flow.Workload, processNames bool) (kind, name string, isNode, ok bool) {
+// the node itself (isNode, kind hostNone). processNames names a host or plain cgroup socket by
+// its process (Config.ProcessNames).
+func hostWorkload(w *flow.Workload, processNames bool) (kind hostKind, name string, isNode, ok bool) {
 	switch {
 	case processNames && (w.Kind == flow.KindHost || w.Kind == flow.KindCgroup) && w.Comm != "":
-		return "process", w.Comm, false, true
+		return hostProcess, w.Comm, false, true
 	case w.Kind == flow.KindContainer:
-		return "container", w.ContainerID, false, true
+		return hostContainer, w.ContainerID, false, true
 	case w.Kind == flow.KindUnit:
-		return "systemd", w.Unit, false, true
+		return hostSystemd, w.Unit, false, true
 	case w.Kind == flow.KindCgroup:
-		return "cgroup", w.CgroupPath, false, true
+		return hostCgroup, w.CgroupPath, false, true
 	case w.Kind == flow.KindHost:
-		return "", "", true, true
+		return hostNone, "", true, true
 	}
-	return "", "", false, false
+	return hostNone, "", false, false
 }
 
 // hostOwner is the owner hostWorkload names on node; the node itself needs the node's name.

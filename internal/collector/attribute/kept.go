@@ -82,12 +82,7 @@ func (x *kept) set(exporter, node string, r *flow.Record, processNames bool) {
 	}
 	kind, name, isNode, isHost := hostWorkload(w, processNames)
 	if isHost && !isNode {
-		x.name = name
-		for k, s := range hostKinds {
-			if s == kind {
-				x.host = hostInfo(k)
-			}
-		}
+		x.name, x.host = name, hostInfo(kind)
 	}
 	if isNode {
 		x.host |= hostIsNode
@@ -128,11 +123,6 @@ func (r *kept) clientEnd() (netip.Addr, uint16) {
 		return r.local, r.lport
 	}
 	return r.remote, r.rport
-}
-
-func (r *kept) clientKey() clientKey {
-	addr, port := r.clientEnd()
-	return clientKey{addr.Unmap().As16(), port}
 }
 
 // sameClient reports whether x and y have the same client key (the same address, the same

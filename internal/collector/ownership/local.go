@@ -217,8 +217,12 @@ func addr4(addr netip.Addr) (uint32, bool) {
 	return binary.LittleEndian.Uint32(b[:]), true
 }
 
+// v4Mix is mixed into an IPv4 address's memo key: what the IPv4-mapped prefix added to the
+// hash of a 16-byte key, which the memos' slot hashes were measured with.
+const v4Mix = 0xffff0000 * 31 & 0xffffffff
+
 func (l *localMemo) slot(a uint32) *memoSlot {
-	x := a ^ 0xffff0000*31&0xffffffff
+	x := a ^ v4Mix
 	return &l.slots[(x*0x9e3779b1)>>(32-memoBits)]
 }
 

@@ -37,12 +37,19 @@ type Answer struct {
 	Kind     flow.EndpointKind // the owner's kind (empty when not attributed)
 	Source   Source
 	Reason   flow.Reason
+	Code     ReasonCode // Reason as a number, for callers that keep answers compactly
 	Pending  bool
 	Exporter bool
 }
 
 // Attributed reports whether a names an owner.
 func (a Answer) Attributed() bool { return !a.Pending && a.Reason == "" }
+
+// ReasonCode numbers the reasons lookups answer with (0: none; the store's fixed vocabulary).
+type ReasonCode uint8
+
+// Reason returns the reason c numbers.
+func (c ReasonCode) Reason() flow.Reason { return reasons[c] }
 
 // Lookup answers who held addr at t. port != 0 consults the host-network listeners on
 // (addr, port) first; otherwise, and when none covers t, the address itself. final=false may
@@ -116,11 +123,17 @@ func (a ans) attributed() bool { return a.bits&ansPending == 0 && a.reason == rN
 
 // answerOf renders a compact answer.
 func (s *Store) answerOf(a ans) Answer {
-	r := Answer{Ref: Ref(a.ref), Source: a.src, Reason: reasons[a.reason], Pending: a.bits&ansPending != 0, Exporter: a.bits&ansExporter != 0}
+	kind := uint8(0)
 	if a.ref != 0 {
-		r.Kind = s.o.meta(a.ref).endpoint()
+		kind = s.o.meta(a.ref).kind()
 	}
-	return r
+	return a.render(kind)
+}
+
+// render renders a compact answer whose owner is of kind (an index in kinds).
+func (a ans) render(kind uint8) Answer {
+	return Answer{Ref: Ref(a.ref), Kind: kinds[kind], Source: a.src, Reason: reasons[a.reason], Code: ReasonCode(a.reason),
+		Pending: a.bits&ansPending != 0, Exporter: a.bits&ansExporter != 0}
 }
 
 // lookupEntry is lookup with addr's entry when the caller found it (nil: look it up).

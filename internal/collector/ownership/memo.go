@@ -104,13 +104,8 @@ type memoKey struct {
 }
 
 func memoKeyOf(addr netip.Addr) memoKey {
-	if addr.Is4() {
-		b := addr.As4()
-		return memoKey{a: binary.LittleEndian.Uint32(b[:]) ^ 0xffff0000*31&0xffffffff}
-	}
-	if addr.Is4In6() {
-		b := addr.Unmap().As4()
-		return memoKey{a: binary.LittleEndian.Uint32(b[:]) ^ 0xffff0000*31&0xffffffff}
+	if a, ok := addr4(addr); ok {
+		return memoKey{a: a ^ v4Mix}
 	}
 	k := keyOf(addr)
 	return memoKey{a: binary.LittleEndian.Uint32(k[12:]) ^ binary.LittleEndian.Uint32(k[8:])*31 ^ binary.LittleEndian.Uint32(k[4:])*17 ^ binary.LittleEndian.Uint32(k[:4])*7,
@@ -199,8 +194,7 @@ func (m *LookupMemo) lookup(s *Store, addr netip.Addr, port uint16, at int64, fi
 	if i >= 0 {
 		if sl := &m.slots[i]; sl.lo <= at && at <= sl.hi {
 			m.count(true)
-			return Answer{Ref: sl.ref, Kind: kinds[sl.kind], Source: sl.src, Reason: reasons[sl.reason],
-				Pending: sl.bits&slotPending != 0, Exporter: sl.bits&slotExporter != 0}
+			return ans{ref: ownerID(sl.ref), src: sl.src, reason: sl.reason, bits: sl.bits & (slotPending | slotExporter)}.render(sl.kind)
 		}
 	}
 	m.count(false)
@@ -228,5 +222,5 @@ func (m *LookupMemo) lookup(s *Store, addr netip.Addr, port uint16, at int64, fi
 		kind = s.o.meta(a.ref).kind()
 	}
 	m.slots[i] = lookupSlot{a: mk.a, port: port, epoch: m.epoch, bits: bits, ref: Ref(a.ref), kind: kind, reason: a.reason, src: a.src, lo: sp.lo, hi: sp.hi}
-	return Answer{Ref: Ref(a.ref), Kind: kinds[kind], Source: a.src, Reason: reasons[a.reason], Pending: a.bits&ansPending != 0, Exporter: a.bits&ansExporter != 0}
+	return a.render(kind)
 }
