@@ -92,12 +92,13 @@ func (s *Store) loadOwners(w *warmStage) {
 	s.warmSink.Add(acc)
 }
 
-// loadUIDs is the last link: the owners' UIDs and the claims' own, which claims compare.
+// loadUIDs is the last link: the claims' UIDs, which claims compare with their owners' keys
+// (and the owners' UID bytes where a UID has no inline key).
 func (s *Store) loadUIDs(w *warmStage) {
 	var acc uint64
 	for _, o := range w.owners[:w.nOwn] {
-		if u := s.o.hot[o].uid; len(u) > 0 {
-			acc += uint64(u[0])
+		if s.o.hot[o].m.form() == uidLong {
+			acc += uint64(s.o.uid(o)[0])
 		}
 	}
 	for i := range w.pods {

@@ -2,6 +2,7 @@ package ownership
 
 import (
 	"hash/maphash"
+	"unsafe"
 
 	"github.com/flowscope/flowscope/internal/flow"
 )
@@ -44,8 +45,8 @@ func uidHash(uid string) uint32 {
 	return uint32(x>>32) | 1
 }
 
-// meta packs the UID's hash, the kind, the detail count and whether Kubernetes named the
-// owner (it has a workload) in 8 bytes.
+// meta packs the UID's hash, the kind, the detail count, whether Kubernetes named the owner
+// (it has a workload) and the UID's form (see uidKey) in 8 bytes.
 type meta uint64
 
 func metaOf(k *ownerKey) meta {
@@ -61,7 +62,8 @@ func metaOf(k *ownerKey) meta {
 	if k.uid != "" {
 		d++
 	}
-	m := meta(uidHash(k.uid)) | meta(k.kind)<<32 | meta(d)<<40
+	_, form := uidKeyOf(k.uid)
+	m := meta(uidHash(k.uid)) | meta(k.kind)<<32 | meta(d)<<40 | meta(form)<<56
 	if k.strs[sWorkload] != 0 {
 		m |= 1 << 48
 	}
@@ -72,34 +74,43 @@ func (m meta) uh() uint32                  { return uint32(m) }
 func (m meta) kind() uint8                 { return uint8(m >> 32) }
 func (m meta) detail() int                 { return int(uint8(m >> 40)) }
 func (m meta) named() bool                 { return m&(1<<48) != 0 }
+func (m meta) form() uint8                 { return uint8(m >> 56) }
 func (m meta) endpoint() flow.EndpointKind { return kinds[m.kind()] }
 
-// An interned owner is kept in three arrays by id, each sized for who reads it:
-//   - hot: what claims and lookups read (the UID and meta), 24 bytes: 2.4 MB for 100,000
-//     owners, mostly in the cache;
-//   - recs: what rendering reads (kind, shared strings, pod name) and the hash chain, one
-//     64-byte cache line;
-//   - refs: the reference counts.
+// An interned owner is kept in arrays by id, each sized for who reads it:
+//   - hot: what claims and lookups read — the meta and the UID's inline key, 24 bytes: 2.4 MB
+//     for 100,000 owners, mostly in the cache; a claim compares UIDs there, without reading
+//     the UID's bytes;
+//   - recs: what rendering reads (shared strings, pod name, UID), one 64-byte cache line;
+//   - hs, refs: the hash of the owner's key (the index's) and the reference counts.
 type ownerHot struct {
-	uid string
 	m   meta
+	key uidKey
 }
 
+// ownerRec holds its two strings as pointer and length, so that they fit one line with the
+// shared strings' ids.
 type ownerRec struct {
-	strs [nShared]uint32
-	pod  string
-	kind uint8
-	next ownerID // next owner with the same hash
+	strs       [nShared]uint32
+	podP, uidP *byte
+	podN, uidN uint32
 }
 
-// owners interns owners with reference counts: ≈ 92 bytes per owner besides its pod name
+func (r *ownerRec) pod() string { return unsafe.String(r.podP, r.podN) }
+func (r *ownerRec) uid() string { return unsafe.String(r.uidP, r.uidN) }
+
+// The record is one cache line.
+var _ [64 - unsafe.Sizeof(ownerRec{})]byte
+
+// owners interns owners with reference counts: ≈ 108 bytes per owner besides its pod name
 // and UID, where a unique.Handle of the full struct costs ~550.
 type owners struct {
 	recs  []ownerRec // by id; [0] unused
 	hot   []ownerHot
+	hs    []uint64
 	refs  []uint32
 	free  []ownerID
-	index map[uint64]ownerID // hash → first owner with it
+	index ownerIndex // hash → owner
 	seed  maphash.Seed
 	strs  stringTable
 
@@ -129,8 +140,8 @@ func kindIndex(k flow.EndpointKind) uint8 {
 }
 
 func newOwners() owners {
-	return owners{recs: make([]ownerRec, 1), hot: make([]ownerHot, 1), refs: make([]uint32, 1),
-		index: map[uint64]ownerID{}, seed: maphash.MakeSeed(), strs: newStringTable()}
+	return owners{recs: make([]ownerRec, 1), hot: make([]ownerHot, 1), hs: make([]uint64, 1), refs: make([]uint32, 1),
+		seed: maphash.MakeSeed(), strs: newStringTable()}
 }
 
 func shared(o *Owner) [nShared]*string {
@@ -173,16 +184,18 @@ func (t *owners) key(o *Owner, add bool) (k ownerKey, ok bool) {
 // keyOf returns the compact form of an interned owner.
 func (t *owners) keyOf(id ownerID) ownerKey {
 	r := &t.recs[id]
-	return ownerKey{kind: r.kind, strs: r.strs, pod: r.pod, uid: t.hot[id].uid}
+	return ownerKey{kind: t.hot[id].m.kind(), strs: r.strs, pod: r.pod(), uid: r.uid()}
 }
 
 func (t *owners) lookup(k *ownerKey, h uint64) ownerID {
-	for id := t.index[h]; id != 0; id = t.recs[id].next {
-		if t.keyOf(id) == *k {
-			return id
-		}
+	if t.index.n == 0 {
+		return 0
 	}
-	return 0
+	i, ok := t.findSlot(k, h)
+	if !ok {
+		return 0
+	}
+	return t.index.ids[i]
 }
 
 // intern returns o's id with one more reference.
@@ -202,12 +215,14 @@ func (t *owners) intern(o Owner) ownerID {
 		id = ownerID(len(t.recs))
 		t.recs = append(t.recs, ownerRec{})
 		t.hot = append(t.hot, ownerHot{})
+		t.hs = append(t.hs, 0)
 		t.refs = append(t.refs, 0)
 	}
-	t.recs[id] = ownerRec{strs: k.strs, pod: k.pod, kind: k.kind, next: t.index[h]}
-	t.hot[id] = ownerHot{uid: k.uid, m: metaOf(&k)}
-	t.refs[id] = 1
-	t.index[h] = id
+	t.recs[id] = ownerRec{strs: k.strs, podP: unsafe.StringData(k.pod), uidP: unsafe.StringData(k.uid), podN: uint32(len(k.pod)), uidN: uint32(len(k.uid))}
+	key, _ := uidKeyOf(k.uid)
+	t.hot[id] = ownerHot{m: metaOf(&k), key: key}
+	t.hs[id], t.refs[id] = h, 1
+	t.reindex(id)
 	return id
 }
 
@@ -255,36 +270,14 @@ func (t *owners) release(id ownerID) {
 			t.strs.unref(s)
 		}
 	}
-	t.recs[id], t.hot[id] = ownerRec{}, ownerHot{}
+	t.recs[id], t.hot[id], t.hs[id] = ownerRec{}, ownerHot{}, 0
 	t.free = append(t.free, id)
-}
-
-// unindex removes an owner from the hash index: intern no longer finds it.
-func (t *owners) unindex(id ownerID) {
-	r := &t.recs[id]
-	k := t.keyOf(id)
-	h := t.hash(&k)
-	if t.index[h] == id {
-		if r.next == 0 {
-			delete(t.index, h)
-		} else {
-			t.index[h] = r.next
-		}
-	} else {
-		for p := t.index[h]; p != 0; p = t.recs[p].next {
-			if t.recs[p].next == id {
-				t.recs[p].next = r.next
-				break
-			}
-		}
-	}
-	r.next = 0
 }
 
 // get renders an owner.
 func (t *owners) get(id ownerID) Owner {
 	r := &t.recs[id]
-	o := Owner{Kind: kinds[r.kind], Pod: r.pod, PodUID: t.hot[id].uid}
+	o := Owner{Kind: kinds[t.hot[id].m.kind()], Pod: r.pod(), PodUID: r.uid()}
 	for i, f := range shared(&o) {
 		if s := r.strs[i]; s != 0 {
 			*f = t.strs.recs[s].s
@@ -320,10 +313,16 @@ func (t *owners) same(a, b ownerID) bool {
 	x, y := &t.recs[a], &t.recs[b]
 	switch ha.m.endpoint() {
 	case flow.EndpointPod:
-		if ha.uid != "" && hb.uid != "" {
-			return ha.m.uh() == hb.m.uh() && ha.uid == hb.uid
+		if fa, fb := ha.m.form(), hb.m.form(); fa != uidNone && fb != uidNone {
+			if fa != fb {
+				return false
+			}
+			if fa != uidLong {
+				return ha.key == hb.key
+			}
+			return ha.m.uh() == hb.m.uh() && x.uid() == y.uid()
 		}
-		return x.pod != "" && x.strs[sNamespace] == y.strs[sNamespace] && x.pod == y.pod
+		return x.podN != 0 && x.strs[sNamespace] == y.strs[sNamespace] && x.pod() == y.pod()
 	case flow.EndpointService:
 		return x.strs[sNamespace] == y.strs[sNamespace] && x.strs[sService] == y.strs[sService]
 	case flow.EndpointNode:
@@ -346,7 +345,30 @@ func (t *owners) str(id ownerID, i int) string {
 func (t *owners) detail(id ownerID) int { return t.hot[id].m.detail() }
 
 // uid returns an owner's pod UID.
-func (t *owners) uid(id ownerID) string { return t.hot[id].uid }
+func (t *owners) uid(id ownerID) string { return t.recs[id].uid() }
+
+// uidRef returns an owner's UID prepared for comparisons (its string only when compared by
+// its bytes).
+func (t *owners) uidRef(id ownerID) uidRef {
+	h := &t.hot[id]
+	u := uidRef{key: h.key, form: h.m.form(), uh: h.m.uh()}
+	if u.form == uidLong { // (else its bytes are not needed: the record stays cold)
+		u.s = t.recs[id].uid()
+	}
+	return u
+}
+
+// uidIs reports whether an owner's UID is u (exact: the inline key, or the bytes after the
+// fingerprint; an owner without a UID has none).
+func (t *owners) uidIs(id ownerID, u *uidRef) bool {
+	h := &t.hot[id]
+	if f := h.m.form(); f != u.form || f == uidNone {
+		return false
+	} else if f != uidLong {
+		return h.key == u.key
+	}
+	return h.m.uh() == u.uh && t.recs[id].uid() == u.s
+}
 
 // meta returns an owner's packed metadata.
 func (t *owners) meta(id ownerID) meta { return t.hot[id].m }

@@ -133,7 +133,8 @@ func (s *Store) observePod(p *LocalPod, e *entry) (ownerID, error) {
 		e = s.ips.getAddr(p.Addr)
 	}
 	if e != nil {
-		if x, pod := s.coveredBy(e, p.UID, SourceFlow, p.From, p.To); x != nil {
+		u := uidRefOf(p.UID)
+		if x, pod := s.coveredBy(e, &u, SourceFlow, p.From, p.To); x != nil {
 			s.seen(p.Origin, p.To)
 			s.memo.covered++
 			*m = memoSlot{a: a, uid: p.UID, from: x.from, to: x.to, pod: pod, epoch: s.memo.epoch}

@@ -315,7 +315,8 @@ func (s *Store) enrich(id ownerID) ownerID {
 	if m := s.o.meta(id); m.endpoint() != flow.EndpointPod || m.uh() == 0 || m.named() {
 		return id
 	}
-	if u, ok := s.uids.get(s.o.uid(id)); ok && s.o.detail(u) > s.o.detail(id) {
+	r := s.o.uidRef(id)
+	if u, ok := s.uids.getRef(&r); ok && s.o.detail(u) > s.o.detail(id) {
 		return u
 	}
 	return id

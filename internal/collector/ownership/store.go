@@ -212,14 +212,14 @@ func (s *Store) covered(e *entry, c *Claim, from, to int64) (*rng, ownerID) {
 	if c.Owner.Kind != flow.EndpointPod || c.Owner.PodUID == "" {
 		return nil, 0
 	}
-	return s.coveredBy(e, c.Owner.PodUID, c.Source, from, to)
+	u := uidRefOf(c.Owner.PodUID)
+	return s.coveredBy(e, &u, c.Source, from, to)
 }
 
-func (s *Store) coveredBy(e *entry, uid string, src Source, from, to int64) (by *rng, best ownerID) {
-	uh := uidHash(uid)
+func (s *Store) coveredBy(e *entry, u *uidRef, src Source, from, to int64) (by *rng, best ownerID) {
 	for i := range e.r {
 		x := &e.r[i]
-		if s.o.meta(x.owner).uh() != uh || s.o.uid(x.owner) != uid {
+		if !s.o.uidIs(x.owner, u) {
 			continue
 		}
 		if best == 0 || s.o.detail(x.owner) > s.o.detail(best) {

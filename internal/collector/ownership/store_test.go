@@ -260,7 +260,7 @@ func TestOwnersAreFreed(t *testing.T) {
 	bare := Owner{Kind: flow.EndpointPod, PodUID: "uid-a"}
 	apply(t, s, []step{hb(bare, 0, 5), kopen(podA, 0), kopen(podA, 0), hb(podA, 3, 10), hb(podB, 11, 20), hb(podA, 21, 30), hb(podB, 31, 40),
 		kclose(podA, 10), kopen(podB, 11), kclose(podB, 40), synced(50)})
-	if s.Len() == 0 || len(s.o.index) == 0 {
+	if s.Len() == 0 || s.o.index.n == 0 {
 		t.Fatal("nothing stored")
 	}
 	s.Compact(at(200))
@@ -270,8 +270,8 @@ func TestOwnersAreFreed(t *testing.T) {
 			live++
 		}
 	}
-	if s.Len() != 0 || live != 0 || len(s.o.index) != 0 || len(s.o.strs.index) != 0 || s.uids.len() != 0 {
-		t.Errorf("after compacting everything: %d ranges, %d live owners, %d indexed, %d strings, %d uids", s.Len(), live, len(s.o.index), len(s.o.strs.index), s.uids.len())
+	if s.Len() != 0 || live != 0 || s.o.index.n != 0 || len(s.o.strs.index) != 0 || s.uids.len() != 0 {
+		t.Errorf("after compacting everything: %d ranges, %d live owners, %d indexed, %d strings, %d uids", s.Len(), live, s.o.index.n, len(s.o.strs.index), s.uids.len())
 	}
 }
 

@@ -16,16 +16,16 @@ type uidIndex struct {
 
 func (x *uidIndex) home(h uint32) int { return int(h >> x.shift) }
 
-// find returns the slot of uid (h its fingerprint) and whether it holds it; when it does
-// not, the slot is the empty one that ends uid's probe run.
-func (x *uidIndex) find(uid string, h uint32) (int, bool) {
+// find returns the slot of u and whether it holds it; when it does not, the slot is the
+// empty one that ends u's probe run.
+func (x *uidIndex) find(u *uidRef) (int, bool) {
 	mask := len(x.ids) - 1
-	for i := x.home(h); ; i = (i + 1) & mask {
+	for i := x.home(u.uh); ; i = (i + 1) & mask {
 		id := x.ids[i]
 		if id == 0 {
 			return i, false
 		}
-		if hot := &x.o.hot[id]; hot.m.uh() == h && hot.uid == uid {
+		if x.o.uidIs(id, u) {
 			return i, true
 		}
 	}
@@ -36,7 +36,16 @@ func (x *uidIndex) get(uid string) (ownerID, bool) {
 	if x.n == 0 || uid == "" {
 		return 0, false
 	}
-	i, ok := x.find(uid, uidHash(uid))
+	u := uidRefOf(uid)
+	return x.getRef(&u)
+}
+
+// getRef is get for a prepared UID.
+func (x *uidIndex) getRef(u *uidRef) (ownerID, bool) {
+	if x.n == 0 || u.form == uidNone {
+		return 0, false
+	}
+	i, ok := x.find(u)
 	return x.ids[i], ok
 }
 
@@ -45,8 +54,8 @@ func (x *uidIndex) set(id ownerID) {
 	if 2*(x.n+1) > len(x.ids) {
 		x.grow()
 	}
-	hot := &x.o.hot[id]
-	i, ok := x.find(hot.uid, hot.m.uh())
+	u := x.o.uidRef(id)
+	i, ok := x.find(&u)
 	if !ok {
 		x.n++
 	}
@@ -69,7 +78,8 @@ func (x *uidIndex) del(uid string) {
 	if x.n == 0 {
 		return
 	}
-	i, ok := x.find(uid, uidHash(uid))
+	u := uidRefOf(uid)
+	i, ok := x.find(&u)
 	if !ok {
 		return
 	}

@@ -118,7 +118,7 @@ func (v View) FillEndpoint(e *flow.Endpoint, r Ref, addr netip.Addr, port uint16
 	o := &v.s.o
 	k := &o.recs[r]
 	str := o.strs.recs // its [0] is "": an owner's missing strings
-	*e = flow.Endpoint{Addr: addr, Port: port, Kind: kinds[k.kind], Pod: k.pod, PodUID: o.hot[r].uid,
+	*e = flow.Endpoint{Addr: addr, Port: port, Kind: kinds[o.hot[r].m.kind()], Pod: k.pod(), PodUID: k.uid(),
 		Cluster: str[k.strs[sCluster]].s, Namespace: str[k.strs[sNamespace]].s, Workload: str[k.strs[sWorkload]].s,
 		WorkloadKind: str[k.strs[sWorkloadKind]].s, Node: str[k.strs[sNode]].s, ServiceAccount: str[k.strs[sServiceAccount]].s,
 		Service: str[k.strs[sService]].s, Network: str[k.strs[sNetwork]].s, Zone: str[k.strs[sZone]].s}
