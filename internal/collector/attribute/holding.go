@@ -57,6 +57,7 @@ func (a *Attributor) trim(nowSec int64) {
 	}
 	a.outPeak = 0
 	a.byClient.shrink()
+	a.local.forget()
 }
 
 // shrunk returns s in storage of its own size when s uses less than a quarter of its

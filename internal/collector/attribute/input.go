@@ -154,10 +154,16 @@ func (l *localClaims) observe(store *ownership.Store) {
 	if len(l.others) > 0 {
 		_ = store.Observe(l.others...)
 	}
-	clear(l.pods)
-	clear(l.podOf)
+	// The pods' strings and records are not cleared: the held records hold the same strings,
+	// the next batch writes over them, and trim clears what is left (forget).
 	clear(l.others)
 	l.pods, l.podOf, l.others = l.pods[:0], l.podOf[:0], l.others[:0]
+}
+
+// forget clears the buffers' storage, so that it keeps no record or string alive.
+func (l *localClaims) forget() {
+	clear(l.pods[:cap(l.pods)])
+	clear(l.podOf[:cap(l.podOf)])
 }
 
 // lookupTime is the moment a record's remote end is attributed at: its start, or for a
