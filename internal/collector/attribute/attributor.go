@@ -134,6 +134,7 @@ type Attributor struct {
 	allocs   int                  // records taken since the last trim
 	trimAt   int64                // second of the next trim
 	local    localClaims          // Add's buffer
+	large    bool                 // the store was too large for the cache at the last flush (View.Large)
 	memo     ownership.LookupMemo // runDue's lookups, per View
 
 	flushMu sync.Mutex  // one Flush at a time
@@ -202,6 +203,9 @@ func (a *Attributor) add(n int, at func(i int) (exporter, node string, r *flow.R
 		h.ckh = clientHash(h.r.clientEnd())
 		h.added = nowNs
 		a.local.add(h)
+		if len(a.local.pods) >= claimBatch && !a.large {
+			a.local.observe(a.store)
+		}
 		a.link(h)
 		a.order.push(h)
 		a.held++
@@ -216,6 +220,11 @@ func (a *Attributor) add(n int, at func(i int) (exporter, node string, r *flow.R
 	}
 	return nil
 }
+
+// claimBatch is how many local pod claims Add gives the store at once in a store that fits
+// the cache: the claims' buffer and the records their answers go back to stay in the cache.
+// A large store takes a whole Add's claims at once (its warming pipeline needs many).
+const claimBatch = 256
 
 // deadline is when h's holding window ends: it is decided with what is known.
 func (a *Attributor) deadline(h *held) int64 { return h.added + int64(a.cfg.Window) }
@@ -345,6 +354,7 @@ func (a *Attributor) runDue(ctx context.Context, now time.Time) error {
 	n := 0
 	var later []ref
 	warms := v.Large()
+	a.large = warms
 	for sec := from; sec <= nowSec; sec++ {
 		for due := a.wheel.take(sec); len(due) > 0; due = a.wheel.take(sec) { // checks may reschedule into sec
 			for i, e := range due {
