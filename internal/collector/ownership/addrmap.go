@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"net/netip"
+	"unsafe"
 )
 
 // entry holds the ranges of one key, ascending by from. floor: lookups before it answer gap
@@ -63,6 +64,9 @@ const (
 	blockBits = 4
 	chunkBits = 10
 	chunkSize = 1 << chunkBits
+	// hugeMinChunks: from this many chunks (16,384 addresses, as warming) the entries are
+	// advised into huge pages (adviseHuge); a small store keeps the heap's pages.
+	hugeMinChunks = 16
 )
 
 // addrBlock holds the entry numbers (plus one; 0: none) of the addresses of one /28: 72
@@ -232,6 +236,14 @@ func (m *addrMap) create(k ipKey) *entry {
 	} else {
 		i = uint32(len(m.chunks)) << chunkBits
 		m.chunks = append(m.chunks, new([chunkSize]entry))
+		switch n := len(m.chunks); {
+		case n == hugeMinChunks: // the store became large: its entries in huge pages from now on
+			for _, c := range m.chunks {
+				adviseHuge(unsafe.Pointer(c), unsafe.Sizeof(*c))
+			}
+		case n > hugeMinChunks:
+			adviseHuge(unsafe.Pointer(m.chunks[n-1]), unsafe.Sizeof(*m.chunks[n-1]))
+		}
 		for j := chunkSize - 1; j > 0; j-- { // the chunk's other entries, lowest first out
 			m.free = append(m.free, i+uint32(j))
 		}

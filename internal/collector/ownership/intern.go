@@ -102,6 +102,9 @@ func (r *ownerRec) uid() string { return unsafe.String(r.uidP, r.uidN) }
 // The record is one cache line.
 var _ [64 - unsafe.Sizeof(ownerRec{})]byte
 
+// hugeMinOwners is the number of owners from which their arrays are advised into huge pages.
+const hugeMinOwners = 16 << 10
+
 // owners interns owners with reference counts: ≈ 108 bytes per owner besides its pod name
 // and UID, where a unique.Handle of the full struct costs ~550.
 type owners struct {
@@ -213,10 +216,15 @@ func (t *owners) intern(o Owner) ownerID {
 		id, t.free = t.free[n-1], t.free[:n-1]
 	} else {
 		id = ownerID(len(t.recs))
+		c := cap(t.recs)
 		t.recs = append(t.recs, ownerRec{})
 		t.hot = append(t.hot, ownerHot{})
 		t.hs = append(t.hs, 0)
 		t.refs = append(t.refs, 0)
+		if cap(t.recs) != c && c >= hugeMinOwners { // new arrays: what lookups read in huge pages
+			adviseHuge(unsafe.Pointer(unsafe.SliceData(t.recs)), uintptr(cap(t.recs))*unsafe.Sizeof(ownerRec{}))
+			adviseHuge(unsafe.Pointer(unsafe.SliceData(t.hot)), uintptr(cap(t.hot))*unsafe.Sizeof(ownerHot{}))
+		}
 	}
 	t.recs[id] = ownerRec{strs: k.strs, podP: unsafe.StringData(k.pod), uidP: unsafe.StringData(k.uid), podN: uint32(len(k.pod)), uidN: uint32(len(k.uid))}
 	key, _ := uidKeyOf(k.uid)
