@@ -257,3 +257,29 @@ func cpuTime() time.Duration {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkFillEndpoint: rendering an owner into an output endpoint (View.FillEndpoint), 1,000
+// pods, into 4,096 endpoints in turn (an output batch's part): the compute of a rendering.
+func BenchmarkFillEndpoint(b *testing.B) {
+	const pods = 1000
+	c := newChurnStore(b, pods)
+	refs := make([]Ref, pods)
+	v := c.s.View()
+	for i := range refs {
+		u, ok := v.Resolve(benchOwner(0, i).PodUID)
+		if !ok {
+			b.Fatal("no owner")
+		}
+		refs[i] = u
+	}
+	out := make([]flow.Endpoint, 4096)
+	b.ResetTimer()
+	for i := range b.N {
+		v.FillEndpoint(&out[i&4095], refs[i%pods], podAddr(i%pods), 8080)
+	}
+	b.StopTimer()
+	v.Close()
+	if out[0].Kind != flow.EndpointPod || out[0].Workload == "" || out[0].PodUID == "" {
+		b.Fatalf("rendered %+v", out[0])
+	}
+}

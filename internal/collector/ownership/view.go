@@ -113,18 +113,27 @@ func (v View) OwnerEndpoint(o Owner, addr netip.Addr, port uint16) flow.Endpoint
 func (v View) Named(r Ref) bool { return v.s.o.meta(ownerID(r)).named() }
 
 // FillEndpoint renders owner r into *e as the flow endpoint addr:port (like Endpoint, without
-// copying the result).
+// copying the result). Field by field: a composite literal is built on the stack and copied.
 func (v View) FillEndpoint(e *flow.Endpoint, r Ref, addr netip.Addr, port uint16) {
 	o := &v.s.o
 	k := &o.recs[r]
 	str := o.strs.recs // its [0] is "": an owner's missing strings
-	*e = flow.Endpoint{Addr: addr, Port: port, Kind: kinds[o.hot[r].m.kind()], Pod: k.pod(), PodUID: k.uid(),
-		Cluster: str[k.strs[sCluster]].s, Namespace: str[k.strs[sNamespace]].s, Workload: str[k.strs[sWorkload]].s,
-		WorkloadKind: str[k.strs[sWorkloadKind]].s, Node: str[k.strs[sNode]].s, ServiceAccount: str[k.strs[sServiceAccount]].s,
-		Service: str[k.strs[sService]].s, Network: str[k.strs[sNetwork]].s, Zone: str[k.strs[sZone]].s}
+	e.Addr, e.Port, e.Kind = addr, port, kinds[o.hot[r].m.kind()]
+	e.Cluster = str[k.strs[sCluster]].s
+	e.Namespace = str[k.strs[sNamespace]].s
+	e.Workload = str[k.strs[sWorkload]].s
+	e.WorkloadKind = str[k.strs[sWorkloadKind]].s
+	e.Pod, e.PodUID = k.pod(), k.uid()
+	e.Node = str[k.strs[sNode]].s
+	e.Zone = str[k.strs[sZone]].s
+	e.ServiceAccount = str[k.strs[sServiceAccount]].s
+	e.Service = str[k.strs[sService]].s
+	e.Network = str[k.strs[sNetwork]].s
+	e.Labels = nil
 	if k.strs[sLabels] != 0 {
 		e.Labels = parseLabels(str[k.strs[sLabels]].s)
 	}
+	e.Reason = ""
 	if e.Zone == "" && e.Node != "" && len(v.s.zones) > 0 {
 		e.Zone = v.s.zones[e.Node]
 	}
