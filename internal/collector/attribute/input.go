@@ -126,11 +126,15 @@ func (l *localClaims) add(h *held) {
 	r := &h.r
 	switch {
 	case r.pod && r.name != "" && !r.hostNetwork:
-		p := ownership.LocalPod{Addr: r.local, UID: r.name, Origin: r.exporter, From: r.start, To: r.end}
+		// Written field by field in place: a LocalPod built on the stack and copied would be
+		// read back in 16-byte loads across its smaller stores (a store-forwarding stall).
+		n := len(l.pods)
+		l.pods = slices.Grow(l.pods, 1)[:n+1]
+		p := &l.pods[n]
+		p.Addr, p.UID, p.Origin, p.From, p.To, p.ListenPort = r.local, r.name, r.exporter, r.start, r.end, 0
 		if !r.client {
 			p.ListenPort = r.lport // if the address turns out to be a node's (host network)
 		}
-		l.pods = append(l.pods, p)
 		l.podOf = append(l.podOf, claimant{h: h, gen: h.gen})
 	case r.hostNetwork && !r.client:
 		o := ownership.Owner{Kind: flow.EndpointPod, PodUID: r.name}
