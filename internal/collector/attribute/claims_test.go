@@ -1,0 +1,73 @@
+package attribute
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/flowscope/flowscope/internal/collector/ownership"
+	"github.com/flowscope/flowscope/internal/flow"
+)
+
+// In a small store Add gives the store its pod claims claimBatch at a time; the connections
+// are the same as when a whole Add's claims go at once (as in a large store). The records'
+// own claims are all the store knows, two generations of pods share the addresses, and
+// Kubernetes names some of the pods.
+func TestClaimBatchesAsOneBatch(t *testing.T) {
+	const conns = 1500
+	uid := func(i int) string { return fmt.Sprintf("uid-%02d", i) }
+	mk := func(k int) []Input {
+		g := k * 2 / conns // generation: pods 20g..20g+19 on 10.0.0.0..19
+		c, s := 20*g+k%20, 20*g+(k*7+3)%20
+		if s == c {
+			s = 20*g + (k+1)%20
+		}
+		start := at(10 + 30*float64(g) + float64(k%(conns/2))/100)
+		end := start.Add(500e6)
+		addr := func(p int) netip.Addr { return netip.AddrFrom4([4]byte{10, 0, 0, byte(p % 20)}) }
+		r := flow.Record{ConnID: uint64(k), Family: flow.IPv4, Direction: flow.Client, Start: start, End: end, StartKnown: true, Outcome: flow.OK,
+			Workload: flow.Workload{Kind: flow.KindPod, PodUID: uid(c)}, LocalAddr: addr(c), LocalPort: uint16(30000 + k), RemoteAddr: addr(s), RemotePort: 8080}
+		sv := r
+		sv.Direction, sv.Workload.PodUID = flow.Server, uid(s)
+		sv.LocalAddr, sv.LocalPort, sv.RemoteAddr, sv.RemotePort = r.RemoteAddr, r.RemotePort, r.LocalAddr, r.LocalPort
+		node := func(p int) string { return fmt.Sprintf("n%d", p%3) }
+		return []Input{{Exporter: "exp-" + node(c), Node: node(c), Record: r}, {Exporter: "exp-" + node(s), Node: node(s), Record: sv}}
+	}
+	run := func(whole bool) []string {
+		h := newHarness(t, Config{})
+		for i := 0; i < 40; i += 3 {
+			o := pod(fmt.Sprintf("p%02d-x", i), uid(i), fmt.Sprintf("n%d", i%3))
+			from, to := at(0), at(35)
+			if i >= 20 {
+				from, to = at(36), at(100)
+			}
+			if err := h.store.Open(ownership.Claim{Addr: netip.AddrFrom4([4]byte{10, 0, 0, byte(i % 20)}), Owner: o, From: from, Source: ownership.SourceKubePod}); err != nil {
+				t.Fatal(err)
+			}
+			h.store.Close(netip.AddrFrom4([4]byte{10, 0, 0, byte(i % 20)}), 0, o, ownership.SourceKubePod, to)
+		}
+		h.store.SetKubeSynced(at(200))
+		var ins []Input
+		for k := range conns {
+			ins = append(ins, mk(k)...)
+		}
+		h.a.large = whole // a large store's Add gives all its claims at once
+		h.add(ins...)
+		h.advance(200)
+		var out []string
+		for _, c := range h.out {
+			out = append(out, fmt.Sprintf("%s %s %s/%s/%s -> %s/%s/%s", c.ConnKey, c.Observed, c.Client.Name(), c.Client.PodUID, c.Client.Reason,
+				c.Server.Name(), c.Server.PodUID, c.Server.Reason))
+		}
+		if len(out) != conns {
+			t.Fatalf("%d connections written, want %d", len(out), conns)
+		}
+		return out
+	}
+	w := run(true)
+	if diff := cmp.Diff(w, run(false)); diff != "" {
+		t.Errorf("claims in batches of %d (-whole +batched):\n%s", claimBatch, diff)
+	}
+}
