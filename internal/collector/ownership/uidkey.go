@@ -40,42 +40,46 @@ func uidKeyOf(uid string) (uidKey, uint8) {
 }
 
 // parseUUID parses a canonical UUID (lowercase: an uppercase one has form uidLong, so that
-// each string keeps one form).
+// each string keeps one form), eight digits at a time in a word (a digit at a time, the
+// claims' comparisons spent most of their time here).
 func parseUUID(s string) (uidKey, bool) {
-	if s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
 		return uidKey{}, false
 	}
-	var k [2]uint64
-	bad := byte(0)
-	j := 0
-	for i := 0; i < 36; i++ {
-		if i == 8 || i == 13 || i == 18 || i == 23 {
-			continue
-		}
-		v := hexVal[s[i]]
-		bad |= v
-		k[j>>4] = k[j>>4]<<4 | uint64(v&0xf)
-		j++
+	le := binary.LittleEndian
+	w := [4]uint64{
+		le.Uint64([]byte(s[0:8])),
+		uint64(le.Uint32([]byte(s[9:13]))) | uint64(le.Uint32([]byte(s[14:18])))<<32,
+		uint64(le.Uint32([]byte(s[19:23]))) | uint64(le.Uint32([]byte(s[24:28])))<<32,
+		le.Uint64([]byte(s[28:36])),
 	}
-	if bad&0x80 != 0 {
+	if !hexDigits(w[0]) || !hexDigits(w[1]) || !hexDigits(w[2]) || !hexDigits(w[3]) {
 		return uidKey{}, false
 	}
-	return uidKey(k), true
+	return uidKey{hex8(w[0])<<32 | hex8(w[1]), hex8(w[2])<<32 | hex8(w[3])}, true
 }
 
-// hexVal maps a lowercase hex digit to its value, anything else to 0x80.
-var hexVal = func() (t [256]byte) {
-	for i := range t {
-		t[i] = 0x80
+const ones = 0x0101010101010101
+
+// hexDigits reports whether the eight bytes of x are all lowercase hex digits.
+func hexDigits(x uint64) bool {
+	if x&(0x80*ones) != 0 {
+		return false
 	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = byte(c - '0')
-	}
-	for c := 'a'; c <= 'f'; c++ {
-		t[c] = byte(c-'a') + 10
-	}
-	return t
-}()
+	// For bytes below 0x80, adding 0x80-lo sets a byte's top bit when it is >= lo, and adding
+	// 0x7f-hi when it is > hi (no carry leaves a byte).
+	digit := (x + 0x50*ones) &^ (x + 0x46*ones) // '0'..'9'
+	alpha := (x + 0x1f*ones) &^ (x + 0x19*ones) // 'a'..'f'
+	return (digit|alpha)&(0x80*ones) == 0x80*ones
+}
+
+// hex8 is the value of the eight hex digits in x (the first in its lowest byte).
+func hex8(x uint64) uint64 {
+	n := x&(0x0f*ones) + (x>>6&ones)*9 // each byte's digit value
+	n = (n<<4 | n>>8) & 0x00ff00ff00ff00ff
+	n = (n<<8 | n>>16) & 0x0000ffff0000ffff
+	return (n<<16 | n>>32) & 0xffffffff
+}
 
 // uidRef is a UID prepared for comparisons with owners' UIDs: its form, key and fingerprint.
 type uidRef struct {

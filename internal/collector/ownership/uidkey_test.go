@@ -38,3 +38,54 @@ func TestUIDKeyIsExact(t *testing.T) {
 		}
 	}
 }
+
+// TestParseUUID compares parseUUID with a digit-at-a-time parse, for every byte value at
+// every position of a UUID.
+func TestParseUUID(t *testing.T) {
+	ref := func(s string) (uidKey, bool) {
+		if len(s) != 36 {
+			return uidKey{}, false
+		}
+		var k uidKey
+		j := 0
+		for i := range 36 {
+			if i == 8 || i == 13 || i == 18 || i == 23 {
+				if s[i] != '-' {
+					return uidKey{}, false
+				}
+				continue
+			}
+			c := s[i]
+			var v byte
+			switch {
+			case '0' <= c && c <= '9':
+				v = c - '0'
+			case 'a' <= c && c <= 'f':
+				v = c - 'a' + 10
+			default:
+				return uidKey{}, false
+			}
+			k[j/16] = k[j/16]<<4 | uint64(v)
+			j++
+		}
+		return k, true
+	}
+	base := []byte("0123abcd-4567-89ef-0123-456789abcdef")
+	for i := range base {
+		for c := range 256 {
+			b := append([]byte(nil), base...)
+			b[i] = byte(c)
+			wk, wok := ref(string(b))
+			gk, gok := parseUUID(string(b))
+			if wk != gk || wok != gok {
+				t.Fatalf("%q: parseUUID %x %v, want %x %v", b, gk, gok, wk, wok)
+			}
+		}
+	}
+	for _, s := range []string{"00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff", "fedcba98-7654-3210-0f1e-2d3c4b5a6978", "short"} {
+		wk, wok := ref(s)
+		if gk, gok := parseUUID(s); wk != gk || wok != gok {
+			t.Errorf("%q: parseUUID %x %v, want %x %v", s, gk, gok, wk, wok)
+		}
+	}
+}
