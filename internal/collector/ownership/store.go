@@ -226,7 +226,9 @@ func (s *Store) coveredBy(e *entry, u *uidRef, src Source, from, to int64) (by *
 			best = x.owner
 		}
 		if by == nil && x.src.Definite() && x.from <= from && to <= x.to {
-			x.src |= src
+			if x.src&src != src { // (a line written only when it changes: most claims repeat)
+				x.src |= src
+			}
 			by = x
 		}
 	}
