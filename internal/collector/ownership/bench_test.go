@@ -249,6 +249,23 @@ func BenchmarkLookup(b *testing.B) {
 		}
 		v.Close()
 		b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	})	// memo-brief: the same, answering in brief (View.LookupBrief).
+	b.Run("memo-brief", func(b *testing.B) {
+		var m LookupMemo
+		cpu := cpuTime()
+		atNs := at.UnixNano()
+		v := c.s.MemoView(&m)
+		for i := range b.N {
+			if i&4095 == 4095 {
+				v.Close()
+				v = c.s.MemoView(&m)
+			}
+			if r := v.LookupBrief(podAddr(idx[i%1000]), uint16(i&1)*8080, atNs, i&2 == 0); r.Code != 0 || r.Bits&BriefPending != 0 {
+				b.Fatalf("lookup: %+v", r)
+			}
+		}
+		v.Close()
+		b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
 	})
 }
 

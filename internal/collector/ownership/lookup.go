@@ -45,6 +45,32 @@ type Answer struct {
 // Attributed reports whether a names an owner.
 func (a Answer) Attributed() bool { return !a.Pending && a.Reason == "" }
 
+// Brief is a lookup's answer in three scalars, what a caller that keeps answers compactly
+// needs of an Answer (View.LookupBrief): it is returned in registers and kept without a copy
+// through memory, where an Answer's nine fields are spilled and copied (a store-forwarding
+// stall per lookup).
+type Brief struct {
+	Ref  Ref
+	Code ReasonCode // 0: attributed (unless pending)
+	Bits uint8      // BriefPending, BriefExporter, BriefService
+}
+
+// Brief.Bits.
+const (
+	BriefPending  = ansPending  // Answer.Pending
+	BriefExporter = ansExporter // Answer.Exporter
+	BriefService  = 1 << 2      // attributed to a Service (Answer.Kind)
+)
+
+// brief renders a compact answer whose owner is of kind (an index in kinds).
+func (a ans) brief(kind uint8) Brief {
+	b := Brief{Ref: Ref(a.ref), Code: ReasonCode(a.reason), Bits: a.bits & (ansPending | ansExporter)}
+	if kinds[kind] == flow.EndpointService {
+		b.Bits |= BriefService
+	}
+	return b
+}
+
 // ReasonCode numbers the reasons lookups answer with (0: none; the store's fixed vocabulary).
 type ReasonCode uint8
 
@@ -123,11 +149,16 @@ func (a ans) attributed() bool { return a.bits&ansPending == 0 && a.reason == rN
 
 // answerOf renders a compact answer.
 func (s *Store) answerOf(a ans) Answer {
-	kind := uint8(0)
-	if a.ref != 0 {
-		kind = s.o.meta(a.ref).kind()
-	}
+	a, kind := s.withKind(a)
 	return a.render(kind)
+}
+
+// withKind returns a compact answer with its owner's kind (an index in kinds; 0 for none).
+func (s *Store) withKind(a ans) (ans, uint8) {
+	if a.ref == 0 {
+		return a, 0
+	}
+	return a, s.o.meta(a.ref).kind()
 }
 
 // render renders a compact answer whose owner is of kind (an index in kinds).

@@ -180,21 +180,33 @@ func (m *LookupMemo) count(hit bool) {
 
 // lookup answers a View's lookup through the memo; a nil memo looks up directly.
 func (m *LookupMemo) lookup(s *Store, addr netip.Addr, port uint16, at int64, final bool) Answer {
+	a, kind := m.lookupAns(s, addr, port, at, final)
+	return a.render(kind)
+}
+
+// lookupBrief is lookup answering in brief.
+func (m *LookupMemo) lookupBrief(s *Store, addr netip.Addr, port uint16, at int64, final bool) Brief {
+	a, kind := m.lookupAns(s, addr, port, at, final)
+	return a.brief(kind)
+}
+
+// lookupAns is lookup answering in compact form, with the owner's kind (an index in kinds).
+func (m *LookupMemo) lookupAns(s *Store, addr netip.Addr, port uint16, at int64, final bool) (ans, uint8) {
 	if m == nil {
 		sp := span{lo: math.MinInt64, hi: math.MaxInt64}
-		return s.answerOf(s.lookupEntry(addr, port, at, final, &sp, nil))
+		return s.withKind(s.lookupEntry(addr, port, at, final, &sp, nil))
 	}
 	mk := memoKeyOf(addr)
 	if m.skip > 0 {
 		m.skip--
 		sp := span{lo: math.MinInt64, hi: math.MaxInt64}
-		return s.answerOf(s.lookupEntry(addr, port, at, final, &sp, m.warmed(&mk)))
+		return s.withKind(s.lookupEntry(addr, port, at, final, &sp, m.warmed(&mk)))
 	}
 	set, i := m.find(&mk, addr, port, final)
 	if i >= 0 {
 		if sl := &m.slots[i]; sl.lo <= at && at <= sl.hi {
 			m.count(true)
-			return ans{ref: ownerID(sl.ref), src: sl.src, reason: sl.reason, bits: sl.bits & (slotPending | slotExporter)}.render(sl.kind)
+			return ans{ref: ownerID(sl.ref), src: sl.src, reason: sl.reason, bits: sl.bits & (slotPending | slotExporter)}, sl.kind
 		}
 	}
 	m.count(false)
@@ -222,5 +234,5 @@ func (m *LookupMemo) lookup(s *Store, addr netip.Addr, port uint16, at int64, fi
 		kind = s.o.meta(a.ref).kind()
 	}
 	m.slots[i] = lookupSlot{a: mk.a, port: port, epoch: m.epoch, bits: bits, ref: Ref(a.ref), kind: kind, reason: a.reason, src: a.src, lo: sp.lo, hi: sp.hi}
-	return a.render(kind)
+	return a, kind
 }

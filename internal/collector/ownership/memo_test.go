@@ -41,7 +41,10 @@ func randomStore(t *testing.T, rng *rand.Rand, addrs int) *Store {
 		if rng.IntN(8) == 0 {
 			port = 8080
 		}
-		switch from := sec(); rng.IntN(5) {
+		switch from := sec(); rng.IntN(6) {
+		case 5: // a Service's address
+			_ = s.Open(Claim{Addr: addr, Owner: Owner{Kind: flow.EndpointService, Namespace: "ns", Service: fmt.Sprintf("svc-%d", rng.IntN(2))}, From: at(from),
+				Source: SourceKubeService})
 		case 0:
 			_ = s.Open(Claim{Addr: addr, Port: port, Owner: o, From: at(from), Source: SourceKubePod})
 		case 1:
@@ -102,7 +105,7 @@ func TestLookupSpans(t *testing.T) {
 // queries that repeat addresses at nearby moments.
 func TestLookupMemoIsExact(t *testing.T) {
 	var m LookupMemo
-	hits := 0
+	hits, services := 0, 0
 	for seed := range uint64(30) {
 		rng := rand.New(rand.NewPCG(seed, 13))
 		s := randomStore(t, rng, 1+rng.IntN(5))
@@ -122,6 +125,15 @@ func TestLookupMemoIsExact(t *testing.T) {
 				if got := v.Lookup(addr, port, now, final); got != want {
 					t.Fatalf("seed %d: %s:%d final=%v at %d: memo answers %+v, the store %+v", seed, addr, port, final, now, got, want)
 				}
+				if got, want := v.LookupBrief(addr, port, now, final), briefOf(want); got != want {
+					t.Fatalf("seed %d: %s:%d final=%v at %d: brief answer %+v, want %+v", seed, addr, port, final, now, got, want)
+				}
+				if got, want := (View{s: s}).LookupBrief(addr, port, now, final), briefOf(want); got != want { // (no memo; the View's lock held)
+					t.Fatalf("seed %d: %s:%d final=%v at %d: brief answer without a memo %+v, want %+v", seed, addr, port, final, now, got, want)
+				}
+				if want.Kind == flow.EndpointService {
+					services++
+				}
 				if sp.hi-sp.lo > int64(time.Second) {
 					hits++ // roughly: a wide span will answer later queries
 				}
@@ -134,8 +146,8 @@ func TestLookupMemoIsExact(t *testing.T) {
 			}
 		}
 	}
-	if hits == 0 {
-		t.Fatal("no query had a span wider than a second: the test exercises nothing")
+	if hits == 0 || services == 0 {
+		t.Fatalf("%d queries had a span wider than a second, %d answered a Service: the test exercises too little", hits, services)
 	}
 }
 
@@ -188,4 +200,19 @@ func TestWarmLargeStore(t *testing.T) {
 			}
 		}
 	}
+}
+
+// briefOf is the Brief of an Answer.
+func briefOf(a Answer) Brief {
+	b := Brief{Ref: a.Ref, Code: a.Code}
+	if a.Pending {
+		b.Bits |= BriefPending
+	}
+	if a.Exporter {
+		b.Bits |= BriefExporter
+	}
+	if a.Kind == flow.EndpointService {
+		b.Bits |= BriefService
+	}
+	return b
 }

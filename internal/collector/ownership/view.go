@@ -37,6 +37,11 @@ func (v View) Lookup(addr netip.Addr, port uint16, at int64, final bool) Answer 
 	return v.memo.lookup(v.s, addr, port, at, final) // (a nil memo looks up directly)
 }
 
+// LookupBrief is Lookup answering in brief (see Brief).
+func (v View) LookupBrief(addr netip.Addr, port uint16, at int64, final bool) Brief {
+	return v.memo.lookupBrief(v.s, addr, port, at, final)
+}
+
 // Large reports whether the store is too large to stay in the cache, so that warming pays
 // (below warmMinAddrs addresses the loads it adds cost more than the misses it overlaps).
 func (v View) Large() bool { return v.s.ips.len() >= v.s.warmMin }
