@@ -249,7 +249,8 @@ func BenchmarkLookup(b *testing.B) {
 		}
 		v.Close()
 		b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
-	}) // memo-brief: the same, answering in brief (View.LookupBrief).
+	})
+	// memo-brief: the same, answering in brief (View.LookupBrief).
 	b.Run("memo-brief", func(b *testing.B) {
 		var m LookupMemo
 		cpu := cpuTime()
