@@ -103,7 +103,7 @@ func (s *Store) loadUIDs(w *warmStage) {
 	}
 	for i := range w.pods {
 		if u := w.pods[i].UID; len(u) > 0 {
-			acc += uint64(u[len(u)-1])
+			acc += uint64(u[0]) + uint64(u[len(u)-1]) // (its first and last lines: a UUID may span two)
 		}
 	}
 	s.warmSink.Add(acc)
