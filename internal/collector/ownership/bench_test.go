@@ -232,41 +232,38 @@ func BenchmarkLookup(b *testing.B) {
 		b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
 	})
 	// memo: lookups of 1,000 addresses under a MemoView, nearly all answered by the memo — the
-	// holding window's lookups in a small cluster.
-	b.Run("memo", func(b *testing.B) {
-		var m LookupMemo
+	// holding window's lookups in a small cluster; memo-brief: the same, answering in brief
+	// (View.LookupBrief).
+	var m LookupMemo
+	var v View
+	lookups := func(b *testing.B, lookup func(i int, atNs int64)) {
 		cpu := cpuTime()
 		atNs := at.UnixNano()
-		v := c.s.MemoView(&m)
+		v = c.s.MemoView(&m)
 		for i := range b.N {
 			if i&4095 == 4095 {
 				v.Close()
 				v = c.s.MemoView(&m)
 			}
+			lookup(i, atNs)
+		}
+		v.Close()
+		b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	}
+	b.Run("memo", func(b *testing.B) {
+		lookups(b, func(i int, atNs int64) {
 			if r := v.Lookup(podAddr(idx[i%1000]), uint16(i&1)*8080, atNs, i&2 == 0); !r.Attributed() {
 				b.Fatalf("lookup: %+v", r)
 			}
-		}
-		v.Close()
-		b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
+		})
 	})
-	// memo-brief: the same, answering in brief (View.LookupBrief).
 	b.Run("memo-brief", func(b *testing.B) {
-		var m LookupMemo
-		cpu := cpuTime()
-		atNs := at.UnixNano()
-		v := c.s.MemoView(&m)
-		for i := range b.N {
-			if i&4095 == 4095 {
-				v.Close()
-				v = c.s.MemoView(&m)
-			}
+		m = LookupMemo{}
+		lookups(b, func(i int, atNs int64) {
 			if r := v.LookupBrief(podAddr(idx[i%1000]), uint16(i&1)*8080, atNs, i&2 == 0); r.Code != 0 || r.Bits&BriefPending != 0 {
 				b.Fatalf("lookup: %+v", r)
 			}
-		}
-		v.Close()
-		b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
+		})
 	})
 }
 

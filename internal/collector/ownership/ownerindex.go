@@ -2,14 +2,45 @@ package ownership
 
 import "math/bits"
 
-// ownerIndex finds interned owners by their key's hash: an open-addressed table of owner ids,
-// probed from the hash (which the owner's record keeps) and confirmed by comparing the key —
-// 4 bytes a slot, at most half full, where a Go map of hashes took ≈ 30 bytes per owner.
-type ownerIndex struct {
-	ids   []ownerID // 0: empty; len a power of two (or 0)
-	shift uint8     // 64 - log2(len(ids))
+// idSlots is the storage of an open-addressed table of owner ids (0: an empty slot), linear
+// probing, at most half full, no tombstones: the owner index and the UID index.
+type idSlots struct {
+	ids   []ownerID // len a power of two (or 0)
+	shift uint8     // the hash's width - log2(len(ids))
 	n     int
 }
+
+// full reports whether one more id would fill the table more than half.
+func (x *idSlots) full() bool { return 2*(x.n+1) > len(x.ids) }
+
+// regrow replaces the storage by an empty one twice as large (for hashes of width bits) and
+// returns the old one, whose ids the caller puts back.
+func (x *idSlots) regrow(width int) []ownerID {
+	old := x.ids
+	x.ids, x.n = make([]ownerID, max(64, 2*len(old))), 0
+	x.shift = uint8(width - bits.Len(uint(len(x.ids)-1)))
+	return old
+}
+
+// removeAt empties slot i, moving later slots of its probe run back; home returns an id's
+// home slot.
+func (x *idSlots) removeAt(i int, home func(ownerID) int) {
+	x.ids[i] = 0
+	x.n--
+	mask := len(x.ids) - 1
+	for j := (i + 1) & mask; x.ids[j] != 0; j = (j + 1) & mask {
+		h := home(x.ids[j])
+		if (j-h)&mask >= (j-i)&mask { // h is not cyclically in (i, j]: the slot may move to i
+			x.ids[i], x.ids[j] = x.ids[j], 0
+			i = j
+		}
+	}
+}
+
+// ownerIndex finds interned owners by their key's hash: probed from the hash (which hs keeps
+// by id) and confirmed by comparing the key — 4 bytes a slot, at most half full, where a Go
+// map of hashes took ≈ 30 bytes per owner.
+type ownerIndex struct{ idSlots }
 
 func (x *ownerIndex) home(h uint64) int { return int(h >> x.shift) }
 
@@ -29,14 +60,11 @@ func (t *owners) findSlot(k *ownerKey, h uint64) (int, bool) {
 	}
 }
 
-// reindex indexes owner id (not indexed yet) under its record's hash.
+// reindex indexes owner id (not indexed yet) under its hash.
 func (t *owners) reindex(id ownerID) {
 	x := &t.index
-	if 2*(x.n+1) > len(x.ids) {
-		old := x.ids
-		x.ids, x.n = make([]ownerID, max(64, 2*len(old))), 0
-		x.shift = uint8(64 - bits.Len(uint(len(x.ids)-1)))
-		for _, o := range old {
+	if x.full() {
+		for _, o := range x.regrow(64) {
 			if o != 0 {
 				t.reindex(o)
 			}
@@ -51,8 +79,7 @@ func (t *owners) reindex(id ownerID) {
 	x.n++
 }
 
-// unindex removes an owner from the index (intern no longer finds it), moving later slots of
-// its probe run back (no tombstones).
+// unindex removes an owner from the index: intern no longer finds it.
 func (t *owners) unindex(id ownerID) {
 	x := &t.index
 	if x.n == 0 {
@@ -66,13 +93,5 @@ func (t *owners) unindex(id ownerID) {
 		}
 		i = (i + 1) & mask
 	}
-	x.ids[i] = 0
-	x.n--
-	for j := (i + 1) & mask; x.ids[j] != 0; j = (j + 1) & mask {
-		h := x.home(t.hs[x.ids[j]])
-		if (j-h)&mask >= (j-i)&mask { // h is not cyclically in (i, j]: the slot may move to i
-			x.ids[i], x.ids[j] = x.ids[j], 0
-			i = j
-		}
-	}
+	x.removeAt(i, func(o ownerID) int { return x.home(t.hs[o]) })
 }

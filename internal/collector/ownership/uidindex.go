@@ -1,17 +1,13 @@
 package ownership
 
-import "math/bits"
-
 // uidIndex maps pod UIDs to owners (Store.uids: the richest owner seen for each UID): an
 // open-addressed table of owner ids, probed from the UID's fingerprint (which the owner's hot
 // entry keeps) and confirmed by comparing the UID itself — 4 bytes a slot, at most half full,
 // where a Go map of strings took ≈ 40 bytes per UID. An indexed owner must stay interned (the
 // index holds a reference on it) and be removed before its last reference goes.
 type uidIndex struct {
-	o     *owners
-	ids   []ownerID // 0: empty; len a power of two (or 0)
-	shift uint8     // 32 - log2(len(ids))
-	n     int
+	idSlots // (fingerprints are 32 bits wide)
+	o       *owners
 }
 
 func (x *uidIndex) home(h uint32) int { return int(h >> x.shift) }
@@ -51,8 +47,12 @@ func (x *uidIndex) getRef(u *uidRef) (ownerID, bool) {
 
 // set indexes id (a pod owner with a UID) under its UID, replacing the owner indexed for it.
 func (x *uidIndex) set(id ownerID) {
-	if 2*(x.n+1) > len(x.ids) {
-		x.grow()
+	if x.full() {
+		for _, o := range x.regrow(32) {
+			if o != 0 {
+				x.set(o)
+			}
+		}
 	}
 	u := x.o.uidRef(id)
 	i, ok := x.find(&u)
@@ -60,17 +60,6 @@ func (x *uidIndex) set(id ownerID) {
 		x.n++
 	}
 	x.ids[i] = id
-}
-
-func (x *uidIndex) grow() {
-	old := x.ids
-	x.ids, x.n = make([]ownerID, max(64, 2*len(old))), 0
-	x.shift = uint8(32 - bits.Len(uint(len(x.ids)-1)))
-	for _, id := range old {
-		if id != 0 {
-			x.set(id)
-		}
-	}
 }
 
 // del removes uid, moving later slots of its probe run back (no tombstones).
@@ -83,16 +72,7 @@ func (x *uidIndex) del(uid string) {
 	if !ok {
 		return
 	}
-	x.ids[i] = 0
-	x.n--
-	mask := len(x.ids) - 1
-	for j := (i + 1) & mask; x.ids[j] != 0; j = (j + 1) & mask {
-		h := x.home(x.o.hot[x.ids[j]].m.uh())
-		if (j-h)&mask >= (j-i)&mask { // h is not cyclically in (i, j]: the slot may move to i
-			x.ids[i], x.ids[j] = x.ids[j], 0
-			i = j
-		}
-	}
+	x.removeAt(i, func(o ownerID) int { return x.home(x.o.hot[o].m.uh()) })
 }
 
 func (x *uidIndex) len() int { return x.n }
