@@ -528,14 +528,14 @@ func (a *Attributor) decide(v ownership.View, h *held, final bool) bool {
 		if h.r.client {
 			addr, port = h.r.serverAddr()
 		}
-		if r := v.Lookup(addr, port, at, final); !r.Pending {
-			h.remote, h.remoteDone = keep(r), true
+		if r := v.LookupBrief(addr, port, at, final); r.Bits&ownership.BriefPending == 0 {
+			h.remote, h.remoteDone = answer(r), true
 		}
 	}
 	if !h.vipDone {
 		if h.r.client && h.r.nat.IsValid() {
-			if r := v.Lookup(h.r.remote, 0, at, final); !r.Pending {
-				h.vip, h.vipDone = keep(r), true
+			if r := v.LookupBrief(h.r.remote, 0, at, final); r.Bits&ownership.BriefPending == 0 {
+				h.vip, h.vipDone = answer(r), true
 			}
 		} else {
 			h.vipDone = true

@@ -77,9 +77,9 @@ func (h *held) localDisagrees(v ownership.View, seen answer) bool {
 	}
 	if h.localHost {
 		o, _ := h.r.hostOwner()
-		return !ownership.SameIdentity(o, v.Owner(seen.ref))
+		return !ownership.SameIdentity(o, v.Owner(seen.Ref))
 	}
-	return !v.Same(h.local, seen.ref)
+	return !v.Same(h.local, seen.Ref)
 }
 
 // newVIP returns storage for a Conn's VIP endpoint: in chunks, so connections share
