@@ -45,15 +45,15 @@ func (e *entry) fit() {
 }
 
 // addrMap maps addresses to their entries. IPv4 addresses (nearly all of a cluster's) go
-// through a two-level index with address locality: a table from the address's /28 to a block
-// of 16 entry numbers (pods take their addresses from their node's podCIDR, so a node's pods
-// share a few blocks, and 100,000 pods need ≈ 450 KB of blocks: the index stays in the
-// cache), and the entries themselves live in stable chunks, their first ranges inline. A
-// claim or a lookup so costs one cache miss (the entry and its ranges, adjacent) where a Go
-// map of entry pointers cost three (the map's group, the entry, its ranges). Other
-// addresses map by their 16 bytes.
+// through an index with address locality: an open-addressed table from the address's /28 to
+// the 16 entry numbers of its addresses, held in the table itself (pods take their addresses
+// from their node's podCIDR, so a node's pods share a few blocks), and the entries themselves
+// live in stable chunks, their first ranges inline. Finding an address's entry reads the
+// table's prefixes (4 bytes a slot: they stay in the cache), the slot's 64-byte line of entry
+// numbers, and the entry: no pointer to a block in between. Other addresses map by their 16
+// bytes.
 type addrMap struct {
-	blocks blockTable          // address>>blockBits → its block
+	blocks blockTable          // address>>blockBits → its entry numbers
 	chunks []*[chunkSize]entry // IPv4 entries, by number
 	free   []uint32            // entry numbers to reuse
 	n4     int                 // IPv4 entries in use
@@ -69,98 +69,85 @@ const (
 	hugeMinChunks = 16
 )
 
-// addrBlock holds the entry numbers (plus one; 0: none) of the addresses of one /28: 72
-// bytes, so that a lone address (a Service's ClusterIP) does not cost much more than its
-// entry. (Blocks of /26 measured the same; sparse addresses cost 264 bytes a block.)
-type addrBlock struct {
-	idx    [1 << blockBits]uint32
-	n      int32
-	prefix uint32
-}
+// blockIdx holds the entry numbers (plus one; 0: none) of the addresses of one /28: one
+// cache line (the table's slices are 64-byte aligned: their sizes are powers of two of 4 KB
+// and more, which the Go allocator aligns). A lone address (a Service's ClusterIP) costs two
+// slots of 68 bytes at most, as a block and its table slot cost 112 before.
+type blockIdx [1 << blockBits]uint32
 
 // blockTable maps prefixes to their blocks: open addressing, linear probing, at most half
-// full — one probe, mostly, where a Go map takes a hash call and a group scan.
+// full — one probe, mostly. pfx and idx are parallel: a probe reads pfx (small, in the cache)
+// and then the one line of idx it found, which depends on no other load.
 type blockTable struct {
-	slots []blockSlot // len a power of two (or 0)
-	shift uint8       // 32 - log2(len(slots))
+	pfx   []uint32   // prefix plus one; 0: an empty slot. len a power of two (or 0)
+	idx   []blockIdx // the slots' blocks
+	shift uint8      // 32 - log2(len(pfx))
 	n     int
-}
-
-type blockSlot struct {
-	prefix uint32 // plus one: 0 is an empty slot
-	b      *addrBlock
+	moves uint64 // growths and removals: they move blocks to other slots (claim warming checks it)
 }
 
 func (t *blockTable) home(prefix uint32) int {
 	return int((prefix * 0x9e3779b1) >> t.shift)
 }
 
-func (t *blockTable) get(prefix uint32) *addrBlock {
-	if len(t.slots) == 0 {
-		return nil
+// slot returns prefix's slot, or -1.
+func (t *blockTable) slot(prefix uint32) int {
+	if len(t.pfx) == 0 {
+		return -1
 	}
-	mask := len(t.slots) - 1
+	mask := len(t.pfx) - 1
 	for i := t.home(prefix); ; i = (i + 1) & mask {
-		switch sl := &t.slots[i]; sl.prefix {
+		switch t.pfx[i] {
 		case prefix + 1:
-			return sl.b
+			return i
 		case 0:
-			return nil
+			return -1
 		}
 	}
 }
 
-func (t *blockTable) put(prefix uint32, b *addrBlock) {
-	if 2*(t.n+1) > len(t.slots) {
-		old := t.slots
-		t.slots, t.n = make([]blockSlot, max(64, 2*len(old))), 0
-		t.shift = uint8(32 - bits.Len(uint(len(t.slots)-1)))
-		for _, sl := range old {
-			if sl.prefix != 0 {
-				t.put(sl.prefix-1, sl.b)
+// add makes an empty block for prefix (which has none) and returns its slot.
+func (t *blockTable) add(prefix uint32) int {
+	if 2*(t.n+1) > len(t.pfx) {
+		oldP, oldI := t.pfx, t.idx
+		n := max(64, 2*len(oldP))
+		t.pfx, t.idx, t.n = make([]uint32, n), make([]blockIdx, n), 0
+		t.shift = uint8(32 - bits.Len(uint(n-1)))
+		t.moves++
+		for j, p := range oldP {
+			if p != 0 {
+				t.idx[t.add(p-1)] = oldI[j]
 			}
 		}
 	}
-	b.prefix = prefix
-	mask := len(t.slots) - 1
+	mask := len(t.pfx) - 1
 	i := t.home(prefix)
-	for t.slots[i].prefix != 0 {
+	for t.pfx[i] != 0 {
 		i = (i + 1) & mask
 	}
-	t.slots[i] = blockSlot{prefix: prefix + 1, b: b}
+	t.pfx[i], t.idx[i] = prefix+1, blockIdx{}
 	t.n++
+	return i
 }
 
 // remove deletes prefix's block, moving later slots of its probe run back (no tombstones).
 func (t *blockTable) remove(prefix uint32) {
-	mask := len(t.slots) - 1
-	i := t.home(prefix)
-	for t.slots[i].prefix != prefix+1 {
-		if t.slots[i].prefix == 0 {
-			return
-		}
-		i = (i + 1) & mask
+	i := t.slot(prefix)
+	if i < 0 {
+		return
 	}
-	t.slots[i] = blockSlot{}
+	mask := len(t.pfx) - 1
+	t.pfx[i], t.idx[i] = 0, blockIdx{}
 	t.n--
-	for j := (i + 1) & mask; t.slots[j].prefix != 0; j = (j + 1) & mask {
-		h := t.home(t.slots[j].prefix - 1)
+	t.moves++
+	for j := (i + 1) & mask; t.pfx[j] != 0; j = (j + 1) & mask {
+		h := t.home(t.pfx[j] - 1)
 		if (j-h)&mask >= (j-i)&mask { // h is not cyclically in (i, j]: the slot may move to i
-			t.slots[i], t.slots[j] = t.slots[j], blockSlot{}
+			t.pfx[i], t.idx[i] = t.pfx[j], t.idx[j]
+			t.pfx[j], t.idx[j] = 0, blockIdx{}
 			i = j
 		}
 	}
-}
-
-// all returns the blocks (a copy: the caller may remove some).
-func (t *blockTable) all() []*addrBlock {
-	out := make([]*addrBlock, 0, t.n)
-	for _, sl := range t.slots {
-		if sl.prefix != 0 {
-			out = append(out, sl.b)
-		}
-	}
-	return out
 }
 
 func newAddrMap() addrMap {
@@ -199,11 +186,11 @@ func (m *addrMap) getAddr(addr netip.Addr) *entry {
 
 // get4 returns the entry of IPv4 address a, or nil.
 func (m *addrMap) get4(a uint32) *entry {
-	b := m.blocks.get(a >> blockBits)
-	if b == nil {
+	j := m.blocks.slot(a >> blockBits)
+	if j < 0 {
 		return nil
 	}
-	i := b.idx[a&(1<<blockBits-1)]
+	i := m.blocks.idx[j][a&(1<<blockBits-1)]
 	if i == 0 {
 		return nil
 	}
@@ -221,12 +208,11 @@ func (m *addrMap) create(k ipKey) *entry {
 		}
 		return e
 	}
-	b := m.blocks.get(a >> blockBits)
-	if b == nil {
-		b = &addrBlock{}
-		m.blocks.put(a>>blockBits, b)
+	j := m.blocks.slot(a >> blockBits)
+	if j < 0 {
+		j = m.blocks.add(a >> blockBits)
 	}
-	slot := &b.idx[a&(1<<blockBits-1)]
+	slot := &m.blocks.idx[j][a&(1<<blockBits-1)]
 	if *slot != 0 {
 		return m.entry(*slot - 1)
 	}
@@ -249,7 +235,6 @@ func (m *addrMap) create(k ipKey) *entry {
 		}
 	}
 	*slot = i + 1
-	b.n++
 	m.n4++
 	e := m.entry(i)
 	e.reset()
@@ -258,20 +243,32 @@ func (m *addrMap) create(k ipKey) *entry {
 
 // sweep calls drop for every entry and removes those for which it returns true.
 func (m *addrMap) sweep(drop func(*entry) bool) {
-	for _, b := range m.blocks.all() {
-		for j, i := range b.idx {
-			if i == 0 || !drop(m.entry(i-1)) {
+	t := &m.blocks
+	var empty []uint32
+	for j, p := range t.pfx { // (blocks are removed afterwards: a removal moves others)
+		if p == 0 {
+			continue
+		}
+		left := false
+		for k, i := range t.idx[j] {
+			if i == 0 {
+				continue
+			}
+			if !drop(m.entry(i - 1)) {
+				left = true
 				continue
 			}
 			m.entry(i - 1).reset()
 			m.free = append(m.free, i-1)
-			b.idx[j] = 0
-			b.n--
+			t.idx[j][k] = 0
 			m.n4--
 		}
-		if b.n == 0 {
-			m.blocks.remove(b.prefix)
+		if !left {
+			empty = append(empty, p-1)
 		}
+	}
+	for _, p := range empty {
+		t.remove(p)
 	}
 	for k, e := range m.v6 {
 		if drop(e) {

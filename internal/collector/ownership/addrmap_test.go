@@ -4,36 +4,52 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"testing"
+	"unsafe"
 )
 
 // TestBlockTable compares the block table with a map over random puts and removes of
-// clustered prefixes (long probe runs, removals inside them, growth).
+// clustered prefixes (long probe runs, removals inside them, growth): each block holds a mark
+// that must move with it.
 func TestBlockTable(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	var bt blockTable
-	want := map[uint32]*addrBlock{}
+	want := map[uint32]uint32{}
+	get := func(p uint32) uint32 {
+		if i := bt.slot(p); i >= 0 {
+			return bt.idx[i][0]
+		}
+		return 0
+	}
 	for i := range 200_000 {
 		p := uint32(rng.IntN(3000)) * uint32(1+rng.IntN(2)*4096)
 		switch b := want[p]; {
-		case b == nil && rng.IntN(3) != 0:
-			b = &addrBlock{}
-			want[p] = b
-			bt.put(p, b)
-		case b != nil && rng.IntN(2) == 0:
+		case b == 0 && rng.IntN(3) != 0:
+			want[p] = uint32(i + 1)
+			bt.idx[bt.add(p)][0] = uint32(i + 1)
+		case b != 0 && rng.IntN(2) == 0:
 			delete(want, p)
 			bt.remove(p)
 		}
-		if got := bt.get(p); got != want[p] {
-			t.Fatalf("step %d: prefix %d: block %p, want %p", i, p, got, want[p])
+		if got := get(p); got != want[p] {
+			t.Fatalf("step %d: prefix %d: block %d, want %d", i, p, got, want[p])
 		}
 		if i%10_000 == 0 {
 			for q, b := range want {
-				if bt.get(q) != b {
+				if get(q) != b {
 					t.Fatalf("step %d: prefix %d lost", i, q)
 				}
 			}
-			if bt.n != len(want) || len(bt.all()) != len(want) {
-				t.Fatalf("step %d: %d blocks, want %d", i, bt.n, len(want))
+			n := 0
+			for _, p := range bt.pfx {
+				if p != 0 {
+					n++
+				}
+			}
+			if a := uintptr(unsafe.Pointer(&bt.idx[0])) % 64; a != 0 {
+				t.Fatalf("step %d: the slots' lines are %d bytes off", i, a)
+			}
+			if bt.n != len(want) || n != len(want) {
+				t.Fatalf("step %d: %d blocks (%d slots), want %d", i, bt.n, n, len(want))
 			}
 		}
 	}

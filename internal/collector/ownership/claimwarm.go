@@ -1,7 +1,7 @@
 package ownership
 
 // Warming a call's claims as a pipeline: what a claim reads in a large store is a chain of
-// dependent misses — the index block's slot, the entry (its ranges inline), the owners' hot
+// dependent misses — the block table's slot, the entry (its ranges inline), the owners' hot
 // entries, the UIDs' bytes. Warming one chunk of claims a link at a time overlaps the misses
 // of one link across the chunk, but still waits for each link in turn. The pipeline takes
 // each chunk one link further per step, four chunks at a time: the loads of one step belong
@@ -14,6 +14,7 @@ type warmStage struct {
 	slots  [warmChunk]*uint32 // the index slots of IPv4 claims' addresses (nil: none, or IPv6)
 	es     [warmChunk]*entry  // the claims' entries (nil: none, or the memo answers the claim)
 	at     uint64             // Store.compactions when the slots were found
+	moves  uint64             // the block table's moves then (a slot may since hold another block)
 	owners [warmChunk * 2]ownerID
 	nOwn   int
 }
@@ -26,17 +27,20 @@ type claimPipeline struct {
 
 // slotOf returns the index slot of an IPv4 address (nil when its block does not exist).
 func (m *addrMap) slotOf(a uint32) *uint32 {
-	b := m.blocks.get(a >> blockBits)
-	if b == nil {
+	j := m.blocks.slot(a >> blockBits)
+	if j < 0 {
 		return nil
 	}
-	return &b.idx[a&(1<<blockBits-1)]
+	return &m.blocks.idx[j][a&(1<<blockBits-1)]
 }
 
-// findSlots is the first link: the index slots of the chunk's addresses (the block table is
-// in the cache; the blocks' slots are loaded).
+// findSlots is the first link: the index slots of the chunk's addresses (the block table's
+// prefixes are in the cache; the slots' lines are loaded). A slot is read again by the next
+// link, after claims that may have grown the table: an old table's slot still holds the entry
+// numbers it held (entries are freed only by compactions), or 0; observeWarmed uses what was
+// found only when neither a compaction nor a move happened since.
 func (s *Store) findSlots(w *warmStage, pods []LocalPod) {
-	w.pods, w.at, w.nOwn = pods, s.compactions, 0
+	w.pods, w.at, w.moves, w.nOwn = pods, s.compactions, s.ips.blocks.moves, 0
 	var acc uint64
 	for i := range pods {
 		w.slots[i], w.es[i] = nil, nil

@@ -83,7 +83,7 @@ func (s *Store) observeWarmed(pods []LocalPod, refs []Ref, errs []error) []error
 			continue
 		}
 		base := (c - (warmStages - 1)) * warmChunk
-		fresh := w.at == s.compactions // (a compaction may have freed the entries found)
+		fresh := w.at == s.compactions && w.moves == s.ips.blocks.moves // (a compaction may have freed the entries found)
 		for i := range w.pods {
 			var e *entry
 			if fresh {
