@@ -7,15 +7,48 @@ import (
 	"unsafe"
 )
 
-// entry holds the ranges of one key, ascending by from. floor: lookups before it answer gap
-// (older ranges were evicted). r starts in the entry's own storage (in): most addresses hold
-// a few ranges, which then share the entry's cache lines; beyond, append moves them to the
-// heap (and compaction back, see fit). An entry is never copied: r may point into it.
+// entry holds the ranges of one key, ascending by from (rs). floor: lookups before it answer
+// gap (older ranges were evicted). The ranges start in the entry's own storage (in): most
+// addresses hold a few ranges, which then share the entry's cache lines; beyond, append moves
+// them to the heap (and compaction back, see fit). An entry is never copied: p may point into
+// it. The ranges are held as pointer and 32-bit length and capacity, not a slice, so that the
+// first line holds them and the first two ranges (an address's exporter and Kubernetes
+// ranges): a claim or lookup of such an address reads one line, not two. The floor, rarely
+// set, is in the second line, and c's top bit says whether it is set (else it is 0).
 type entry struct {
-	r     []rng
-	floor int64
+	p     *rng   // the ranges' storage
+	n, c  uint32 // their number and the storage's capacity (and floorSet)
 	in    [inlineRanges]rng
+	floor int64
+	_     [8]byte
 }
+
+const floorSet = 1 << 31
+
+// The entry is two cache lines, its first two ranges in the first.
+var (
+	_ [128 - unsafe.Sizeof(entry{})]byte
+	_ [unsafe.Sizeof(entry{}) - 128]byte
+	_ [64 - unsafe.Offsetof(entry{}.in) - 2*unsafe.Sizeof(rng{})]byte
+)
+
+// rs returns e's ranges.
+func (e *entry) rs() []rng { return unsafe.Slice(e.p, e.c&^floorSet)[:e.n] }
+
+// set makes r e's ranges.
+func (e *entry) set(r []rng) {
+	e.p, e.n, e.c = unsafe.SliceData(r), uint32(len(r)), uint32(cap(r))|e.c&floorSet
+}
+
+// floorAt returns e's floor without reading the second line when it was never set.
+func (e *entry) floorAt() int64 {
+	if e.c&floorSet == 0 {
+		return 0
+	}
+	return e.floor
+}
+
+func (e *entry) setFloor(t int64) { e.floor, e.c = t, e.c|floorSet }
 
 // inlineRanges is the number of ranges an entry holds in its own storage: an address's
 // current pod's exporter and Kubernetes ranges and its previous pod's, which the horizon
@@ -25,22 +58,22 @@ const inlineRanges = 4
 
 func newEntry() *entry {
 	e := &entry{}
-	e.r = e.in[:0]
+	e.set(e.in[:0])
 	return e
 }
 
 // reset empties e, its ranges back in its own storage.
 func (e *entry) reset() {
 	*e = entry{}
-	e.r = e.in[:0]
+	e.set(e.in[:0])
 }
 
 // fit moves e's ranges back into its own storage when they fit there again.
 func (e *entry) fit() {
-	if n := len(e.r); n <= inlineRanges && (cap(e.r) == 0 || &e.r[:1][0] != &e.in[0]) {
-		copy(e.in[:], e.r)
+	if n := int(e.n); n <= inlineRanges && e.p != &e.in[0] {
+		copy(e.in[:], e.rs())
 		clear(e.in[n:])
-		e.r = e.in[:n]
+		e.set(e.in[:n])
 	}
 }
 

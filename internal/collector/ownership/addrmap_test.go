@@ -80,7 +80,7 @@ func TestAddrMap(t *testing.T) {
 				t.Fatalf("round %d: %s: a second entry", round, a)
 			}
 			want[k] = e
-			e.r = append(e.r, rng{from: int64(round), to: int64(round)})
+			e.set(append(e.rs(), rng{from: int64(round), to: int64(round)}))
 			if m.get(k) != e || m.getAddr(a) != e {
 				t.Fatalf("round %d: %s not found", round, a)
 			}
@@ -116,4 +116,34 @@ func countTrue(m map[*entry]bool) int {
 		}
 	}
 	return n
+}
+
+// TestEntryRanges checks an entry's ranges through growth to the heap, a floor, and the
+// move back into its own storage.
+func TestEntryRanges(t *testing.T) {
+	e := newEntry()
+	var want []rng
+	for i := range 6 {
+		x := rng{from: int64(i), to: int64(10 + i), owner: ownerID(i + 1)}
+		e.set(append(e.rs(), x))
+		want = append(want, x)
+	}
+	if e.p == &e.in[0] || e.floorAt() != 0 {
+		t.Fatalf("six ranges still inline (%v) or a floor %d", e.p == &e.in[0], e.floorAt())
+	}
+	e.setFloor(5)
+	e.set(e.rs()[:3])
+	e.fit()
+	switch got := e.rs(); {
+	case e.p != &e.in[0] || cap(got) != inlineRanges:
+		t.Fatalf("three ranges not moved back inline")
+	case len(got) != 3 || got[0] != want[0] || got[2] != want[2]:
+		t.Fatalf("ranges %+v, want %+v", got, want[:3])
+	case e.floorAt() != 5:
+		t.Fatalf("floor %d, want 5", e.floorAt())
+	}
+	e.reset()
+	if len(e.rs()) != 0 || cap(e.rs()) != inlineRanges || e.floorAt() != 0 {
+		t.Fatalf("a reset entry has %d ranges, floor %d", len(e.rs()), e.floorAt())
+	}
 }

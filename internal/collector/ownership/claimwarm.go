@@ -79,7 +79,7 @@ func (s *Store) loadEntries(w *warmStage) {
 		if e == nil {
 			continue
 		}
-		r := e.r
+		r := e.rs()
 		for j := range min(len(r), 2) {
 			w.owners[w.nOwn] = r[j].owner
 			w.nOwn++

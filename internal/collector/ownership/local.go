@@ -272,7 +272,7 @@ func (s *Store) warmEntries(es []*entry) {
 	var owners [warmChunk * 2]ownerID
 	m := 0
 	for _, e := range es[:min(len(es), warmChunk)] { // the entries and their first ranges: a miss each
-		r := e.r
+		r := e.rs()
 		for j := range min(len(r), 2) {
 			owners[m] = r[j].owner
 			m++

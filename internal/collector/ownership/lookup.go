@@ -182,7 +182,7 @@ func (s *Store) lookupEntry(addr netip.Addr, port uint16, at int64, final bool, 
 	if e == nil {
 		e = s.ips.getAddr(addr)
 	}
-	if e == nil || len(e.r) == 0 {
+	if e == nil || e.n == 0 {
 		return s.unclaimed(addr, final)
 	}
 	return s.decide(e, at, final, sp)
@@ -244,8 +244,9 @@ type scan struct {
 func (s *Store) scanEntry(e *entry, at int64, sp *span, sc *scan) {
 	skew := int64(s.cfg.SkewTolerance)
 	sc.lastTo = -1 << 63
-	for i := range e.r {
-		x := &e.r[i]
+	rs := e.rs()
+	for i := range rs {
+		x := &rs[i]
 		if sp.below(at, x.from-skew) { // x.from-skew > at
 			sc.later = true
 			break
@@ -282,7 +283,7 @@ func (s *Store) answer(id ownerID, src Source, exporter bool) ans {
 }
 
 func (s *Store) decide(e *entry, at int64, final bool, sp *span) ans {
-	if sp.below(at, e.floor) {
+	if sp.below(at, e.floorAt()) {
 		return ans{reason: rGap}
 	}
 	var sc scan
@@ -401,7 +402,7 @@ func (s *Store) ReadyAt(t time.Time) time.Time {
 
 // heldByNode reports whether a node claims the address of e (a host-network address).
 func (s *Store) heldByNode(e *entry) bool {
-	for _, x := range e.r {
+	for _, x := range e.rs() {
 		if s.o.meta(x.owner).endpoint() == flow.EndpointNode {
 			return true
 		}

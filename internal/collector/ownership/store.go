@@ -217,8 +217,9 @@ func (s *Store) covered(e *entry, c *Claim, from, to int64) (*rng, ownerID) {
 }
 
 func (s *Store) coveredBy(e *entry, u *uidRef, src Source, from, to int64) (by *rng, best ownerID) {
-	for i := range e.r {
-		x := &e.r[i]
+	rs := e.rs()
+	for i := range rs {
+		x := &rs[i]
 		if !s.o.uidIs(x.owner, u) {
 			continue
 		}
@@ -250,8 +251,9 @@ func validate(c *Claim) error {
 // mergeDefinite adds r to e, merging it with every overlapping definite range of the same
 // identity (keeping the richer owner), so that flows and heartbeats of one pod share a range.
 func (s *Store) mergeDefinite(e *entry, r rng) error {
-	kept := e.r[:0]
-	for _, x := range e.r {
+	rs := e.rs()
+	kept := rs[:0]
+	for _, x := range rs {
 		if x.src.Definite() && x.from <= r.to && r.from <= x.to && s.same(x.owner, r.owner) {
 			r.from = min(r.from, x.from)
 			if x.to > r.to {
@@ -269,7 +271,7 @@ func (s *Store) mergeDefinite(e *entry, r rng) error {
 		}
 		kept = append(kept, x)
 	}
-	e.r = kept
+	e.set(kept)
 	return s.insert(e, r)
 }
 
@@ -278,7 +280,7 @@ func (s *Store) same(a, b ownerID) bool {
 	return a == b || SameIdentity(s.o.get(a), s.o.get(b))
 }
 
-// insert adds r keeping e.r ascending by from, within the bounds; r's owner reference passes
+// insert adds r keeping e.rs() ascending by from, within the bounds; r's owner reference passes
 // to the store (or is dropped when r cannot be stored).
 func (s *Store) insert(e *entry, r rng) error {
 	if s.n >= s.cfg.MaxRanges {
@@ -289,16 +291,18 @@ func (s *Store) insert(e *entry, r rng) error {
 			return ErrFull
 		}
 	}
-	if len(e.r) >= s.cfg.MaxRangesPerKey {
+	if int(e.n) >= s.cfg.MaxRangesPerKey {
 		s.evictOldest(e)
 	}
-	i := len(e.r)
-	for i > 0 && e.r[i-1].from > r.from {
+	rs := e.rs()
+	i := len(rs)
+	for i > 0 && rs[i-1].from > r.from {
 		i--
 	}
-	e.r = append(e.r, rng{})
-	copy(e.r[i+1:], e.r[i:])
-	e.r[i] = r
+	rs = append(rs, rng{})
+	copy(rs[i+1:], rs[i:])
+	rs[i] = r
+	e.set(rs)
 	s.n++
 	return nil
 }
@@ -308,18 +312,19 @@ func (s *Store) insert(e *entry, r rng) error {
 // e.floor past it so that no lookup can be answered without it.
 func (s *Store) evictOldest(e *entry) {
 	oldest, flowOnly := -1, false
-	for i, x := range e.r {
+	rs := e.rs()
+	for i, x := range rs {
 		fo := x.src == SourceFlow
 		switch {
-		case oldest < 0, fo && !flowOnly, fo == flowOnly && x.to < e.r[oldest].to:
+		case oldest < 0, fo && !flowOnly, fo == flowOnly && x.to < rs[oldest].to:
 			oldest, flowOnly = i, fo
 		}
 	}
-	if t := e.r[oldest].to; !flowOnly && t > e.floor {
-		e.floor = t
+	if t := rs[oldest].to; !flowOnly && t > e.floorAt() {
+		e.setFloor(t)
 	}
-	s.o.unref(e.r[oldest].owner)
-	e.r = append(e.r[:oldest], e.r[oldest+1:]...)
+	s.o.unref(rs[oldest].owner)
+	e.set(append(rs[:oldest], rs[oldest+1:]...))
 	s.n--
 	s.m.evicted.Inc()
 }
@@ -457,7 +462,7 @@ func (s *Store) Open(c Claim) error {
 	h := s.internOwner(c.Owner)
 	s.noteUID(h)
 	e := s.entryFor(c.Addr, c.Port, true)
-	for _, x := range e.r {
+	for _, x := range e.rs() {
 		if x.owner == h && x.src == c.Source && x.to == open {
 			s.o.unref(h)
 			return nil
@@ -479,8 +484,9 @@ func (s *Store) Close(addr netip.Addr, port uint16, owner Owner, src Source, at 
 	if h == 0 {
 		return
 	}
-	for i := range e.r {
-		if x := &e.r[i]; x.owner == h && x.src == src && x.to == open {
+	rs := e.rs()
+	for i := range rs {
+		if x := &rs[i]; x.owner == h && x.src == src && x.to == open {
 			x.to = max(at.UnixNano(), x.from)
 		}
 	}
@@ -541,8 +547,9 @@ func (s *Store) compactLocked(now time.Time) {
 	s.compactions++
 	dropped := 0
 	sweep := func(e *entry) bool {
-		kept := e.r[:0]
-		for _, x := range e.r {
+		rs := e.rs()
+		kept := rs[:0]
+		for _, x := range rs {
 			if x.to < cut {
 				s.o.unref(x.owner)
 				dropped++
@@ -550,8 +557,8 @@ func (s *Store) compactLocked(now time.Time) {
 			}
 			kept = append(kept, x)
 		}
-		clear(e.r[len(kept):])
-		e.r = kept
+		clear(rs[len(kept):])
+		e.set(kept)
 		e.fit()
 		return len(kept) == 0
 	}

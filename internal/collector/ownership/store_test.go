@@ -335,8 +335,8 @@ func TestExporterClaimsShareKubernetesOwners(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := s.ips.get(keyOf(ip))
-	if len(e.r) != 2 || e.r[0].owner != e.r[1].owner {
-		t.Fatalf("ranges %+v: want two sharing one owner", e.r)
+	if len(e.rs()) != 2 || e.rs()[0].owner != e.rs()[1].owner {
+		t.Fatalf("ranges %+v: want two sharing one owner", e.rs())
 	}
 	other := exp
 	other.Node = "n2" // disagrees with Kubernetes on a field: not folded into its owner
@@ -344,8 +344,8 @@ func TestExporterClaimsShareKubernetesOwners(t *testing.T) {
 	if err := s.Observe(Claim{Addr: other2, Owner: other, From: at(1), To: at(9), Source: SourceHeartbeat, Origin: "n2"}); err != nil {
 		t.Fatal(err)
 	}
-	if e2 := s.ips.get(keyOf(other2)); s.o.get(e2.r[0].owner).Node != "n2" {
-		t.Errorf("owner %+v, want the claim's own", s.o.get(e2.r[0].owner))
+	if e2 := s.ips.get(keyOf(other2)); s.o.get(e2.rs()[0].owner).Node != "n2" {
+		t.Errorf("owner %+v, want the claim's own", s.o.get(e2.rs()[0].owner))
 	}
 	s.Close(ip, 0, kube, SourceKubePod, at(5))
 	s.SetKubeSynced(at(100))
