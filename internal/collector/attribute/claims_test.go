@@ -3,6 +3,7 @@ package attribute
 import (
 	"fmt"
 	"net/netip"
+	"reflect"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -69,5 +70,42 @@ func TestClaimBatchesAsOneBatch(t *testing.T) {
 	w := run(true)
 	if diff := cmp.Diff(w, run(false)); diff != "" {
 		t.Errorf("claims in batches of %d (-whole +batched):\n%s", claimBatch, diff)
+	}
+}
+
+// localClaims.add writes every field of a pod claim in place, over storage an earlier batch
+// used (observe does not clear it): the claim is what a fresh LocalPod with the record's
+// fields would be. A new LocalPod field that add does not write fails this test.
+func TestLocalPodClaimWritesEveryField(t *testing.T) {
+	stale := reflect.ValueOf(&ownership.LocalPod{}).Elem()
+	for i := range stale.NumField() { // every field not zero, as an earlier claim may have left it
+		switch f := stale.Field(i); f.Kind() {
+		case reflect.String:
+			f.SetString("stale")
+		case reflect.Int64:
+			f.SetInt(-1)
+		case reflect.Uint16:
+			f.SetUint(1)
+		case reflect.Struct: // netip.Addr
+			f.Set(reflect.ValueOf(netip.MustParseAddr("192.0.2.9")))
+		default:
+			t.Fatalf("LocalPod.%s: a kind this test does not fill (%s)", stale.Type().Field(i).Name, f.Kind())
+		}
+	}
+	for _, dir := range []flow.Direction{flow.Client, flow.Server} {
+		r := flow.Record{Direction: dir, LocalAddr: netip.MustParseAddr("10.0.0.1"), LocalPort: 40000, RemoteAddr: netip.MustParseAddr("10.0.0.2"),
+			RemotePort: 80, Start: at(1), End: at(2), Workload: flow.Workload{Kind: flow.KindPod, PodUID: "uid-a"}}
+		var h held
+		h.r.set("exp-a", "node-a", &r, false)
+		l := localClaims{pods: []ownership.LocalPod{stale.Interface().(ownership.LocalPod)}}
+		l.pods = l.pods[:0]
+		l.add(&h)
+		want := ownership.LocalPod{Addr: r.LocalAddr, UID: "uid-a", Origin: "exp-a", From: at(1).UnixNano(), To: at(2).UnixNano()}
+		if dir == flow.Server {
+			want.ListenPort = 40000
+		}
+		if len(l.pods) != 1 || l.pods[0] != want {
+			t.Errorf("%s: claims %+v, want [%+v]", dir, l.pods, want)
+		}
 	}
 }
