@@ -22,29 +22,6 @@ type ownerKey struct {
 	uid  string
 }
 
-// uidHash is a pod UID's fingerprint (0 for none): compared before the UID itself, whose
-// bytes are a cache miss away; a match is never taken for identity. Its length and last 8
-// bytes, mixed: a UID's random part ends it (a UUID's last 12 hex digits), and reading 8
-// bytes costs far less than hashing 36.
-func uidHash(uid string) uint32 {
-	n := len(uid)
-	if n == 0 {
-		return 0
-	}
-	var x uint64
-	if n >= 8 {
-		b := uid[n-8:]
-		x = uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
-			uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56 // one load
-	} else {
-		for i := range n {
-			x = x<<8 | uint64(uid[i])
-		}
-	}
-	x = (x ^ uint64(n)) * 0x9e3779b97f4a7c15
-	return uint32(x>>32) | 1
-}
-
 // meta packs the UID's hash, the kind, the detail count, whether Kubernetes named the owner
 // (it has a workload) and the UID's form (see uidKey) in 8 bytes.
 type meta uint64
@@ -62,8 +39,8 @@ func metaOf(k *ownerKey) meta {
 	if k.uid != "" {
 		d++
 	}
-	_, form := uidKeyOf(k.uid)
-	m := meta(uidHash(k.uid)) | meta(k.kind)<<32 | meta(d)<<40 | meta(form)<<56
+	key, form := uidKeyOf(k.uid)
+	m := meta(uidFingerprint(key, form, k.uid)) | meta(k.kind)<<32 | meta(d)<<40 | meta(form)<<56
 	if k.strs[sWorkload] != 0 {
 		m |= 1 << 48
 	}
