@@ -13,7 +13,7 @@ type answer ownership.Brief
 
 func (x answer) attributed() bool { return x.Code == 0 }
 func (x answer) exporter() bool   { return x.Bits&ownership.BriefExporter != 0 }
-func (x answer) service() bool    { return x.Code == 0 && x.Bits&ownership.BriefService != 0 } // (attributed to one)
+func (x answer) service() bool    { return x.Bits&ownership.BriefService != 0 } // (only an attributed answer names an owner)
 
 // kind is the kind of owner an answer names ("" when unattributed).
 func (x answer) kind(v ownership.View) flow.EndpointKind {

@@ -2,7 +2,6 @@ package attribute
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,25 +62,6 @@ func (c *Config) setDefaults() {
 	if c.Tick <= 0 {
 		c.Tick = time.Second
 	}
-}
-
-// clientHash mixes a client address and port into the byClient index key: equal client ends
-// hash alike (an IPv4 address, given mapped or not, by its 4 bytes; any other by its 16);
-// records of keys that collide share a chain (matches compares the keys themselves).
-func clientHash(addr netip.Addr, port uint16) uint64 {
-	var lo, hi uint64
-	if addr = addr.Unmap(); addr.Is4() {
-		b := addr.As4()
-		hi = uint64(binary.LittleEndian.Uint32(b[:]))
-	} else {
-		b := addr.As16()
-		lo, hi = binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])
-	}
-	x := lo*0x9e3779b97f4a7c15 ^ hi*0xc2b2ae3d27d4eb4f ^ uint64(port)*0x165667b19e3779f9
-	x ^= x >> 33
-	x *= 0xff51afd7ed558ccd
-	x ^= x >> 33
-	return x
 }
 
 // held is one record in the holding window (recycled: see holding.go). Times are Unix
@@ -236,60 +216,6 @@ func (a *Attributor) schedule(h *held, at int64) {
 		sec++
 	}
 	a.wheel.add(max(sec, a.cursor), h)
-}
-
-// link pairs h with the other side's record of the same connection, if held. Records joined
-// exactly leave the index (or never enter it): matches pairs no record twice, and an exact
-// join is never undone, so no later record could join them. The others stay in it, a join
-// through a Service address included (it may be undone).
-func (a *Attributor) link(h *held) {
-	slot := a.byClient.find(h.ckh) // matches leaves the index alone: the slot stays h's
-	first := a.byClient.slots[slot].h
-	var loose, prev *held
-	looseN := 0
-	for c := first; c != nil; prev, c = c, c.sameClient {
-		switch a.matches(h, c) {
-		case exact:
-			h.partner, c.partner = c, h
-			a.unlink(slot, prev, c)
-			return
-		case viaVIP:
-			loose = c
-			looseN++
-		}
-	}
-	if looseN == 1 { // an ambiguous join is no join
-		h.partner, loose.partner = loose, h
-		h.viaVIP, loose.viaVIP = true, true
-	}
-	h.sameClient, h.indexed = first, true
-	a.byClient.put(slot, h.ckh, h)
-}
-
-// unlink takes c, which follows prev (nil: c is the first) in the records at index slot,
-// out of the index.
-func (a *Attributor) unlink(slot uint64, prev, c *held) {
-	switch {
-	case prev != nil:
-		prev.sameClient = c.sameClient
-	case c.sameClient != nil:
-		a.byClient.slots[slot].h = c.sameClient
-	default:
-		a.byClient.remove(slot)
-	}
-	c.sameClient, c.indexed = nil, false
-}
-
-// unindex takes h out of the index, if it is in.
-func (a *Attributor) unindex(h *held) {
-	if !h.indexed {
-		return
-	}
-	slot := a.byClient.find(h.ckh)
-	var prev *held
-	for c := a.byClient.slots[slot].h; c != h; prev, c = c, c.sameClient {
-	}
-	a.unlink(slot, prev, h)
 }
 
 // viewBatch is how many checks share one read lock of the store.

@@ -151,12 +151,6 @@ func (s *Store) observePod(p *LocalPod, e *entry) (ownerID, error) {
 	return id, err
 }
 
-// seen notes that exporter origin claimed something up to `to`.
-func (s *Store) seen(origin string, to int64) {
-	oi := s.origin(origin)
-	s.originSeen[oi] = max(s.originSeen[oi], to)
-}
-
 // localMemo remembers, over ObservePods calls with no other write in between, the range each
 // recent address's pod claim was found inside: the local ends of a batch repeat the same pods
 // and addresses, and a claim inside a known range of its pod needs no look at the address's

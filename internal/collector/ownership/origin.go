@@ -1,0 +1,47 @@
+package ownership
+
+import (
+	"math"
+	"unsafe"
+)
+
+// Origins are the exporters that claim ownership: each has an index, and the latest moment it
+// claimed anything (Store.originSeen), which lookups compare with the moment they attribute.
+
+// seen notes that exporter origin claimed something up to `to`.
+func (s *Store) seen(origin string, to int64) {
+	oi := s.origin(origin)
+	s.originSeen[oi] = max(s.originSeen[oi], to)
+}
+
+// originSlot remembers an origin's index by its name string, in a slot chosen by where the
+// string's bytes are: the claims of a batch share their exporter's name string, which then
+// finds its slot and compares equal at once (the same bytes: == checks that first), skipping
+// the map.
+type originSlot struct {
+	name string
+	i    uint16
+}
+
+const originSlots = 1024
+
+func (s *Store) origin(name string) uint16 {
+	if s.origins == nil {
+		s.origins = new([originSlots]originSlot)
+	}
+	sl := &s.origins[uintptr(unsafe.Pointer(unsafe.StringData(name)))>>4%originSlots]
+	if sl.i != 0 && sl.name == name {
+		return sl.i
+	}
+	if i, ok := s.originIdx[name]; ok {
+		*sl = originSlot{name: name, i: i}
+		return i
+	}
+	if len(s.originSeen) >= math.MaxUint16 {
+		return 0
+	}
+	i := uint16(len(s.originSeen))
+	s.originIdx[name] = i
+	s.originSeen = append(s.originSeen, 0)
+	return i
+}
