@@ -1,5 +1,7 @@
 package ownership
 
+import "unsafe"
+
 // Warming a call's claims as a pipeline: what a claim reads in a large store is a chain of
 // dependent misses — the block table's slot, the entry (its ranges inline), the owners' hot
 // entries, the UIDs' bytes. Warming one chunk of claims a link at a time overlaps the misses
@@ -41,10 +43,13 @@ func (m *addrMap) slotOf(a uint32) *uint32 {
 // found only when neither a compaction nor a move happened since.
 func (s *Store) findSlots(w *warmStage, pods []LocalPod) {
 	w.pods, w.at, w.moves, w.nOwn = pods, s.compactions, s.ips.blocks.moves, 0
-	var acc uint64
 	for i := range pods {
 		w.slots[i], w.es[i] = nil, nil
 		a := pods[i].Addr
+		if u := pods[i].UID; len(u) > 0 { // (its first and last lines: a UUID may span two)
+			prefetch(uintptr(unsafe.Pointer(unsafe.StringData(u))))
+			prefetch(uintptr(unsafe.Pointer(unsafe.StringData(u))) + uintptr(len(u)-1))
+		}
 		if !a.Is4() {
 			if !a.IsValid() {
 				continue
@@ -55,13 +60,12 @@ func (s *Store) findSlots(w *warmStage, pods []LocalPod) {
 		b := a.As4()
 		if sl := s.ips.slotOf(uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])); sl != nil {
 			w.slots[i] = sl
-			acc += uint64(*sl)
+			prefetch(uintptr(unsafe.Pointer(sl)))
 		}
 	}
-	s.warmSink.Add(acc)
 }
 
-// loadEntries is the second link: the entries, and their first ranges' owners.
+// loadEntries is the second link: the entries.
 func (s *Store) loadEntries(w *warmStage) {
 	for i := range w.pods {
 		sl := w.slots[i]
@@ -73,44 +77,35 @@ func (s *Store) loadEntries(w *warmStage) {
 				continue // the memo may answer it
 			}
 		}
-		w.es[i] = s.ips.entry(*sl - 1)
+		e := s.ips.entry(*sl - 1)
+		w.es[i] = e
+		prefetch(uintptr(unsafe.Pointer(e)))
 	}
+}
+
+// loadOwners is the third link: the entries' first ranges' owners' hot entries.
+func (s *Store) loadOwners(w *warmStage) {
 	for _, e := range w.es[:len(w.pods)] {
 		if e == nil {
 			continue
 		}
 		r := e.rs()
 		for j := range min(len(r), 2) {
-			w.owners[w.nOwn] = r[j].owner
+			o := r[j].owner
+			w.owners[w.nOwn] = o
 			w.nOwn++
+			prefetch(uintptr(unsafe.Pointer(&s.o.hot[o])))
 		}
 	}
 }
 
-// loadOwners is the third link: the owners' hot entries.
-func (s *Store) loadOwners(w *warmStage) {
-	var acc uint64
-	for _, o := range w.owners[:w.nOwn] {
-		acc += uint64(s.o.hot[o].m)
-	}
-	s.warmSink.Add(acc)
-}
-
-// loadUIDs is the last link: the claims' UIDs, which claims compare with their owners' keys
-// (and the owners' UID bytes where a UID has no inline key).
+// loadUIDs is the last link: the owners' UID bytes where a UID has no inline key.
 func (s *Store) loadUIDs(w *warmStage) {
-	var acc uint64
 	for _, o := range w.owners[:w.nOwn] {
 		if s.o.hot[o].m.form() == uidLong {
-			acc += uint64(s.o.uid(o)[0])
+			prefetch(uintptr(unsafe.Pointer(unsafe.StringData(s.o.uid(o)))))
 		}
 	}
-	for i := range w.pods {
-		if u := w.pods[i].UID; len(u) > 0 {
-			acc += uint64(u[0]) + uint64(u[len(u)-1]) // (its first and last lines: a UUID may span two)
-		}
-	}
-	s.warmSink.Add(acc)
 }
 
 // step advances the pipeline by one step for chunk number c of pods (chunks of warmChunk): c

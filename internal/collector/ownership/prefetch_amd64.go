@@ -1,0 +1,14 @@
+package ownership
+
+// prefetch asks the CPU to bring the cache line at p into the cache without waiting for it:
+// unlike a load, a prefetch never holds up the instructions after it, so the misses of the
+// next chunk overlap with the work on this one. p may be any address (a prefetch never
+// faults).
+//
+//go:noescape
+func prefetch(p uintptr)
+
+// prefetchAll prefetches the line at each address of ps.
+//
+//go:noescape
+func prefetchAll(ps []uintptr)

@@ -1,0 +1,7 @@
+//go:build !amd64
+
+package ownership
+
+func prefetch(uintptr) {}
+
+func prefetchAll([]uintptr) {}
