@@ -111,11 +111,12 @@ type Attributor struct {
 	vips     []flow.Endpoint // storage for Conn.VIP, in chunks handed to the sink
 	keys     []byte          // storage for Conn.ConnKey, likewise
 	free     []*held
-	allocs   int                  // records taken since the last trim
-	trimAt   int64                // second of the next trim
-	local    localClaims          // Add's buffer
-	large    bool                 // the store was too large for the cache at the last flush (View.Large)
-	memo     ownership.LookupMemo // runDue's lookups, per View
+	allocs   int                    // records taken since the last trim
+	trimAt   int64                  // second of the next trim
+	local    localClaims            // Add's buffer
+	warmer   ownership.LookupWarmer // Flush's lookup warming
+	large    bool                   // the store was too large for the cache at the last flush (View.Large)
+	memo     ownership.LookupMemo   // runDue's lookups, per View
 
 	flushMu sync.Mutex  // one Flush at a time
 	retry   []flow.Conn // a batch the sink failed to take
@@ -285,7 +286,7 @@ func (a *Attributor) runDue(ctx context.Context, now time.Time) error {
 		for due := a.wheel.take(sec); len(due) > 0; due = a.wheel.take(sec) { // checks may reschedule into sec
 			for i, e := range due {
 				if warms && i%warmChunk == 0 {
-					warm(v, due[i:min(i+warmChunk, len(due))])
+					a.warmAhead(v, due, i/warmChunk)
 				}
 				switch {
 				case !e.live():
@@ -342,18 +343,31 @@ func (a *Attributor) writePart(ctx context.Context, v *ownership.View, sec int64
 	return err
 }
 
-// warmChunk is how many due records warm prepares at once.
-const warmChunk = 32
+// warmChunk is how many due records a warming step takes; warmLead is how many chunks ahead
+// of the one checked the pipeline enters a chunk (see ownership.View.WarmStep: a chunk is warm
+// two steps after it entered, and one more step gives its last link's misses a chunk's checks
+// to arrive in).
+const warmChunk, warmLead = 32, 3
 
-// warm brings a chunk of due records and what their lookups read into the cache before they
-// are checked: one load of each record and one View.Warm for their addresses, so the misses of
-// the chunk overlap instead of following each other.
-func warm(v ownership.View, due []ref) {
+// warmAhead advances the lookup warming pipeline before chunk c of due is checked: at the
+// first chunk it fills the pipeline, then it enters chunk c+warmLead.
+func (a *Attributor) warmAhead(v ownership.View, due []ref, c int) {
+	if c == 0 {
+		for j := range warmLead {
+			a.warmStep(v, due, j)
+		}
+	}
+	a.warmStep(v, due, c+warmLead)
+}
+
+// warmStep enters chunk c of due into the pipeline: the addresses its records will look up
+// and the local pods' owners they will render (an empty chunk past the end).
+func (a *Attributor) warmStep(v ownership.View, due []ref, c int) {
 	var addrs [warmChunk]netip.Addr
 	var ports [warmChunk]uint16
 	var owners [warmChunk]ownership.Ref
 	n, m := 0, 0
-	for _, e := range due {
+	for _, e := range due[min(c*warmChunk, len(due)):min((c+1)*warmChunk, len(due))] {
 		if !e.live() {
 			continue
 		}
@@ -370,8 +384,7 @@ func warm(v ownership.View, due []ref) {
 		}
 		n++
 	}
-	v.WarmOwners(owners[:m])
-	v.Warm(addrs[:n], ports[:n])
+	v.WarmStep(&a.warmer, c, addrs[:n], ports[:n], owners[:m])
 }
 
 // Run flushes every Tick until ctx ends, then flushes what is due one last time.

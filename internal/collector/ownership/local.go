@@ -257,24 +257,3 @@ const (
 	warmChunk    = 32
 	warmMinAddrs = 16 << 10
 )
-
-// warmEntries loads what lookups of these entries read — each entry and its first ranges,
-// their owners' metadata and render records — one step for all of them at a time: the loads
-// of one step are independent, so their cache misses overlap instead of following each other
-// (in a large store every step is a miss). It changes nothing.
-func (s *Store) warmEntries(es []*entry) {
-	var owners [warmChunk * 2]ownerID
-	m := 0
-	for _, e := range es[:min(len(es), warmChunk)] { // the entries and their first ranges: a miss each
-		r := e.rs()
-		for j := range min(len(r), 2) {
-			owners[m] = r[j].owner
-			m++
-		}
-	}
-	var acc uint64
-	for _, o := range owners[:m] {
-		acc += uint64(s.o.meta(o)) + uint64(s.o.recs[o].strs[sWorkload])
-	}
-	s.warmSink.Add(acc)
-}

@@ -76,9 +76,9 @@ type warmed struct {
 	e     *entry
 }
 
-const warmedSlots = 128
+const warmedBits, warmedSlots = 9, 1 << warmedBits
 
-func warmedSlot(a uint32) int { return int((a * 0x9e3779b1) >> (32 - 7)) }
+func warmedSlot(a uint32) int { return int((a * 0x9e3779b1) >> (32 - warmedBits)) }
 
 // warmed returns the entry Warm found for the key, or nil.
 func (m *LookupMemo) warmed(mk *memoKey) *entry {

@@ -105,19 +105,22 @@ func TestLookupSpans(t *testing.T) {
 // queries that repeat addresses at nearby moments.
 func TestLookupMemoIsExact(t *testing.T) {
 	var m LookupMemo
+	var w LookupWarmer
 	hits, services := 0, 0
 	for seed := range uint64(30) {
 		rng := rand.New(rand.NewPCG(seed, 13))
 		s := randomStore(t, rng, 1+rng.IntN(5))
 		if seed%2 == 1 {
-			s.warmMin = 0 // Warm works (and hands its entries to the lookups)
+			s.warmMin = 0 // warming works (and hands its entries to the lookups)
 		}
+		c := 0 // the warming pipeline's chunks: its stages outlive Views and the writes between them
 		for range 5 {
 			v := s.MemoView(&m)
 			for range 2000 {
 				addr, port, now, final, want, sp := randomLookup(s, rng)
 				if rng.IntN(2) == 0 {
-					v.Warm([]netip.Addr{memoAddr(rng.IntN(6)), addr}, []uint16{0, port})
+					v.WarmStep(&w, c, []netip.Addr{memoAddr(rng.IntN(6)), addr}, []uint16{0, port}, []Ref{0})
+					c++
 				}
 				if rng.IntN(100) == 0 {
 					m.skip = rng.IntN(50) // as when it answers too few: lookups go around it for a while
@@ -189,9 +192,16 @@ func TestWarmLargeStore(t *testing.T) {
 			t.Fatalf("claim %d: owner %d, want %d", i, refs[i], want)
 		}
 	}
-	for i := 0; i < len(addrs); i += warmChunk {
-		mv.Warm(addrs[i:min(i+warmChunk, len(addrs))], ports[i:min(i+warmChunk, len(addrs))])
-		mv.WarmOwners(refs[i:min(i+warmChunk, len(refs))])
+	var w LookupWarmer
+	chunk := func(c int) (int, int) { return min(c*warmChunk, len(addrs)), min((c+1)*warmChunk, len(addrs)) }
+	for c := range 2 {
+		lo, hi := chunk(c)
+		mv.WarmStep(&w, c, addrs[lo:hi], ports[lo:hi], refs[lo:hi])
+	}
+	for c := 0; c*warmChunk < len(addrs); c++ {
+		lo, hi := chunk(c + 2)
+		mv.WarmStep(&w, c+2, addrs[lo:hi], ports[lo:hi], refs[lo:hi]) // chunk c is warm
+		i := c * warmChunk
 		for j := i; j < min(i+warmChunk, len(addrs)); j++ {
 			at := t0.Add(90 * time.Second).UnixNano()
 			sp := span{lo: math.MinInt64, hi: math.MaxInt64}
@@ -215,4 +225,50 @@ func briefOf(a Answer) Brief {
 		b.Bits |= BriefService
 	}
 	return b
+}
+
+// TestWarmStepAcrossWrites lets a write come between the warming pipeline's links: a
+// compaction frees the entries the first link's slots lead to, and new claims take them for
+// other addresses in new blocks (the block table moves: the old slots keep the old numbers). The later links must not hand the lookups those entries.
+func TestWarmStepAcrossWrites(t *testing.T) {
+	now := t0.Add(time.Hour)
+	s, err := New(Config{Horizon: 10 * time.Minute, KubeLag: time.Second}, func() time.Time { return now }, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.warmMin = 0
+	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 4, byte(i >> 8), byte(i)}) }
+	claim := func(i int, uid string, from, to time.Time) {
+		_ = s.Observe(Claim{Addr: addr(i), Owner: pod("w-"+uid, uid), From: from, To: to, Source: SourceHeartbeat, Origin: "n"})
+	}
+	for i := range warmChunk {
+		claim(i, fmt.Sprintf("old-%d", i), t0, t0.Add(time.Minute)) // gone after the compaction
+	}
+	addrs, ports := make([]netip.Addr, warmChunk), make([]uint16, warmChunk)
+	for i := range addrs {
+		addrs[i] = addr(i)
+	}
+	var m LookupMemo
+	var w LookupWarmer
+	v := s.MemoView(&m)
+	v.WarmStep(&w, 0, addrs, ports, nil) // the first link: the addresses' slots
+	v.Close()
+	s.Compact(now)
+	for i := range 300 { // the freed entries taken by other addresses, in new blocks: the block table grows
+		claim(1024+16*i, fmt.Sprintf("new-%d", i), now.Add(-time.Minute), now)
+	}
+	for i := range warmChunk / 2 {
+		claim(i, fmt.Sprintf("again-%d", i), now.Add(-time.Minute), now)
+	}
+	v = s.MemoView(&m)
+	defer v.Close()
+	v.WarmStep(&w, 1, nil, nil, nil)
+	v.WarmStep(&w, 2, nil, nil, nil) // chunk 0 went through every link
+	at := now.Add(-30 * time.Second).UnixNano()
+	for _, a := range addrs {
+		sp := span{lo: math.MinInt64, hi: math.MaxInt64}
+		if got, want := v.Lookup(a, 0, at, true), s.lookup(a, 0, at, true, &sp); got != want {
+			t.Fatalf("lookup of %s: %+v, want %+v", a, got, want)
+		}
+	}
 }

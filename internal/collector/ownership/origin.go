@@ -23,13 +23,13 @@ type originSlot struct {
 	i    uint16
 }
 
-const originSlots = 1024
+const originBits, originSlots = 12, 1 << originBits
 
 func (s *Store) origin(name string) uint16 {
 	if s.origins == nil {
 		s.origins = new([originSlots]originSlot)
 	}
-	sl := &s.origins[uintptr(unsafe.Pointer(unsafe.StringData(name)))>>4%originSlots]
+	sl := &s.origins[uint64(uintptr(unsafe.Pointer(unsafe.StringData(name))))*0x9e3779b97f4a7c15>>(64-originBits)]
 	if sl.i != 0 && sl.name == name {
 		return sl.i
 	}

@@ -7,7 +7,6 @@ import (
 	"math"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -95,7 +94,6 @@ type Store struct {
 	compactions uint64             // compactions run (they change any address's ranges)
 	version     uint64             // write locks taken: a LookupMemo's answers hold while it is unchanged
 	memo        localMemo          // ObservePods' scratch
-	warmSink    atomic.Uint64      // keeps warmEntries' loads (Views warm concurrently)
 	warmMin     int                // warm from this many addresses on (warmMinAddrs; tests lower it)
 
 	m metrics

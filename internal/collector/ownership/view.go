@@ -46,42 +46,6 @@ func (v View) LookupBrief(addr netip.Addr, port uint16, at int64, final bool) Br
 // (below warmMinAddrs addresses the loads it adds cost more than the misses it overlaps).
 func (v View) Large() bool { return v.s.ips.len() >= v.s.warmMin }
 
-// Warm brings what lookups of these addresses (and ports) read into the cache, a step for all
-// at a time (see Store.warmEntries): a batch's misses overlap. Addresses the View's memo answers
-// are left out. At most 32 addresses count.
-func (v View) Warm(addrs []netip.Addr, ports []uint16) {
-	if !v.Large() {
-		return
-	}
-	var es [warmChunk]*entry
-	n := 0
-	for i, a := range addrs[:min(len(addrs), warmChunk)] {
-		var mk memoKey
-		if v.memo != nil {
-			if mk = memoKeyOf(a); v.memo.has(&mk, a, ports[i]) {
-				continue
-			}
-		}
-		if e := v.s.ips.getAddr(a); e != nil {
-			es[n] = e
-			n++
-			if v.memo != nil {
-				v.memo.noteWarmed(&mk, e) // the lookup will not look for it again
-			}
-		}
-	}
-	v.s.warmEntries(es[:n])
-}
-
-// WarmOwners brings owners' records into the cache, all at a time (see Warm).
-func (v View) WarmOwners(refs []Ref) {
-	var acc uint64
-	for _, r := range refs {
-		acc += uint64(v.s.o.recs[r].strs[sWorkload]) + uint64(v.s.o.hot[r].m) // (rendering reads both)
-	}
-	v.s.warmSink.Add(acc)
-}
-
 // Resolve returns the richest owner known for a pod UID.
 func (v View) Resolve(uid string) (Ref, bool) {
 	u, ok := v.s.uids.get(uid)
