@@ -133,7 +133,7 @@ func (s *Store) observePod(p *LocalPod, e *entry) (ownerID, error) {
 		e = s.ips.getAddr(p.Addr)
 	}
 	if e != nil {
-		u := uidRefOf(p.UID)
+		u := uidCmpOf(p.UID)
 		if x, pod := s.coveredBy(e, &u, SourceFlow, p.From, p.To); x != nil {
 			s.seen(p.Origin, p.To)
 			s.memo.covered++

@@ -209,10 +209,11 @@ func (s *Store) covered(e *entry, c *Claim, from, to int64) (*rng, ownerID) {
 	if c.Owner.Kind != flow.EndpointPod || c.Owner.PodUID == "" {
 		return nil, 0
 	}
-	u := uidRefOf(c.Owner.PodUID)
+	u := uidCmpOf(c.Owner.PodUID)
 	return s.coveredBy(e, &u, c.Source, from, to)
 }
 
+// coveredBy is covered for the pod of UID u (compared only: see uidCmpOf).
 func (s *Store) coveredBy(e *entry, u *uidRef, src Source, from, to int64) (by *rng, best ownerID) {
 	rs := e.rs()
 	for i := range rs {
