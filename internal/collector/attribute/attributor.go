@@ -346,8 +346,9 @@ func (a *Attributor) writePart(ctx context.Context, v *ownership.View, sec int64
 // warmChunk is how many due records a warming step takes; warmLead is how many chunks ahead
 // of the one checked the pipeline enters a chunk (see ownership.View.WarmStep: a chunk is warm
 // two steps after it entered, and one more step gives its last link's misses a chunk's checks
-// to arrive in).
-const warmChunk, warmLead = 32, 3
+// to arrive in). Small chunks spread the prefetches between the checks: a burst of them
+// waits for the core's few outstanding misses (8 against 32: ≈ −4% at 100,000 pods).
+const warmChunk, warmLead = 8, 3
 
 // warmAhead advances the lookup warming pipeline before chunk c of due is checked: at the
 // first chunk it fills the pipeline, then it enters chunk c+warmLead.
