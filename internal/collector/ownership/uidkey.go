@@ -18,7 +18,10 @@ import (
 // Every string has exactly one form and, within a form, its own key: two UIDs are equal
 // exactly when their forms and keys are, uidLong excepted. (A fingerprint is never taken for
 // an identity; a key is the UID itself.)
-type uidKey [2]uint64
+type uidKey struct{ lo, hi uint64 }
+
+// (A struct, not an array: Go passes and returns it in registers. A [2]uint64 went through
+// memory, in copies whose 16-byte loads spanned smaller stores: ≈ 10 ns a claim.)
 
 // UID forms besides the lengths 1..15.
 const (
@@ -51,13 +54,13 @@ func shortKey(uid string) uidKey {
 	case n >= 8: // bytes 8..n-1 are the top n-8 of the last eight
 		return uidKey{le.Uint64([]byte(uid[:8])), le.Uint64([]byte(uid[n-8:])) >> (8 * (16 - n))}
 	case n >= 4: // likewise with the last four
-		return uidKey{uint64(le.Uint32([]byte(uid[:4]))) | uint64(le.Uint32([]byte(uid[n-4:]))>>(8*(8-n)))<<32}
+		return uidKey{lo: uint64(le.Uint32([]byte(uid[:4]))) | uint64(le.Uint32([]byte(uid[n-4:]))>>(8*(8-n)))<<32}
 	}
 	var k uint64
 	for i := range len(uid) {
 		k |= uint64(uid[i]) << (8 * i)
 	}
-	return uidKey{k}
+	return uidKey{lo: k}
 }
 
 // parseUUID parses a canonical UUID (lowercase: an uppercase one has form uidLong, so that
@@ -120,11 +123,11 @@ func uidRefOf(uid string) uidRef {
 // (≈ 7 ns less for each of the local claims).
 func uidCmpOf(uid string) uidRef {
 	k, f := uidKeyOf(uid)
-	u := uidRef{s: uid, key: k, form: f}
+	var uh uint32
 	if f == uidLong {
-		u.uh = uidFingerprint(k, f, uid)
+		uh = uidFingerprint(k, f, uid)
 	}
-	return u
+	return uidRef{s: uid, key: k, form: f, uh: uh}
 }
 
 // uidSeed seeds UIDs' fingerprints: they are the process's own, so UIDs chosen to share one
@@ -148,7 +151,7 @@ func uidFingerprint(k uidKey, form uint8, uid string) uint32 {
 	case uidLong:
 		x = maphash.String(uidSeed, uid)
 	default:
-		x = fold(k[0]^uidSeed0, k[1]^uidSeed1^uint64(form)<<56)
+		x = fold(k.lo^uidSeed0, k.hi^uidSeed1^uint64(form)<<56)
 		x = fold(x, uidSeedMix)
 	}
 	return uint32(x>>32) | 1

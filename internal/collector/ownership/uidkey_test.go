@@ -46,7 +46,7 @@ func TestParseUUID(t *testing.T) {
 		if len(s) != 36 {
 			return uidKey{}, false
 		}
-		var k uidKey
+		var k [2]uint64
 		j := 0
 		for i := range 36 {
 			if i == 8 || i == 13 || i == 18 || i == 23 {
@@ -68,7 +68,7 @@ func TestParseUUID(t *testing.T) {
 			k[j/16] = k[j/16]<<4 | uint64(v)
 			j++
 		}
-		return k, true
+		return uidKey{k[0], k[1]}, true
 	}
 	base := []byte("0123abcd-4567-89ef-0123-456789abcdef")
 	for i := range base {
