@@ -108,7 +108,20 @@ type freed struct {
 	at int64
 }
 
-var kinds = []flow.EndpointKind{"", flow.EndpointPod, flow.EndpointService, flow.EndpointNode, flow.EndpointHost, flow.EndpointNetwork, flow.EndpointUnattributed}
+// Owner kinds as meta keeps them (indices in kinds): hot paths compare these, not the
+// kinds' strings (a string comparison is a call).
+const (
+	kindNone uint8 = iota
+	kindPod
+	kindService
+	kindNode
+	kindHost
+	kindNetwork
+	kindUnattributed
+)
+
+var kinds = []flow.EndpointKind{kindNone: "", kindPod: flow.EndpointPod, kindService: flow.EndpointService, kindNode: flow.EndpointNode,
+	kindHost: flow.EndpointHost, kindNetwork: flow.EndpointNetwork, kindUnattributed: flow.EndpointUnattributed}
 
 func kindIndex(k flow.EndpointKind) uint8 {
 	for i, x := range kinds {
@@ -296,8 +309,8 @@ func (t *owners) same(a, b ownerID) bool {
 		return false
 	}
 	x, y := &t.recs[a], &t.recs[b]
-	switch ha.m.endpoint() {
-	case flow.EndpointPod:
+	switch ha.m.kind() {
+	case kindPod:
 		if fa, fb := ha.m.form(), hb.m.form(); fa != uidNone && fb != uidNone {
 			if fa != fb {
 				return false
@@ -308,11 +321,11 @@ func (t *owners) same(a, b ownerID) bool {
 			return ha.m.uh() == hb.m.uh() && x.uid() == y.uid()
 		}
 		return x.podN != 0 && x.strs[sNamespace] == y.strs[sNamespace] && x.pod() == y.pod()
-	case flow.EndpointService:
+	case kindService:
 		return x.strs[sNamespace] == y.strs[sNamespace] && x.strs[sService] == y.strs[sService]
-	case flow.EndpointNode:
+	case kindNode:
 		return x.strs[sNode] == y.strs[sNode]
-	case flow.EndpointNetwork:
+	case kindNetwork:
 		return x.strs[sNetwork] == y.strs[sNetwork]
 	}
 	return x.strs[sNode] == y.strs[sNode] && x.strs[sWorkload] == y.strs[sWorkload] && x.strs[sWorkloadKind] == y.strs[sWorkloadKind]

@@ -65,7 +65,7 @@ const (
 // brief renders a compact answer whose owner is of kind (an index in kinds).
 func (a ans) brief(kind uint8) Brief {
 	b := Brief{Ref: Ref(a.ref), Code: ReasonCode(a.reason), Bits: a.bits & (ansPending | ansExporter)}
-	if kinds[kind] == flow.EndpointService {
+	if kind == kindService {
 		b.Bits |= BriefService
 	}
 	return b
@@ -344,7 +344,7 @@ func (s *Store) decide(e *entry, at int64, final bool, sp *span) ans {
 
 // enrich replaces a pod owner not named by Kubernetes by the richest owner known for its UID.
 func (s *Store) enrich(id ownerID) ownerID {
-	if m := s.o.meta(id); m.endpoint() != flow.EndpointPod || m.uh() == 0 || m.named() {
+	if m := s.o.meta(id); m.kind() != kindPod || m.uh() == 0 || m.named() {
 		return id
 	}
 	r := s.o.uidRef(id)
@@ -403,7 +403,7 @@ func (s *Store) ReadyAt(t time.Time) time.Time {
 // heldByNode reports whether a node claims the address of e (a host-network address).
 func (s *Store) heldByNode(e *entry) bool {
 	for _, x := range e.rs() {
-		if s.o.meta(x.owner).endpoint() == flow.EndpointNode {
+		if s.o.meta(x.owner).kind() == kindNode {
 			return true
 		}
 	}

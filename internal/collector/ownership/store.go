@@ -357,7 +357,7 @@ func (s *Store) internOwner(o Owner) ownerID {
 // flows); the entry lives as long as some range references its owner (see compactLocked).
 func (s *Store) noteUID(h ownerID) {
 	uid := s.o.uid(h)
-	if s.o.meta(h).endpoint() != flow.EndpointPod || uid == "" {
+	if s.o.meta(h).kind() != kindPod || uid == "" {
 		return
 	}
 	u, ok := s.uids.get(uid)
