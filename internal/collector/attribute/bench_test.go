@@ -20,6 +20,9 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// benchUID is pod i's UID, a UUID as Kubernetes gives them (what claims parse).
+func benchUID(i int) string { return fmt.Sprintf("%08x-7d9f-4c1e-8a3b-%012x", i, i) }
+
 func benchAddr(i int) netip.Addr {
 	return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
 }
@@ -43,7 +46,7 @@ func benchAttributeJoin(b *testing.B, pods int) {
 	}
 	for i := range pods {
 		o := ownership.Owner{Kind: flow.EndpointPod, Cluster: "prod", Namespace: fmt.Sprintf("ns-%d", i%50), Workload: fmt.Sprintf("w-%d", i%2000),
-			WorkloadKind: "Deployment", Pod: fmt.Sprintf("w-%d-7d9f8-%05d", i%2000, i), PodUID: fmt.Sprintf("uid-%08d", i), Node: fmt.Sprintf("node-%d", i%500)}
+			WorkloadKind: "Deployment", Pod: fmt.Sprintf("w-%d-7d9f8-%05d", i%2000, i), PodUID: benchUID(i), Node: fmt.Sprintf("node-%d", i%500)}
 		_ = store.Open(ownership.Claim{Addr: benchAddr(i), Owner: o, From: t0, Source: ownership.SourceKubePod})
 		hb := ownership.Owner{Kind: o.Kind, PodUID: o.PodUID, Namespace: o.Namespace, Pod: o.Pod, Node: o.Node} // as HeartbeatClaims names it
 		_ = store.Observe(ownership.Claim{Addr: benchAddr(i), Owner: hb, From: t0, To: t0.Add(2 * time.Hour), Source: ownership.SourceHeartbeat, Origin: o.Node})
@@ -59,7 +62,7 @@ func benchAttributeJoin(b *testing.B, pods int) {
 	// harness allocates nothing per record, so the figure is attribution's own.
 	uids, exporters := make([]string, pods), make([]string, 500)
 	for i := range uids {
-		uids[i] = fmt.Sprintf("uid-%08d", i)
+		uids[i] = benchUID(i)
 	}
 	for i := range exporters {
 		exporters[i] = fmt.Sprintf("exp-%d", i)
