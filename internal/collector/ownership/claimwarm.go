@@ -4,11 +4,10 @@ import "unsafe"
 
 // Warming a call's claims as a pipeline: what a claim reads in a large store is a chain of
 // dependent misses — the block table's slot, the entry (its ranges inline), the owners' hot
-// entries, the UIDs' bytes. Warming one chunk of claims a link at a time overlaps the misses
-// of one link across the chunk, but still waits for each link in turn. The pipeline takes
-// each chunk one link further per step, four chunks at a time: the loads of one step belong
-// to different chunks and wait for nothing, so a step costs about one miss's latency however
-// long the chain.
+// entries, the UIDs' bytes. The pipeline takes each chunk one link further per step, four
+// chunks at a time: a link reads what the step before prefetched and prefetches the next
+// line. Prefetches hold up no instruction (a load that misses does, once the reorder buffer is
+// full), so the chain's misses overlap with the claims stored meanwhile.
 
 // warmStage is one chunk's progress through the pipeline.
 type warmStage struct {

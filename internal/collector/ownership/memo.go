@@ -68,8 +68,9 @@ func (m *LookupMemo) begin(s *Store) {
 	}
 }
 
-// warmed is an IPv4 address's entry as View.Warm found it: the lookup that follows skips the
-// index. Valid in its epoch (the store unchanged).
+// warmed is an IPv4 address's entry as the lookup warming found it (View.WarmStep): the
+// lookup that follows skips the index. Valid in its epoch (the store unchanged). The warming
+// notes a few chunks ahead of the lookups: 512 slots keep most notes until they are used.
 type warmed struct {
 	a     uint32
 	epoch uint8
@@ -80,7 +81,7 @@ const warmedBits, warmedSlots = 9, 1 << warmedBits
 
 func warmedSlot(a uint32) int { return int((a * 0x9e3779b1) >> (32 - warmedBits)) }
 
-// warmed returns the entry Warm found for the key, or nil.
+// warmed returns the entry the warming found for the key, or nil.
 func (m *LookupMemo) warmed(mk *memoKey) *entry {
 	if w := &m.ents[warmedSlot(mk.a)]; !mk.v6 && w.a == mk.a && w.epoch == m.epoch {
 		return w.e

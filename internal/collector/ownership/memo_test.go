@@ -229,7 +229,8 @@ func briefOf(a Answer) Brief {
 
 // TestWarmStepAcrossWrites lets a write come between the warming pipeline's links: a
 // compaction frees the entries the first link's slots lead to, and new claims take them for
-// other addresses in new blocks (the block table moves: the old slots keep the old numbers). The later links must not hand the lookups those entries.
+// other addresses in new blocks (the block table moves: the old slots keep the old numbers).
+// The later links must not hand the lookups those entries.
 func TestWarmStepAcrossWrites(t *testing.T) {
 	now := t0.Add(time.Hour)
 	s, err := New(Config{Horizon: 10 * time.Minute, KubeLag: time.Second}, func() time.Time { return now }, prometheus.NewRegistry())

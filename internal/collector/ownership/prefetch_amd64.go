@@ -7,8 +7,3 @@ package ownership
 //
 //go:noescape
 func prefetch(p uintptr)
-
-// prefetchAll prefetches the line at each address of ps.
-//
-//go:noescape
-func prefetchAll(ps []uintptr)
