@@ -67,7 +67,12 @@ func (c *Config) setDefaults() {
 // held is one record in the holding window (recycled: see holding.go). Times are Unix
 // nanoseconds.
 type held struct {
-	r     kept
+	r kept
+	heldState
+}
+
+// heldState is what the holding window knows of a held record besides the record itself.
+type heldState struct {
 	added int64  // when it entered: its window ends at added+Window, its wait for a peer at added+JoinWait
 	ckh   uint64 // clientHash of r.clientEnd(): the byClient key
 	gen   uint32

@@ -32,9 +32,12 @@ func (a *Attributor) alloc() *held {
 	return &chunk[0]
 }
 
-// recycle resets a finished record (raising its generation) and keeps it for reuse.
+// recycle resets a finished record (raising its generation) and keeps it for reuse. The
+// record's own fields are written whole when it is taken again (kept.set: TestSetWritesEveryField),
+// so of them only the references are dropped, for a free record to keep nothing alive.
 func (a *Attributor) recycle(h *held) {
-	*h = held{gen: h.gen + 1}
+	h.heldState = heldState{gen: h.gen + 1}
+	h.r.exporter, h.r.node, h.r.name, h.r.startLoc, h.r.endLoc = "", "", "", nil, nil
 	if len(a.free) < maxFree {
 		a.free = append(a.free, h)
 	}
