@@ -251,16 +251,24 @@ func TestJoinDisagreement(t *testing.T) {
 	}
 }
 
-func TestServiceVIPWithTranslation(t *testing.T) {
-	h := newHarness(t, Config{})
+// withAuthService gives the store the auth Service's ClusterIP (returned), Kubernetes synced
+// to 100 and heartbeats of cart and auth over [0, 100].
+func (h *harness) withAuthService() netip.Addr {
+	h.t.Helper()
 	vip := netip.MustParseAddr("10.96.0.10")
 	svc := ownership.Owner{Kind: flow.EndpointService, Namespace: "shop", Service: "auth"}
 	if err := h.store.Open(ownership.Claim{Addr: vip, Owner: svc, From: at(0), Source: ownership.SourceKubeService}); err != nil {
-		t.Fatal(err)
+		h.t.Fatal(err)
 	}
 	h.store.SetKubeSynced(at(100))
 	h.heartbeat(cart, cartIP, 0, 100)
 	h.heartbeat(auth, authIP, 0, 100)
+	return vip
+}
+
+func TestServiceVIPWithTranslation(t *testing.T) {
+	h := newHarness(t, Config{})
+	vip := h.withAuthService()
 	cl := rec(flow.Client, cart, 10, 11)
 	cl.Record.RemoteAddr, cl.Record.RemotePort = vip, 80
 	cl.Record.NatRemoteAddr, cl.Record.NatRemotePort = netip.MustParseAddr(authIP), 8080

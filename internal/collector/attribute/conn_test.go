@@ -9,7 +9,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/flowscope/flowscope/internal/collector/ownership"
 	"github.com/flowscope/flowscope/internal/flow"
 )
 
@@ -23,14 +22,7 @@ func TestConnWritesEveryField(t *testing.T) {
 	run := func(storage []flow.Conn) []flow.Conn {
 		h := newHarness(t, Config{JoinWait: 5 * time.Second})
 		h.a.out, h.a.spare = storage[:0:32], storage[32:32] // (a flush writes into one, the next into the other)
-		vip := netip.MustParseAddr("10.96.0.10")
-		svc := ownership.Owner{Kind: flow.EndpointService, Namespace: "shop", Service: "auth"}
-		if err := h.store.Open(ownership.Claim{Addr: vip, Owner: svc, From: at(0), Source: ownership.SourceKubeService}); err != nil {
-			t.Fatal(err)
-		}
-		h.store.SetKubeSynced(at(100))
-		h.heartbeat(cart, cartIP, 0, 100)
-		h.heartbeat(auth, authIP, 0, 100)
+		vip := h.withAuthService()
 		h.add(rec(flow.Client, cart, 10, 11), rec(flow.Server, auth, 10, 12)) // joined
 		nat := rec(flow.Client, cart, 10, 11)                                 // joined, translated
 		nat.Record.ConnID, nat.Record.LocalPort, nat.Record.RemoteAddr, nat.Record.RemotePort = 8, 40001, vip, 80
