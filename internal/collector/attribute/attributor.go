@@ -384,10 +384,7 @@ func (a *Attributor) warmStep(v ownership.View, due []ref, c int) {
 		if e.h.remoteDone {
 			continue
 		}
-		addrs[n] = e.h.r.remote
-		if e.h.r.client {
-			addrs[n], ports[n] = e.h.r.serverAddr()
-		}
+		addrs[n], ports[n] = e.h.r.peer() // what decide looks up
 		n++
 	}
 	v.WarmStep(&a.warmer, c, addrs[:n], ports[:n], owners[:m])
@@ -469,10 +466,7 @@ func (a *Attributor) decide(v ownership.View, h *held, final bool) bool {
 	}
 	at := lookupTime(&h.r, a.cfg.LongConn) // the moment the remote end is attributed at
 	if !h.remoteDone {
-		addr, port := h.r.remote, uint16(0)
-		if h.r.client {
-			addr, port = h.r.serverAddr()
-		}
+		addr, port := h.r.peer()
 		if r := v.LookupBrief(addr, port, at, final); r.Bits&ownership.BriefPending == 0 {
 			h.remote, h.remoteDone = answer(r), true
 		}

@@ -117,6 +117,15 @@ func (r *kept) serverAddr() (netip.Addr, uint16) {
 	return r.remote, r.rport
 }
 
+// peer is the address (and, for a client, port) a record's remote end is attributed by: for a
+// client the server it really reached, for a server its client's address alone.
+func (r *kept) peer() (netip.Addr, uint16) {
+	if r.client {
+		return r.serverAddr()
+	}
+	return r.remote, 0
+}
+
 // clientEnd is the connection's client address and port.
 func (r *kept) clientEnd() (netip.Addr, uint16) {
 	if r.client {

@@ -211,23 +211,23 @@ func (m *addrMap) get(k ipKey) *entry {
 // getAddr returns addr's entry, or nil.
 func (m *addrMap) getAddr(addr netip.Addr) *entry {
 	if addr.Is4() {
-		b := addr.As4()
-		return m.get4(binary.BigEndian.Uint32(b[:]))
+		return m.get4(v4(addr))
 	}
 	return m.get(keyOf(addr))
 }
 
+// v4 is an IPv4 address as the index keys it (big endian: a /28 is its top 28 bits).
+func v4(addr netip.Addr) uint32 {
+	b := addr.As4()
+	return binary.BigEndian.Uint32(b[:])
+}
+
 // get4 returns the entry of IPv4 address a, or nil.
 func (m *addrMap) get4(a uint32) *entry {
-	j := m.blocks.slot(a >> blockBits)
-	if j < 0 {
-		return nil
+	if sl := m.slotOf(a); sl != nil && *sl != 0 {
+		return m.entry(*sl - 1)
 	}
-	i := m.blocks.idx[j][a&(1<<blockBits-1)]
-	if i == 0 {
-		return nil
-	}
-	return m.entry(i - 1)
+	return nil
 }
 
 // create returns k's entry, making an empty one when there is none.

@@ -56,8 +56,7 @@ func (s *Store) findSlots(w *warmStage, pods []LocalPod) {
 			w.es[i] = s.ips.get(keyOf(a)) // (a map: not pipelined)
 			continue
 		}
-		b := a.As4()
-		if sl := s.ips.slotOf(uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])); sl != nil {
+		if sl := s.ips.slotOf(v4(a)); sl != nil {
 			w.slots[i] = sl
 			prefetch(uintptr(unsafe.Pointer(sl)))
 		}

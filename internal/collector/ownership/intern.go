@@ -26,7 +26,8 @@ type ownerKey struct {
 // (it has a workload) and the UID's form (see uidKey) in 8 bytes.
 type meta uint64
 
-func metaOf(k *ownerKey) meta {
+// metaOf is the meta of k, whose UID has the given key and form (uidKeyOf).
+func metaOf(k *ownerKey, key uidKey, form uint8) meta {
 	d := 0
 	for i, s := range k.strs {
 		if s != 0 && i != sCluster && i != sNetwork { // cluster and network name no workload detail
@@ -39,7 +40,6 @@ func metaOf(k *ownerKey) meta {
 	if k.uid != "" {
 		d++
 	}
-	key, form := uidKeyOf(k.uid)
 	m := meta(uidFingerprint(key, form, k.uid)) | meta(k.kind)<<32 | meta(d)<<40 | meta(form)<<56
 	if k.strs[sWorkload] != 0 {
 		m |= 1 << 48
@@ -217,8 +217,8 @@ func (t *owners) intern(o Owner) ownerID {
 		}
 	}
 	t.recs[id] = ownerRec{strs: k.strs, podP: unsafe.StringData(k.pod), uidP: unsafe.StringData(k.uid), podN: uint32(len(k.pod)), uidN: uint32(len(k.uid))}
-	key, _ := uidKeyOf(k.uid)
-	t.hot[id] = ownerHot{m: metaOf(&k), key: key}
+	key, form := uidKeyOf(k.uid)
+	t.hot[id] = ownerHot{m: metaOf(&k, key, form), key: key}
 	t.hs[id], t.refs[id] = h, 1
 	t.reindex(id)
 	return id

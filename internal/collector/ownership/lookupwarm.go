@@ -1,7 +1,6 @@
 package ownership
 
 import (
-	"encoding/binary"
 	"net/netip"
 	"unsafe"
 )
@@ -58,8 +57,7 @@ func (v View) warmSlots(st *lookupStage, addrs []netip.Addr, ports []uint16) {
 			continue
 		}
 		if a.Is4() {
-			b := a.As4()
-			if sl := v.s.ips.slotOf(binary.BigEndian.Uint32(b[:])); sl != nil {
+			if sl := v.s.ips.slotOf(v4(a)); sl != nil {
 				st.slots[i] = sl
 				prefetch(uintptr(unsafe.Pointer(sl)))
 			}
