@@ -132,23 +132,63 @@ func (s *Store) observePod(p *LocalPod, e *entry) (ownerID, error) {
 	if e == nil {
 		e = s.ips.getAddr(p.Addr)
 	}
+	u := uidCmpOf(p.UID)
+	var pod ownerID
 	if e != nil {
-		u := uidCmpOf(p.UID)
-		if x, pod := s.coveredBy(e, &u, SourceFlow, p.From, p.To); x != nil {
+		var x *rng
+		if x, pod = s.coveredBy(e, &u, SourceFlow, p.From, p.To); x != nil {
 			s.seen(p.Origin, p.To)
 			s.memo.covered++
 			*m = memoSlot{a: a, uid: p.UID, from: x.from, to: x.to, pod: pod, epoch: s.memo.epoch}
 			return pod, nil
 		}
 	}
-	c := Claim{Addr: p.Addr, Owner: Owner{Kind: flow.EndpointPod, PodUID: p.UID}, From: time.Unix(0, p.From), To: time.Unix(0, p.To),
-		Source: SourceFlow, Origin: p.Origin, ListenPort: p.ListenPort}
 	m.epoch = 0 // the claim changes the address's ranges
-	id, err := s.observe(&c)
+	id, err := s.storePod(p, e, &u, pod)
 	if s.compactions != s.memo.compactions { // storing it compacted the store: every range may have changed
 		s.memo.reset(s.compactions)
 	}
 	return id, err
+}
+
+// storePod stores a local claim no range of its pod covers, as observe stores the Claim of
+// it (flowClaim): e is the address's entry (nil: none yet), u the UID prepared for
+// comparisons, pod the richest owner of the UID among e's ranges (0: none). Most local
+// claims of a live cluster come here — an exporter's heartbeat reports its pods up to when it
+// was sent, the flows that ended since extend their pods' ranges — so it skips the general
+// path's second and third parse of the UID, and the rendering of the owner the UID index
+// names, which the general path compares with the claim's bare owner (it includes it).
+func (s *Store) storePod(p *LocalPod, e *entry, u *uidRef, pod ownerID) (ownerID, error) {
+	if e == nil {
+		e = s.ips.create(keyOf(p.Addr))
+	}
+	if s.heldByNode(e) { // a host-network pod: the general path claims its listening port
+		c := flowClaim(p)
+		return s.observe(&c)
+	}
+	oi := s.origin(p.Origin)
+	if p.To > s.originSeen[oi] {
+		s.originSeen[oi] = p.To
+	}
+	s.m.claim(SourceFlow)
+	r := *u
+	if r.form != uidLong {
+		r.uh = uidFingerprint(r.key, r.form, r.s) // (uidCmpOf takes it only for long UIDs)
+	}
+	h, ok := s.uids.getRef(&r)
+	if ok && s.o.detail(h) > 1 && s.o.meta(h).kind() == kindPod { // (internDefinite: it includes the bare owner)
+		s.o.ref(h)
+	} else {
+		h = s.internOwner(Owner{Kind: flow.EndpointPod, PodUID: p.UID})
+		s.noteUID(h)
+	}
+	return pod, s.mergeDefinite(e, rng{from: p.From, to: p.To, owner: h, src: SourceFlow, origin: oi})
+}
+
+// flowClaim is a local claim as a Claim.
+func flowClaim(p *LocalPod) Claim {
+	return Claim{Addr: p.Addr, Owner: Owner{Kind: flow.EndpointPod, PodUID: p.UID}, From: time.Unix(0, p.From), To: time.Unix(0, p.To),
+		Source: SourceFlow, Origin: p.Origin, ListenPort: p.ListenPort}
 }
 
 // localMemo remembers, over ObservePods calls with no other write in between, the range each

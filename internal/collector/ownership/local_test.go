@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -77,6 +78,15 @@ func TestObservePodsMemoIsExact(t *testing.T) {
 					t.Fatalf("claim %d (%+v): one call answers owner %+v, one claim per call %+v", i, claims[i], x, y)
 				}
 			}
+			general := build() // each claim as a Claim, through Observe's general path
+			for i := range claims {
+				c := flowClaim(&claims[i])
+				var r [1]Ref
+				_ = general.ObserveLocal([]Claim{c}, r[:])
+				if x, y := render(general, r[0]), render(one, refs[i]); x != y {
+					t.Fatalf("claim %d (%+v): as a Claim it answers owner %+v, ObservePods %+v", i, claims[i], x, y)
+				}
+			}
 			chunkRefs := make([]Ref, len(claims))
 			for i := 0; i < len(claims); i += 7 { // calls with no other write between: the memo carries over
 				_ = chunked.ObservePods(claims[i:min(i+7, len(claims))], chunkRefs[i:min(i+7, len(claims))])
@@ -86,13 +96,16 @@ func TestObservePodsMemoIsExact(t *testing.T) {
 					t.Fatalf("claim %d: calls of 7 claims answer owner %+v, one call %+v", i, x, y)
 				}
 			}
-			if one.Len() != each.Len() || chunked.Len() != each.Len() {
-				t.Fatalf("one call leaves %d ranges, calls of 7 %d, one claim per call %d", one.Len(), chunked.Len(), each.Len())
+			if one.Len() != each.Len() || chunked.Len() != each.Len() || general.Len() != each.Len() {
+				t.Fatalf("one call leaves %d ranges, calls of 7 %d, one claim per call %d, as Claims %d", one.Len(), chunked.Len(), each.Len(), general.Len())
 			}
 			for a := range addrs {
 				for sec := 0.0; sec < 700; sec += 3.5 {
 					addr := netip.AddrFrom4([4]byte{10, 1, 0, byte(a)})
 					x, y, z := one.Lookup(addr, 8080, at(sec), true), each.Lookup(addr, 8080, at(sec), true), chunked.Lookup(addr, 8080, at(sec), true)
+					if diff := cmp.Diff(y, general.Lookup(addr, 8080, at(sec), true)); diff != "" {
+						t.Fatalf("lookup of %s at %.1f s (-one claim per call +as Claims):\n%s", addr, sec, diff)
+					}
 					if diff := cmp.Diff(y, x); diff != "" {
 						t.Fatalf("lookup of %s at %.1f s (-one claim per call +one call):\n%s", addr, sec, diff)
 					}
@@ -101,10 +114,21 @@ func TestObservePodsMemoIsExact(t *testing.T) {
 					}
 				}
 			}
+			if !slices.Equal(general.originSeen, each.originSeen) || !slices.Equal(one.originSeen, each.originSeen) {
+				t.Fatalf("exporters last seen: one call %v, one claim per call %v, as Claims %v", one.originSeen, each.originSeen, general.originSeen)
+			}
+			for i := range claims { // the UID index: the richest owner of each pod
+				x, okx := one.Resolve(claims[i].UID)
+				y, oky := each.Resolve(claims[i].UID)
+				z, okz := general.Resolve(claims[i].UID)
+				if okx != oky || okz != oky || !cmp.Equal(x, y) || !cmp.Equal(z, y) {
+					t.Fatalf("UID %s resolves: one call %+v, one claim per call %+v, as Claims %+v", claims[i].UID, x, y, z)
+				}
+			}
 			for _, src := range []Source{SourceFlow, SourceHeartbeat} {
 				x := testutil.ToFloat64(one.m.claimsOf(src))
 				y := testutil.ToFloat64(each.m.claimsOf(src))
-				if x != y {
+				if z := testutil.ToFloat64(general.m.claimsOf(src)); x != y || z != y {
 					t.Fatalf("%s claims counted: one call %v, one claim per call %v", src, x, y)
 				}
 			}
