@@ -23,8 +23,13 @@ type ownerKey struct {
 }
 
 // meta packs the UID's hash, the kind, the detail count, whether Kubernetes named the owner
-// (it has a workload) and the UID's form (see uidKey) in 8 bytes.
+// (it has a workload) and the UID's form (see uidKey) in 8 bytes; and, the one part that
+// changes, whether the UID index names the owner for its UID (metaIndexed).
 type meta uint64
+
+// metaIndexed: the UID index holds the owner (uidIndex.set sets it, and clears it on the
+// owner it replaces; del clears it).
+const metaIndexed meta = 1 << 49
 
 // metaOf is the meta of k, whose UID has the given key and form (uidKeyOf).
 func metaOf(k *ownerKey, key uidKey, form uint8) meta {
@@ -51,6 +56,7 @@ func (m meta) uh() uint32                  { return uint32(m) }
 func (m meta) kind() uint8                 { return uint8(m >> 32) }
 func (m meta) detail() int                 { return int(uint8(m >> 40)) }
 func (m meta) named() bool                 { return m&(1<<48) != 0 }
+func (m meta) indexed() bool               { return m&metaIndexed != 0 }
 func (m meta) form() uint8                 { return uint8(m >> 56) }
 func (m meta) endpoint() flow.EndpointKind { return kinds[m.kind()] }
 

@@ -171,11 +171,14 @@ func (s *Store) storePod(p *LocalPod, e *entry, u *uidRef, pod ownerID) (ownerID
 		s.originSeen[oi] = p.To
 	}
 	s.m.claim(SourceFlow)
-	r := *u
-	if r.form != uidLong {
-		r.uh = uidFingerprint(r.key, r.form, r.s) // (uidCmpOf takes it only for long UIDs)
+	h, ok := pod, pod != 0 && s.o.meta(pod).indexed() // the entry's richest owner of the UID is the index's: no lookup
+	if !ok {
+		r := *u
+		if r.form != uidLong {
+			r.uh = uidFingerprint(r.key, r.form, r.s) // (uidCmpOf takes it only for long UIDs)
+		}
+		h, ok = s.uids.getRef(&r)
 	}
-	h, ok := s.uids.getRef(&r)
 	if ok && s.o.detail(h) > 1 && s.o.meta(h).kind() == kindPod { // (internDefinite: it includes the bare owner)
 		s.o.ref(h)
 	} else {

@@ -125,6 +125,9 @@ func TestObservePodsMemoIsExact(t *testing.T) {
 					t.Fatalf("UID %s resolves: one call %+v, one claim per call %+v, as Claims %+v", claims[i].UID, x, y, z)
 				}
 			}
+			for _, st := range []*Store{one, each, chunked, general} {
+				checkIndexedBits(t, st)
+			}
 			for _, src := range []Source{SourceFlow, SourceHeartbeat} {
 				x := testutil.ToFloat64(one.m.claimsOf(src))
 				y := testutil.ToFloat64(each.m.claimsOf(src))
@@ -172,4 +175,58 @@ func TestObservePodsMemoForgetsOtherWrites(t *testing.T) {
 	if got := s.Lookup(ip, 0, at(250), true); got.Reason != flow.ReasonGap {
 		t.Fatalf("lookup inside the evicted range of B = %+v, want gap (the second claim must have been stored)", got)
 	}
+}
+
+// checkIndexedBits checks that an owner's meta says the UID index names it exactly when it
+// does.
+func checkIndexedBits(t *testing.T, s *Store) {
+	t.Helper()
+	indexed := map[ownerID]bool{}
+	for _, u := range s.uids.all() {
+		indexed[u] = true
+	}
+	for id := 1; id < len(s.o.hot); id++ {
+		if got := s.o.hot[id].m.indexed(); got != indexed[ownerID(id)] {
+			t.Fatalf("owner %d: meta says indexed %v, the UID index %v", id, got, indexed[ownerID(id)])
+		}
+	}
+}
+
+// TestIndexedBitFollowsTheIndex: the UID index names a pod's bare owner (a flow named it
+// first), then Kubernetes' richer one, then nothing (compacted): an owner's meta says so at
+// every step, and a later local claim on the address where the bare owner's range is still
+// the richest of the UID there is stored under the index's owner, as through Observe.
+func TestIndexedBitFollowsTheIndex(t *testing.T) {
+	s := newTestStore(t, Config{Horizon: time.Minute})
+	s.HoldRefs(time.Hour)
+	other := netip.MustParseAddr("10.244.9.9")
+	claim := func(addr netip.Addr, from, to float64) Ref {
+		var r [1]Ref
+		if err := s.ObservePods([]LocalPod{{Addr: addr, UID: podA.PodUID, Origin: "n", From: at(from).UnixNano(), To: at(to).UnixNano()}}, r[:]); err != nil {
+			t.Fatal(err)
+		}
+		return r[0]
+	}
+	claim(ip, 10, 11)
+	checkIndexedBits(t, s)
+	if u, _ := s.uids.get(podA.PodUID); s.o.detail(u) != 1 {
+		t.Fatalf("the index names %+v, want the flow's bare owner", s.o.get(u))
+	}
+	apply(t, s, []step{kopen(podA, 0)})
+	k := netip.MustParseAddr("10.244.9.10") // Kubernetes names the pod on another address
+	if err := s.Open(Claim{Addr: k, Owner: podA, From: at(0), Source: SourceKubePod}); err != nil {
+		t.Fatal(err)
+	}
+	checkIndexedBits(t, s)
+	claim(ip, 12, 13) // the bare range on ip is not the index's owner any more
+	if u, _ := s.uids.get(podA.PodUID); s.o.get(u).Workload == "" {
+		t.Fatalf("the index names %+v, want Kubernetes' owner", s.o.get(u))
+	}
+	checkIndexedBits(t, s)
+	claim(other, 14, 15)
+	checkIndexedBits(t, s)
+	s.Close(ip, 0, podA, SourceKubePod, at(20))
+	s.Close(k, 0, podA, SourceKubePod, at(20))
+	s.Compact(at(1000))
+	checkIndexedBits(t, s)
 }

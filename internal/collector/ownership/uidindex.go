@@ -58,8 +58,11 @@ func (x *uidIndex) set(id ownerID) {
 	i, ok := x.find(&u)
 	if !ok {
 		x.n++
+	} else {
+		x.o.hot[x.ids[i]].m &^= metaIndexed
 	}
 	x.ids[i] = id
+	x.o.hot[id].m |= metaIndexed
 }
 
 // del removes uid, moving later slots of its probe run back (no tombstones).
@@ -72,6 +75,7 @@ func (x *uidIndex) del(uid string) {
 	if !ok {
 		return
 	}
+	x.o.hot[x.ids[i]].m &^= metaIndexed
 	x.removeAt(i, func(o ownerID) int { return x.home(x.o.hot[o].m.uh()) })
 }
 
