@@ -53,7 +53,7 @@ func (s *Store) ObservePods(pods []LocalPod, refs []Ref) error {
 	if s.memo.epoch == 0 || s.memo.version+1 != s.version || s.memo.compactions != s.compactions {
 		s.memo.reset(s.compactions) // someone else wrote since the last call: the memo may be stale
 	}
-	s.memo.hits, s.memo.covered, s.memo.off = 0, 0, false
+	s.memo.hits, s.memo.covered, s.memo.stored, s.memo.off = 0, 0, 0, false
 	defer func() {
 		if s.memo.off {
 			s.memo.reset(s.compactions) // its slots were not kept up to date
@@ -67,7 +67,7 @@ func (s *Store) ObservePods(pods []LocalPod, refs []Ref) error {
 			errs = s.observeOne(pods, refs, i, nil, errs)
 		}
 	}
-	s.m.claimN(SourceFlow, s.memo.hits+s.memo.covered)
+	s.m.claimN(SourceFlow, s.memo.hits+s.memo.covered+s.memo.stored)
 	return errors.Join(errs...)
 }
 
@@ -139,7 +139,9 @@ func (s *Store) observePod(p *LocalPod, e *entry) (ownerID, error) {
 		if x, pod = s.coveredBy(e, &u, SourceFlow, p.From, p.To); x != nil {
 			s.seen(p.Origin, p.To)
 			s.memo.covered++
-			*m = memoSlot{a: a, uid: p.UID, from: x.from, to: x.to, pod: pod, epoch: s.memo.epoch}
+			if m != &s.memo.spare {
+				*m = memoSlot{a: a, uid: p.UID, from: x.from, to: x.to, pod: pod, epoch: s.memo.epoch}
+			}
 			return pod, nil
 		}
 	}
@@ -170,7 +172,7 @@ func (s *Store) storePod(p *LocalPod, e *entry, u *uidRef, pod ownerID) (ownerID
 	if p.To > s.originSeen[oi] {
 		s.originSeen[oi] = p.To
 	}
-	s.m.claim(SourceFlow)
+	s.memo.stored++                                   // (counted with the call's other claims)
 	h, ok := pod, pod != 0 && s.o.meta(pod).indexed() // the entry's richest owner of the UID is the index's: no lookup
 	if !ok {
 		r := *u
@@ -209,6 +211,7 @@ type localMemo struct {
 	version     uint64 // Store.version at the end of the last ObservePods call
 	hits        int    // claims of the call the memo answered
 	covered     int    // and claims found inside a range of their pod
+	stored      int    // and claims storePod stored
 	probe       int    // memoProbe (tests lower it)
 	minHits     int
 	off         bool
