@@ -158,8 +158,8 @@ func (s *Store) observePod(p *LocalPod, e *entry) (ownerID, error) {
 // comparisons, pod the richest owner of the UID among e's ranges (0: none). Most local
 // claims of a live cluster come here — an exporter's heartbeat reports its pods up to when it
 // was sent, the flows that ended since extend their pods' ranges — so it skips the general
-// path's second and third parse of the UID, and the rendering of the owner the UID index
-// names, which the general path compares with the claim's bare owner (it includes it).
+// path's second and third parse of the UID (and, through internBare, the index's probe when
+// the entry's owner of the UID is the index's).
 func (s *Store) storePod(p *LocalPod, e *entry, u *uidRef, pod ownerID) (ownerID, error) {
 	if e == nil {
 		e = s.ips.create(keyOf(p.Addr))
@@ -168,25 +168,10 @@ func (s *Store) storePod(p *LocalPod, e *entry, u *uidRef, pod ownerID) (ownerID
 		c := flowClaim(p)
 		return s.observe(&c)
 	}
-	oi := s.origin(p.Origin)
-	if p.To > s.originSeen[oi] {
-		s.originSeen[oi] = p.To
-	}
-	s.memo.stored++                                   // (counted with the call's other claims)
-	h, ok := pod, pod != 0 && s.o.meta(pod).indexed() // the entry's richest owner of the UID is the index's: no lookup
-	if !ok {
-		r := *u
-		if r.form != uidLong {
-			r.uh = uidFingerprint(r.key, r.form, r.s) // (uidCmpOf takes it only for long UIDs)
-		}
-		h, ok = s.uids.getRef(&r)
-	}
-	if ok && s.o.detail(h) > 1 && s.o.meta(h).kind() == kindPod { // (internDefinite: it includes the bare owner)
-		s.o.ref(h)
-	} else {
-		h = s.internOwner(Owner{Kind: flow.EndpointPod, PodUID: p.UID})
-		s.noteUID(h)
-	}
+	oi := s.seen(p.Origin, p.To)
+	s.memo.stored++ // (counted with the call's other claims)
+	h := s.internBare(u, pod)
+	s.noteUID(h)
 	return pod, s.mergeDefinite(e, rng{from: p.From, to: p.To, owner: h, src: SourceFlow, origin: oi})
 }
 
@@ -277,6 +262,10 @@ func (m *memoSlot) valid(l *localMemo, a uint32, p *LocalPod) bool {
 // compare ids instead of owners. Kubernetes claims keep their own owners: they are closed by
 // owner (Close).
 func (s *Store) internDefinite(o Owner) ownerID {
+	if o == (Owner{Kind: flow.EndpointPod, PodUID: o.PodUID}) && o.PodUID != "" {
+		u := uidRefOf(o.PodUID)
+		return s.internBare(&u, 0)
+	}
 	if o.Kind == flow.EndpointPod && o.PodUID != "" {
 		if u, ok := s.uids.get(o.PodUID); ok && s.o.detail(u) > o.detail() && includes(s.o.get(u), o) {
 			s.o.ref(u)
@@ -284,6 +273,26 @@ func (s *Store) internDefinite(o Owner) ownerID {
 		}
 	}
 	return s.internOwner(o)
+}
+
+// internBare is internDefinite for the bare owner of a pod UID (u; known is an owner of it,
+// 0 if none): the owner the UID index names for it when that one says more — it includes the
+// bare owner, which names only the UID — else the bare owner. When the index names known,
+// it is not probed.
+func (s *Store) internBare(u *uidRef, known ownerID) ownerID {
+	h, ok := known, known != 0 && s.o.meta(known).indexed()
+	if !ok {
+		r := *u
+		if r.form != uidLong {
+			r.uh = uidFingerprint(r.key, r.form, r.s) // (uidCmpOf takes it only for long UIDs)
+		}
+		h, ok = s.uids.getRef(&r)
+	}
+	if ok && s.o.detail(h) > 1 && s.o.meta(h).kind() == kindPod {
+		s.o.ref(h)
+		return h
+	}
+	return s.internOwner(Owner{Kind: flow.EndpointPod, PodUID: u.s})
 }
 
 // includes reports whether every field o names, full names the same.

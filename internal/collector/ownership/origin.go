@@ -8,10 +8,11 @@ import (
 // Origins are the exporters that claim ownership: each has an index, and the latest moment it
 // claimed anything (Store.originSeen), which lookups compare with the moment they attribute.
 
-// seen notes that exporter origin claimed something up to `to`.
-func (s *Store) seen(origin string, to int64) {
+// seen notes that exporter origin claimed something up to `to`, and returns its index.
+func (s *Store) seen(origin string, to int64) uint16 {
 	oi := s.origin(origin)
 	s.originSeen[oi] = max(s.originSeen[oi], to)
+	return oi
 }
 
 // originSlot remembers an origin's index by its name string, in a slot chosen by where the

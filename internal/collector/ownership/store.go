@@ -180,10 +180,7 @@ func (s *Store) observe(c *Claim) (ownerID, error) {
 		s.m.rejected.WithLabelValues("past-horizon").Inc()
 		return 0, nil
 	}
-	oi := s.origin(c.Origin)
-	if to > s.originSeen[oi] {
-		s.originSeen[oi] = to
-	}
+	oi := s.seen(c.Origin, to)
 	s.m.claim(c.Source)
 	e := s.entryFor(c.Addr, c.Port, true)
 	by, pod := s.covered(e, c, from, to)
@@ -356,6 +353,9 @@ func (s *Store) internOwner(o Owner) ownerID {
 // noteUID remembers the richest owner seen for a pod UID (used to name the local ends of
 // flows); the entry lives as long as some range references its owner (see compactLocked).
 func (s *Store) noteUID(h ownerID) {
+	if s.o.meta(h).indexed() {
+		return // (the index names it already)
+	}
 	uid := s.o.uid(h)
 	if s.o.meta(h).kind() != kindPod || uid == "" {
 		return
