@@ -54,7 +54,9 @@ func BenchmarkAttributeJoinLive(b *testing.B) {
 func benchAttributeJoin(b *testing.B, pods int, live bool) {
 	now := t0.Add(time.Hour)
 	clock := func() time.Time { return now }
-	store, err := ownership.New(ownership.Config{KubeLag: 10 * time.Second, MaxRanges: 8 << 20}, clock, nil)
+	cfg := ownership.DefaultConfig() // the collector's (a 250 ms skew tolerance), with room for every range
+	cfg.MaxRanges = 8 << 20
+	store, err := ownership.New(cfg, clock, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -321,7 +321,7 @@ func BenchmarkObservePods(b *testing.B) {
 func benchObservePods(b *testing.B, behind bool) {
 	const pods, hbEvery = 100_000, 5 // heartbeats every 5 batches (one a second)
 	now := t0.Add(time.Hour)
-	s, err := New(Config{KubeLag: 10 * time.Second, MaxRanges: 8 << 20}, func() time.Time { return now }, nil)
+	s, err := New(Config{KubeLag: 10 * time.Second, MaxRanges: 8 << 20, SkewTolerance: DefaultConfig().SkewTolerance}, func() time.Time { return now }, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
