@@ -535,7 +535,7 @@ func (s *Store) compactLocked(now time.Time) {
 		}
 	}
 	for _, u := range s.uids.all() {
-		if s.o.refs[u] == 1 { // no range names this owner any more
+		if s.o.hot[u].refs == 1 { // no range names this owner any more
 			s.uids.del(s.o.uid(u))
 			s.o.unref(u)
 		}

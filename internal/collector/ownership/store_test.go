@@ -265,8 +265,8 @@ func TestOwnersAreFreed(t *testing.T) {
 	}
 	s.Compact(at(200))
 	live := 0
-	for _, r := range s.o.refs[1:] {
-		if r > 0 {
+	for _, h := range s.o.hot[1:] {
+		if h.refs > 0 {
 			live++
 		}
 	}
