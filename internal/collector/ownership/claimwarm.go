@@ -87,6 +87,9 @@ func (s *Store) loadOwners(w *warmStage) {
 		if e == nil {
 			continue
 		}
+		if e.n >= 2 { // a third range is read, or written, in the entry's second line
+			prefetch(uintptr(unsafe.Pointer(e)) + 64)
+		}
 		r := e.rs()
 		for j := range min(len(r), 2) {
 			o := r[j].owner

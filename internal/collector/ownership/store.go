@@ -247,8 +247,9 @@ func validate(c *Claim) error {
 // identity (keeping the richer owner), so that flows and heartbeats of one pod share a range.
 func (s *Store) mergeDefinite(e *entry, r rng) error {
 	rs := e.rs()
-	kept := rs[:0]
-	for _, x := range rs {
+	n := 0 // ranges kept, moved down over the merged ones
+	for i := range rs {
+		x := &rs[i]
 		if x.src.Definite() && x.from <= r.to && r.from <= x.to && s.same(x.owner, r.owner) {
 			r.from = min(r.from, x.from)
 			if x.to > r.to {
@@ -264,9 +265,12 @@ func (s *Store) mergeDefinite(e *entry, r rng) error {
 			s.n--
 			continue
 		}
-		kept = append(kept, x)
+		if n != i { // (a range kept in place is not written again)
+			rs[n] = *x
+		}
+		n++
 	}
-	e.set(kept)
+	e.set(rs[:n])
 	return s.insert(e, r)
 }
 
