@@ -87,7 +87,7 @@ func (s *Store) loadOwners(w *warmStage) {
 		if e == nil {
 			continue
 		}
-		if e.n >= 2 { // a third range is read, or written, in the entry's second line
+		if e.n >= 3 { // its third range is read in the entry's second line
 			prefetch(uintptr(unsafe.Pointer(e)) + 64)
 		}
 		r := e.rs()
