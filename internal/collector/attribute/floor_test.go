@@ -41,8 +41,11 @@ func benchLiveFloor(b *testing.B, pods, lines int) {
 	secs := (b.N + perSec - 1) / perSec
 	slot := func(i int) int { return i % ((lag + 1) * perSec) * lines }
 	for sec := 0; sec < secs+lag; sec++ {
-		for k := range perSec * min(1, secs-sec) { // Add (every record added is decided)
-			i := sec*perSec + k
+		for k := range perSec {
+			if sec >= secs {
+				break // (every record added is decided)
+			}
+			i := sec*perSec + k // Add
 			x, h := &in[2*k], slot(i)
 			for l := range lines {
 				ring[h+l][0], ring[h+l][7] = x[l&1]+uint64(i), uint64(l)
@@ -50,8 +53,11 @@ func benchLiveFloor(b *testing.B, pods, lines int) {
 			e := &entries[i%pods]
 			e[1] = e[0] + uint64(sec) // the claim extends its pod's range
 		}
-		for k := range perSec * min(1, max(0, sec-lag+1)) { // Flush: the records of lag seconds ago
-			i := (sec-lag)*perSec + k
+		for k := range perSec {
+			if sec < lag {
+				break
+			}
+			i := (sec-lag)*perSec + k // Flush: the records of lag seconds ago
 			h := slot(i)
 			v := uint64(0)
 			for l := range lines {

@@ -263,7 +263,7 @@ func (m *memoSlot) valid(l *localMemo, a uint32, p *LocalPod) bool {
 // owner (Close).
 func (s *Store) internDefinite(o Owner) ownerID {
 	if o == (Owner{Kind: flow.EndpointPod, PodUID: o.PodUID}) && o.PodUID != "" {
-		u := uidRefOf(o.PodUID)
+		u := uidCmpOf(o.PodUID) // (internBare takes the fingerprint the index needs)
 		return s.internBare(&u, 0)
 	}
 	if o.Kind == flow.EndpointPod && o.PodUID != "" {
