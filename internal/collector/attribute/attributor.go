@@ -73,8 +73,7 @@ type held struct {
 
 // heldState is what the holding window knows of a held record besides the record itself.
 type heldState struct {
-	added int64  // when it entered: its window ends at added+Window, its wait for a peer at added+JoinWait
-	ckh   uint64 // clientHash of r.clientEnd(): the byClient key
+	added int64 // when it entered: its window ends at added+Window, its wait for a peer at added+JoinWait
 	gen   uint32
 	hint  ownership.Ref // the local pod's owner as the record's own claim found it (0: resolve by UID)
 	local ownership.Ref // the local pod (when localHost and localNoOwner are unset)
@@ -122,6 +121,7 @@ type Attributor struct {
 	warmer   ownership.LookupWarmer // Flush's lookup warming
 	large    bool                   // the store was too large for the cache at the last flush (View.Large)
 	memo     ownership.LookupMemo   // runDue's lookups, per View
+	locs     locations              // the held records' time locations
 
 	flushMu sync.Mutex  // one Flush at a time
 	retry   []flow.Conn // a batch the sink failed to take
@@ -185,8 +185,7 @@ func (a *Attributor) add(n int, at func(i int) (exporter, node string, r *flow.R
 		for a.held >= a.cfg.MaxHeld && a.forceOldest() {
 		}
 		h := a.alloc()
-		h.r.set(exporter, node, r, a.cfg.ProcessNames)
-		h.ckh = clientHash(h.r.clientEnd())
+		h.r.set(exporter, node, r, a.cfg.ProcessNames, &a.locs)
 		h.added = nowNs
 		a.local.add(h)
 		if len(a.local.pods) >= claimBatch && !a.large {
@@ -472,8 +471,8 @@ func (a *Attributor) decide(v ownership.View, h *held, final bool) bool {
 		}
 	}
 	if !h.vipDone {
-		if h.r.client && h.r.nat.IsValid() {
-			if r := v.LookupBrief(h.r.remote, 0, at, final); r.Bits&ownership.BriefPending == 0 {
+		if h.r.client && h.r.translated() {
+			if r := v.LookupBrief(h.r.remoteAddr(), 0, at, final); r.Bits&ownership.BriefPending == 0 {
 				h.vip, h.vipDone = answer(r), true
 			}
 		} else {

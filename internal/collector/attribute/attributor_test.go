@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -305,10 +306,15 @@ func TestRejectsBadRecords(t *testing.T) {
 	bad := rec(flow.Client, cart, 2, 1)
 	noAddr := rec(flow.Client, cart, 1, 2)
 	noAddr.Record.RemoteAddr = netip.Addr{}
-	if err := h.a.Add(bad, noAddr); err == nil {
-		t.Error("bad records accepted")
+	outcome := rec(flow.Client, cart, 1, 2)
+	outcome.Record.Outcome = "exploded"
+	zoned := rec(flow.Client, cart, 1, 2)
+	zoned.Record.RemoteAddr = netip.MustParseAddr("fe80::1%eth0")
+	if err := h.a.Add(bad, noAddr, outcome, zoned); err == nil || !strings.Contains(err.Error(), `unknown outcome "exploded"`) ||
+		!strings.Contains(err.Error(), "zoned address") {
+		t.Errorf("bad records accepted, or not said why: %v", err)
 	}
-	if h.a.Held() != 0 || testutil.ToFloat64(h.a.m.rejected) != 2 {
+	if h.a.Held() != 0 || testutil.ToFloat64(h.a.m.rejected) != 4 {
 		t.Errorf("held %d rejected %v", h.a.Held(), testutil.ToFloat64(h.a.m.rejected))
 	}
 }

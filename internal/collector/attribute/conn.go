@@ -33,7 +33,7 @@ func (a *Attributor) matches(x, y *held) match {
 		return noMatch
 	}
 	rx, ry := &x.r, &y.r
-	if rx.interim != ry.interim || !within(rx.start, ry.start, a.cfg.JoinTolerance) || !within(rx.end, ry.end, a.cfg.JoinTolerance) ||
+	if rx.interim() != ry.interim() || !within(rx.start, ry.start, a.cfg.JoinTolerance) || !within(rx.end, ry.end, a.cfg.JoinTolerance) ||
 		!sameClient(rx, ry) {
 		return noMatch
 	}
@@ -41,11 +41,10 @@ func (a *Attributor) matches(x, y *held) match {
 	if !c.r.client {
 		c, s = y, x
 	}
-	addr, port := c.r.serverAddr()
-	if addr.Unmap() == s.r.local.Unmap() && port == s.r.lport {
+	if reaches(&c.r, &s.r) {
 		return exact
 	}
-	if !c.r.nat.IsValid() {
+	if !c.r.translated() {
 		return viaVIP
 	}
 	return noMatch
@@ -56,15 +55,15 @@ func (h *held) fillLocal(v ownership.View, e *flow.Endpoint) {
 	r := &h.r
 	switch {
 	case h.localNoOwner:
-		*e = flow.Endpoint{Addr: r.local, Port: r.lport, Kind: flow.EndpointUnattributed, Reason: flow.ReasonNoOwner, Node: r.node, Zone: v.Zone(r.node)}
+		*e = flow.Endpoint{Addr: r.localAddr(), Port: r.lport, Kind: flow.EndpointUnattributed, Reason: flow.ReasonNoOwner, Node: r.node, Zone: v.Zone(r.node)}
 		if r.pod {
 			e.PodUID = r.name
 		}
 	case h.localHost:
 		o, _ := r.hostOwner()
-		*e = v.OwnerEndpoint(o, r.local, r.lport)
+		*e = v.OwnerEndpoint(o, r.localAddr(), r.lport)
 	default:
-		v.FillEndpoint(e, h.local, r.local, r.lport)
+		v.FillEndpoint(e, h.local, r.localAddr(), r.lport)
 	}
 }
 
@@ -116,10 +115,10 @@ func (a *Attributor) newConn(h *held) *flow.Conn {
 	}
 	c := &a.out[len(a.out)-1]
 	r := &h.r
-	c.ConnKey, c.Start, c.End, c.Interim = a.connKey(r), r.startTime(), r.endTime(), r.interim
+	c.ConnKey, c.Start, c.End, c.Interim = a.connKey(r), r.startTime(&a.locs), r.endTime(&a.locs), r.interim()
 	c.VIP, c.ClientSrttUs, c.ServerSrttUs, c.JoinDisagreement = nil, 0, 0, false
 	c.Retransmits, c.BytesRetransmitted = r.retrans, r.bytesRetrans
-	c.Resets, c.Outcome = r.resetsSent+r.rsts, r.outcome
+	c.Resets, c.Outcome = r.resetsSent+r.rsts, r.outcome()
 	return c
 }
 
@@ -133,16 +132,16 @@ func (a *Attributor) emitSingle(v ownership.View, h *held) {
 		h.fillLocal(v, &c.Client)
 		sa, sp := r.serverAddr()
 		h.remote.fill(v, &c.Server, sa, sp)
-		if r.nat.IsValid() {
+		if r.translated() {
 			c.VIP = a.newVIP()
-			h.vip.fill(v, c.VIP, r.remote, r.rport)
+			h.vip.fill(v, c.VIP, r.remoteAddr(), r.rport)
 		}
 		c.BytesClientToServer, c.BytesServerToClient = r.sent, r.received
 		c.ClientSrttUs = r.srtt
 	} else {
 		c.Observed = string(flow.Server)
 		h.fillLocal(v, &c.Server)
-		h.remote.fill(v, &c.Client, r.remote, r.rport)
+		h.remote.fill(v, &c.Client, r.remoteAddr(), r.rport)
 		c.BytesClientToServer, c.BytesServerToClient = r.received, r.sent
 		c.ServerSrttUs = r.srtt
 	}
@@ -161,25 +160,25 @@ func (a *Attributor) emitJoined(v ownership.View, x, y *held) {
 	c := a.newConn(cl)
 	c.Observed = "both"
 	if rs.end >= rc.end { // the later end (the server's when equal)
-		c.End = rs.endTime()
+		c.End = rs.endTime(&a.locs)
 	}
 	if cl.localNoOwner && sv.remote.attributed() {
-		sv.remote.fill(v, &c.Client, rc.local, rc.lport)
+		sv.remote.fill(v, &c.Client, rc.localAddr(), rc.lport)
 	} else {
 		cl.fillLocal(v, &c.Client)
 	}
 	if sv.localNoOwner && cl.remote.attributed() {
-		cl.remote.fill(v, &c.Server, rs.local, rs.lport)
+		cl.remote.fill(v, &c.Server, rs.localAddr(), rs.lport)
 	} else {
 		sv.fillLocal(v, &c.Server)
 	}
 	switch {
 	case cl.viaVIP: // the client dialled the Service without a known translation
 		c.VIP = a.newVIP()
-		cl.remote.fill(v, c.VIP, rc.remote, rc.rport)
-	case rc.nat.IsValid():
+		cl.remote.fill(v, c.VIP, rc.remoteAddr(), rc.rport)
+	case rc.translated():
 		c.VIP = a.newVIP()
-		cl.vip.fill(v, c.VIP, rc.remote, rc.rport)
+		cl.vip.fill(v, c.VIP, rc.remoteAddr(), rc.rport)
 	}
 	c.BytesClientToServer, c.BytesServerToClient = rc.sent, rs.sent
 	c.ClientSrttUs, c.ServerSrttUs = rc.srtt, rs.srtt

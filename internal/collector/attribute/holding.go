@@ -37,7 +37,7 @@ func (a *Attributor) alloc() *held {
 // so of them only the references are dropped, for a free record to keep nothing alive.
 func (a *Attributor) recycle(h *held) {
 	h.heldState = heldState{gen: h.gen + 1}
-	h.r.exporter, h.r.node, h.r.name, h.r.startLoc, h.r.endLoc = "", "", "", nil, nil
+	h.r.exporter, h.r.node, h.r.name = "", "", ""
 	if len(a.free) < maxFree {
 		a.free = append(a.free, h)
 	}

@@ -1,22 +1,12 @@
 package attribute
 
-import (
-	"encoding/binary"
-	"net/netip"
-)
+import "encoding/binary"
 
-// clientHash mixes a client address and port into the byClient index key: equal client ends
-// hash alike (an IPv4 address, given mapped or not, by its 4 bytes; any other by its 16);
-// records of keys that collide share a chain (matches compares the keys themselves).
-func clientHash(addr netip.Addr, port uint16) uint64 {
-	var lo, hi uint64
-	if addr = addr.Unmap(); addr.Is4() {
-		b := addr.As4()
-		hi = uint64(binary.LittleEndian.Uint32(b[:]))
-	} else {
-		b := addr.As16()
-		lo, hi = binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])
-	}
+// clientHash mixes a client address (as a held record keeps it: an IPv4 address, given
+// mapped or not, is the same 16 bytes) and port into the byClient index key; records of keys
+// that collide share a chain (matches compares the keys themselves).
+func clientHash(addr *packedAddr, port uint16) uint64 {
+	lo, hi := binary.LittleEndian.Uint64(addr[:8]), binary.LittleEndian.Uint64(addr[8:])
 	x := lo*0x9e3779b97f4a7c15 ^ hi*0xc2b2ae3d27d4eb4f ^ uint64(port)*0x165667b19e3779f9
 	x ^= x >> 33
 	x *= 0xff51afd7ed558ccd
@@ -29,7 +19,8 @@ func clientHash(addr netip.Addr, port uint16) uint64 {
 // join is never undone, so no later record could join them. The others stay in it, a join
 // through a Service address included (it may be undone).
 func (a *Attributor) link(h *held) {
-	slot := a.byClient.find(h.ckh) // matches leaves the index alone: the slot stays h's
+	k := clientHash(h.r.clientEnd())
+	slot := a.byClient.find(k) // matches leaves the index alone: the slot stays h's
 	first := a.byClient.slots[slot].h
 	var loose, prev *held
 	looseN := 0
@@ -49,7 +40,7 @@ func (a *Attributor) link(h *held) {
 		h.viaVIP, loose.viaVIP = true, true
 	}
 	h.sameClient, h.indexed = first, true
-	a.byClient.put(slot, h.ckh, h)
+	a.byClient.put(slot, k, h)
 }
 
 // unlink takes c, which follows prev (nil: c is the first) in the records at index slot,
@@ -71,14 +62,14 @@ func (a *Attributor) unindex(h *held) {
 	if !h.indexed {
 		return
 	}
-	slot := a.byClient.find(h.ckh)
+	slot := a.byClient.find(clientHash(h.r.clientEnd()))
 	var prev *held
 	for c := a.byClient.slots[slot].h; c != h; prev, c = c, c.sameClient {
 	}
 	a.unlink(slot, prev, h)
 }
 
-// clientIndex maps a client key hash (held.ckh) to the newest held record of that client
+// clientIndex maps a client key hash (clientHash) to the newest held record of that client
 // address and port: an open-addressed table with linear probing and backward-shift deletion,
 // one probe sequence per operation where a Go map takes two (a read, then a write).
 type clientIndex struct {

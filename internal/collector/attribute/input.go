@@ -52,6 +52,11 @@ func validate(exporter string, r *flow.Record) error {
 		return fmt.Errorf("record %d has a bad time range [%s, %s]", r.ConnID, r.Start, r.End)
 	case r.Direction != flow.Client && r.Direction != flow.Server && r.Direction != flow.DirectionUnknown:
 		return fmt.Errorf("record %d has an unknown direction %q", r.ConnID, r.Direction)
+	case zoned(r.LocalAddr) || zoned(r.RemoteAddr) || zoned(r.NatRemoteAddr):
+		return fmt.Errorf("record %d has a zoned address (%s, %s, %s)", r.ConnID, r.LocalAddr, r.RemoteAddr, r.NatRemoteAddr)
+	}
+	if _, ok := outcomeCode(r.Outcome); !ok {
+		return fmt.Errorf("record %d has an unknown outcome %q", r.ConnID, r.Outcome)
 	}
 	return nil
 }
@@ -125,18 +130,18 @@ type claimant struct {
 func (l *localClaims) add(h *held) {
 	r := &h.r
 	switch {
-	case r.pod && r.name != "" && !r.hostNetwork:
+	case r.pod && r.name != "" && !r.hostNetwork():
 		// Written field by field in place: a LocalPod built on the stack and copied would be
 		// read back in 16-byte loads across its smaller stores (a store-forwarding stall).
 		n := len(l.pods)
 		l.pods = slices.Grow(l.pods, 1)[:n+1]
 		p := &l.pods[n]
-		p.Addr, p.UID, p.Origin, p.From, p.To, p.ListenPort = r.local, r.name, r.exporter, r.start, r.end, 0
+		p.Addr, p.UID, p.Origin, p.From, p.To, p.ListenPort = r.localAddr(), r.name, r.exporter, r.start, r.end, 0
 		if !r.client {
 			p.ListenPort = r.lport // if the address turns out to be a node's (host network)
 		}
 		l.podOf = append(l.podOf, claimant{h: h, gen: h.gen})
-	case r.hostNetwork && !r.client:
+	case r.hostNetwork() && !r.client:
 		o := ownership.Owner{Kind: flow.EndpointPod, PodUID: r.name}
 		if !r.pod {
 			o, _ = r.hostOwner()
@@ -144,7 +149,7 @@ func (l *localClaims) add(h *held) {
 		if o.Kind == flow.EndpointNode || o.Kind == "" || (o.Kind == flow.EndpointPod && o.PodUID == "") {
 			return
 		}
-		l.others = append(l.others, ownership.Claim{Addr: r.local, Port: r.lport, Owner: o, From: r.startTime(), To: r.endTime(),
+		l.others = append(l.others, ownership.Claim{Addr: r.localAddr(), Port: r.lport, Owner: o, From: time.Unix(0, r.start), To: time.Unix(0, r.end),
 			Source: ownership.SourceFlow, Origin: r.exporter})
 	}
 }

@@ -4,46 +4,58 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/flowscope/flowscope/internal/collector/ownership"
 	"github.com/flowscope/flowscope/internal/flow"
 )
 
 // kept is what the holding window keeps of a record: the fields attribution, the join and the
-// output read, the local workload reduced to what names it, times as Unix nanoseconds (≈ 230
-// bytes where the Input takes 470; a window of a million records reads and writes that much
-// less).
+// output read, the local workload reduced to what names it, times as Unix nanoseconds,
+// addresses in 16 bytes, the outcome and the times' locations as codes (176 bytes where the
+// Input takes 470; see compact.go).
 type kept struct {
 	exporter, node string
-	name           string       // the local pod's UID (pod and unknown workloads), or the host workload's name (hostOwner)
-	outcome        flow.Outcome // how the connection ended
+	name           string // the local pod's UID (pod and unknown workloads), or the host workload's name (hostOwner)
 	connID         uint64
 
-	local, remote, nat     netip.Addr
-	start, end             int64          // Unix nanoseconds
-	startLoc, endLoc       *time.Location // their locations, for the output
+	start, end             int64 // Unix nanoseconds
 	sent, received         uint64
 	retrans, bytesRetrans  uint64
-	srtt, resetsSent, rsts uint32 // rsts: resets received
+	local, remote, nat     packedAddr // their forms in meta
+	srtt, resetsSent, rsts uint32     // rsts: resets received
 	lport, rport, natPort  uint16
+	startLoc, endLoc       uint8 // the times' locations (Attributor.locs)
+	meta                   meta  // the outcome, the addresses' forms
 
-	host                         hostInfo // a local end that is not a pod (one byte: a held record fits five cache lines)
-	client, interim, hostNetwork bool
-	pod                          bool // the local workload is a pod
+	host        hostInfo // a local end that is not a pod, and two of the record's flags
+	client, pod bool     // pod: the local workload is a pod
 }
 
+// The held record is four cache lines: kept and heldState fill them.
+var _ [256 - unsafe.Sizeof(held{})]byte
+
 // hostInfo is a host workload's kind (hostKind, in the low bits) and whether the local end is
-// the node itself (hostIsNode) and hostOwner names it (hostNamed).
+// the node itself (hostIsNode) and hostOwner names it (hostNamed); two bits of the record
+// ride along (hostNet, isInterim).
 type hostInfo uint8
 
 const (
 	hostKindBits hostInfo = 7
 	hostIsNode   hostInfo = 1 << 3 // the local workload is the node itself (kind hostNone)
 	hostNamed    hostInfo = 1 << 4 // hostOwner names the local end
+	hostNet      hostInfo = 1 << 5 // the socket is in the node's network namespace (host network)
+	isInterim    hostInfo = 1 << 6 // an interim record
 )
 
 // hostKind is the host workload's kind: when hostOK, container, systemd, cgroup or process.
 func (r *kept) hostKind() hostKind { return hostKind(r.host & hostKindBits) }
+
+// hostNetwork reports whether the socket is in the node's network namespace.
+func (r *kept) hostNetwork() bool { return r.host&hostNet != 0 }
+
+// interim reports whether the record is an interim one (the connection is still open).
+func (r *kept) interim() bool { return r.host&isInterim != 0 }
 
 // hostNode reports whether the local workload is the node itself.
 func (r *kept) hostNode() bool { return r.host&hostIsNode != 0 }
@@ -66,23 +78,45 @@ var hostKinds = [...]string{hostNone: "", hostContainer: "container", hostSystem
 
 // set makes x what the holding window keeps of a record, in place, field by field: every
 // field is written once, straight into the held record (a composite literal is built on the
-// stack and copied; TestSetWritesEveryField). processNames is Config.ProcessNames.
-func (x *kept) set(exporter, node string, r *flow.Record, processNames bool) {
+// stack and copied; TestSetWritesEveryField). processNames is Config.ProcessNames; locs
+// interns the times' locations. r has passed validate.
+func (x *kept) set(exporter, node string, r *flow.Record, processNames bool, locs *locations) {
 	w := &r.Workload
-	x.exporter, x.node, x.name, x.outcome, x.connID = exporter, node, w.PodUID, r.Outcome, r.ConnID
-	x.local, x.remote, x.nat = r.LocalAddr, r.RemoteAddr, r.NatRemoteAddr
-	x.start, x.end, x.startLoc, x.endLoc = r.Start.UnixNano(), r.End.UnixNano(), r.Start.Location(), r.End.Location()
+	x.exporter, x.node, x.name, x.connID = exporter, node, w.PodUID, r.ConnID
+	m, _ := outcomeCode(r.Outcome)
+	if pack(&x.local, r.LocalAddr) {
+		m |= local4
+	}
+	if pack(&x.remote, r.RemoteAddr) {
+		m |= remote4
+	}
+	if r.NatRemoteAddr.IsValid() {
+		m |= natSet
+		if pack(&x.nat, r.NatRemoteAddr) {
+			m |= nat4
+		}
+	} else {
+		x.nat = packedAddr{}
+	}
+	x.meta = m
+	x.start, x.end, x.startLoc, x.endLoc = r.Start.UnixNano(), r.End.UnixNano(), locs.code(r.Start.Location()), locs.code(r.End.Location())
 	x.sent, x.received, x.retrans, x.bytesRetrans = r.BytesSent, r.BytesReceived, r.Retransmits, r.BytesRetransmitted
 	x.srtt, x.resetsSent, x.rsts = r.SrttUs, r.ResetsSent, r.ResetsReceived
 	x.lport, x.rport, x.natPort = r.LocalPort, r.RemotePort, r.NatRemotePort
-	x.client, x.interim, x.hostNetwork, x.pod = isClient(r), r.Interim, r.HostNetwork, w.Kind == flow.KindPod
+	x.client, x.pod = isClient(r), w.Kind == flow.KindPod
 	x.host = hostInfo(hostNone)
+	if r.Interim {
+		x.host |= isInterim
+	}
+	if r.HostNetwork {
+		x.host |= hostNet
+	}
 	if x.pod {
 		return // hostWorkload names no pod
 	}
 	kind, name, isNode, isHost := hostWorkload(w, processNames)
 	if isHost && !isNode {
-		x.name, x.host = name, hostInfo(kind)
+		x.name, x.host = name, x.host|hostInfo(kind)
 	}
 	if isNode {
 		x.host |= hostIsNode
@@ -92,10 +126,29 @@ func (x *kept) set(exporter, node string, r *flow.Record, processNames bool) {
 	}
 }
 
+// localAddr, remoteAddr and natAddr are the record's addresses (natAddr: invalid when the
+// record carries no translation).
+func (r *kept) localAddr() netip.Addr  { return unpack(&r.local, r.meta&local4 != 0) }
+func (r *kept) remoteAddr() netip.Addr { return unpack(&r.remote, r.meta&remote4 != 0) }
+func (r *kept) natAddr() netip.Addr {
+	if r.meta&natSet == 0 {
+		return netip.Addr{}
+	}
+	return unpack(&r.nat, r.meta&nat4 != 0)
+}
+
+// translated reports whether the record carries its destination's translation.
+func (r *kept) translated() bool { return r.meta&natSet != 0 }
+
+// outcome is how the connection ended.
+func (r *kept) outcome() flow.Outcome { return outcomes[r.meta&outcomeBits] }
+
 // startTime and endTime render the record's times as the record had them (without a
 // monotonic clock reading).
-func (r *kept) startTime() time.Time { return time.Unix(0, r.start).In(r.startLoc) }
-func (r *kept) endTime() time.Time   { return time.Unix(0, r.end).In(r.endLoc) }
+func (r *kept) startTime(locs *locations) time.Time {
+	return time.Unix(0, r.start).In(locs.at(r.startLoc))
+}
+func (r *kept) endTime(locs *locations) time.Time { return time.Unix(0, r.end).In(locs.at(r.endLoc)) }
 
 // hostOwner names a local end that is not a pod: a host workload on the exporter's node, or
 // the node itself. Pods are named by their UID (the store resolves it).
@@ -109,12 +162,12 @@ func (r *kept) hostOwner() (ownership.Owner, bool) {
 // serverAddr is where the connection really went: the translated backend when known.
 func (r *kept) serverAddr() (netip.Addr, uint16) {
 	if !r.client {
-		return r.local, r.lport
+		return r.localAddr(), r.lport
 	}
-	if r.nat.IsValid() {
-		return r.nat, r.natPort
+	if r.translated() {
+		return r.natAddr(), r.natPort
 	}
-	return r.remote, r.rport
+	return r.remoteAddr(), r.rport
 }
 
 // peer is the address (and, for a client, port) a record's remote end is attributed by: for a
@@ -123,23 +176,33 @@ func (r *kept) peer() (netip.Addr, uint16) {
 	if r.client {
 		return r.serverAddr()
 	}
-	return r.remote, 0
+	return r.remoteAddr(), 0
 }
 
-// clientEnd is the connection's client address and port.
-func (r *kept) clientEnd() (netip.Addr, uint16) {
+// clientEnd is the connection's client address and port, as the record keeps them: an IPv4
+// address and its IPv4-mapped IPv6 form are the same 16 bytes.
+func (r *kept) clientEnd() (*packedAddr, uint16) {
 	if r.client {
-		return r.local, r.lport
+		return &r.local, r.lport
 	}
-	return r.remote, r.rport
+	return &r.remote, r.rport
 }
 
-// sameClient reports whether x and y have the same client key (the same address, the same
-// port), comparing the addresses as given first.
+// sameClient reports whether x and y have the same client key (the same address, given
+// mapped or not, the same port).
 func sameClient(x, y *kept) bool {
 	xa, xp := x.clientEnd()
 	ya, yp := y.clientEnd()
-	return xp == yp && (xa == ya || xa.Unmap().As16() == ya.Unmap().As16())
+	return xp == yp && *xa == *ya
+}
+
+// reaches reports whether client record c's destination is s's local end: the translated
+// backend when c knows it, else the address it dialled.
+func reaches(c, s *kept) bool {
+	if !c.translated() {
+		return c.remote == s.local && c.rport == s.lport
+	}
+	return c.nat == s.local && c.natPort == s.lport
 }
 
 // appendConnKey appends the record's connection key: exporter id "/" conn id.

@@ -32,12 +32,13 @@ func TestSetWritesEveryField(t *testing.T) {
 	for _, a := range recs {
 		for _, b := range recs {
 			var x, want kept
-			x.set("exp-a", "node-a", &a, true)
+			var locs locations
+			x.set("exp-a", "node-a", &a, true, &locs)
 			for i := range covered {
 				covered[i] = covered[i] || !reflect.ValueOf(x).Field(i).IsZero()
 			}
-			x.set("exp-b", "node-b", &b, true)
-			want.set("exp-b", "node-b", &b, true)
+			x.set("exp-b", "node-b", &b, true, &locs)
+			want.set("exp-b", "node-b", &b, true, &locs)
 			if !reflect.DeepEqual(x, want) {
 				t.Errorf("set over %+v:\n got %+v\nwant %+v", a.Workload, x, want)
 			}
@@ -65,5 +66,61 @@ func TestOutputTimesAsGiven(t *testing.T) {
 	c := h.out[0]
 	if !c.Start.Equal(at(1)) || !c.End.Equal(at(2)) || c.Start.Location() != a || c.End.Location() != b {
 		t.Errorf("start %v, end %v; want %v, %v", c.Start, c.End, in.Record.Start, in.Record.End)
+	}
+}
+
+// The compact fields give back what the record carried: addresses in every form (IPv4, IPv6,
+// IPv4-mapped IPv6; a translation or none), every outcome, the times' locations.
+func TestKeptRoundTrips(t *testing.T) {
+	var locs locations
+	addrs := []string{"10.0.0.1", "2001:db8::7", "::ffff:10.0.0.9", "::", "0.0.0.0"}
+	zones := []*time.Location{time.UTC, time.Local, time.FixedZone("x", 3600)}
+	for i, o := range outcomes {
+		for j, s := range addrs {
+			a := netip.MustParseAddr(s)
+			r := flow.Record{ConnID: 1, Direction: flow.Client, LocalAddr: a, RemoteAddr: netip.MustParseAddr(addrs[(j+1)%len(addrs)]),
+				Start: at(1).In(zones[i%3]), End: at(2).In(zones[(i+j)%3]), Outcome: o}
+			if i%2 == 0 {
+				r.NatRemoteAddr = netip.MustParseAddr(addrs[(j+2)%len(addrs)])
+			}
+			var x kept
+			x.set("e", "n", &r, false, &locs)
+			if x.localAddr() != r.LocalAddr || x.remoteAddr() != r.RemoteAddr || x.natAddr() != r.NatRemoteAddr || x.translated() != r.NatRemoteAddr.IsValid() {
+				t.Errorf("addresses %v %v %v came back as %v %v %v", r.LocalAddr, r.RemoteAddr, r.NatRemoteAddr, x.localAddr(), x.remoteAddr(), x.natAddr())
+			}
+			if x.outcome() != o {
+				t.Errorf("outcome %q came back as %q", o, x.outcome())
+			}
+			if st, en := x.startTime(&locs), x.endTime(&locs); st != r.Start || en != r.End {
+				t.Errorf("times %v %v came back as %v %v", r.Start, r.End, st, en)
+			}
+		}
+	}
+}
+
+// Past maxLocations distinct locations, times are kept in UTC: the same moments.
+func TestLocationsOverflowToUTC(t *testing.T) {
+	var locs locations
+	for i := range maxLocations + 10 {
+		l := time.FixedZone("z", i)
+		c := locs.code(l)
+		switch {
+		case i < maxLocations-1 && locs.at(c) != l:
+			t.Fatalf("location %d interned as %v", i, locs.at(c))
+		case i >= maxLocations-1 && locs.at(c) != time.UTC:
+			t.Fatalf("location %d past the table: %v, want UTC", i, locs.at(c))
+		}
+	}
+}
+
+// outcomeCode and outcomes agree: every outcome's code names it.
+func TestOutcomeCodes(t *testing.T) {
+	for i, o := range outcomes {
+		if c, ok := outcomeCode(o); !ok || int(c) != i {
+			t.Errorf("outcomeCode(%q) = %d, %v; want %d", o, c, ok, i)
+		}
+	}
+	if _, ok := outcomeCode("exploded"); ok {
+		t.Error("an unknown outcome has a code")
 	}
 }

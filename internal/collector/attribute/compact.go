@@ -1,0 +1,114 @@
+package attribute
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"time"
+
+	"github.com/flowscope/flowscope/internal/flow"
+)
+
+// The held record's compact fields. A held record is 256 bytes, four cache lines (it was 320,
+// five): Add writes every record and Flush reads it back seconds later, when the window's
+// records are long out of the cache, and the window's size costs every record. (Grown by 128
+// bytes that nothing reads or writes, a record cost the live benchmark 25–40 ns more at 1,000
+// pods and 50–60 at 100,000: docs/benchmarks/attribution.md, "A smaller held record".)
+
+// packedAddr is an address in 16 bytes, as netip.Addr.As16 gives them; whether it was an
+// IPv4 address is a bit of kept.meta. Zones are not kept: validate refuses zoned addresses (a
+// socket's addresses carry none).
+type packedAddr [16]byte
+
+// meta packs a kept record's outcome (its low bits) with its addresses' forms.
+type meta uint8
+
+const (
+	outcomeBits meta = 7
+	local4      meta = 1 << 3 // the local address is IPv4
+	remote4     meta = 1 << 4 // the remote address is IPv4
+	nat4        meta = 1 << 5 // the translated address is IPv4
+	natSet      meta = 1 << 6 // the record carries a translated address
+)
+
+// outcomes are the outcomes a record may carry, by their code in kept.meta.
+var outcomes = [...]flow.Outcome{"", flow.Open, flow.OK, flow.Refused, flow.Timeout, flow.Reset, flow.Aborted}
+
+// outcomeCode returns o's code, false for an outcome the collector does not know (a switch:
+// its comparisons with constants are inline loads, where a loop over outcomes calls memequal).
+func outcomeCode(o flow.Outcome) (meta, bool) {
+	switch o {
+	case "":
+		return 0, true
+	case flow.Open:
+		return 1, true
+	case flow.OK:
+		return 2, true
+	case flow.Refused:
+		return 3, true
+	case flow.Timeout:
+		return 4, true
+	case flow.Reset:
+		return 5, true
+	case flow.Aborted:
+		return 6, true
+	}
+	return 0, false
+}
+
+// zoned reports whether a carries a zone (an IPv4 address never does: no lookup).
+func zoned(a netip.Addr) bool { return !a.Is4() && a.Zone() != "" }
+
+// pack writes a into *p and reports whether it is IPv4. An IPv4 address (nearly all) goes
+// in as one 4-byte store: a 16-byte array built on the stack by two 8-byte stores and copied
+// whole is read back in one 16-byte load, which the core cannot forward from them (a stall of
+// ≈ 15 cycles an address), and unpack reads the same four bytes back.
+func pack(p *packedAddr, a netip.Addr) bool {
+	if a.Is4() {
+		b := a.As4()
+		*p = v4Prefix
+		binary.BigEndian.PutUint32(p[12:], binary.BigEndian.Uint32(b[:]))
+		return true
+	}
+	*p = a.As16()
+	return false
+}
+
+var v4Prefix = packedAddr{10: 0xff, 11: 0xff}
+
+// unpack is pack's inverse.
+func unpack(p *packedAddr, is4 bool) netip.Addr {
+	if is4 {
+		return netip.AddrFrom4([4]byte(p[12:]))
+	}
+	return netip.AddrFrom16(*p)
+}
+
+// locations interns the time locations of held records' times (in practice one or two: a
+// decoder's UTC or Local), so that a record keeps a byte for each where a pointer took eight.
+// Code 0 is UTC; past maxLocations distinct locations a record's times are kept in UTC (the
+// same moments, rendered in UTC).
+type locations struct {
+	list []*time.Location
+}
+
+const maxLocations = 256
+
+// code returns l's code, interning it.
+func (t *locations) code(l *time.Location) uint8 {
+	if len(t.list) == 0 {
+		t.list = append(t.list, time.UTC)
+	}
+	for i, x := range t.list {
+		if x == l {
+			return uint8(i)
+		}
+	}
+	if len(t.list) == maxLocations {
+		return 0
+	}
+	t.list = append(t.list, l)
+	return uint8(len(t.list) - 1)
+}
+
+// at returns the location of code c.
+func (t *locations) at(c uint8) *time.Location { return t.list[c] }
