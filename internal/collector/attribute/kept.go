@@ -126,16 +126,9 @@ func (x *kept) set(exporter, node string, r *flow.Record, processNames bool, loc
 	}
 }
 
-// localAddr, remoteAddr and natAddr are the record's addresses (natAddr: invalid when the
-// record carries no translation).
+// localAddr and remoteAddr are the record's addresses (the translated one: dialled).
 func (r *kept) localAddr() netip.Addr  { return unpack(&r.local, r.meta&local4 != 0) }
 func (r *kept) remoteAddr() netip.Addr { return unpack(&r.remote, r.meta&remote4 != 0) }
-func (r *kept) natAddr() netip.Addr {
-	if r.meta&natSet == 0 {
-		return netip.Addr{}
-	}
-	return unpack(&r.nat, r.meta&nat4 != 0)
-}
 
 // translated reports whether the record carries its destination's translation.
 func (r *kept) translated() bool { return r.meta&natSet != 0 }
@@ -164,10 +157,17 @@ func (r *kept) serverAddr() (netip.Addr, uint16) {
 	if !r.client {
 		return r.localAddr(), r.lport
 	}
+	p, is4, port := r.dialled()
+	return unpack(p, is4), port
+}
+
+// dialled is where a client record's connection went, as the record keeps it: the
+// translated backend when known, else the address it dialled (and whether it is IPv4).
+func (r *kept) dialled() (*packedAddr, bool, uint16) {
 	if r.translated() {
-		return r.natAddr(), r.natPort
+		return &r.nat, r.meta&nat4 != 0, r.natPort
 	}
-	return r.remoteAddr(), r.rport
+	return &r.remote, r.meta&remote4 != 0, r.rport
 }
 
 // peer is the address (and, for a client, port) a record's remote end is attributed by: for a
@@ -196,13 +196,10 @@ func sameClient(x, y *kept) bool {
 	return xp == yp && *xa == *ya
 }
 
-// reaches reports whether client record c's destination is s's local end: the translated
-// backend when c knows it, else the address it dialled.
+// reaches reports whether client record c's destination (dialled) is s's local end.
 func reaches(c, s *kept) bool {
-	if !c.translated() {
-		return c.remote == s.local && c.rport == s.lport
-	}
-	return c.nat == s.local && c.natPort == s.lport
+	p, _, port := c.dialled()
+	return *p == s.local && port == s.lport
 }
 
 // appendConnKey appends the record's connection key: exporter id "/" conn id.

@@ -124,3 +124,11 @@ func TestOutcomeCodes(t *testing.T) {
 		t.Error("an unknown outcome has a code")
 	}
 }
+
+// natAddr is the record's translated address, invalid when it carries none.
+func (r *kept) natAddr() netip.Addr {
+	if !r.translated() {
+		return netip.Addr{}
+	}
+	return unpack(&r.nat, r.meta&nat4 != 0)
+}
