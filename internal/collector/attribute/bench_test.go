@@ -44,10 +44,9 @@ func BenchmarkAttributeJoin(b *testing.B) {
 // each record held until Kubernetes may have spoken about its start (KubeLag, 10 s): a flush
 // decides the records of seven seconds before. Heartbeats are applied between batches,
 // outside the measured time (they are per pod, not per flow); the final flushes that drain
-// the window are measured. pods=10000 sits between the two sizes the target names: a store
-// that would fit the core's cache on its own (≈ 2.4 MB), whose addresses, unlike 1,000 pods',
-// rarely repeat within a second (docs/benchmarks/attribution.md, "Where the 100,000-pod gap
-// begins").
+// the window are measured. pods=10000 sits between the other two sizes: a store that would
+// fit the core's cache on its own (≈ 2.4 MB), whose addresses recur ten times less often than
+// 1,000 pods' (docs/benchmarks/attribution.md, "Where the 100,000-pod gap begins").
 func BenchmarkAttributeJoinLive(b *testing.B) {
 	for _, pods := range []int{1_000, 10_000, 100_000} {
 		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) { benchAttributeJoin(b, pods, true) })
