@@ -54,7 +54,7 @@ func DefaultConfig() Config {
 const open = math.MaxInt64
 
 // rng is one ownership range [from, to] in Unix nanoseconds; to == open while a Kubernetes
-// object still holds the address. 32 bytes.
+// object still holds the address. 24 bytes (two in the first line of an entry).
 type rng struct {
 	from, to int64
 	owner    ownerID
