@@ -63,10 +63,11 @@ func shortKey(uid string) uidKey {
 	return uidKey{lo: k}
 }
 
-// parseUUID parses a canonical UUID (lowercase: an uppercase one has form uidLong, so that
-// each string keeps one form), eight digits at a time in a word (a digit at a time, the
-// claims' comparisons spent most of their time here).
-func parseUUID(s string) (uidKey, bool) {
+// parseUUIDWords parses a canonical UUID (lowercase: an uppercase one has form uidLong, so
+// that each string keeps one form), eight digits at a time in a word (a digit at a time, the
+// claims' comparisons spent most of their time here). Its key is the UUID's 16 bytes, read big
+// endian in two halves. parseUUID is this where no vector parse is wired in (uuid_amd64.go).
+func parseUUIDWords(s string) (uidKey, bool) {
 	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
 		return uidKey{}, false
 	}

@@ -2,6 +2,7 @@ package ownership
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -39,8 +40,8 @@ func TestUIDKeyIsExact(t *testing.T) {
 	}
 }
 
-// TestParseUUID compares parseUUID with a digit-at-a-time parse, for every byte value at
-// every position of a UUID.
+// TestParseUUID compares parseUUID (the vector parse where there is one) and parseUUIDWords
+// with a digit-at-a-time parse, for every byte value at every position of a UUID.
 func TestParseUUID(t *testing.T) {
 	ref := func(s string) (uidKey, bool) {
 		if len(s) != 36 {
@@ -70,22 +71,56 @@ func TestParseUUID(t *testing.T) {
 		}
 		return uidKey{k[0], k[1]}, true
 	}
+	check := func(s string) {
+		t.Helper()
+		wk, wok := ref(s)
+		for name, parse := range map[string]func(string) (uidKey, bool){"parseUUID": parseUUID, "parseUUIDWords": parseUUIDWords} {
+			if gk, gok := parse(s); wk != gk || wok != gok {
+				t.Fatalf("%q: %s %x %v, want %x %v", s, name, gk, gok, wk, wok)
+			}
+		}
+	}
 	base := []byte("0123abcd-4567-89ef-0123-456789abcdef")
 	for i := range base {
 		for c := range 256 {
 			b := append([]byte(nil), base...)
 			b[i] = byte(c)
-			wk, wok := ref(string(b))
-			gk, gok := parseUUID(string(b))
-			if wk != gk || wok != gok {
-				t.Fatalf("%q: parseUUID %x %v, want %x %v", b, gk, gok, wk, wok)
-			}
+			check(string(b))
 		}
 	}
-	for _, s := range []string{"00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff", "fedcba98-7654-3210-0f1e-2d3c4b5a6978", "short"} {
-		wk, wok := ref(s)
-		if gk, gok := parseUUID(s); wk != gk || wok != gok {
-			t.Errorf("%q: parseUUID %x %v, want %x %v", s, gk, gok, wk, wok)
+	for _, s := range []string{"00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff", "fedcba98-7654-3210-0f1e-2d3c4b5a6978",
+		"short", "0123abcd-4567-89ef-0123-456789abcdef0", "0123abcd-4567-89ef-0123-456789abcde"} {
+		check(s)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 100_000 { // random digits, so that every digit value meets every position
+		b := []byte("00000000-0000-0000-0000-000000000000")
+		for i := range b {
+			if b[i] != '-' {
+				b[i] = "0123456789abcdef"[rng.IntN(16)]
+			}
 		}
+		check(string(b))
+	}
+}
+
+// BenchmarkParseUUID compares the two parses in one run, over 1,024 distinct UUIDs (in the
+// cache: the parse's compute alone).
+func BenchmarkParseUUID(b *testing.B) {
+	uids := make([]string, 1024)
+	for i := range uids {
+		uids[i] = fmt.Sprintf("%08x-7d9f-4c1e-8a3b-%012x", i*7919, i)
+	}
+	for name, parse := range map[string]func(string) (uidKey, bool){"vector": parseUUID, "words": parseUUIDWords} {
+		b.Run(name, func(b *testing.B) {
+			var x uint64
+			for i := range b.N {
+				k, _ := parse(uids[i&(len(uids)-1)])
+				x += k.lo ^ k.hi
+			}
+			if x == 1 {
+				b.Log(x) // keeps the parses
+			}
+		})
 	}
 }
