@@ -2,9 +2,9 @@ package ownership
 
 import "unsafe"
 
-// parseUUID parses a canonical UUID (see parseUUIDWords) with SSE2, all 32 digits at once: ≈ 60
-// instructions where the word-at-a-time parse takes ≈ 200, once for every claim that the
-// claims' memo does not answer.
+// parseUUID parses a canonical UUID (see parseUUIDWords) with SSE2, all 32 digits at once: ≈ 90
+// instructions with its call (callgrind) where the word-at-a-time parse takes ≈ 200, once for
+// every claim that the claims' memo does not answer.
 func parseUUID(s string) (uidKey, bool) {
 	if len(s) != 36 {
 		return uidKey{}, false
