@@ -16,6 +16,35 @@ DATA uuidK<>+0x50(SB)/8, $0x00ff00ff00ff00ff
 DATA uuidK<>+0x58(SB)/8, $0x00ff00ff00ff00ff
 GLOBL uuidK<>(SB), RODATA|NOPTR, $0x60
 
+// DIGITS turns the 16 characters in x into their digits' values, and sets a bit of valid
+// (a 16-bit mask) for each that is a lowercase hex digit. With t = c - '0' and u = c - 'a':
+// a decimal digit has t <= 9 (unsigned), a letter a-f has u <= 5, and the value is t, less 39
+// for a letter. X8-X12 hold the constants; X1, X2 and X4 are scratch.
+#define DIGITS(x, valid) \
+	MOVOU    x, X1; \
+	PSUBB    X8, X1; \
+	MOVOU    X1, X2; \
+	PMINUB   X9, X2; \
+	PCMPEQB  X1, X2; \
+	PSUBB    X10, x; \
+	MOVOU    x, X4; \
+	PMINUB   X11, X4; \
+	PCMPEQB  x, X4; \
+	POR      X4, X2; \
+	PMOVMSKB X2, valid; \
+	PAND     X12, X4; \
+	PSUBB    X4, X1; \
+	MOVOU    X1, x
+
+// PAIRS packs x's digit values in pairs: each 16-bit word, two values a (its low byte) and b,
+// becomes a<<4 | b. X13 holds the mask of the words' low bytes; X1 is scratch.
+#define PAIRS(x) \
+	MOVOU x, X1; \
+	PSLLW $4, X1; \
+	PSRLW $8, x; \
+	POR   X1, x; \
+	PAND  X13, x
+
 // func parseUUID36(p *byte) (lo, hi uint64, ok bool)
 //
 // p points at 36 bytes. Only SSE2 is used (every amd64 has it). The 32 digits are gathered
@@ -51,53 +80,14 @@ TEXT ·parseUUID36(SB), NOSPLIT, $0-25
 	MOVOU uuidK<>+0x40(SB), X12
 	MOVOU uuidK<>+0x50(SB), X13
 
-	// X0 becomes the first 16 digits' values; AX has a bit set per valid digit.
-	MOVOU   X0, X1
-	PSUBB   X8, X1  // t = c - '0'
-	MOVOU   X1, X2
-	PMINUB  X9, X2
-	PCMPEQB X1, X2  // t <= 9 (unsigned): a decimal digit
-	PSUBB   X10, X0 // u = c - 'a'
-	MOVOU   X0, X4
-	PMINUB  X11, X4
-	PCMPEQB X0, X4  // u <= 5: a letter a-f
-	POR     X4, X2
-	PMOVMSKB X2, AX
-	PAND    X12, X4
-	PSUBB   X4, X1  // t, less 39 for a letter: the digit's value
-	MOVOU   X1, X0
-
-	// Likewise X3 and BX.
-	MOVOU   X3, X1
-	PSUBB   X8, X1
-	MOVOU   X1, X2
-	PMINUB  X9, X2
-	PCMPEQB X1, X2
-	PSUBB   X10, X3
-	MOVOU   X3, X4
-	PMINUB  X11, X4
-	PCMPEQB X3, X4
-	POR     X4, X2
-	PMOVMSKB X2, BX
-	PAND    X12, X4
-	PSUBB   X4, X1
-	MOVOU   X1, X3
-
+	DIGITS(X0, AX)
+	DIGITS(X3, BX)
 	ANDL BX, AX
 	CMPL AX, $0xffff
 	JNE  bad
 
-	// Each 16-bit word holds two values, a (low byte) and b: a<<4 | b, in its low byte.
-	MOVOU    X0, X1
-	PSLLW    $4, X1
-	PSRLW    $8, X0
-	POR      X1, X0
-	PAND     X13, X0
-	MOVOU    X3, X1
-	PSLLW    $4, X1
-	PSRLW    $8, X3
-	POR      X1, X3
-	PAND     X13, X3
+	PAIRS(X0)
+	PAIRS(X3)
 	PACKUSWB X3, X0 // the UUID's 16 bytes, in order
 
 	MOVQ       X0, AX
