@@ -35,6 +35,18 @@ var (
 // rs returns e's ranges.
 func (e *entry) rs() []rng { return unsafe.Slice(e.p, e.c&^floorSet)[:e.n] }
 
+// leadOwners returns the owners of e's first two ranges (0 for a range it lacks), read
+// without building the ranges' slice (the warming pipelines' last links ask only this).
+func (e *entry) leadOwners() (a, b ownerID) {
+	if e.n > 0 {
+		a = e.p.owner
+	}
+	if e.n > 1 {
+		b = (*rng)(unsafe.Add(unsafe.Pointer(e.p), unsafe.Sizeof(rng{}))).owner
+	}
+	return a, b
+}
+
 // set makes r e's ranges.
 func (e *entry) set(r []rng) {
 	e.p, e.n, e.c = unsafe.SliceData(r), uint32(len(r)), uint32(cap(r))|e.c&floorSet

@@ -147,3 +147,19 @@ func TestEntryRanges(t *testing.T) {
 		t.Fatalf("a reset entry has %d ranges, floor %d", len(e.rs()), e.floorAt())
 	}
 }
+
+// TestLeadOwners checks the owners of an entry's first two ranges, read without its slice,
+// inline and on the heap.
+func TestLeadOwners(t *testing.T) {
+	e := newEntry()
+	for n := range 7 {
+		var want [2]ownerID
+		for j := range min(n, 2) {
+			want[j] = ownerID(j + 1)
+		}
+		if a, b := e.leadOwners(); a != want[0] || b != want[1] {
+			t.Fatalf("%d ranges (inline %v): lead owners %d, %d; want %v", n, e.p == &e.in[0], a, b, want)
+		}
+		e.set(append(e.rs(), rng{from: int64(n), to: int64(n + 1), owner: ownerID(n + 1)}))
+	}
+}

@@ -46,8 +46,8 @@ func (s *Store) findSlots(w *warmStage, pods []LocalPod) {
 		w.slots[i], w.es[i] = nil, nil
 		a := pods[i].Addr
 		if u := pods[i].UID; len(u) > 0 { // (its first and last lines: a UUID may span two)
-			prefetch(uintptr(unsafe.Pointer(unsafe.StringData(u))))
-			prefetch(uintptr(unsafe.Pointer(unsafe.StringData(u))) + uintptr(len(u)-1))
+			p := uintptr(unsafe.Pointer(unsafe.StringData(u)))
+			prefetch2(p, p+uintptr(len(u)-1))
 		}
 		if !a.Is4() {
 			if !a.IsValid() {
@@ -90,12 +90,16 @@ func (s *Store) loadOwners(w *warmStage) {
 		if e.n >= 3 { // its third range is read in the entry's second line
 			prefetch(uintptr(unsafe.Pointer(e)) + 64)
 		}
-		r := e.rs()
-		for j := range min(len(r), 2) {
-			o := r[j].owner
-			w.owners[w.nOwn] = o
-			w.nOwn++
-			prefetch(uintptr(unsafe.Pointer(&s.o.hot[o])))
+		a, b := e.leadOwners()
+		if b == a {
+			b = 0 // the exporter's and Kubernetes' ranges mostly share one owner
+		}
+		for _, o := range [2]ownerID{a, b} {
+			if o != 0 {
+				w.owners[w.nOwn] = o
+				w.nOwn++
+				prefetch(s.o.hotAt(o))
+			}
 		}
 	}
 }

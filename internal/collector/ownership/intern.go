@@ -383,6 +383,15 @@ func (t *owners) uidIs(id ownerID, u *uidRef) bool {
 // meta returns an owner's packed metadata.
 func (t *owners) meta(id ownerID) meta { return t.hot[id].m }
 
+// hotAt and recAt are where owner id's hot entry and render record are, for prefetches: no
+// bounds check, since a prefetch never faults and an id past the arrays' ends only wastes it.
+func (t *owners) hotAt(id ownerID) uintptr {
+	return uintptr(unsafe.Pointer(unsafe.SliceData(t.hot))) + uintptr(id)*unsafe.Sizeof(ownerHot{})
+}
+func (t *owners) recAt(id ownerID) uintptr {
+	return uintptr(unsafe.Pointer(unsafe.SliceData(t.recs))) + uintptr(id)*unsafe.Sizeof(ownerRec{})
+}
+
 // stringTable interns the shared strings of owners with reference counts.
 type stringTable struct {
 	recs  []stringRec // recs[0] unused

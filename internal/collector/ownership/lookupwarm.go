@@ -33,9 +33,9 @@ type lookupStage struct {
 // through c = 0, 1, 2, … (an empty chunk past the end still moves the others on).
 func (v View) WarmStep(w *LookupWarmer, c int, addrs []netip.Addr, ports []uint16, owners []Ref) {
 	v.warmSlots(&w.st[c%lookupStages], addrs, ports)
-	for _, r := range owners {
-		prefetch(uintptr(unsafe.Pointer(&v.s.o.recs[r])))
-		prefetch(uintptr(unsafe.Pointer(&v.s.o.hot[r])))
+	for _, r := range owners { // its hot entry (Named) and its render record (FillEndpoint)
+		o := ownerID(r)
+		prefetch2(v.s.o.hotAt(o), v.s.o.recAt(o))
 	}
 	if c >= 1 {
 		v.warmLookupEntries(&w.st[(c-1)%lookupStages])
@@ -89,7 +89,8 @@ func (v View) warmLookupEntries(st *lookupStage) {
 }
 
 // warmRangeOwners is the last link: the owners of the entries' first two ranges, their hot
-// entries and render records.
+// entries and render records (an address's exporter and Kubernetes ranges mostly share one
+// owner: it is warmed once).
 func (v View) warmRangeOwners(st *lookupStage) {
 	if st.version != v.s.version {
 		return
@@ -98,11 +99,12 @@ func (v View) warmRangeOwners(st *lookupStage) {
 		if e == nil {
 			continue
 		}
-		rs := e.rs()
-		for j := range min(len(rs), 2) {
-			o := rs[j].owner
-			prefetch(uintptr(unsafe.Pointer(&v.s.o.hot[o])))
-			prefetch(uintptr(unsafe.Pointer(&v.s.o.recs[o])))
+		a, b := e.leadOwners()
+		if a != 0 {
+			prefetch2(v.s.o.hotAt(a), v.s.o.recAt(a))
+		}
+		if b != a && b != 0 {
+			prefetch2(v.s.o.hotAt(b), v.s.o.recAt(b))
 		}
 	}
 }

@@ -7,3 +7,9 @@ package ownership
 //
 //go:noescape
 func prefetch(p uintptr)
+
+// prefetch2 is two prefetches in one call: a call from Go spills the caller's live values,
+// so a pair of lines wanted together costs one call, not two.
+//
+//go:noescape
+func prefetch2(p, q uintptr)
