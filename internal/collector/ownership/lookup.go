@@ -83,8 +83,7 @@ func (c ReasonCode) Reason() flow.Reason { return reasons[c] }
 func (s *Store) Lookup(addr netip.Addr, port uint16, t time.Time, final bool) Result {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	sp := span{lo: math.MinInt64, hi: math.MaxInt64}
-	a := s.lookup(addr, port, t.UnixNano(), final, &sp)
+	a := s.lookup(addr, port, t.UnixNano(), final, nil)
 	r := Result{Source: a.Source, Reason: a.Reason, Pending: a.Pending, Exporter: a.Exporter}
 	if a.Ref != 0 {
 		r.Owner = s.withZone(s.o.get(ownerID(a.Ref)))
@@ -94,16 +93,21 @@ func (s *Store) Lookup(addr netip.Addr, port uint16, t time.Time, final bool) Re
 
 // span is the interval of moments [lo, hi] over which a lookup's answer stays the same: each
 // comparison of the moment with a threshold narrows it to the side the moment is on. Within
-// one View the store does not change, so an answer holds for any moment of its span.
+// one View the store does not change, so an answer holds for any moment of its span. A nil
+// span is kept by no one: the comparisons only answer (a lookup whose answer is not memoized).
 type span struct{ lo, hi int64 }
 
-// below narrows sp by the comparison at < t, and returns it.
+// below narrows sp (unless nil) by the comparison at < t, and returns it.
 func (sp *span) below(at, t int64) bool {
 	if at < t {
-		sp.hi = min(sp.hi, t-1)
+		if sp != nil {
+			sp.hi = min(sp.hi, t-1)
+		}
 		return true
 	}
-	sp.lo = max(sp.lo, t)
+	if sp != nil {
+		sp.lo = max(sp.lo, t)
+	}
 	return false
 }
 

@@ -194,14 +194,14 @@ func (m *LookupMemo) lookupBrief(s *Store, addr netip.Addr, port uint16, at int6
 // lookupAns is lookup answering in compact form, with the owner's kind (an index in kinds).
 func (m *LookupMemo) lookupAns(s *Store, addr netip.Addr, port uint16, at int64, final bool) (ans, uint8) {
 	if m == nil {
-		sp := span{lo: math.MinInt64, hi: math.MaxInt64}
-		return s.withKind(s.lookupEntry(addr, port, at, final, &sp, nil))
+		// (no span: the answer is not memoized)
+		return s.withKind(s.lookupEntry(addr, port, at, final, nil, nil))
 	}
 	mk := memoKeyOf(addr)
 	if m.skip > 0 {
 		m.skip--
-		sp := span{lo: math.MinInt64, hi: math.MaxInt64}
-		return s.withKind(s.lookupEntry(addr, port, at, final, &sp, m.warmed(&mk)))
+		// (no span: the answer is not memoized)
+		return s.withKind(s.lookupEntry(addr, port, at, final, nil, m.warmed(&mk)))
 	}
 	set, i := m.find(&mk, addr, port, final)
 	if i >= 0 {
