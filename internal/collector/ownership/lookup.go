@@ -93,8 +93,8 @@ func (s *Store) Lookup(addr netip.Addr, port uint16, t time.Time, final bool) Re
 
 // span is the interval of moments [lo, hi] over which a lookup's answer stays the same: each
 // comparison of the moment with a threshold narrows it to the side the moment is on. Within
-// one View the store does not change, so an answer holds for any moment of its span. A nil
-// span is kept by no one: the comparisons only answer (a lookup whose answer is not memoized).
+// one View the store does not change, so an answer holds for any moment of its span. A
+// lookup whose answer is not memoized passes a nil span: its comparisons narrow nothing.
 type span struct{ lo, hi int64 }
 
 // below narrows sp (unless nil) by the comparison at < t, and returns it.
