@@ -35,14 +35,18 @@ var (
 // rs returns e's ranges.
 func (e *entry) rs() []rng { return unsafe.Slice(e.p, e.c&^floorSet)[:e.n] }
 
-// leadOwners returns the owners of e's first two ranges (0 for a range it lacks), read
-// without building the ranges' slice (the warming pipelines' last links ask only this).
+// leadOwners returns the distinct owners of e's first two ranges (0 for a range it lacks, and
+// b is 0 when it is a: an address's exporter and Kubernetes ranges mostly share one owner),
+// read without building the ranges' slice (the warming pipelines' last links ask only this).
 func (e *entry) leadOwners() (a, b ownerID) {
 	if e.n > 0 {
 		a = e.p.owner
 	}
 	if e.n > 1 {
 		b = (*rng)(unsafe.Add(unsafe.Pointer(e.p), unsafe.Sizeof(rng{}))).owner
+	}
+	if b == a {
+		b = 0
 	}
 	return a, b
 }

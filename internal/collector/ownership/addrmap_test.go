@@ -149,7 +149,7 @@ func TestEntryRanges(t *testing.T) {
 }
 
 // TestLeadOwners checks the owners of an entry's first two ranges, read without its slice,
-// inline and on the heap.
+// inline and on the heap, and that an owner both ranges share is given once.
 func TestLeadOwners(t *testing.T) {
 	e := newEntry()
 	for n := range 7 {
@@ -161,5 +161,10 @@ func TestLeadOwners(t *testing.T) {
 			t.Fatalf("%d ranges (inline %v): lead owners %d, %d; want %v", n, e.p == &e.in[0], a, b, want)
 		}
 		e.set(append(e.rs(), rng{from: int64(n), to: int64(n + 1), owner: ownerID(n + 1)}))
+	}
+	e = newEntry()
+	e.set(append(e.rs(), rng{from: 1, to: 2, owner: 7}, rng{from: 2, to: 3, owner: 7}, rng{from: 3, to: 4, owner: 8}))
+	if a, b := e.leadOwners(); a != 7 || b != 0 {
+		t.Fatalf("two ranges of owner 7: lead owners %d, %d; want 7, 0", a, b)
 	}
 }

@@ -91,9 +91,6 @@ func (s *Store) loadOwners(w *warmStage) {
 			prefetch(uintptr(unsafe.Pointer(e)) + 64)
 		}
 		a, b := e.leadOwners()
-		if b == a {
-			b = 0 // the exporter's and Kubernetes' ranges mostly share one owner
-		}
 		for _, o := range [2]ownerID{a, b} {
 			if o != 0 {
 				w.owners[w.nOwn] = o

@@ -88,9 +88,8 @@ func (v View) warmLookupEntries(st *lookupStage) {
 	}
 }
 
-// warmRangeOwners is the last link: the owners of the entries' first two ranges, their hot
-// entries and render records (an address's exporter and Kubernetes ranges mostly share one
-// owner: it is warmed once).
+// warmRangeOwners is the last link: the distinct owners of the entries' first two ranges,
+// their hot entries and render records.
 func (v View) warmRangeOwners(st *lookupStage) {
 	if st.version != v.s.version {
 		return
@@ -103,7 +102,7 @@ func (v View) warmRangeOwners(st *lookupStage) {
 		if a != 0 {
 			prefetch2(v.s.o.hotAt(a), v.s.o.recAt(a))
 		}
-		if b != a && b != 0 {
+		if b != 0 {
 			prefetch2(v.s.o.hotAt(b), v.s.o.recAt(b))
 		}
 	}
