@@ -144,6 +144,23 @@ func TestJoinBothEnds(t *testing.T) {
 	}
 }
 
+// A joined connection starts at the client's start and ends at the later of the two ends.
+func TestJoinedTimes(t *testing.T) {
+	for _, ends := range [][2]float64{{11, 11.002}, {11.5, 11.002}, {11, 11}} {
+		h := newHarness(t, Config{})
+		h.heartbeat(cart, cartIP, 0, 100)
+		h.heartbeat(auth, authIP, 0, 100)
+		h.add(rec(flow.Client, cart, 10, ends[0]), rec(flow.Server, auth, 10.001, ends[1]))
+		h.advance(13)
+		if len(h.out) != 1 || h.out[0].Observed != "both" {
+			t.Fatalf("ends %v: conns %v", ends, names(h.out))
+		}
+		if c, end := h.out[0], at(max(ends[0], ends[1])); !c.Start.Equal(at(10)) || !c.End.Equal(end) {
+			t.Errorf("ends %v: connection from %v to %v, want from %v to %v", ends, c.Start, c.End, at(10), end)
+		}
+	}
+}
+
 // Records joined exactly leave the client index at once; the next connection of the same
 // client address and port (its records held alongside) joins its own records.
 func TestJoinedRecordsLeaveTheIndex(t *testing.T) {

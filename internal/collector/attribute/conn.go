@@ -103,11 +103,12 @@ func (a *Attributor) connKey(r *kept) string {
 	return unsafe.String(&a.keys[start], len(a.keys)-start)
 }
 
-// newConn appends a connection with what it takes from record h and returns it. The slot is
-// not cleared first (its storage holds earlier flushes' connections; clearing 664 bytes cost
-// ≈ 4 ns a record): newConn writes the fields an emitter may leave, and every emitter writes
-// all the others (TestConnWritesEveryField).
-func (a *Attributor) newConn(h *held) *flow.Conn {
+// newConn appends a connection with what it takes from record h and returns it, its end
+// last's (h's, or its partner's when that one ended later: the time is rendered once). The
+// slot is not cleared first (its storage holds earlier flushes' connections; clearing 664
+// bytes cost ≈ 4 ns a record): newConn writes the fields an emitter may leave, and every
+// emitter writes all the others (TestConnWritesEveryField).
+func (a *Attributor) newConn(h *held, last *kept) *flow.Conn {
 	if n := len(a.out); n < cap(a.out) {
 		a.out = a.out[:n+1]
 	} else {
@@ -115,7 +116,7 @@ func (a *Attributor) newConn(h *held) *flow.Conn {
 	}
 	c := &a.out[len(a.out)-1]
 	r := &h.r
-	c.ConnKey, c.Start, c.End, c.Interim = a.connKey(r), r.startTime(&a.locs), r.endTime(&a.locs), r.interim()
+	c.ConnKey, c.Start, c.End, c.Interim = a.connKey(r), r.startTime(&a.locs), last.endTime(&a.locs), r.interim()
 	c.VIP, c.ClientSrttUs, c.ServerSrttUs, c.JoinDisagreement = nil, 0, 0, false
 	c.Retransmits, c.BytesRetransmitted = r.retrans, r.bytesRetrans
 	c.Resets, c.Outcome = r.resetsSent+r.rsts, r.outcome()
@@ -124,7 +125,7 @@ func (a *Attributor) newConn(h *held) *flow.Conn {
 
 // emitSingle writes h as a connection observed from its side only.
 func (a *Attributor) emitSingle(v ownership.View, h *held) {
-	c := a.newConn(h)
+	c := a.newConn(h, &h.r)
 	r := &h.r
 	observed := observedServer
 	if r.client {
@@ -157,11 +158,12 @@ func (a *Attributor) emitJoined(v ownership.View, x, y *held) {
 		cl, sv = y, x
 	}
 	rc, rs := &cl.r, &sv.r
-	c := a.newConn(cl)
-	c.Observed = "both"
+	last := rc
 	if rs.end >= rc.end { // the later end (the server's when equal)
-		c.End = rs.endTime(&a.locs)
+		last = rs
 	}
+	c := a.newConn(cl, last)
+	c.Observed = "both"
 	if cl.localNoOwner && sv.remote.attributed() {
 		sv.remote.fill(v, &c.Client, rc.localAddr(), rc.lport)
 	} else {
