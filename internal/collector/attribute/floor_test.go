@@ -18,7 +18,7 @@ import (
 // held=N: the held record's size in cache lines (BenchmarkAttributeJoinLive's take four since
 // 7f5cc8a, five before).
 func BenchmarkLiveFloor(b *testing.B) {
-	for _, pods := range []int{1_000, 100_000} {
+	for _, pods := range []int{1_000, 10_000, 100_000} {
 		for _, lines := range []int{2, 5} {
 			b.Run(fmt.Sprintf("pods=%d/held=%d", pods, lines), func(b *testing.B) { benchLiveFloor(b, pods, lines) })
 		}
