@@ -94,7 +94,7 @@ func (a *Attributor) newVIP() *flow.Endpoint {
 // connKey renders in's connection key into the current chunk of key bytes: connections
 // share allocations (a chunk is never written again once its strings are handed out).
 func (a *Attributor) connKey(r *kept) string {
-	n := len(r.exporter) + 21
+	n := len(r.exporter) + 1 + decimalRoom
 	if cap(a.keys)-len(a.keys) < n {
 		a.keys = make([]byte, 0, max(16<<10, n))
 	}

@@ -1,6 +1,7 @@
 package attribute
 
 import (
+	"encoding/binary"
 	"math"
 	"strconv"
 	"testing"
@@ -21,6 +22,22 @@ func TestAppendDecimal(t *testing.T) {
 		got, want := string(appendDecimal([]byte("exp-1/"), v)), "exp-1/"+strconv.FormatUint(v, 10)
 		if got != want {
 			t.Fatalf("appendDecimal(%d) = %q, want %q", v, got, want)
+		}
+	}
+}
+
+// TestDigits8 checks every x < 10⁸ against a counter of eight ASCII digits.
+func TestDigits8(t *testing.T) {
+	want := [8]byte{'0', '0', '0', '0', '0', '0', '0', '0'}
+	for x := range uint64(100_000_000) {
+		if got := digits8(x); got != binary.LittleEndian.Uint64(want[:]) {
+			t.Fatalf("digits8(%d) = %#x, want %q", x, got, want)
+		}
+		for i := 7; i >= 0; i-- { // want = x+1
+			if want[i]++; want[i] <= '9' {
+				break
+			}
+			want[i] = '0'
 		}
 	}
 }

@@ -2,7 +2,6 @@ package attribute
 
 import (
 	"net/netip"
-	"slices"
 	"time"
 	"unsafe"
 
@@ -207,48 +206,4 @@ func (r *kept) appendConnKey(b []byte) []byte {
 	b = append(b, r.exporter...)
 	b = append(b, '/')
 	return appendDecimal(b, r.connID)
-}
-
-// digitPairs holds "00" to "99": appendDecimal writes two digits per step.
-const digitPairs = "00010203040506070809" + "10111213141516171819" + "20212223242526272829" +
-	"30313233343536373839" + "40414243444546474849" + "50515253545556575859" +
-	"60616263646566676869" + "70717273747576777879" + "80818283848586878889" + "90919293949596979899"
-
-// appendDecimal appends v in decimal, as strconv.AppendUint(b, v, 10) does, writing in place
-// (no intermediate buffer and copy).
-func appendDecimal(b []byte, v uint64) []byte {
-	n := decimalLen(v)
-	b = slices.Grow(b, n)
-	d := b[len(b) : len(b)+n]
-	i := n
-	for v >= 100 {
-		q := v / 100
-		j := (v - q*100) * 2
-		i -= 2
-		d[i], d[i+1] = digitPairs[j], digitPairs[j+1]
-		v = q
-	}
-	if v >= 10 {
-		d[i-2], d[i-1] = digitPairs[v*2], digitPairs[v*2+1]
-	} else {
-		d[i-1] = byte('0' + v)
-	}
-	return b[:len(b)+n]
-}
-
-// decimalLen is the number of decimal digits of v (1 for 0).
-func decimalLen(v uint64) int {
-	n := 1
-	for ; v >= 10000; v /= 10000 {
-		n += 4
-	}
-	switch {
-	case v >= 1000:
-		return n + 3
-	case v >= 100:
-		return n + 2
-	case v >= 10:
-		return n + 1
-	}
-	return n
 }
