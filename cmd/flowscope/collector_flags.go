@@ -2,8 +2,14 @@ package main
 
 import (
 	"flag"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/flowscope/flowscope/internal/collector/kube"
 	"github.com/flowscope/flowscope/internal/store"
 )
 
@@ -14,6 +20,7 @@ type pipelineFlags struct {
 	inCluster, pprof                                       bool
 	window                                                 time.Duration
 	retention                                              retentionFlag
+	labels                                                 labelsFlag
 }
 
 func (f *pipelineFlags) bind(fs interface {
@@ -28,10 +35,43 @@ func (f *pipelineFlags) bind(fs interface {
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster whose Pods, Services, EndpointSlices and Nodes name addresses")
 	fs.BoolVar(&f.inCluster, "kube-in-cluster", false, "read the Kubernetes API with the pod's service account")
 	fs.StringVar(&f.cluster, "cluster", "", "cluster name given to the Kubernetes workloads")
+	fs.Var(&f.labels, "labels", "pod label keys kept in workload identities and written with each flow's ends, comma-separated (e.g. app,team,app.kubernetes.io/name)")
 	fs.StringVar(&f.memory, "store-memory", "1GB", "DuckDB memory limit")
 	fs.DurationVar(&f.window, "holding-window", time.Minute, "how long a flow waits for ownership covering its start before it is attributed or marked unattributed")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ on --listen")
 	f.retention.bind(fs)
+}
+
+// kubeConfig is how the Kubernetes source names workloads.
+func (f *pipelineFlags) kubeConfig() kube.Config {
+	return kube.Config{Cluster: f.cluster, Labels: f.labels.keys}
+}
+
+// labelsFlag is --labels: the pod label keys owners carry, each a valid Kubernetes label key.
+type labelsFlag struct{ keys []string }
+
+func (v *labelsFlag) String() string {
+	if v == nil {
+		return ""
+	}
+	return strings.Join(v.keys, ",")
+}
+
+func (v *labelsFlag) Set(s string) error {
+	var keys []string
+	for k := range strings.SplitSeq(s, ",") {
+		if k = strings.TrimSpace(k); k == "" {
+			continue
+		}
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			return fmt.Errorf("label key %q: %s", k, strings.Join(errs, "; "))
+		}
+		if !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	v.keys = keys
+	return nil
 }
 
 // retentionFlag is --retention: how long each level of the store is kept.

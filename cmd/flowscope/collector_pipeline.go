@@ -42,7 +42,7 @@ func runCollectorPipeline(ctx context.Context, icfg ingest.Config, explicitSpool
 	cfg := pipeline.Config{Ingest: icfg, HTTPListen: f.listen, Debug: f.pprof, Registry: reg, Log: log,
 		Console: web.Handler(func() web.Settings { return web.Settings{Mode: "live"} })}
 	cfg.Attribute.Window = f.window
-	cfg.Kube.Cluster = f.cluster
+	cfg.Kube = f.kubeConfig()
 	p, err := pipeline.New(cfg, st)
 	if err != nil {
 		return err
