@@ -179,6 +179,9 @@ func (t *owners) key(o *Owner, add bool) (k ownerKey, ok bool) {
 		}
 		if add {
 			k.strs[i] = t.strs.add(*f)
+			if r := &t.strs.recs[k.strs[i]]; i == sLabels && r.labels == nil {
+				r.labels = parseLabels(r.s) // (rendered with every endpoint of the owner: FillEndpoint)
+			}
 		} else if k.strs[i], ok = t.strs.find(*f); !ok {
 			return k, false
 		}
@@ -400,8 +403,9 @@ type stringTable struct {
 }
 
 type stringRec struct {
-	s    string
-	refs uint32
+	s      string
+	refs   uint32
+	labels map[string]string // s parsed, once an owner carries s as its labels (shared, read-only)
 }
 
 func newStringTable() stringTable {

@@ -98,10 +98,7 @@ func (v View) FillEndpoint(e *flow.Endpoint, r Ref, addr netip.Addr, port uint16
 	e.ServiceAccount = str[k.strs[sServiceAccount]].s
 	e.Service = str[k.strs[sService]].s
 	e.Network = str[k.strs[sNetwork]].s
-	e.Labels = nil
-	if k.strs[sLabels] != 0 {
-		e.Labels = parseLabels(str[k.strs[sLabels]].s)
-	}
+	e.Labels = str[k.strs[sLabels]].labels
 	e.Reason = ""
 	if e.Zone == "" && e.Node != "" && len(v.s.zones) > 0 {
 		e.Zone = v.s.zones[e.Node]

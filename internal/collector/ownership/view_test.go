@@ -64,3 +64,34 @@ func filled(t *testing.T) flow.Endpoint {
 	}
 	return e
 }
+
+// TestFillEndpointLabels: an endpoint carries its owner's labels as a map, parsed once when the
+// labels string was interned — also when the string's id is reused for other labels after its
+// owner went, and when the string was first interned as another field.
+func TestFillEndpointLabels(t *testing.T) {
+	s := newTestStore(t, Config{})
+	render := func(o Owner) map[string]string {
+		t.Helper()
+		id := s.o.intern(o)
+		v := s.View()
+		defer v.Close()
+		e := filled(t)
+		v.FillEndpoint(&e, Ref(id), netip.MustParseAddr("10.0.0.1"), 80)
+		if want := o.Endpoint(e.Addr, e.Port).Labels; !reflect.DeepEqual(e.Labels, want) {
+			t.Errorf("%+v: labels %v, want %v", o, e.Labels, want)
+		}
+		return e.Labels
+	}
+	web := Owner{Kind: flow.EndpointPod, Namespace: "ns", Pod: "w-1", PodUID: "uid-w", Labels: "app=w,tier=web"}
+	if got := render(web); !reflect.DeepEqual(got, map[string]string{"app": "w", "tier": "web"}) {
+		t.Fatalf("labels %v", got)
+	}
+	if got := render(Owner{Kind: flow.EndpointPod, Namespace: "ns", Pod: "p", PodUID: "uid-p"}); got != nil {
+		t.Errorf("an owner without labels rendered %v", got)
+	}
+	s.o.unref(s.o.find(web)) // its last reference: its labels string is freed, its id reused next
+	s.o.unref(s.o.find(web))
+	render(Owner{Kind: flow.EndpointPod, Namespace: "ns", Pod: "d-1", PodUID: "uid-d", Labels: "app=db"})
+	render(Owner{Kind: flow.EndpointNetwork, Network: "team=x"}) // (interned as a network name first)
+	render(Owner{Kind: flow.EndpointPod, Namespace: "ns", Pod: "x-1", PodUID: "uid-x", Labels: "team=x"})
+}
