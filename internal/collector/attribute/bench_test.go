@@ -33,7 +33,7 @@ func benchAddr(i int) netip.Addr {
 // cpu-ns/record is the process CPU time (all goroutines, GC included) per record.
 func BenchmarkAttributeJoin(b *testing.B) {
 	for _, pods := range []int{1_000, 100_000} {
-		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) { benchAttributeJoin(b, pods, false) })
+		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) { benchAttributeJoin(b, pods, false, false) })
 	}
 }
 
@@ -49,11 +49,20 @@ func BenchmarkAttributeJoin(b *testing.B) {
 // 1,000 pods' (docs/benchmarks/attribution.md, "Where the 100,000-pod gap begins").
 func BenchmarkAttributeJoinLive(b *testing.B) {
 	for _, pods := range []int{1_000, 10_000, 100_000} {
-		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) { benchAttributeJoin(b, pods, true) })
+		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) { benchAttributeJoin(b, pods, true, false) })
 	}
 }
 
-func benchAttributeJoin(b *testing.B, pods int, live bool) {
+// BenchmarkAttributeJoinLabels is BenchmarkAttributeJoinLive with owners that carry labels, as
+// a collector configured to keep some (--labels app,team) names them: each rendered endpoint
+// carries its owner's label map.
+func BenchmarkAttributeJoinLabels(b *testing.B) {
+	for _, pods := range []int{1_000, 100_000} {
+		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) { benchAttributeJoin(b, pods, true, true) })
+	}
+}
+
+func benchAttributeJoin(b *testing.B, pods int, live, labels bool) {
 	now := t0.Add(time.Hour)
 	clock := func() time.Time { return now }
 	cfg := ownership.DefaultConfig() // the collector's (a 250 ms skew tolerance), with room for every range
@@ -66,6 +75,9 @@ func benchAttributeJoin(b *testing.B, pods int, live bool) {
 	for i := range pods {
 		o := ownership.Owner{Kind: flow.EndpointPod, Cluster: "prod", Namespace: fmt.Sprintf("ns-%d", i%50), Workload: fmt.Sprintf("w-%d", i%2000),
 			WorkloadKind: "Deployment", Pod: fmt.Sprintf("w-%d-7d9f8-%05d", i%2000, i), PodUID: benchUID(i), Node: fmt.Sprintf("node-%d", i%500)}
+		if labels {
+			o.Labels = ownership.CanonicalLabels(map[string]string{"app": o.Workload, "team": fmt.Sprintf("team-%d", i%40)})
+		}
 		_ = store.Open(ownership.Claim{Addr: benchAddr(i), Owner: o, From: t0, Source: ownership.SourceKubePod})
 		hb := ownership.Owner{Kind: o.Kind, PodUID: o.PodUID, Namespace: o.Namespace, Pod: o.Pod, Node: o.Node} // as HeartbeatClaims names it
 		hbs[i] = ownership.Claim{Addr: benchAddr(i), Owner: hb, From: t0, To: t0.Add(2 * time.Hour), Source: ownership.SourceHeartbeat, Origin: o.Node}
