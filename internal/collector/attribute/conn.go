@@ -103,8 +103,8 @@ func (a *Attributor) connKey(r *kept) string {
 	return unsafe.String(&a.keys[start], len(a.keys)-start)
 }
 
-// newConn appends a connection with what it takes from record h and returns it, its end
-// last's (h's, or its partner's when that one ended later: the time is rendered once). The
+// newConn appends a connection with what it takes from record h and returns it; its end is
+// record last's (h's own, or its partner's when that one ended later: rendered once). The
 // slot is not cleared first (its storage holds earlier flushes' connections; clearing 664
 // bytes cost ≈ 4 ns a record): newConn writes the fields an emitter may leave, and every
 // emitter writes all the others (TestConnWritesEveryField).
