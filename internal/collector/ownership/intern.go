@@ -105,6 +105,7 @@ type owners struct {
 	index ownerIndex // hash → owner
 	seed  maphash.Seed
 	strs  stringTable
+	zones map[string]string // node name → its zone (topology.kubernetes.io/zone; zone.go)
 
 	// Quarantine: an owner whose last reference went stays renderable (its record and
 	// strings intact) for hold nanoseconds before its id is reused, so that ids handed out by
@@ -146,7 +147,7 @@ func kindIndex(k flow.EndpointKind) uint8 {
 
 func newOwners() owners {
 	return owners{recs: make([]ownerRec, 1), hot: make([]ownerHot, 1), hs: make([]uint64, 1),
-		seed: maphash.MakeSeed(), strs: newStringTable()}
+		seed: maphash.MakeSeed(), strs: newStringTable(), zones: map[string]string{}}
 }
 
 func shared(o *Owner) [nShared]*string {
@@ -179,8 +180,13 @@ func (t *owners) key(o *Owner, add bool) (k ownerKey, ok bool) {
 		}
 		if add {
 			k.strs[i] = t.strs.add(*f)
-			if r := &t.strs.recs[k.strs[i]]; i == sLabels && r.labels == nil {
+			switch r := &t.strs.recs[k.strs[i]]; {
+			case i == sLabels && r.labels == nil:
 				r.labels = parseLabels(r.s) // (rendered with every endpoint of the owner: FillEndpoint)
+			case i == sNode && r.zone == 0:
+				if z := t.zones[r.s]; z != "" {
+					t.strs.setZone(k.strs[i], z)
+				}
 			}
 		} else if k.strs[i], ok = t.strs.find(*f); !ok {
 			return k, false
@@ -405,6 +411,7 @@ type stringTable struct {
 type stringRec struct {
 	s      string
 	refs   uint32
+	zone   uint32            // for a node's name: its zone's string (0: none; zone.go)
 	labels map[string]string // s parsed, once an owner carries s as its labels (shared, read-only)
 }
 
@@ -439,7 +446,11 @@ func (t *stringTable) unref(id uint32) {
 	if r.refs--; r.refs > 0 {
 		return
 	}
+	z := r.zone
 	delete(t.index, r.s)
 	*r = stringRec{}
 	t.free = append(t.free, id)
+	if z != 0 && z != id {
+		t.unref(z)
+	}
 }

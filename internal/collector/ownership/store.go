@@ -89,7 +89,6 @@ type Store struct {
 	uids        uidIndex                 // pod UID → richest owner seen (holding a reference)
 	networks    *Networks
 	netRefs     map[string]ownerID // named network → its interned owner (one reference each)
-	zones       map[string]string  // node name → its zone (topology.kubernetes.io/zone)
 	o           owners             // interned owners, referenced by ranges and UID entries
 	compactions uint64             // compactions run (they change any address's ranges)
 	version     uint64             // write locks taken: a LookupMemo's answers hold while it is unchanged
@@ -129,7 +128,6 @@ func New(cfg Config, now func() time.Time, reg prometheus.Registerer) (*Store, e
 		ips:       newAddrMap(),
 		ports:     map[portKey]*entry{},
 		originIdx: map[string]uint16{"": 0},
-		zones:     map[string]string{},
 		o:         newOwners(),
 		warmMin:   warmMinAddrs,
 	}
@@ -384,39 +382,6 @@ func (s *Store) Resolve(uid string) (Owner, bool) {
 		return Owner{}, false
 	}
 	return s.withZone(s.o.get(u)), true
-}
-
-// maxZones bounds the node → zone map (nodes of one cluster: far fewer).
-const maxZones = 1 << 16
-
-// SetNodeZone records the zone of a node (topology.kubernetes.io/zone); "" forgets it. Owners
-// naming the node (its pods, the node itself, its host workloads) carry the zone when returned.
-func (s *Store) SetNodeZone(node, zone string) {
-	s.lock()
-	defer s.mu.Unlock()
-	switch {
-	case zone == "":
-		delete(s.zones, node)
-	case len(s.zones) < maxZones || s.zones[node] != "":
-		s.zones[node] = zone
-	default:
-		s.m.rejected.WithLabelValues("full").Inc()
-	}
-}
-
-// NodeZone returns the zone of a node ("" when unknown).
-func (s *Store) NodeZone(node string) string {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.zones[node]
-}
-
-// withZone fills o's zone from its node's when it has none.
-func (s *Store) withZone(o Owner) Owner {
-	if o.Zone == "" && o.Node != "" {
-		o.Zone = s.zones[o.Node]
-	}
-	return o
 }
 
 // Open records that a Kubernetes object holds an address from `from` on (a possible range,

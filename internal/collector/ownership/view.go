@@ -62,7 +62,7 @@ func (v View) Owner(r Ref) Owner { return v.s.withZone(v.s.o.get(ownerID(r))) }
 func (v View) Kind(r Ref) flow.EndpointKind { return v.s.o.meta(ownerID(r)).endpoint() }
 
 // Zone returns a node's zone ("" when unknown).
-func (v View) Zone(node string) string { return v.s.zones[node] }
+func (v View) Zone(node string) string { return v.s.o.zones[node] }
 
 // Endpoint renders owner r as the flow endpoint addr:port (Owner(r).Endpoint without the
 // intermediate Owner). The Labels map is shared and read-only.
@@ -100,7 +100,7 @@ func (v View) FillEndpoint(e *flow.Endpoint, r Ref, addr netip.Addr, port uint16
 	e.Network = str[k.strs[sNetwork]].s
 	e.Labels = str[k.strs[sLabels]].labels
 	e.Reason = ""
-	if e.Zone == "" && e.Node != "" && len(v.s.zones) > 0 {
-		e.Zone = v.s.zones[e.Node]
+	if e.Zone == "" { // its node's, kept beside the node's name (none without a node: string 0)
+		e.Zone = str[str[k.strs[sNode]].zone].s
 	}
 }
