@@ -53,16 +53,17 @@ func BenchmarkAttributeJoinLive(b *testing.B) {
 	}
 }
 
-// BenchmarkAttributeJoinLabels is BenchmarkAttributeJoinLive with owners that carry labels, as
-// a collector configured to keep some (--labels app,team) names them: each rendered endpoint
-// carries its owner's label map.
-func BenchmarkAttributeJoinLabels(b *testing.B) {
+// BenchmarkAttributeJoinRich is BenchmarkAttributeJoinLive with owners named as in a cloud
+// cluster: they carry labels, as a collector configured to keep some (--labels app,team) names
+// them, and their nodes are in zones (the Node label topology.kubernetes.io/zone): each
+// rendered endpoint carries its owner's label map and its node's zone.
+func BenchmarkAttributeJoinRich(b *testing.B) {
 	for _, pods := range []int{1_000, 100_000} {
 		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) { benchAttributeJoin(b, pods, true, true) })
 	}
 }
 
-func benchAttributeJoin(b *testing.B, pods int, live, labels bool) {
+func benchAttributeJoin(b *testing.B, pods int, live, rich bool) {
 	now := t0.Add(time.Hour)
 	clock := func() time.Time { return now }
 	cfg := ownership.DefaultConfig() // the collector's (a 250 ms skew tolerance), with room for every range
@@ -75,7 +76,7 @@ func benchAttributeJoin(b *testing.B, pods int, live, labels bool) {
 	for i := range pods {
 		o := ownership.Owner{Kind: flow.EndpointPod, Cluster: "prod", Namespace: fmt.Sprintf("ns-%d", i%50), Workload: fmt.Sprintf("w-%d", i%2000),
 			WorkloadKind: "Deployment", Pod: fmt.Sprintf("w-%d-7d9f8-%05d", i%2000, i), PodUID: benchUID(i), Node: fmt.Sprintf("node-%d", i%500)}
-		if labels {
+		if rich {
 			o.Labels = ownership.CanonicalLabels(map[string]string{"app": o.Workload, "team": fmt.Sprintf("team-%d", i%40)})
 		}
 		_ = store.Open(ownership.Claim{Addr: benchAddr(i), Owner: o, From: t0, Source: ownership.SourceKubePod})
@@ -87,6 +88,11 @@ func benchAttributeJoin(b *testing.B, pods int, live, labels bool) {
 		_ = store.Observe(hbs[i])
 	}
 	store.SetKubeSynced(t0.Add(3 * time.Hour))
+	if rich {
+		for n := range 500 {
+			store.SetNodeZone(fmt.Sprintf("node-%d", n), fmt.Sprintf("zone-%d", n%3))
+		}
+	}
 	written := 0
 	sink := SinkFunc(func(_ context.Context, conns []flow.Conn) error { written += len(conns); return nil })
 	a, err := New(Config{}, store, sink, clock, nil, slog.New(slog.DiscardHandler))
