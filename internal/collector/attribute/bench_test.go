@@ -33,7 +33,7 @@ func benchAddr(i int) netip.Addr {
 // cpu-ns/record is the process CPU time (all goroutines, GC included) per record.
 func BenchmarkAttributeJoin(b *testing.B) {
 	for _, pods := range []int{1_000, 100_000} {
-		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) { benchAttributeJoin(b, pods, false, false) })
+		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) { benchAttributeJoin(b, pods, benchShape{}) })
 	}
 }
 
@@ -49,7 +49,7 @@ func BenchmarkAttributeJoin(b *testing.B) {
 // 1,000 pods' (docs/benchmarks/attribution.md, "Where the 100,000-pod gap begins").
 func BenchmarkAttributeJoinLive(b *testing.B) {
 	for _, pods := range []int{1_000, 10_000, 100_000} {
-		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) { benchAttributeJoin(b, pods, true, false) })
+		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) { benchAttributeJoin(b, pods, benchShape{live: true}) })
 	}
 }
 
@@ -59,11 +59,29 @@ func BenchmarkAttributeJoinLive(b *testing.B) {
 // rendered endpoint carries its owner's label map and its node's zone.
 func BenchmarkAttributeJoinRich(b *testing.B) {
 	for _, pods := range []int{1_000, 100_000} {
-		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) { benchAttributeJoin(b, pods, true, true) })
+		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) { benchAttributeJoin(b, pods, benchShape{live: true, rich: true}) })
 	}
 }
 
-func benchAttributeJoin(b *testing.B, pods int, live, rich bool) {
+// BenchmarkAttributeJoinVIP is BenchmarkAttributeJoinRich with every client dialling its
+// server through the server's Service: a ClusterIP per workload (2,000), the translation to
+// the server pod known from conntrack. A connection's client record is then attributed twice
+// (the backend and the Service) and the connection carries a third endpoint, the VIP.
+func BenchmarkAttributeJoinVIP(b *testing.B) {
+	for _, pods := range []int{1_000, 100_000} {
+		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) { benchAttributeJoin(b, pods, benchShape{live: true, rich: true, vip: true}) })
+	}
+}
+
+// benchShape is what a benchmark's records and owners are like: live records (else steady,
+// 20 s old), rich owners (labels, zones), clients dialling Services (vip).
+type benchShape struct{ live, rich, vip bool }
+
+// benchVIP is workload w's Service address.
+func benchVIP(w int) netip.Addr { return netip.AddrFrom4([4]byte{172, 20, byte(w >> 8), byte(w)}) }
+
+func benchAttributeJoin(b *testing.B, pods int, shape benchShape) {
+	live, rich := shape.live, shape.rich
 	now := t0.Add(time.Hour)
 	clock := func() time.Time { return now }
 	cfg := ownership.DefaultConfig() // the collector's (a 250 ms skew tolerance), with room for every range
@@ -93,6 +111,12 @@ func benchAttributeJoin(b *testing.B, pods int, live, rich bool) {
 			store.SetNodeZone(fmt.Sprintf("node-%d", n), fmt.Sprintf("zone-%d", n%3))
 		}
 	}
+	if shape.vip {
+		for w := range 2000 {
+			svc := ownership.Owner{Kind: flow.EndpointService, Cluster: "prod", Namespace: fmt.Sprintf("ns-%d", w%50), Service: fmt.Sprintf("w-%d", w)}
+			_ = store.Open(ownership.Claim{Addr: benchVIP(w), Owner: svc, From: t0, Source: ownership.SourceKubeService})
+		}
+	}
 	written := 0
 	sink := SinkFunc(func(_ context.Context, conns []flow.Conn) error { written += len(conns); return nil })
 	a, err := New(Config{}, store, sink, clock, nil, slog.New(slog.DiscardHandler))
@@ -120,6 +144,8 @@ func benchAttributeJoin(b *testing.B, pods int, live, rich bool) {
 		if dir == flow.Server {
 			r.Workload.PodUID = uids[s]
 			r.LocalAddr, r.LocalPort, r.RemoteAddr, r.RemotePort = r.RemoteAddr, r.RemotePort, r.LocalAddr, r.LocalPort
+		} else if shape.vip {
+			r.RemoteAddr, r.RemotePort, r.NatRemoteAddr, r.NatRemotePort = benchVIP(s%2000), 80, r.RemoteAddr, r.RemotePort
 		}
 		return Input{Exporter: exporters[i%500], Node: "n", Record: r}
 	}
