@@ -36,7 +36,8 @@ type Store interface {
 
 // Sink takes attributed connections (including unattributed ones, which carry their reason).
 // Write must not retain conns (nor pointers into it) after returning: the caller reuses the
-// slice. Copied flow.Conn values stay valid (their strings and VIP endpoints are not reused).
+// slice. Copied flow.Conn values stay valid (their strings and VIP endpoints are not reused;
+// VIP endpoints and Endpoint.Labels maps are shared and read-only).
 type Sink interface {
 	Write(ctx context.Context, conns []flow.Conn) error
 }

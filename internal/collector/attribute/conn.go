@@ -1,6 +1,7 @@
 package attribute
 
 import (
+	"net/netip"
 	"time"
 	"unsafe"
 
@@ -81,6 +82,19 @@ func (h *held) localDisagrees(v ownership.View, seen answer) bool {
 	return !v.Same(h.local, seen.Ref)
 }
 
+// vipEndpoint returns a connection's VIP endpoint, answer x for addr:port: a Service's is the
+// store's shared one (read-only); another's is rendered into storage of its own.
+func (a *Attributor) vipEndpoint(v ownership.View, x answer, addr netip.Addr, port uint16) *flow.Endpoint {
+	if x.attributed() && x.service() {
+		if e := v.ServiceEndpoint(x.Ref, addr, port); e != nil {
+			return e
+		}
+	}
+	e := a.newVIP()
+	x.fill(v, e, addr, port)
+	return e
+}
+
 // newVIP returns storage for a Conn's VIP endpoint: in chunks, so connections share
 // allocations.
 func (a *Attributor) newVIP() *flow.Endpoint {
@@ -134,8 +148,7 @@ func (a *Attributor) emitSingle(v ownership.View, h *held) {
 		sa, sp := r.serverAddr()
 		h.remote.fill(v, &c.Server, sa, sp)
 		if r.translated() {
-			c.VIP = a.newVIP()
-			h.vip.fill(v, c.VIP, r.remoteAddr(), r.rport)
+			c.VIP = a.vipEndpoint(v, h.vip, r.remoteAddr(), r.rport)
 		}
 		c.BytesClientToServer, c.BytesServerToClient = r.sent, r.received
 		c.ClientSrttUs = r.srtt
@@ -176,11 +189,9 @@ func (a *Attributor) emitJoined(v ownership.View, x, y *held) {
 	}
 	switch {
 	case cl.viaVIP: // the client dialled the Service without a known translation
-		c.VIP = a.newVIP()
-		cl.remote.fill(v, c.VIP, rc.remoteAddr(), rc.rport)
+		c.VIP = a.vipEndpoint(v, cl.remote, rc.remoteAddr(), rc.rport)
 	case rc.translated():
-		c.VIP = a.newVIP()
-		cl.vip.fill(v, c.VIP, rc.remoteAddr(), rc.rport)
+		c.VIP = a.vipEndpoint(v, cl.vip, rc.remoteAddr(), rc.rport)
 	}
 	c.BytesClientToServer, c.BytesServerToClient = rc.sent, rs.sent
 	c.ClientSrttUs, c.ServerSrttUs = rc.srtt, rs.srtt

@@ -98,14 +98,15 @@ const hugeMinOwners = 16 << 10
 // owners interns owners with reference counts: ≈ 108 bytes per owner besides its pod name
 // and UID, where a unique.Handle of the full struct costs ~550.
 type owners struct {
-	recs  []ownerRec // by id; [0] unused
-	hot   []ownerHot
-	hs    []uint64
-	free  []ownerID
-	index ownerIndex // hash → owner
-	seed  maphash.Seed
-	strs  stringTable
-	zones map[string]string // node name → its zone (topology.kubernetes.io/zone; zone.go)
+	recs   []ownerRec // by id; [0] unused
+	hot    []ownerHot
+	hs     []uint64
+	free   []ownerID
+	index  ownerIndex // hash → owner
+	seed   maphash.Seed
+	strs   stringTable
+	zones  map[string]string // node name → its zone (topology.kubernetes.io/zone; zone.go)
+	shared *sharedEndpoints  // Services' rendered endpoints (shared.go)
 
 	// Quarantine: an owner whose last reference went stays renderable (its record and
 	// strings intact) for hold nanoseconds before its id is reused, so that ids handed out by
@@ -147,7 +148,8 @@ func kindIndex(k flow.EndpointKind) uint8 {
 
 func newOwners() owners {
 	return owners{recs: make([]ownerRec, 1), hot: make([]ownerHot, 1), hs: make([]uint64, 1),
-		seed: maphash.MakeSeed(), strs: newStringTable(), zones: map[string]string{}}
+		seed: maphash.MakeSeed(), strs: newStringTable(), zones: map[string]string{},
+		shared: &sharedEndpoints{by: map[ownerID][]*flow.Endpoint{}}}
 }
 
 func shared(o *Owner) [nShared]*string {
@@ -284,6 +286,9 @@ func (t *owners) releaseQuarantined(before int64) {
 
 // release frees an unreferenced owner's strings and id.
 func (t *owners) release(id ownerID) {
+	if t.hot[id].m.kind() == kindService {
+		t.shared.forget(id)
+	}
 	for _, s := range t.recs[id].strs {
 		if s != 0 {
 			t.strs.unref(s)
