@@ -30,8 +30,8 @@ type Input struct {
 // batch is the Attributor's: the Sink must not retain the slice (nor pointers into it) after
 // Write returns — the next write reuses it — and copies the connections it keeps (append to
 // its own slice: a flow.Conn value stays valid, its strings and VIP endpoint are never
-// reused). VIP endpoints and Endpoint.Labels maps are shared and read-only. An error is counted and the batch is
-// offered again on the next flush.
+// reused). VIP endpoints and Endpoint.Labels maps are shared and read-only. An error is
+// counted and the batch is offered again on the next flush.
 type Sink interface {
 	Write(ctx context.Context, conns []flow.Conn) error
 }
