@@ -472,7 +472,7 @@ func (a *Attributor) decide(v ownership.View, h *held, final bool) bool {
 	}
 	if !h.vipDone {
 		if h.r.client && h.r.translated() {
-			if r := v.LookupBrief(h.r.remoteAddr(), 0, at, final); r.Bits&ownership.BriefPending == 0 {
+			if r := v.LookupServiceBrief(h.r.remoteAddr(), at, final); r.Bits&ownership.BriefPending == 0 {
 				h.vip, h.vipDone = answer(r), true
 			}
 		} else {

@@ -26,6 +26,12 @@ type LookupMemo struct {
 	epoch   uint8  // slots of another epoch are empty
 	store   *Store // the store they were made of
 	version uint64 // its version then
+
+	// services remembers the lookups of addresses that clients dialled and their nodes
+	// translated (View.LookupServiceBrief): ClusterIPs, as a rule, few and looked up again
+	// and again, where the peers of a large cluster's records repeat too rarely for this memo
+	// (which then skips itself) and their answers would push the Services' out of it.
+	services *LookupMemo
 }
 
 // lookupSlot is an answer in compact form, 32 bytes: an IPv4 address (or, for IPv6, a hash
@@ -56,6 +62,9 @@ var reasons = []flow.Reason{"", flow.ReasonNoOwner, flow.ReasonGap, flow.ReasonC
 func (m *LookupMemo) begin(s *Store) {
 	if m.slots == nil {
 		m.slots = make([]lookupSlot, memoSlots)
+	}
+	if m.services != nil {
+		m.services.begin(s)
 	}
 	if m.store == s && m.version == s.version && m.epoch != 0 {
 		return // nothing changed since: the answers hold
@@ -177,6 +186,18 @@ func (m *LookupMemo) count(hit bool) {
 		}
 		m.n, m.hits = 0, 0
 	}
+}
+
+// serviceMemo returns m's memo of translated addresses (nil for a nil m), begun on m's store.
+func (m *LookupMemo) serviceMemo() *LookupMemo {
+	if m == nil {
+		return nil
+	}
+	if m.services == nil {
+		m.services = &LookupMemo{}
+		m.services.begin(m.store)
+	}
+	return m.services
 }
 
 // lookup answers a View's lookup through the memo; a nil memo looks up directly.

@@ -134,6 +134,11 @@ func TestLookupMemoIsExact(t *testing.T) {
 				if got, want := (View{s: s}).LookupBrief(addr, port, now, final), briefOf(want); got != want { // (no memo; the View's lock held)
 					t.Fatalf("seed %d: %s:%d final=%v at %d: brief answer without a memo %+v, want %+v", seed, addr, port, final, now, got, want)
 				}
+				if port == 0 { // as the address a client dialled, translated (its own memo)
+					if got, want := v.LookupServiceBrief(addr, now, final), briefOf(want); got != want {
+						t.Fatalf("seed %d: %s final=%v at %d: translated address's answer %+v, want %+v", seed, addr, final, now, got, want)
+					}
+				}
 				if want.Kind == flow.EndpointService {
 					services++
 				}

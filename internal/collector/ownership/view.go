@@ -42,6 +42,13 @@ func (v View) LookupBrief(addr netip.Addr, port uint16, at int64, final bool) Br
 	return v.memo.lookupBrief(v.s, addr, port, at, final)
 }
 
+// LookupServiceBrief is LookupBrief (port 0) for the address a client dialled when its node
+// translated it to another (the record's NAT): a Service's ClusterIP, as a rule. The View's
+// memo keeps these answers apart from the others (see LookupMemo.services).
+func (v View) LookupServiceBrief(addr netip.Addr, at int64, final bool) Brief {
+	return v.memo.serviceMemo().lookupBrief(v.s, addr, 0, at, final)
+}
+
 // Large reports whether the store is too large to stay in the cache, so that warming pays
 // (below warmMinAddrs addresses the loads it adds cost more than the misses it overlaps).
 func (v View) Large() bool { return v.s.ips.len() >= v.s.warmMin }
