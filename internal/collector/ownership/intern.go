@@ -420,6 +420,12 @@ type stringRec struct {
 	labels map[string]string // s parsed, once an owner carries s as its labels (shared, read-only)
 }
 
+// at returns string id's record without a bounds check: ids come from the table's own records
+// (an owner's strings, a node name's zone), which are never shrunk.
+func (t *stringTable) at(id uint32) *stringRec {
+	return (*stringRec)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(t.recs)), uintptr(id)*unsafe.Sizeof(stringRec{})))
+}
+
 func newStringTable() stringTable {
 	return stringTable{recs: make([]stringRec, 1), index: map[string]uint32{}}
 }

@@ -89,25 +89,25 @@ func (v View) OwnerEndpoint(o Owner, addr netip.Addr, port uint16) flow.Endpoint
 func (v View) Named(r Ref) bool { return v.s.o.meta(ownerID(r)).named() }
 
 // FillEndpoint renders owner r into *e as the flow endpoint addr:port (like Endpoint, without
-// copying the result). Field by field: a composite literal is built on the stack and copied.
+// copying the result). Field by field (a composite literal is built on the stack and copied),
+// the strings read first and stored together: with no branch between the stores, their write
+// barriers share one check (strAt reads the string table unchecked, which keeps them apart).
 func (v View) FillEndpoint(e *flow.Endpoint, r Ref, addr netip.Addr, port uint16) {
 	o := &v.s.o
 	k := &o.recs[r]
-	str := o.strs.recs // its [0] is "": an owner's missing strings
-	e.Addr, e.Port, e.Kind = addr, port, kinds[o.hot[r].m.kind()]
-	e.Cluster = str[k.strs[sCluster]].s
-	e.Namespace = str[k.strs[sNamespace]].s
-	e.Workload = str[k.strs[sWorkload]].s
-	e.WorkloadKind = str[k.strs[sWorkloadKind]].s
-	e.Pod, e.PodUID = k.pod(), k.uid()
-	e.Node = str[k.strs[sNode]].s
-	e.Zone = str[k.strs[sZone]].s
-	e.ServiceAccount = str[k.strs[sServiceAccount]].s
-	e.Service = str[k.strs[sService]].s
-	e.Network = str[k.strs[sNetwork]].s
-	e.Labels = str[k.strs[sLabels]].labels
-	e.Reason = ""
-	if e.Zone == "" { // its node's, kept beside the node's name (none without a node: string 0)
-		e.Zone = str[str[k.strs[sNode]].zone].s
+	t := &o.strs // its record 0 is "": an owner's missing strings
+	kind := kinds[o.hot[r].m.kind()]
+	node := t.at(k.strs[sNode])
+	zone := t.at(k.strs[sZone]).s
+	if zone == "" { // its node's, kept beside the node's name (none without a node: string 0)
+		zone = t.at(node.zone).s
 	}
+	cluster, namespace := t.at(k.strs[sCluster]).s, t.at(k.strs[sNamespace]).s
+	workload, workloadKind := t.at(k.strs[sWorkload]).s, t.at(k.strs[sWorkloadKind]).s
+	account, service, network := t.at(k.strs[sServiceAccount]).s, t.at(k.strs[sService]).s, t.at(k.strs[sNetwork]).s
+	labels := t.at(k.strs[sLabels]).labels
+	e.Addr, e.Port, e.Kind = addr, port, kind
+	e.Cluster, e.Namespace, e.Workload, e.WorkloadKind = cluster, namespace, workload, workloadKind
+	e.Pod, e.PodUID, e.Node, e.Zone = k.pod(), k.uid(), node.s, zone
+	e.ServiceAccount, e.Service, e.Network, e.Labels, e.Reason = account, service, network, labels, ""
 }
