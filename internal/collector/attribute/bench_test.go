@@ -73,9 +73,22 @@ func BenchmarkAttributeJoinVIP(b *testing.B) {
 	}
 }
 
+// BenchmarkAttributeJoinInterleaved is BenchmarkAttributeJoinRich with a write to the store
+// between the parts a flush hands the sink (every writeChunk connections), as a collector's
+// ingest makes them: Add and heartbeats run whenever a flush lets go of its locks to write a
+// part, and every write starts the lookup memo afresh. Here the write is one pod's heartbeat.
+func BenchmarkAttributeJoinInterleaved(b *testing.B) {
+	for _, pods := range []int{1_000, 100_000} {
+		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) {
+			benchAttributeJoin(b, pods, benchShape{live: true, rich: true, interleaved: true})
+		})
+	}
+}
+
 // benchShape is what a benchmark's records and owners are like: live records (else steady,
-// 20 s old), rich owners (labels, zones), clients dialling Services (vip).
-type benchShape struct{ live, rich, vip bool }
+// 20 s old), rich owners (labels, zones), clients dialling Services (vip), a store write
+// between a flush's parts (interleaved).
+type benchShape struct{ live, rich, vip, interleaved bool }
 
 // benchVIP is workload w's Service address.
 func benchVIP(w int) netip.Addr { return netip.AddrFrom4([4]byte{172, 20, byte(w >> 8), byte(w)}) }
@@ -118,7 +131,15 @@ func benchAttributeJoin(b *testing.B, pods int, shape benchShape) {
 		}
 	}
 	written := 0
-	sink := SinkFunc(func(_ context.Context, conns []flow.Conn) error { written += len(conns); return nil })
+	sink := SinkFunc(func(_ context.Context, conns []flow.Conn) error {
+		written += len(conns)
+		if shape.interleaved { // (the flush holds no lock of the store while the sink writes)
+			hb := hbs[written%pods]
+			hb.To = now
+			return store.Observe(hb)
+		}
+		return nil
+	})
 	a, err := New(Config{}, store, sink, clock, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
