@@ -89,9 +89,10 @@ func (v View) OwnerEndpoint(o Owner, addr netip.Addr, port uint16) flow.Endpoint
 func (v View) Named(r Ref) bool { return v.s.o.meta(ownerID(r)).named() }
 
 // FillEndpoint renders owner r into *e as the flow endpoint addr:port (like Endpoint, without
-// copying the result). Field by field (a composite literal is built on the stack and copied),
-// the strings read first and stored together: with no branch between the stores, their write
-// barriers share one check (strAt reads the string table unchecked, which keeps them apart).
+// copying the result). Field by field (a composite literal is built on the stack and copied):
+// the strings are read first, unchecked (stringTable.at), then stored in one run, whose write
+// barriers share two checks instead of one a field. (Read with bounds checks in the same
+// order, it counted more instructions than field by field: 979 against 960 a record.)
 func (v View) FillEndpoint(e *flow.Endpoint, r Ref, addr netip.Addr, port uint16) {
 	o := &v.s.o
 	k := &o.recs[r]
