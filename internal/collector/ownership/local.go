@@ -60,7 +60,7 @@ func (s *Store) ObservePods(pods []LocalPod, refs []Ref) error {
 		}
 		s.memo.version = s.version
 	}()
-	if s.ips.len() >= s.warmMin {
+	if s.ips.len() >= s.claimWarmMin {
 		errs = s.observeWarmed(pods, refs, errs)
 	} else {
 		for i := range pods {
@@ -306,9 +306,15 @@ func includes(full, o Owner) bool {
 	return full.Kind == o.Kind && (o.Pod == "" || o.Pod == full.Pod) && (o.PodUID == "" || o.PodUID == full.PodUID)
 }
 
-// warmChunk is how many addresses a warm step covers; warmMinAddrs is the store size from
-// which warming pays (measured: at 1,000 addresses it costs ≈ 7%, at 100,000 it saves ≈ 25%).
+// warmChunk is how many addresses a warm step covers. warmMinAddrs is the store size from
+// which warming lookups pays (measured: at 1,000 addresses it costs ≈ 7%, at 100,000 it saves
+// ≈ 25%; at 10,000 it still lost ≈ 10 ns a record), warmClaimMinAddrs the size from which
+// warming claims does: a claim's chain (index slot, entry, its owners' UIDs) misses once the
+// store outgrows the core's 1–2 MB L2 (≈ 8,000 addresses), which a lookup's memo and the
+// records' own traffic hide longer (docs/benchmarks/attribution.md, "Claims warmed from 8,192
+// addresses").
 const (
-	warmChunk    = 32
-	warmMinAddrs = 16 << 10
+	warmChunk         = 32
+	warmMinAddrs      = 16 << 10
+	warmClaimMinAddrs = 8 << 10
 )

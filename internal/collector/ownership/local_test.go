@@ -59,8 +59,8 @@ func TestObservePodsMemoIsExact(t *testing.T) {
 				return s
 			}
 			one, each, chunked := build(), build(), build()
-			one.warmMin, chunked.warmMin = 0, 0 // they warm (and reuse the entries found), each does not
-			if seed%2 == 1 {                    // their memos go off after a few claims of each call
+			one.claimWarmMin, chunked.claimWarmMin = 0, 0 // they warm (and reuse the entries found), each does not
+			if seed%2 == 1 {                              // their memos go off after a few claims of each call
 				one.memo.probe, one.memo.minHits = 100, 101
 				chunked.memo.probe, chunked.memo.minHits = 3, 4
 			}

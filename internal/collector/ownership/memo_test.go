@@ -111,7 +111,7 @@ func TestLookupMemoIsExact(t *testing.T) {
 		rng := rand.New(rand.NewPCG(seed, 13))
 		s := randomStore(t, rng, 1+rng.IntN(5))
 		if seed%2 == 1 {
-			s.warmMin = 0 // warming works (and hands its entries to the lookups)
+			s.warmMin, s.claimWarmMin = 0, 0 // warming works (and hands its entries to the lookups)
 		}
 		c := 0 // the warming pipeline's chunks: its stages outlive Views and the writes between them
 		for range 5 {
@@ -242,7 +242,7 @@ func TestWarmStepAcrossWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.warmMin = 0
+	s.warmMin, s.claimWarmMin = 0, 0
 	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 4, byte(i >> 8), byte(i)}) }
 	claim := func(i int, uid string, from, to time.Time) {
 		_ = s.Observe(Claim{Addr: addr(i), Owner: pod("w-"+uid, uid), From: from, To: to, Source: SourceHeartbeat, Origin: "n"})

@@ -76,24 +76,25 @@ type Store struct {
 	cfg Config
 	now func() time.Time
 
-	mu          sync.RWMutex
-	ips         addrMap
-	ports       map[portKey]*entry
-	n           int                      // ranges held
-	originIdx   map[string]uint16        // exporter id → index
-	originSeen  []int64                  // per origin: latest To claimed (its horizon)
-	origins     *[originSlots]originSlot // origin names seen lately, by where their bytes are
-	kubeEnabled bool                     // a Kubernetes source feeds the store
-	kubeSynced  int64                    // the Kubernetes view is complete up to here
-	floor       int64                    // compaction horizon: nothing older is known
-	uids        uidIndex                 // pod UID → richest owner seen (holding a reference)
-	networks    *Networks
-	netRefs     map[string]ownerID // named network → its interned owner (one reference each)
-	o           owners             // interned owners, referenced by ranges and UID entries
-	compactions uint64             // compactions run (they change any address's ranges)
-	version     uint64             // write locks taken: a LookupMemo's answers hold while it is unchanged
-	memo        localMemo          // ObservePods' scratch
-	warmMin     int                // warm from this many addresses on (warmMinAddrs; tests lower it)
+	mu           sync.RWMutex
+	ips          addrMap
+	ports        map[portKey]*entry
+	n            int                      // ranges held
+	originIdx    map[string]uint16        // exporter id → index
+	originSeen   []int64                  // per origin: latest To claimed (its horizon)
+	origins      *[originSlots]originSlot // origin names seen lately, by where their bytes are
+	kubeEnabled  bool                     // a Kubernetes source feeds the store
+	kubeSynced   int64                    // the Kubernetes view is complete up to here
+	floor        int64                    // compaction horizon: nothing older is known
+	uids         uidIndex                 // pod UID → richest owner seen (holding a reference)
+	networks     *Networks
+	netRefs      map[string]ownerID // named network → its interned owner (one reference each)
+	o            owners             // interned owners, referenced by ranges and UID entries
+	compactions  uint64             // compactions run (they change any address's ranges)
+	version      uint64             // write locks taken: a LookupMemo's answers hold while it is unchanged
+	memo         localMemo          // ObservePods' scratch
+	warmMin      int                // lookups warm from this many addresses on (warmMinAddrs; tests lower it)
+	claimWarmMin int                // claims warm from this many on (warmClaimMinAddrs; tests lower it)
 
 	m metrics
 }
@@ -123,13 +124,14 @@ func New(cfg Config, now func() time.Time, reg prometheus.Registerer) (*Store, e
 		return nil, fmt.Errorf("ownership: negative skew tolerance or Kubernetes lag")
 	}
 	s := &Store{
-		cfg:       cfg,
-		now:       now,
-		ips:       newAddrMap(),
-		ports:     map[portKey]*entry{},
-		originIdx: map[string]uint16{"": 0},
-		o:         newOwners(),
-		warmMin:   warmMinAddrs,
+		cfg:          cfg,
+		now:          now,
+		ips:          newAddrMap(),
+		ports:        map[portKey]*entry{},
+		originIdx:    map[string]uint16{"": 0},
+		o:            newOwners(),
+		warmMin:      warmMinAddrs,
+		claimWarmMin: warmClaimMinAddrs,
 	}
 	s.memo.probe, s.memo.minHits = memoProbe, memoProbe/16
 	s.originSeen = []int64{0}
