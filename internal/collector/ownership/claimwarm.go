@@ -24,6 +24,31 @@ const warmStages = 4
 
 type claimPipeline struct {
 	st [warmStages]warmStage
+	pf prefetches
+}
+
+// prefetches collects the lines a pipeline step wants, which one prefetchAll call then asks
+// for: a call into assembly spills the caller's live values, so a call a line cost more than
+// the prefetches themselves. A step of either pipeline wants at most 9 lines an address.
+type prefetches struct {
+	n int
+	p [warmChunk * 10]uintptr
+}
+
+func (l *prefetches) add(p uintptr) {
+	l.p[l.n] = p
+	l.n++
+}
+
+func (l *prefetches) add2(p, q uintptr) {
+	l.p[l.n], l.p[l.n+1] = p, q
+	l.n += 2
+}
+
+// issue asks for the lines collected, and empties the list.
+func (l *prefetches) issue() {
+	prefetchAll(l.p[:l.n])
+	l.n = 0
 }
 
 // slotOf returns the index slot of an IPv4 address (nil when its block does not exist).
@@ -40,14 +65,14 @@ func (m *addrMap) slotOf(a uint32) *uint32 {
 // link, after claims that may have grown the table: an old table's slot still holds the entry
 // numbers it held (entries are freed only by compactions), or 0; observeWarmed uses what was
 // found only when neither a compaction nor a move happened since.
-func (s *Store) findSlots(w *warmStage, pods []LocalPod) {
+func (s *Store) findSlots(w *warmStage, pods []LocalPod, pf *prefetches) {
 	w.pods, w.at, w.moves, w.nOwn = pods, s.compactions, s.ips.blocks.moves, 0
 	for i := range pods {
 		w.slots[i], w.es[i] = nil, nil
 		a := pods[i].Addr
 		if u := pods[i].UID; len(u) > 0 { // (its first and last lines: a UUID may span two)
 			p := uintptr(unsafe.Pointer(unsafe.StringData(u)))
-			prefetch2(p, p+uintptr(len(u)-1))
+			pf.add2(p, p+uintptr(len(u)-1))
 		}
 		if !a.Is4() {
 			if !a.IsValid() {
@@ -58,13 +83,13 @@ func (s *Store) findSlots(w *warmStage, pods []LocalPod) {
 		}
 		if sl := s.ips.slotOf(v4(a)); sl != nil {
 			w.slots[i] = sl
-			prefetch(uintptr(unsafe.Pointer(sl)))
+			pf.add(uintptr(unsafe.Pointer(sl)))
 		}
 	}
 }
 
 // loadEntries is the second link: the entries.
-func (s *Store) loadEntries(w *warmStage) {
+func (s *Store) loadEntries(w *warmStage, pf *prefetches) {
 	for i := range w.pods {
 		sl := w.slots[i]
 		if sl == nil || *sl == 0 {
@@ -77,35 +102,35 @@ func (s *Store) loadEntries(w *warmStage) {
 		}
 		e := s.ips.entry(*sl - 1)
 		w.es[i] = e
-		prefetch(uintptr(unsafe.Pointer(e)))
+		pf.add(uintptr(unsafe.Pointer(e)))
 	}
 }
 
 // loadOwners is the third link: the entries' first ranges' owners' hot entries.
-func (s *Store) loadOwners(w *warmStage) {
+func (s *Store) loadOwners(w *warmStage, pf *prefetches) {
 	for _, e := range w.es[:len(w.pods)] {
 		if e == nil {
 			continue
 		}
 		if e.n >= 3 { // its third range is read in the entry's second line
-			prefetch(uintptr(unsafe.Pointer(e)) + 64)
+			pf.add(uintptr(unsafe.Pointer(e)) + 64)
 		}
 		a, b := e.leadOwners()
 		for _, o := range [2]ownerID{a, b} {
 			if o != 0 {
 				w.owners[w.nOwn] = o
 				w.nOwn++
-				prefetch(s.o.hotAt(o))
+				pf.add(s.o.hotAt(o))
 			}
 		}
 	}
 }
 
 // loadUIDs is the last link: the owners' UID bytes where a UID has no inline key.
-func (s *Store) loadUIDs(w *warmStage) {
+func (s *Store) loadUIDs(w *warmStage, pf *prefetches) {
 	for _, o := range w.owners[:w.nOwn] {
 		if s.o.hot[o].m.form() == uidLong {
-			prefetch(uintptr(unsafe.Pointer(unsafe.StringData(s.o.uid(o)))))
+			pf.add(uintptr(unsafe.Pointer(unsafe.StringData(s.o.uid(o)))))
 		}
 	}
 }
@@ -115,18 +140,19 @@ func (s *Store) loadUIDs(w *warmStage) {
 func (s *Store) step(p *claimPipeline, pods []LocalPod, c int) *warmStage {
 	chunks := (len(pods) + warmChunk - 1) / warmChunk
 	if c < chunks {
-		s.findSlots(&p.st[c%warmStages], pods[c*warmChunk:min((c+1)*warmChunk, len(pods))])
+		s.findSlots(&p.st[c%warmStages], pods[c*warmChunk:min((c+1)*warmChunk, len(pods))], &p.pf)
 	}
 	if d := c - 1; d >= 0 && d < chunks {
-		s.loadEntries(&p.st[d%warmStages])
+		s.loadEntries(&p.st[d%warmStages], &p.pf)
 	}
 	if d := c - 2; d >= 0 && d < chunks {
-		s.loadOwners(&p.st[d%warmStages])
+		s.loadOwners(&p.st[d%warmStages], &p.pf)
 	}
+	var w *warmStage
 	if d := c - 3; d >= 0 && d < chunks {
-		w := &p.st[d%warmStages]
-		s.loadUIDs(w)
-		return w
+		w = &p.st[d%warmStages]
+		s.loadUIDs(w, &p.pf)
 	}
-	return nil
+	p.pf.issue()
+	return w
 }

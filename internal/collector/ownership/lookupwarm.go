@@ -13,6 +13,7 @@ import (
 // LookupWarmer is the pipeline's state: the last lookupStages chunks' progress.
 type LookupWarmer struct {
 	st [lookupStages]lookupStage
+	pf prefetches
 }
 
 const lookupStages = 3
@@ -32,22 +33,23 @@ type lookupStage struct {
 // link further. A chunk is warm for its lookups after the step of chunk c+2; the caller steps
 // through c = 0, 1, 2, … (an empty chunk past the end still moves the others on).
 func (v View) WarmStep(w *LookupWarmer, c int, addrs []netip.Addr, ports []uint16, owners []Ref) {
-	v.warmSlots(&w.st[c%lookupStages], addrs, ports)
-	for _, r := range owners { // its hot entry (Named) and its render record (FillEndpoint)
+	v.warmSlots(&w.st[c%lookupStages], addrs, ports, &w.pf)
+	for _, r := range owners[:min(len(owners), warmChunk)] { // its hot entry (Named) and its render record (FillEndpoint)
 		o := ownerID(r)
-		prefetch2(v.s.o.hotAt(o), v.s.o.recAt(o))
+		w.pf.add2(v.s.o.hotAt(o), v.s.o.recAt(o))
 	}
 	if c >= 1 {
-		v.warmLookupEntries(&w.st[(c-1)%lookupStages])
+		v.warmLookupEntries(&w.st[(c-1)%lookupStages], &w.pf)
 	}
 	if c >= 2 {
-		v.warmRangeOwners(&w.st[(c-2)%lookupStages])
+		v.warmRangeOwners(&w.st[(c-2)%lookupStages], &w.pf)
 	}
+	w.pf.issue()
 }
 
 // warmSlots is the first link: the addresses' index slots (an IPv6 address's entry, found in
 // its map, at once).
-func (v View) warmSlots(st *lookupStage, addrs []netip.Addr, ports []uint16) {
+func (v View) warmSlots(st *lookupStage, addrs []netip.Addr, ports []uint16, pf *prefetches) {
 	st.n, st.version = min(len(addrs), warmChunk), v.s.version
 	for i, a := range addrs[:st.n] {
 		st.slots[i], st.es[i] = nil, nil
@@ -59,18 +61,18 @@ func (v View) warmSlots(st *lookupStage, addrs []netip.Addr, ports []uint16) {
 		if a.Is4() {
 			if sl := v.s.ips.slotOf(v4(a)); sl != nil {
 				st.slots[i] = sl
-				prefetch(uintptr(unsafe.Pointer(sl)))
+				pf.add(uintptr(unsafe.Pointer(sl)))
 			}
 		} else if e := v.s.ips.getAddr(a); e != nil {
 			st.es[i] = e
-			prefetch(uintptr(unsafe.Pointer(e)))
+			pf.add(uintptr(unsafe.Pointer(e)))
 		}
 	}
 }
 
 // warmLookupEntries is the second link: the entries, which the View's memo hands to the
 // lookups (no second probe of the index).
-func (v View) warmLookupEntries(st *lookupStage) {
+func (v View) warmLookupEntries(st *lookupStage, pf *prefetches) {
 	if st.version != v.s.version {
 		st.n = 0 // the store changed since the slots were found
 		return
@@ -80,7 +82,7 @@ func (v View) warmLookupEntries(st *lookupStage) {
 			st.es[i] = v.s.ips.entry(*sl - 1)
 		}
 		if e := st.es[i]; e != nil {
-			prefetch(uintptr(unsafe.Pointer(e)))
+			pf.add(uintptr(unsafe.Pointer(e)))
 			if v.memo != nil {
 				v.memo.noteWarmed(&st.mks[i], e)
 			}
@@ -90,7 +92,7 @@ func (v View) warmLookupEntries(st *lookupStage) {
 
 // warmRangeOwners is the last link: the distinct owners of the entries' first two ranges,
 // their hot entries and render records.
-func (v View) warmRangeOwners(st *lookupStage) {
+func (v View) warmRangeOwners(st *lookupStage, pf *prefetches) {
 	if st.version != v.s.version {
 		return
 	}
@@ -100,10 +102,10 @@ func (v View) warmRangeOwners(st *lookupStage) {
 		}
 		a, b := e.leadOwners()
 		if a != 0 {
-			prefetch2(v.s.o.hotAt(a), v.s.o.recAt(a))
+			pf.add2(v.s.o.hotAt(a), v.s.o.recAt(a))
 		}
 		if b != 0 {
-			prefetch2(v.s.o.hotAt(b), v.s.o.recAt(b))
+			pf.add2(v.s.o.hotAt(b), v.s.o.recAt(b))
 		}
 	}
 }
