@@ -116,12 +116,15 @@ func (s *Store) loadOwners(w *warmStage, pf *prefetches) {
 			pf.add(uintptr(unsafe.Pointer(e)) + 64)
 		}
 		a, b := e.leadOwners()
-		for _, o := range [2]ownerID{a, b} {
-			if o != 0 {
-				w.owners[w.nOwn] = o
-				w.nOwn++
-				pf.add(s.o.hotAt(o))
-			}
+		if a != 0 {
+			w.owners[w.nOwn] = a
+			w.nOwn++
+			pf.add(s.o.hotAt(a))
+		}
+		if b != 0 {
+			w.owners[w.nOwn] = b
+			w.nOwn++
+			pf.add(s.o.hotAt(b))
 		}
 	}
 }
