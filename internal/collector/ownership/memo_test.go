@@ -159,8 +159,9 @@ func TestLookupMemoIsExact(t *testing.T) {
 	}
 }
 
-// TestWarmLargeStore runs the warming steps (taken only in stores of warmMinAddrs addresses
-// or more) on such a store and checks that claims and lookups answer as without them.
+// TestWarmLargeStore runs the warming steps (the lookups' taken only in stores of
+// warmMinAddrs addresses or more, the claims' from warmClaimMinAddrs) on a store large enough
+// for both and checks that claims and lookups answer as without them.
 func TestWarmLargeStore(t *testing.T) {
 	now := t0.Add(time.Hour)
 	s, err := New(Config{KubeLag: time.Second}, func() time.Time { return now }, prometheus.NewRegistry())
