@@ -187,7 +187,7 @@ func (a *Attributor) add(n int, at func(i int) (exporter, node string, r *flow.R
 		h := a.alloc()
 		h.r.set(exporter, node, r, a.cfg.ProcessNames, &a.locs)
 		h.added = nowNs
-		a.local.add(h)
+		a.local.add(h, r.LocalAddr)
 		if len(a.local.pods) >= claimBatch && !a.large {
 			a.local.observe(a.store)
 		}

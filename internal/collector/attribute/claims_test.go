@@ -99,7 +99,7 @@ func TestLocalPodClaimWritesEveryField(t *testing.T) {
 		h.r.set("exp-a", "node-a", &r, false, &locations{})
 		l := localClaims{pods: []ownership.LocalPod{stale.Interface().(ownership.LocalPod)}}
 		l.pods = l.pods[:0]
-		l.add(&h)
+		l.add(&h, r.LocalAddr)
 		want := ownership.LocalPod{Addr: r.LocalAddr, UID: "uid-a", Origin: "exp-a", From: at(1).UnixNano(), To: at(2).UnixNano()}
 		if dir == flow.Server {
 			want.ListenPort = 40000

@@ -7,6 +7,7 @@ package attribute
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -126,8 +127,10 @@ type claimant struct {
 	gen uint32
 }
 
-// add notes h's claim, if its local end makes one.
-func (l *localClaims) add(h *held) {
+// add notes h's claim, if its local end makes one. local is the record's local address as it
+// came (h.r.localAddr() gives it back from the packed form: validate admits no zone, so the
+// two are equal, and the one at hand costs no unpacking).
+func (l *localClaims) add(h *held, local netip.Addr) {
 	r := &h.r
 	switch {
 	case r.pod && r.name != "" && !r.hostNetwork():
@@ -136,7 +139,7 @@ func (l *localClaims) add(h *held) {
 		n := len(l.pods)
 		l.pods = slices.Grow(l.pods, 1)[:n+1]
 		p := &l.pods[n]
-		p.Addr, p.UID, p.Origin, p.From, p.To, p.ListenPort = r.localAddr(), r.name, r.exporter, r.start, r.end, 0
+		p.Addr, p.UID, p.Origin, p.From, p.To, p.ListenPort = local, r.name, r.exporter, r.start, r.end, 0
 		if !r.client {
 			p.ListenPort = r.lport // if the address turns out to be a node's (host network)
 		}
@@ -149,7 +152,7 @@ func (l *localClaims) add(h *held) {
 		if o.Kind == flow.EndpointNode || o.Kind == "" || (o.Kind == flow.EndpointPod && o.PodUID == "") {
 			return
 		}
-		l.others = append(l.others, ownership.Claim{Addr: r.localAddr(), Port: r.lport, Owner: o, From: time.Unix(0, r.start), To: time.Unix(0, r.end),
+		l.others = append(l.others, ownership.Claim{Addr: local, Port: r.lport, Owner: o, From: time.Unix(0, r.start), To: time.Unix(0, r.end),
 			Source: ownership.SourceFlow, Origin: r.exporter})
 	}
 }
