@@ -17,8 +17,7 @@ func (s *Store) seen(origin string, to int64) uint16 {
 
 // originSlot remembers an origin's index by its name string, in a slot chosen by where the
 // string's bytes are: the claims of a batch share their exporter's name string, which then
-// finds its slot and compares equal at once (the same bytes: == checks that first), skipping
-// the map.
+// finds its slot holding the same bytes, skipping the map.
 type originSlot struct {
 	name string
 	i    uint16
@@ -26,14 +25,30 @@ type originSlot struct {
 
 const originBits, originSlots = 12, 1 << originBits
 
+// origin returns the index of origin name. Its fast path is small enough to inline: the slot
+// of the name's bytes holds those very bytes (a pointer and a length compared, where == on
+// strings calls the runtime).
 func (s *Store) origin(name string) uint16 {
+	if s.origins != nil {
+		sl := &s.origins[originSlotOf(name)]
+		if unsafe.StringData(sl.name) == unsafe.StringData(name) && len(sl.name) == len(name) && sl.i != 0 {
+			return sl.i
+		}
+	}
+	return s.originSlow(name)
+}
+
+func originSlotOf(name string) uint64 {
+	return uint64(uintptr(unsafe.Pointer(unsafe.StringData(name)))) * 0x9e3779b97f4a7c15 >> (64 - originBits)
+}
+
+// originSlow is origin through the map (the name's slot holds another string), adding the
+// origin when it is new.
+func (s *Store) originSlow(name string) uint16 {
 	if s.origins == nil {
 		s.origins = new([originSlots]originSlot)
 	}
-	sl := &s.origins[uint64(uintptr(unsafe.Pointer(unsafe.StringData(name))))*0x9e3779b97f4a7c15>>(64-originBits)]
-	if sl.i != 0 && sl.name == name {
-		return sl.i
-	}
+	sl := &s.origins[originSlotOf(name)]
 	if i, ok := s.originIdx[name]; ok {
 		*sl = originSlot{name: name, i: i}
 		return i
