@@ -9,8 +9,15 @@ import (
 // claimed anything (Store.originSeen), which lookups compare with the moment they attribute.
 
 // seen notes that exporter origin claimed something up to `to`, and returns its index.
+// Its fast path, which the claims' functions inline: the slot of the name's bytes holds those
+// very bytes (a pointer and a length compared, where == on strings calls the runtime).
 func (s *Store) seen(origin string, to int64) uint16 {
-	oi := s.origin(origin)
+	var oi uint16
+	if sl := s.originSlotFor(origin); sl != nil && unsafe.StringData(sl.name) == unsafe.StringData(origin) && len(sl.name) == len(origin) && sl.i != 0 {
+		oi = sl.i
+	} else {
+		oi = s.originSlow(origin)
+	}
 	s.originSeen[oi] = max(s.originSeen[oi], to)
 	return oi
 }
@@ -25,25 +32,20 @@ type originSlot struct {
 
 const originBits, originSlots = 12, 1 << originBits
 
-// origin returns the index of origin name. Its fast path is small enough to inline: the slot
-// of the name's bytes holds those very bytes (a pointer and a length compared, where == on
-// strings calls the runtime).
-func (s *Store) origin(name string) uint16 {
-	if s.origins != nil {
-		sl := &s.origins[originSlotOf(name)]
-		if unsafe.StringData(sl.name) == unsafe.StringData(name) && len(sl.name) == len(name) && sl.i != 0 {
-			return sl.i
-		}
+// originSlotFor is the slot of name's bytes (nil before the first origin).
+func (s *Store) originSlotFor(name string) *originSlot {
+	if s.origins == nil {
+		return nil
 	}
-	return s.originSlow(name)
+	return &s.origins[originSlotOf(name)]
 }
 
 func originSlotOf(name string) uint64 {
 	return uint64(uintptr(unsafe.Pointer(unsafe.StringData(name)))) * 0x9e3779b97f4a7c15 >> (64 - originBits)
 }
 
-// originSlow is origin through the map (the name's slot holds another string), adding the
-// origin when it is new.
+// originSlow returns the index of origin name through the map (the name's slot holds another
+// string), adding the origin when it is new.
 func (s *Store) originSlow(name string) uint16 {
 	if s.origins == nil {
 		s.origins = new([originSlots]originSlot)

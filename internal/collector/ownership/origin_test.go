@@ -24,7 +24,7 @@ func TestOriginByContent(t *testing.T) {
 			if round%2 == 1 {
 				c = n // the same bytes again: the slot's fast path
 			}
-			i := s.origin(c)
+			i := s.seen(c, 1)
 			if w, ok := want[n]; ok && i != w {
 				t.Fatalf("round %d: origin %q has index %d, before %d", round, n, i, w)
 			}
@@ -37,11 +37,11 @@ func TestOriginByContent(t *testing.T) {
 	// Two names in the same bytes (one a prefix of the other) share a slot: the length tells them apart.
 	base := strings.Clone("exp-dexp-e")
 	long, short := base[:5], base[:4]
-	got := []uint16{s.origin(long), s.origin(long), s.origin(short), s.origin(short), s.origin(long)} // (a found name takes the slot)
+	got := []uint16{s.seen(long, 1), s.seen(long, 1), s.seen(short, 1), s.seen(short, 1), s.seen(long, 1)} // (a found name takes the slot)
 	if got[0] != got[1] || got[1] != got[4] || got[2] != got[3] || got[0] == got[2] {
 		t.Fatalf("names sharing their bytes, %q, %q, %q, %q, %q: indexes %v", long, long, short, short, long, got)
 	}
-	if i := s.origin(""); i != 0 {
+	if i := s.seen("", 1); i != 0 {
 		t.Fatalf(`origin "" has index %d, want 0`, i)
 	}
 }
