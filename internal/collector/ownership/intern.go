@@ -149,7 +149,7 @@ func kindIndex(k flow.EndpointKind) uint8 {
 func newOwners() owners {
 	return owners{recs: make([]ownerRec, 1), hot: make([]ownerHot, 1), hs: make([]uint64, 1),
 		seed: maphash.MakeSeed(), strs: newStringTable(), zones: map[string]string{},
-		shared: &sharedEndpoints{by: map[ownerID][]*flow.Endpoint{}}}
+		shared: &sharedEndpoints{}}
 }
 
 func shared(o *Owner) [nShared]*string {

@@ -2,7 +2,9 @@ package ownership
 
 import (
 	"net/netip"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/flowscope/flowscope/internal/flow"
 )
@@ -17,12 +19,15 @@ import (
 // few); past it, the caller renders its own.
 const maxSharedPerOwner = 8
 
-// sharedEndpoints are the rendered endpoints of live Service owners, by owner. Views read them
-// under the store's read lock, several at once: mu guards the map. An owner's are dropped when
-// its id is freed (owners.release), before the id can name another owner.
+// sharedEndpoints are the rendered endpoints of live Service owners, by owner id. Views read
+// them under the store's read lock, several at once, without a lock of their own: the table
+// and each owner's list are published whole (atomic pointers) and never changed after, so a
+// reader sees an owner's list as it was or as it is. Adding to a list, or growing the table,
+// copies it under mu. An owner's are dropped when its id is freed (owners.release, under the
+// store's write lock), before the id can name another owner.
 type sharedEndpoints struct {
-	mu sync.Mutex
-	by map[ownerID][]*flow.Endpoint
+	mu  sync.Mutex
+	tab atomic.Pointer[[]atomic.Pointer[[]*flow.Endpoint]]
 }
 
 // ServiceEndpoint returns Service owner r's endpoint as addr:port, rendered once and shared: the
@@ -33,27 +38,65 @@ func (v View) ServiceEndpoint(r Ref, addr netip.Addr, port uint16) *flow.Endpoin
 	if o.hot[id].m.kind() != kindService || o.recs[id].strs[sNode] != 0 {
 		return nil
 	}
-	sh := o.shared
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	es := sh.by[id]
-	for _, e := range es {
-		if e.Addr == addr && e.Port == port {
-			return e
+	if e := o.shared.find(id, addr, port); e != nil {
+		return e
+	}
+	return o.shared.add(v, id, addr, port)
+}
+
+// find returns owner id's endpoint for addr:port, if rendered.
+func (s *sharedEndpoints) find(id ownerID, addr netip.Addr, port uint16) *flow.Endpoint {
+	tab := s.tab.Load()
+	if tab == nil || int(id) >= len(*tab) {
+		return nil
+	}
+	if es := (*tab)[id].Load(); es != nil {
+		for _, e := range *es {
+			if e.Addr == addr && e.Port == port {
+				return e
+			}
 		}
+	}
+	return nil
+}
+
+// add renders owner id's endpoint for addr:port and publishes it (nil past maxSharedPerOwner).
+func (s *sharedEndpoints) add(v View, id ownerID, addr netip.Addr, port uint16) *flow.Endpoint {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.find(id, addr, port); e != nil { // (another View's, meanwhile)
+		return e
+	}
+	tab := s.tab.Load()
+	if tab == nil || int(id) >= len(*tab) {
+		grown := make([]atomic.Pointer[[]*flow.Endpoint], max(int(id)+1, 2*len(v.s.o.recs)))
+		if tab != nil {
+			for i := range *tab {
+				grown[i].Store((*tab)[i].Load())
+			}
+		}
+		s.tab.Store(&grown)
+		tab = &grown
+	}
+	var es []*flow.Endpoint
+	if old := (*tab)[id].Load(); old != nil {
+		es = *old
 	}
 	if len(es) == maxSharedPerOwner {
 		return nil
 	}
 	e := new(flow.Endpoint)
-	v.FillEndpoint(e, r, addr, port)
-	sh.by[id] = append(es, e)
+	v.FillEndpoint(e, Ref(id), addr, port)
+	list := append(slices.Clip(es), e) // (a new array: readers may hold the old one)
+	(*tab)[id].Store(&list)
 	return e
 }
 
 // forget drops the endpoints of owner id (freed).
 func (s *sharedEndpoints) forget(id ownerID) {
 	s.mu.Lock()
-	delete(s.by, id)
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	if tab := s.tab.Load(); tab != nil && int(id) < len(*tab) {
+		(*tab)[id].Store(nil)
+	}
 }

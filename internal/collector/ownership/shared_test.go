@@ -1,7 +1,9 @@
 package ownership
 
 import (
+	"fmt"
 	"net/netip"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -58,5 +60,49 @@ func TestServiceEndpointShared(t *testing.T) {
 	}
 	if e := shared(other, 80); e == nil || e.Service != "billing" {
 		t.Errorf("after the id named another Service: %+v", e)
+	}
+}
+
+// TestServiceEndpointConcurrent: Views open at once (the store's read lock) find and add
+// Services' endpoints without a lock of their own: each address and port gets one endpoint,
+// whichever View rendered it, while the table grows (go test -race checks the publishing).
+func TestServiceEndpointConcurrent(t *testing.T) {
+	s := newTestStore(t, Config{})
+	vip := netip.MustParseAddr("10.96.0.10")
+	var ids []ownerID
+	for i := range 40 {
+		ids = append(ids, s.o.intern(Owner{Kind: flow.EndpointService, Namespace: "ns", Service: fmt.Sprintf("svc-%d", i)}))
+	}
+	const views = 8
+	got := make([][]*flow.Endpoint, views)
+	var wg sync.WaitGroup
+	for g := range views {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v := s.View()
+			defer v.Close()
+			for k := range len(ids) * 4 {
+				i := (k*7 + g*13) % len(ids) // every View in its own order
+				for port := uint16(1); port <= 4; port++ {
+					got[g] = append(got[g], v.ServiceEndpoint(Ref(ids[i]), vip, port))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	first := map[[2]int]*flow.Endpoint{}
+	for g := range views {
+		for j, e := range got[g] {
+			k, port := j/4, j%4+1
+			i := (k*7 + g*13) % len(ids)
+			if e == nil || e.Service != fmt.Sprintf("svc-%d", i) || e.Port != uint16(port) {
+				t.Fatalf("view %d: %+v for svc-%d port %d", g, e, i, port)
+			}
+			if f, ok := first[[2]int{i, port}]; ok && f != e {
+				t.Fatalf("svc-%d port %d: two endpoints (%p, %p)", i, port, f, e)
+			}
+			first[[2]int{i, port}] = e
+		}
 	}
 }
