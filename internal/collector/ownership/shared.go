@@ -20,9 +20,10 @@ import (
 const maxSharedPerOwner = 8
 
 // sharedEndpoints are the rendered endpoints of live Service owners, by owner id. Views read
-// them under the store's read lock, several at once, without a lock of their own: the table
-// and each owner's list are published whole (atomic pointers) and never changed after, so a
-// reader sees an owner's list as it was or as it is. Adding to a list, or growing the table,
+// them under the store's read lock, several at once, without a lock of their own: an owner's
+// list is published whole (an atomic pointer in the table) and never changed after, and a
+// larger table replaces the old one (also an atomic pointer), which is never resized in place;
+// a reader sees an owner's list as it was or as it is. Adding to a list, or growing the table,
 // copies it under mu. An owner's are dropped when its id is freed (owners.release, under the
 // store's write lock), before the id can name another owner.
 type sharedEndpoints struct {
