@@ -290,6 +290,14 @@ func (s *Store) decide(e *entry, at int64, final bool, sp *span) ans {
 	if sp.below(at, e.floorAt()) {
 		return ans{reason: rGap}
 	}
+	if a, ok := s.decideOne(e, at, final, sp); ok {
+		return a
+	}
+	return s.decideScan(e, at, final, sp)
+}
+
+// decideScan is decide past the floor, for any ranges.
+func (s *Store) decideScan(e *entry, at int64, final bool, sp *span) ans {
 	var sc scan
 	s.scanEntry(e, at, sp, &sc)
 	kubeDone := s.kubeDone(at, sp)
