@@ -9,8 +9,9 @@ import (
 )
 
 // TestDecideOneAsScan: wherever decideOne decides, it answers as decideScan does and narrows
-// the span alike — over random ranges of one or two owners, every mix of sources, moments
-// around each threshold, Kubernetes synced or not, final or not.
+// the span alike; where it falls back, the scan after its pass answers as the scan alone, with
+// a span within the scan's — over random ranges of one or two owners, every mix of sources,
+// moments around each threshold, Kubernetes synced or not, final or not.
 func TestDecideOneAsScan(t *testing.T) {
 	s := newTestStore(t, Config{})
 	bare := s.o.intern(Owner{Kind: flow.EndpointPod, PodUID: "0123abcd-4567-89ef-0123-456789abcdef"})
@@ -52,12 +53,15 @@ func TestDecideOneAsScan(t *testing.T) {
 				one, scan = &span{math.MinInt64, math.MaxInt64}, &span{math.MinInt64, math.MaxInt64}
 			}
 			a, ok := s.decideOne(e, at, final, one)
-			if !ok {
+			b := s.decideScan(e, at, final, scan)
+			if !ok { // decide then scans after the pass: the same answer, a span within the scan's
 				fellBack++
+				if a = s.decideScan(e, at, final, one); a != b || (memo && (one.lo < scan.lo || one.hi > scan.hi)) {
+					t.Fatalf("ranges %+v, at %d, final %v: after the pass %+v (span %v), the scan alone %+v (span %v)", rs, at, final, a, one, b, scan)
+				}
 				continue
 			}
 			decided++
-			b := s.decideScan(e, at, final, scan)
 			if a != b || (memo && *one != *scan) {
 				t.Fatalf("ranges %+v, at %d, final %v, kube %v synced %d: decideOne %+v (span %v), decideScan %+v (span %v)",
 					rs, at, final, s.kubeEnabled, s.kubeSynced, a, one, b, scan)
