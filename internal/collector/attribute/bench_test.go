@@ -42,7 +42,7 @@ func BenchmarkAttributeJoin(b *testing.B) {
 // pods up to when it was sent — so a record's local end mostly extends its pod's range, or
 // stores one of its own until the next heartbeat merges them, as in the acceptance demo — and
 // each record held until Kubernetes may have spoken about its start (KubeLag, 10 s): a flush
-// decides the records of seven seconds before. Heartbeats are applied between batches,
+// decides the records of seven seconds before. Heartbeats are applied between seconds,
 // outside the measured time (they are per pod, not per flow); the final flushes that drain
 // the window are measured. pods=10000 sits between the other two sizes: a store that would
 // fit the core's cache on its own (≈ 2.4 MB), whose addresses recur ten times less often than
