@@ -46,7 +46,7 @@ func BenchmarkAttributeJoin(b *testing.B) {
 // outside the measured time (they are per pod, not per flow); the final flushes that drain
 // the window are measured. pods=10000 sits between the other two sizes: a store that would
 // fit the core's cache on its own (≈ 2.4 MB), whose addresses recur ten times less often than
-// 1,000 pods' (docs/benchmarks/attribution.md, "Where the 100,000-pod gap begins").
+// 1,000 pods' (docs/benchmarks/attribution-log.md, "Where the 100,000-pod gap begins").
 func BenchmarkAttributeJoinLive(b *testing.B) {
 	for _, pods := range []int{1_000, 10_000, 100_000} {
 		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) { benchAttributeJoin(b, pods, benchShape{live: true}) })

@@ -10,7 +10,7 @@ import (
 // is of its speed at a typical lookup: the time of one load that waits for the one before,
 // at a random line of an array of the given size. The attribution figures at 10,000 and
 // 100,000 pods wait on such loads, more or less as the machine's caches serve them
-// (docs/benchmarks/attribution.md, "Counted instead of timed"), so a run whose figures move
+// (docs/benchmarks/attribution-log.md, "Counted instead of timed"), so a run whose figures move
 // with no change to the code should be read with this one beside it.
 func BenchmarkMachineLatency(b *testing.B) {
 	for _, mb := range []int{1, 4, 16, 64} {

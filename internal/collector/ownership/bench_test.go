@@ -312,7 +312,7 @@ func BenchmarkFillEndpoint(b *testing.B) {
 //     mostly extends its pod's range or stores a range of its own, which the next heartbeat
 //     merges (heartbeats are applied between batches, outside the measured time: they are
 //     per pod, not per flow). The acceptance demo's claims look so (see
-//     docs/benchmarks/attribution.md, "Live records").
+//     docs/benchmarks/attribution-log.md, "Live records").
 func BenchmarkObservePods(b *testing.B) {
 	b.Run("heartbeats=ahead", func(b *testing.B) { benchObservePods(b, false) })
 	b.Run("heartbeats=behind", func(b *testing.B) { benchObservePods(b, true) })

@@ -311,7 +311,7 @@ func includes(full, o Owner) bool {
 // ≈ 25%; at 10,000 it still lost ≈ 10 ns a record), warmClaimMinAddrs the size from which
 // warming claims does: a claim's chain (index slot, entry, its owners' UIDs) misses once the
 // store outgrows the core's 1–2 MB L2 (≈ 8,000 addresses), which a lookup's memo and the
-// records' own traffic hide longer (docs/benchmarks/attribution.md, "Claims warmed from 8,192
+// records' own traffic hide longer (docs/benchmarks/attribution-log.md, "Claims warmed from 8,192
 // addresses").
 const (
 	warmChunk         = 32
