@@ -75,26 +75,44 @@ type held struct {
 type heldState struct {
 	added int64 // when it entered: its window ends at added+Window, its wait for a peer at added+JoinWait
 	gen   uint32
-	hint  ownership.Ref // the local pod's owner as the record's own claim found it (0: resolve by UID)
-	local ownership.Ref // the local pod (when localHost and localNoOwner are unset)
+	// local is, until localDone, the local pod's owner as the record's own claim found it (0:
+	// resolve by UID), then the local pod (when stLocalHost and stLocalNoOwner are unset): the
+	// hint is not read once the local end is decided, so the two share one field.
+	local ownership.Ref
 
 	remote answer // the peer: for a client the server it reached, for a server the client
 	vip    answer // for a translated client: the address it dialled
 
-	backoff      uint8 // checks that found it pending: the next waits min(2^(backoff-1) s, Window)
-	localHost    bool  // the local end is a host workload or the node (hostOwner)
-	localNoOwner bool  // the local end is unattributed (flow.ReasonNoOwner)
-	localDone    bool
-	remoteDone   bool
-	vipDone      bool
-	decided      bool
-	viaVIP       bool // joined to its partner through a Service address (verified once decided)
-	indexed      bool // in byClient (see link)
+	backoff uint8   // checks that found it pending: the next waits min(2^(backoff-1) s, Window)
+	state   heldBit // what is known of it: one byte where eight bools took eight
 
 	partner      *held
 	sameClient   *held // the next older held record of the same client address and port
 	older, newer *held // arrival order (Attributor.order)
 }
+
+// heldBit is a bit of heldState.state.
+type heldBit uint8
+
+const (
+	stLocalHost    heldBit = 1 << iota // the local end is a host workload or the node (hostOwner)
+	stLocalNoOwner                     // the local end is unattributed (flow.ReasonNoOwner)
+	stLocalDone
+	stRemoteDone
+	stVIPDone
+	stDecided
+	stViaVIP  // joined to its partner through a Service address (verified once decided)
+	stIndexed // in byClient (see link)
+)
+
+// is reports whether every bit of b is set.
+func (s *heldState) is(b heldBit) bool { return s.state&b == b }
+
+// mark sets the bits of b.
+func (s *heldState) mark(b heldBit) { s.state |= b }
+
+// unmark clears the bits of b.
+func (s *heldState) unmark(b heldBit) { s.state &^= b }
 
 // Attributor holds records until they can be attributed, joins both ends and writes the
 // connections to a Sink. Add may be called from any goroutine; Flush (or Run) from one.
@@ -378,11 +396,11 @@ func (a *Attributor) warmStep(v ownership.View, due []ref, c int) {
 		if !e.live() {
 			continue
 		}
-		if h := e.h; !h.localDone && h.hint != 0 {
-			owners[m] = h.hint // its owner is read to name the local end
+		if h := e.h; !h.is(stLocalDone) && h.local != 0 {
+			owners[m] = h.local // its owner (the hint) is read to name the local end
 			m++
 		}
-		if e.h.remoteDone {
+		if e.h.is(stRemoteDone) {
 			continue
 		}
 		addrs[n], ports[n] = e.h.r.peer() // what decide looks up
@@ -419,25 +437,25 @@ func (a *Attributor) check(v ownership.View, h *held, now time.Time) {
 	nowNs := now.UnixNano()
 	deadline := a.deadline(h)
 	final := nowNs >= deadline
-	if !h.decided {
-		h.decided = a.decide(v, h, final)
+	if !h.is(stDecided) && a.decide(v, h, final) {
+		h.mark(stDecided)
 	}
-	if !h.decided {
+	if !h.is(stDecided) {
 		h.backoff = min(h.backoff+1, 33) // 1 s << 32 still fits
 		wait := min(time.Second<<(h.backoff-1), a.cfg.Window)
 		a.schedule(h, min(nowNs+int64(wait), deadline))
 		return
 	}
 	if p := h.partner; p != nil {
-		if !p.decided && final {
-			p.decided = a.decide(v, p, true)
+		if !p.is(stDecided) && final && a.decide(v, p, true) {
+			p.mark(stDecided)
 		}
-		if p.decided && !a.confirmVIPJoin(h, p) {
+		if p.is(stDecided) && !a.confirmVIPJoin(h, p) {
 			a.schedule(p, nowNs) // apart again: each goes on alone
 			a.schedule(h, nowNs)
 			return
 		}
-		if p.decided {
+		if p.is(stDecided) {
 			a.emitJoined(v, h, p)
 		}
 		return // the partner's own check emits both
@@ -451,37 +469,41 @@ func (a *Attributor) check(v ownership.View, h *held, now time.Time) {
 
 // decide looks up what h needs; it reports whether everything is known.
 func (a *Attributor) decide(v ownership.View, h *held, final bool) bool {
-	if !h.localDone {
-		if h.r.pod {
-			if h.hint != 0 && v.Named(h.hint) {
-				h.local, h.localDone = h.hint, true // named by Kubernetes: as rich as a Resolve
+	if !h.is(stLocalDone) {
+		if h.r.pod() {
+			if h.local != 0 && v.Named(h.local) {
+				h.mark(stLocalDone) // the hint, named by Kubernetes: as rich as a Resolve
 			} else if r, ok := v.Resolve(h.r.name); ok {
-				h.local, h.localDone = r, true
+				h.local = r
+				h.mark(stLocalDone)
 			} else if final {
-				h.localNoOwner, h.localDone = true, true
+				h.mark(stLocalNoOwner | stLocalDone)
 			}
+		} else if _, ok := h.r.hostOwner(); ok {
+			h.mark(stLocalHost | stLocalDone)
 		} else {
-			_, ok := h.r.hostOwner()
-			h.localHost, h.localNoOwner, h.localDone = ok, !ok, true
+			h.mark(stLocalNoOwner | stLocalDone)
 		}
 	}
 	at := lookupTime(&h.r, a.cfg.LongConn) // the moment the remote end is attributed at
-	if !h.remoteDone {
+	if !h.is(stRemoteDone) {
 		addr, port := h.r.peer()
 		if r := v.LookupBrief(addr, port, at, final); r.Bits&ownership.BriefPending == 0 {
-			h.remote, h.remoteDone = answer(r), true
+			h.remote = answer(r)
+			h.mark(stRemoteDone)
 		}
 	}
-	if !h.vipDone {
-		if h.r.client && h.r.translated() {
+	if !h.is(stVIPDone) {
+		if h.r.client() && h.r.translated() {
 			if r := v.LookupServiceBrief(h.r.remoteAddr(), at, final); r.Bits&ownership.BriefPending == 0 {
-				h.vip, h.vipDone = answer(r), true
+				h.vip = answer(r)
+				h.mark(stVIPDone)
 			}
 		} else {
-			h.vipDone = true
+			h.mark(stVIPDone)
 		}
 	}
-	return h.localDone && h.remoteDone && h.vipDone
+	return h.is(stLocalDone | stRemoteDone | stVIPDone)
 }
 
 // forceOldest decides the oldest held record now (the full policy); false when none is held.
@@ -493,12 +515,12 @@ func (a *Attributor) forceOldest() bool {
 	a.m.full.Inc()
 	v := a.store.View()
 	defer v.Close()
-	if !h.decided {
-		h.decided = a.decide(v, h, true)
+	if !h.is(stDecided) && a.decide(v, h, true) {
+		h.mark(stDecided)
 	}
 	if p := h.partner; p != nil {
-		if !p.decided {
-			p.decided = a.decide(v, p, true)
+		if !p.is(stDecided) && a.decide(v, p, true) {
+			p.mark(stDecided)
 		}
 		if a.confirmVIPJoin(h, p) {
 			a.emitJoined(v, h, p)
@@ -512,17 +534,19 @@ func (a *Attributor) forceOldest() bool {
 // confirmVIPJoin keeps a join made through a Service address only if the client's
 // destination was attributed to a Service; otherwise it parts the two records.
 func (a *Attributor) confirmVIPJoin(x, y *held) bool {
-	if !x.viaVIP {
+	if !x.is(stViaVIP) {
 		return true
 	}
 	cl := x
-	if !cl.r.client {
+	if !cl.r.client() {
 		cl = y
 	}
 	if cl.remote.service() {
 		return true
 	}
-	x.partner, y.partner, x.viaVIP, y.viaVIP = nil, nil, false, false
+	x.partner, y.partner = nil, nil
+	x.unmark(stViaVIP)
+	y.unmark(stViaVIP)
 	return false
 }
 

@@ -19,7 +19,7 @@ import (
 // socket's addresses carry none).
 type packedAddr [16]byte
 
-// meta packs a kept record's outcome (its low bits) with its addresses' forms.
+// meta packs a kept record's outcome (its low bits) with its addresses' forms and its side.
 type meta uint8
 
 const (
@@ -28,6 +28,7 @@ const (
 	remote4     meta = 1 << 4 // the remote address is IPv4
 	nat4        meta = 1 << 5 // the translated address is IPv4
 	natSet      meta = 1 << 6 // the record carries a translated address
+	localClient meta = 1 << 7 // the local end is the client (kept.client)
 )
 
 // outcomes are the outcomes a record may carry, by their code in kept.meta.

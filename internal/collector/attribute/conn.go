@@ -30,7 +30,7 @@ const (
 // destination the server's local address — or, without a known translation, some other
 // address, which must turn out to be a Service (checked once attributed).
 func (a *Attributor) matches(x, y *held) match {
-	if x.partner != nil || y.partner != nil || x.r.client == y.r.client {
+	if x.partner != nil || y.partner != nil || x.r.client() == y.r.client() {
 		return noMatch
 	}
 	rx, ry := &x.r, &y.r
@@ -39,7 +39,7 @@ func (a *Attributor) matches(x, y *held) match {
 		return noMatch
 	}
 	c, s := x, y
-	if !c.r.client {
+	if !c.r.client() {
 		c, s = y, x
 	}
 	if reaches(&c.r, &s.r) {
@@ -55,12 +55,12 @@ func (a *Attributor) matches(x, y *held) match {
 func (h *held) fillLocal(v ownership.View, e *flow.Endpoint) {
 	r := &h.r
 	switch {
-	case h.localNoOwner:
+	case h.is(stLocalNoOwner):
 		*e = flow.Endpoint{Addr: r.localAddr(), Port: r.lport, Kind: flow.EndpointUnattributed, Reason: flow.ReasonNoOwner, Node: r.node, Zone: v.Zone(r.node)}
-		if r.pod {
+		if r.pod() {
 			e.PodUID = r.name
 		}
-	case h.localHost:
+	case h.is(stLocalHost):
 		o, _ := r.hostOwner()
 		*e = v.OwnerEndpoint(o, r.localAddr(), r.lport)
 	default:
@@ -72,10 +72,10 @@ func (h *held) fillLocal(v ownership.View, e *flow.Endpoint) {
 // another identity than h's socket does. An unattributed side, or a Service seen where the
 // other side names its backend, is no disagreement.
 func (h *held) localDisagrees(v ownership.View, seen answer) bool {
-	if h.localNoOwner || !seen.attributed() || seen.service() {
+	if h.is(stLocalNoOwner) || !seen.attributed() || seen.service() {
 		return false
 	}
-	if h.localHost {
+	if h.is(stLocalHost) {
 		o, _ := h.r.hostOwner()
 		return !ownership.SameIdentity(o, v.Owner(seen.Ref))
 	}
@@ -142,7 +142,7 @@ func (a *Attributor) emitSingle(v ownership.View, h *held) {
 	c := a.newConn(h, &h.r)
 	r := &h.r
 	observed := observedServer
-	if r.client {
+	if r.client() {
 		c.Observed, observed = string(flow.Client), observedClient
 		h.fillLocal(v, &c.Client)
 		sa, sp := r.serverAddr()
@@ -167,7 +167,7 @@ func (a *Attributor) emitSingle(v ownership.View, h *held) {
 // side names its own end from its socket; the other side's lookup of that address must agree.
 func (a *Attributor) emitJoined(v ownership.View, x, y *held) {
 	cl, sv := x, y
-	if !cl.r.client {
+	if !cl.r.client() {
 		cl, sv = y, x
 	}
 	rc, rs := &cl.r, &sv.r
@@ -177,18 +177,18 @@ func (a *Attributor) emitJoined(v ownership.View, x, y *held) {
 	}
 	c := a.newConn(cl, last)
 	c.Observed = "both"
-	if cl.localNoOwner && sv.remote.attributed() {
+	if cl.is(stLocalNoOwner) && sv.remote.attributed() {
 		sv.remote.fill(v, &c.Client, rc.localAddr(), rc.lport)
 	} else {
 		cl.fillLocal(v, &c.Client)
 	}
-	if sv.localNoOwner && cl.remote.attributed() {
+	if sv.is(stLocalNoOwner) && cl.remote.attributed() {
 		cl.remote.fill(v, &c.Server, rs.localAddr(), rs.lport)
 	} else {
 		sv.fillLocal(v, &c.Server)
 	}
 	switch {
-	case cl.viaVIP: // the client dialled the Service without a known translation
+	case cl.is(stViaVIP): // the client dialled the Service without a known translation
 		c.VIP = a.vipEndpoint(v, cl.remote, rc.remoteAddr(), rc.rport)
 	case rc.translated():
 		c.VIP = a.vipEndpoint(v, cl.vip, rc.remoteAddr(), rc.rport)

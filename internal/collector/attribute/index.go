@@ -37,9 +37,11 @@ func (a *Attributor) link(h *held) {
 	}
 	if looseN == 1 { // an ambiguous join is no join
 		h.partner, loose.partner = loose, h
-		h.viaVIP, loose.viaVIP = true, true
+		h.mark(stViaVIP)
+		loose.mark(stViaVIP)
 	}
-	h.sameClient, h.indexed = first, true
+	h.sameClient = first
+	h.mark(stIndexed)
 	a.byClient.put(slot, k, h)
 }
 
@@ -54,12 +56,13 @@ func (a *Attributor) unlink(slot uint64, prev, c *held) {
 	default:
 		a.byClient.remove(slot)
 	}
-	c.sameClient, c.indexed = nil, false
+	c.sameClient = nil
+	c.unmark(stIndexed)
 }
 
 // unindex takes h out of the index, if it is in.
 func (a *Attributor) unindex(h *held) {
-	if !h.indexed {
+	if !h.is(stIndexed) {
 		return
 	}
 	slot := a.byClient.find(clientHash(h.r.clientEnd()))

@@ -90,7 +90,7 @@ func TestSameClient(t *testing.T) {
 	for _, xa := range addrs {
 		for _, ya := range addrs {
 			for _, yp := range []uint16{40000, 40001} {
-				x := kept{client: true, lport: 40000}
+				x := kept{meta: localClient, lport: 40000}
 				y := kept{rport: yp}
 				if pack(&x.local, xa) {
 					x.meta |= local4

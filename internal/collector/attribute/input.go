@@ -133,20 +133,20 @@ type claimant struct {
 func (l *localClaims) add(h *held, local netip.Addr) {
 	r := &h.r
 	switch {
-	case r.pod && r.name != "" && !r.hostNetwork():
+	case r.pod() && r.name != "" && !r.hostNetwork():
 		// Written field by field in place: a LocalPod built on the stack and copied would be
 		// read back in 16-byte loads across its smaller stores (a store-forwarding stall).
 		n := len(l.pods)
 		l.pods = slices.Grow(l.pods, 1)[:n+1]
 		p := &l.pods[n]
 		p.Addr, p.UID, p.Origin, p.From, p.To, p.ListenPort = local, r.name, r.exporter, r.start, r.end, 0
-		if !r.client {
+		if !r.client() {
 			p.ListenPort = r.lport // if the address turns out to be a node's (host network)
 		}
 		l.podOf = append(l.podOf, claimant{h: h, gen: h.gen})
-	case r.hostNetwork() && !r.client:
+	case r.hostNetwork() && !r.client():
 		o := ownership.Owner{Kind: flow.EndpointPod, PodUID: r.name}
-		if !r.pod {
+		if !r.pod() {
 			o, _ = r.hostOwner()
 		}
 		if o.Kind == flow.EndpointNode || o.Kind == "" || (o.Kind == flow.EndpointPod && o.PodUID == "") {
@@ -157,15 +157,16 @@ func (l *localClaims) add(h *held, local netip.Addr) {
 	}
 }
 
-// observe gives the claims to the store, hands each pod claim's owner to its record (unless
-// the full policy decided the record meanwhile) and resets the buffers.
+// observe gives the claims to the store, hands each pod claim's owner to its record as its
+// hint (unless the full policy decided the record, or its local end, meanwhile: the hint
+// shares its field with the local pod) and resets the buffers.
 func (l *localClaims) observe(store *ownership.Store) {
 	if len(l.pods) > 0 {
 		l.refs = slices.Grow(l.refs[:0], len(l.pods))[:len(l.pods)]
 		_ = store.ObservePods(l.pods, l.refs)
 		for i, r := range l.podOf {
-			if r.h.gen == r.gen {
-				r.h.hint = l.refs[i]
+			if r.h.gen == r.gen && !r.h.is(stLocalDone) {
+				r.h.local = l.refs[i]
 			}
 		}
 	}

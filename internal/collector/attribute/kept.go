@@ -25,18 +25,17 @@ type kept struct {
 	srtt, resetsSent, rsts uint32     // rsts: resets received
 	lport, rport, natPort  uint16
 	startLoc, endLoc       uint8 // the times' locations (Attributor.locs)
-	meta                   meta  // the outcome, the addresses' forms
+	meta                   meta  // the outcome, the addresses' forms, whether the local end is the client
 
-	host        hostInfo // a local end that is not a pod, and two of the record's flags
-	client, pod bool     // pod: the local workload is a pod
+	host hostInfo // a local end that is not a pod (or that it is one), and two of the record's flags
 }
 
 // The held record is four cache lines: kept and heldState fill them.
 var _ [256 - unsafe.Sizeof(held{})]byte
 
 // hostInfo is a host workload's kind (hostKind, in the low bits) and whether the local end is
-// the node itself (hostIsNode) and hostOwner names it (hostNamed); two bits of the record
-// ride along (hostNet, isInterim).
+// the node itself (hostIsNode) and hostOwner names it (hostNamed), or is a pod (isPod); two
+// bits of the record ride along (hostNet, isInterim).
 type hostInfo uint8
 
 const (
@@ -45,7 +44,14 @@ const (
 	hostNamed    hostInfo = 1 << 4 // hostOwner names the local end
 	hostNet      hostInfo = 1 << 5 // the socket is in the node's network namespace (host network)
 	isInterim    hostInfo = 1 << 6 // an interim record
+	isPod        hostInfo = 1 << 7 // the local workload is a pod (hostWorkload names none)
 )
+
+// pod reports whether the local workload is a pod.
+func (r *kept) pod() bool { return r.host&isPod != 0 }
+
+// client reports whether the local end opened the connection (isClient).
+func (r *kept) client() bool { return r.meta&localClient != 0 }
 
 // hostKind is the host workload's kind: when hostOK, container, systemd, cgroup or process.
 func (r *kept) hostKind() hostKind { return hostKind(r.host & hostKindBits) }
@@ -97,20 +103,25 @@ func (x *kept) set(exporter, node string, r *flow.Record, processNames bool, loc
 	} else {
 		x.nat = packedAddr{}
 	}
+	if isClient(r) {
+		m |= localClient
+	}
 	x.meta = m
 	x.start, x.end, x.startLoc, x.endLoc = r.Start.UnixNano(), r.End.UnixNano(), locs.code(r.Start.Location()), locs.code(r.End.Location())
 	x.sent, x.received, x.retrans, x.bytesRetrans = r.BytesSent, r.BytesReceived, r.Retransmits, r.BytesRetransmitted
 	x.srtt, x.resetsSent, x.rsts = r.SrttUs, r.ResetsSent, r.ResetsReceived
 	x.lport, x.rport, x.natPort = r.LocalPort, r.RemotePort, r.NatRemotePort
-	x.client, x.pod = isClient(r), w.Kind == flow.KindPod
 	x.host = hostInfo(hostNone)
+	if w.Kind == flow.KindPod {
+		x.host |= isPod
+	}
 	if r.Interim {
 		x.host |= isInterim
 	}
 	if r.HostNetwork {
 		x.host |= hostNet
 	}
-	if x.pod {
+	if x.host&isPod != 0 {
 		return // hostWorkload names no pod
 	}
 	kind, name, isNode, isHost := hostWorkload(w, processNames)
@@ -153,7 +164,7 @@ func (r *kept) hostOwner() (ownership.Owner, bool) {
 
 // serverAddr is where the connection really went: the translated backend when known.
 func (r *kept) serverAddr() (netip.Addr, uint16) {
-	if !r.client {
+	if !r.client() {
 		return r.localAddr(), r.lport
 	}
 	p, is4, port := r.dialled()
@@ -172,7 +183,7 @@ func (r *kept) dialled() (*packedAddr, bool, uint16) {
 // peer is the address (and, for a client, port) a record's remote end is attributed by: for a
 // client the server it really reached, for a server its client's address alone.
 func (r *kept) peer() (netip.Addr, uint16) {
-	if r.client {
+	if r.client() {
 		return r.serverAddr()
 	}
 	return r.remoteAddr(), 0
@@ -181,7 +192,7 @@ func (r *kept) peer() (netip.Addr, uint16) {
 // clientEnd is the connection's client address and port, as the record keeps them: an IPv4
 // address and its IPv4-mapped IPv6 form are the same 16 bytes.
 func (r *kept) clientEnd() (*packedAddr, uint16) {
-	if r.client {
+	if r.client() {
 		return &r.local, r.lport
 	}
 	return &r.remote, r.rport
