@@ -140,6 +140,7 @@ type Attributor struct {
 	large    bool                   // the store was too large for the cache at the last flush (View.Large)
 	memo     ownership.LookupMemo   // runDue's lookups, per View
 	locs     locations              // the held records' time locations
+	peers    peers                  // the held records' exporters and nodes
 
 	flushMu sync.Mutex  // one Flush at a time
 	retry   []flow.Conn // a batch the sink failed to take
@@ -203,9 +204,9 @@ func (a *Attributor) add(n int, at func(i int) (exporter, node string, r *flow.R
 		for a.held >= a.cfg.MaxHeld && a.forceOldest() {
 		}
 		h := a.alloc()
-		h.r.set(exporter, node, r, a.cfg.ProcessNames, &a.locs)
+		h.r.set(a.peers.take(exporter, node), node, r, a.cfg.ProcessNames, &a.locs)
 		h.added = nowNs
-		a.local.add(h, r.LocalAddr)
+		a.local.add(h, r.LocalAddr, exporter, node)
 		if len(a.local.pods) >= claimBatch && !a.large {
 			a.local.observe(a.store)
 		}
@@ -479,7 +480,7 @@ func (a *Attributor) decide(v ownership.View, h *held, final bool) bool {
 			} else if final {
 				h.mark(stLocalNoOwner | stLocalDone)
 			}
-		} else if _, ok := h.r.hostOwner(); ok {
+		} else if _, ok := h.r.hostOwner(a.peers.node(h.r.pair)); ok {
 			h.mark(stLocalHost | stLocalDone)
 		} else {
 			h.mark(stLocalNoOwner | stLocalDone)

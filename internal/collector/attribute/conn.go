@@ -51,17 +51,18 @@ func (a *Attributor) matches(x, y *held) match {
 	return noMatch
 }
 
-// fillLocal renders the local end of h, as its socket names it, into *e.
-func (h *held) fillLocal(v ownership.View, e *flow.Endpoint) {
+// fillLocal renders the local end of h, as its socket names it, into *e (ps names its node).
+func (h *held) fillLocal(v ownership.View, e *flow.Endpoint, ps *peers) {
 	r := &h.r
 	switch {
 	case h.is(stLocalNoOwner):
-		*e = flow.Endpoint{Addr: r.localAddr(), Port: r.lport, Kind: flow.EndpointUnattributed, Reason: flow.ReasonNoOwner, Node: r.node, Zone: v.Zone(r.node)}
+		node := ps.node(r.pair)
+		*e = flow.Endpoint{Addr: r.localAddr(), Port: r.lport, Kind: flow.EndpointUnattributed, Reason: flow.ReasonNoOwner, Node: node, Zone: v.Zone(node)}
 		if r.pod() {
 			e.PodUID = r.name
 		}
 	case h.is(stLocalHost):
-		o, _ := r.hostOwner()
+		o, _ := r.hostOwner(ps.node(r.pair))
 		*e = v.OwnerEndpoint(o, r.localAddr(), r.lport)
 	default:
 		v.FillEndpoint(e, h.local, r.localAddr(), r.lport)
@@ -70,13 +71,13 @@ func (h *held) fillLocal(v ownership.View, e *flow.Endpoint) {
 
 // localDisagrees reports whether the other side's attribution of h's local end (seen) names
 // another identity than h's socket does. An unattributed side, or a Service seen where the
-// other side names its backend, is no disagreement.
-func (h *held) localDisagrees(v ownership.View, seen answer) bool {
+// other side names its backend, is no disagreement. (ps names h's node.)
+func (h *held) localDisagrees(v ownership.View, seen answer, ps *peers) bool {
 	if h.is(stLocalNoOwner) || !seen.attributed() || seen.service() {
 		return false
 	}
 	if h.is(stLocalHost) {
-		o, _ := h.r.hostOwner()
+		o, _ := h.r.hostOwner(ps.node(h.r.pair))
 		return !ownership.SameIdentity(o, v.Owner(seen.Ref))
 	}
 	return !v.Same(h.local, seen.Ref)
@@ -108,12 +109,13 @@ func (a *Attributor) newVIP() *flow.Endpoint {
 // connKey renders in's connection key into the current chunk of key bytes: connections
 // share allocations (a chunk is never written again once its strings are handed out).
 func (a *Attributor) connKey(r *kept) string {
-	n := len(r.exporter) + 1 + decimalRoom
+	exporter := a.peers.exporter(r.pair)
+	n := len(exporter) + 1 + decimalRoom
 	if cap(a.keys)-len(a.keys) < n {
 		a.keys = make([]byte, 0, max(16<<10, n))
 	}
 	start := len(a.keys)
-	a.keys = r.appendConnKey(a.keys)
+	a.keys = r.appendConnKey(a.keys, exporter)
 	return unsafe.String(&a.keys[start], len(a.keys)-start)
 }
 
@@ -144,7 +146,7 @@ func (a *Attributor) emitSingle(v ownership.View, h *held) {
 	observed := observedServer
 	if r.client() {
 		c.Observed, observed = string(flow.Client), observedClient
-		h.fillLocal(v, &c.Client)
+		h.fillLocal(v, &c.Client, &a.peers)
 		sa, sp := r.serverAddr()
 		h.remote.fill(v, &c.Server, sa, sp)
 		if r.translated() {
@@ -154,7 +156,7 @@ func (a *Attributor) emitSingle(v ownership.View, h *held) {
 		c.ClientSrttUs = r.srtt
 	} else {
 		c.Observed = string(flow.Server)
-		h.fillLocal(v, &c.Server)
+		h.fillLocal(v, &c.Server, &a.peers)
 		h.remote.fill(v, &c.Client, r.remoteAddr(), r.rport)
 		c.BytesClientToServer, c.BytesServerToClient = r.received, r.sent
 		c.ServerSrttUs = r.srtt
@@ -180,12 +182,12 @@ func (a *Attributor) emitJoined(v ownership.View, x, y *held) {
 	if cl.is(stLocalNoOwner) && sv.remote.attributed() {
 		sv.remote.fill(v, &c.Client, rc.localAddr(), rc.lport)
 	} else {
-		cl.fillLocal(v, &c.Client)
+		cl.fillLocal(v, &c.Client, &a.peers)
 	}
 	if sv.is(stLocalNoOwner) && cl.remote.attributed() {
 		cl.remote.fill(v, &c.Server, rs.localAddr(), rs.lport)
 	} else {
-		sv.fillLocal(v, &c.Server)
+		sv.fillLocal(v, &c.Server, &a.peers)
 	}
 	switch {
 	case cl.is(stViaVIP): // the client dialled the Service without a known translation
@@ -198,7 +200,7 @@ func (a *Attributor) emitJoined(v ownership.View, x, y *held) {
 	c.Retransmits += rs.retrans
 	c.BytesRetransmitted += rs.bytesRetrans
 	c.Resets = rc.resetsSent + rs.resetsSent
-	if cl.localDisagrees(v, sv.remote) || sv.localDisagrees(v, cl.remote) {
+	if cl.localDisagrees(v, sv.remote, &a.peers) || sv.localDisagrees(v, cl.remote, &a.peers) {
 		c.JoinDisagreement = true
 		a.m.disagreements.Inc()
 		a.log.Debug("join disagreement", "conn", c.ConnKey, "client", c.Client.Name(), "server", c.Server.Name(),

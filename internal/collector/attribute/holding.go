@@ -34,10 +34,12 @@ func (a *Attributor) alloc() *held {
 
 // recycle resets a finished record (raising its generation) and keeps it for reuse. The
 // record's own fields are written whole when it is taken again (kept.set: TestSetWritesEveryField),
-// so of them only the references are dropped, for a free record to keep nothing alive.
+// so of them only the references are dropped, for a free record to keep nothing alive (its
+// exporter and node pair too: peers.trim may let it go).
 func (a *Attributor) recycle(h *held) {
 	h.heldState = heldState{gen: h.gen + 1}
-	h.r.exporter, h.r.node, h.r.name = "", "", ""
+	a.peers.drop(h.r.pair)
+	h.r.name = ""
 	if len(a.free) < maxFree {
 		a.free = append(a.free, h)
 	}
@@ -61,6 +63,7 @@ func (a *Attributor) trim(nowSec int64) {
 	a.outPeak = 0
 	a.byClient.shrink()
 	a.local.forget()
+	a.peers.trim()
 }
 
 // shrunk returns s in storage of its own size when s uses less than a quarter of its

@@ -129,8 +129,9 @@ type claimant struct {
 
 // add notes h's claim, if its local end makes one. local is the record's local address as it
 // came (h.r.localAddr() gives it back from the packed form: validate admits no zone, so the
-// two are equal, and the one at hand costs no unpacking).
-func (l *localClaims) add(h *held, local netip.Addr) {
+// two are equal, and the one at hand costs no unpacking); exporter and node are the record's,
+// as they came (h.r.pair names them too).
+func (l *localClaims) add(h *held, local netip.Addr, exporter, node string) {
 	r := &h.r
 	switch {
 	case r.pod() && r.name != "" && !r.hostNetwork():
@@ -139,7 +140,7 @@ func (l *localClaims) add(h *held, local netip.Addr) {
 		n := len(l.pods)
 		l.pods = slices.Grow(l.pods, 1)[:n+1]
 		p := &l.pods[n]
-		p.Addr, p.UID, p.Origin, p.From, p.To, p.ListenPort = local, r.name, r.exporter, r.start, r.end, 0
+		p.Addr, p.UID, p.Origin, p.From, p.To, p.ListenPort = local, r.name, exporter, r.start, r.end, 0
 		if !r.client() {
 			p.ListenPort = r.lport // if the address turns out to be a node's (host network)
 		}
@@ -147,13 +148,13 @@ func (l *localClaims) add(h *held, local netip.Addr) {
 	case r.hostNetwork() && !r.client():
 		o := ownership.Owner{Kind: flow.EndpointPod, PodUID: r.name}
 		if !r.pod() {
-			o, _ = r.hostOwner()
+			o, _ = r.hostOwner(node)
 		}
 		if o.Kind == flow.EndpointNode || o.Kind == "" || (o.Kind == flow.EndpointPod && o.PodUID == "") {
 			return
 		}
 		l.others = append(l.others, ownership.Claim{Addr: local, Port: r.lport, Owner: o, From: time.Unix(0, r.start), To: time.Unix(0, r.end),
-			Source: ownership.SourceFlow, Origin: r.exporter})
+			Source: ownership.SourceFlow, Origin: exporter})
 	}
 }
 

@@ -33,12 +33,12 @@ func TestSetWritesEveryField(t *testing.T) {
 		for _, b := range recs {
 			var x, want kept
 			var locs locations
-			x.set("exp-a", "node-a", &a, true, &locs)
+			x.set(1, "node-a", &a, true, &locs)
 			for i := range covered {
 				covered[i] = covered[i] || !reflect.ValueOf(x).Field(i).IsZero()
 			}
-			x.set("exp-b", "node-b", &b, true, &locs)
-			want.set("exp-b", "node-b", &b, true, &locs)
+			x.set(2, "node-b", &b, true, &locs)
+			want.set(2, "node-b", &b, true, &locs)
 			if !reflect.DeepEqual(x, want) {
 				t.Errorf("set over %+v:\n got %+v\nwant %+v", a.Workload, x, want)
 			}
@@ -84,7 +84,7 @@ func TestKeptRoundTrips(t *testing.T) {
 				r.NatRemoteAddr = netip.MustParseAddr(addrs[(j+2)%len(addrs)])
 			}
 			var x kept
-			x.set("e", "n", &r, false, &locs)
+			x.set(1, "n", &r, false, &locs)
 			if x.localAddr() != r.LocalAddr || x.remoteAddr() != r.RemoteAddr || x.natAddr() != r.NatRemoteAddr || x.translated() != r.NatRemoteAddr.IsValid() {
 				t.Errorf("addresses %v %v %v came back as %v %v %v", r.LocalAddr, r.RemoteAddr, r.NatRemoteAddr, x.localAddr(), x.remoteAddr(), x.natAddr())
 			}
