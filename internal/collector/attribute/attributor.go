@@ -81,7 +81,7 @@ type heldState struct {
 	local ownership.Ref
 
 	remote answer // the peer: for a client the server it reached, for a server the client
-	vip    answer // for a translated client: the address it dialled
+	nat    uint32 // a translated record's translation (Attributor.nats; 0: none)
 
 	backoff uint8   // checks that found it pending: the next waits min(2^(backoff-1) s, Window)
 	state   heldBit // what is known of it: one byte where eight bools took eight
@@ -141,6 +141,7 @@ type Attributor struct {
 	memo     ownership.LookupMemo   // runDue's lookups, per View
 	locs     locations              // the held records' time locations
 	peers    peers                  // the held records' exporters and nodes
+	nats     translations           // the translated held records' backends
 
 	flushMu sync.Mutex  // one Flush at a time
 	retry   []flow.Conn // a batch the sink failed to take
@@ -205,6 +206,7 @@ func (a *Attributor) add(n int, at func(i int) (exporter, node string, r *flow.R
 		}
 		h := a.alloc()
 		h.r.set(a.peers.take(exporter, node), node, r, a.cfg.ProcessNames, &a.locs)
+		a.nats.hold(h, r)
 		h.added = nowNs
 		a.local.add(h, r.LocalAddr, exporter, node)
 		if len(a.local.pods) >= claimBatch && !a.large {
@@ -404,7 +406,7 @@ func (a *Attributor) warmStep(v ownership.View, due []ref, c int) {
 		if e.h.is(stRemoteDone) {
 			continue
 		}
-		addrs[n], ports[n] = e.h.r.peer() // what decide looks up
+		addrs[n], ports[n] = e.h.peer(&a.nats) // what decide looks up
 		n++
 	}
 	v.WarmStep(&a.warmer, c, addrs[:n], ports[:n], owners[:m])
@@ -488,7 +490,7 @@ func (a *Attributor) decide(v ownership.View, h *held, final bool) bool {
 	}
 	at := lookupTime(&h.r, a.cfg.LongConn) // the moment the remote end is attributed at
 	if !h.is(stRemoteDone) {
-		addr, port := h.r.peer()
+		addr, port := h.peer(&a.nats)
 		if r := v.LookupBrief(addr, port, at, final); r.Bits&ownership.BriefPending == 0 {
 			h.remote = answer(r)
 			h.mark(stRemoteDone)
@@ -497,7 +499,7 @@ func (a *Attributor) decide(v ownership.View, h *held, final bool) bool {
 	if !h.is(stVIPDone) {
 		if h.r.client() && h.r.translated() {
 			if r := v.LookupServiceBrief(h.r.remoteAddr(), at, final); r.Bits&ownership.BriefPending == 0 {
-				h.vip = answer(r)
+				a.nats.at(h.nat).vip = answer(r)
 				h.mark(stVIPDone)
 			}
 		} else {

@@ -8,11 +8,12 @@ import (
 	"github.com/flowscope/flowscope/internal/flow"
 )
 
-// The held record's compact fields. A held record is 256 bytes, four cache lines (it was 320,
-// five): Add writes every record and Flush reads it back seconds later, when the window's
-// records are long out of the cache, and the window's size costs every record. (Grown by 128
-// bytes that nothing reads or writes, a record cost the live benchmark 25–40 ns more at 1,000
-// pods and 50–60 at 100,000: docs/benchmarks/attribution-log.md, "A smaller held record".)
+// The held record's compact fields. A held record is 192 bytes, three cache lines (it was 320,
+// five, then 256, four): Add writes every record and Flush reads it back seconds later, when
+// the window's records are long out of the cache, and the window's size costs every record.
+// (Grown by 128 bytes that nothing reads or writes, a record cost the live benchmark 25–40 ns
+// more at 1,000 pods and 50–60 at 100,000: docs/benchmarks/attribution-log.md, "A smaller held
+// record".)
 
 // packedAddr is an address in 16 bytes, as netip.Addr.As16 gives them; whether it was an
 // IPv4 address is a bit of kept.meta. Zones are not kept: validate refuses zoned addresses (a

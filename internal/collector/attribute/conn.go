@@ -42,7 +42,7 @@ func (a *Attributor) matches(x, y *held) match {
 	if !c.r.client() {
 		c, s = y, x
 	}
-	if reaches(&c.r, &s.r) {
+	if reaches(c, s, &a.nats) {
 		return exact
 	}
 	if !c.r.translated() {
@@ -147,10 +147,10 @@ func (a *Attributor) emitSingle(v ownership.View, h *held) {
 	if r.client() {
 		c.Observed, observed = string(flow.Client), observedClient
 		h.fillLocal(v, &c.Client, &a.peers)
-		sa, sp := r.serverAddr()
+		sa, sp := h.serverAddr(&a.nats)
 		h.remote.fill(v, &c.Server, sa, sp)
 		if r.translated() {
-			c.VIP = a.vipEndpoint(v, h.vip, r.remoteAddr(), r.rport)
+			c.VIP = a.vipEndpoint(v, a.nats.at(h.nat).vip, r.remoteAddr(), r.rport)
 		}
 		c.BytesClientToServer, c.BytesServerToClient = r.sent, r.received
 		c.ClientSrttUs = r.srtt
@@ -193,7 +193,7 @@ func (a *Attributor) emitJoined(v ownership.View, x, y *held) {
 	case cl.is(stViaVIP): // the client dialled the Service without a known translation
 		c.VIP = a.vipEndpoint(v, cl.remote, rc.remoteAddr(), rc.rport)
 	case rc.translated():
-		c.VIP = a.vipEndpoint(v, cl.vip, rc.remoteAddr(), rc.rport)
+		c.VIP = a.vipEndpoint(v, a.nats.at(cl.nat).vip, rc.remoteAddr(), rc.rport)
 	}
 	c.BytesClientToServer, c.BytesServerToClient = rc.sent, rs.sent
 	c.ClientSrttUs, c.ServerSrttUs = rc.srtt, rs.srtt

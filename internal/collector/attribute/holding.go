@@ -37,6 +37,9 @@ func (a *Attributor) alloc() *held {
 // so of them only the references are dropped, for a free record to keep nothing alive (its
 // exporter and node pair too: peers.trim may let it go).
 func (a *Attributor) recycle(h *held) {
+	if h.nat != 0 {
+		a.nats.drop(h.nat)
+	}
 	h.heldState = heldState{gen: h.gen + 1}
 	a.peers.drop(h.r.pair)
 	h.r.name = ""
@@ -64,6 +67,7 @@ func (a *Attributor) trim(nowSec int64) {
 	a.byClient.shrink()
 	a.local.forget()
 	a.peers.trim()
+	a.nats.trim()
 }
 
 // shrunk returns s in storage of its own size when s uses less than a quarter of its

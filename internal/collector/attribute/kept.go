@@ -12,7 +12,7 @@ import (
 // kept is what the holding window keeps of a record: the fields attribution, the join and the
 // output read, the local workload reduced to what names it, times as Unix nanoseconds,
 // addresses in 16 bytes, the outcome and the times' locations as codes, the exporter and its
-// node as an interned pair (peers) (152 bytes where the Input takes 470; see compact.go).
+// node as an interned pair (peers) (128 bytes where the Input takes 470; see compact.go).
 type kept struct {
 	name   string // the local pod's UID (pod and unknown workloads), or the host workload's name (hostOwner)
 	connID uint64
@@ -20,18 +20,18 @@ type kept struct {
 	start, end             int64 // Unix nanoseconds
 	sent, received         uint64
 	retrans, bytesRetrans  uint64
-	local, remote, nat     packedAddr // their forms in meta
+	local, remote          packedAddr // their forms in meta (a translation's too: its address is out of line, heldState.nat)
 	srtt, resetsSent, rsts uint32     // rsts: resets received
 	pair                   uint32     // the exporter and its node (Attributor.peers)
-	lport, rport, natPort  uint16
+	lport, rport           uint16
 	startLoc, endLoc       uint8 // the times' locations (Attributor.locs)
 	meta                   meta  // the outcome, the addresses' forms, whether the local end is the client
 
 	host hostInfo // a local end that is not a pod (or that it is one), and two of the record's flags
 }
 
-// The held record is 224 bytes (3.5 cache lines): kept 152, heldState 72.
-var _ [224 - unsafe.Sizeof(held{})]byte
+// The held record is three cache lines: kept (128 bytes) and heldState (64) fill them.
+var _ [192 - unsafe.Sizeof(held{})]byte
 
 // hostInfo is a host workload's kind (hostKind, in the low bits) and whether the local end is
 // the node itself (hostIsNode) and hostOwner names it (hostNamed), or is a pod (isPod); two
@@ -96,13 +96,11 @@ func (x *kept) set(pair uint32, node string, r *flow.Record, processNames bool, 
 	if pack(&x.remote, r.RemoteAddr) {
 		m |= remote4
 	}
-	if r.NatRemoteAddr.IsValid() {
+	if r.NatRemoteAddr.IsValid() { // (the address and port: translations.hold)
 		m |= natSet
-		if pack(&x.nat, r.NatRemoteAddr) {
+		if r.NatRemoteAddr.Is4() {
 			m |= nat4
 		}
-	} else {
-		x.nat = packedAddr{}
 	}
 	if isClient(r) {
 		m |= localClient
@@ -111,7 +109,7 @@ func (x *kept) set(pair uint32, node string, r *flow.Record, processNames bool, 
 	x.start, x.end, x.startLoc, x.endLoc = r.Start.UnixNano(), r.End.UnixNano(), locs.code(r.Start.Location()), locs.code(r.End.Location())
 	x.sent, x.received, x.retrans, x.bytesRetrans = r.BytesSent, r.BytesReceived, r.Retransmits, r.BytesRetransmitted
 	x.srtt, x.resetsSent, x.rsts = r.SrttUs, r.ResetsSent, r.ResetsReceived
-	x.lport, x.rport, x.natPort = r.LocalPort, r.RemotePort, r.NatRemotePort
+	x.lport, x.rport = r.LocalPort, r.RemotePort
 	x.host = hostInfo(hostNone)
 	if w.Kind == flow.KindPod {
 		x.host |= isPod
@@ -163,31 +161,36 @@ func (r *kept) hostOwner(node string) (ownership.Owner, bool) {
 	return hostOwner(node, hostKinds[r.hostKind()], r.name, r.hostNode())
 }
 
-// serverAddr is where the connection really went: the translated backend when known.
-func (r *kept) serverAddr() (netip.Addr, uint16) {
+// serverAddr is where the connection really went: the translated backend when known (ts
+// keeps it).
+func (h *held) serverAddr(ts *translations) (netip.Addr, uint16) {
+	r := &h.r
 	if !r.client() {
 		return r.localAddr(), r.lport
 	}
-	p, is4, port := r.dialled()
+	p, is4, port := h.dialled(ts)
 	return unpack(p, is4), port
 }
 
 // dialled is where a client record's connection went, as the record keeps it: the
-// translated backend when known, else the address it dialled (and whether it is IPv4).
-func (r *kept) dialled() (*packedAddr, bool, uint16) {
+// translated backend when known (ts keeps it), else the address it dialled (and whether it
+// is IPv4).
+func (h *held) dialled(ts *translations) (*packedAddr, bool, uint16) {
+	r := &h.r
 	if r.translated() {
-		return &r.nat, r.meta&nat4 != 0, r.natPort
+		t := ts.at(h.nat)
+		return &t.addr, r.meta&nat4 != 0, t.port
 	}
 	return &r.remote, r.meta&remote4 != 0, r.rport
 }
 
 // peer is the address (and, for a client, port) a record's remote end is attributed by: for a
 // client the server it really reached, for a server its client's address alone.
-func (r *kept) peer() (netip.Addr, uint16) {
-	if r.client() {
-		return r.serverAddr()
+func (h *held) peer(ts *translations) (netip.Addr, uint16) {
+	if h.r.client() {
+		return h.serverAddr(ts)
 	}
-	return r.remoteAddr(), 0
+	return h.r.remoteAddr(), 0
 }
 
 // clientEnd is the connection's client address and port, as the record keeps them: an IPv4
@@ -208,9 +211,9 @@ func sameClient(x, y *kept) bool {
 }
 
 // reaches reports whether client record c's destination (dialled) is s's local end.
-func reaches(c, s *kept) bool {
-	p, _, port := c.dialled()
-	return *p == s.local && port == s.lport
+func reaches(c, s *held, ts *translations) bool {
+	p, _, port := c.dialled(ts)
+	return *p == s.r.local && port == s.r.lport
 }
 
 // appendConnKey appends the record's connection key: exporter id "/" conn id.

@@ -83,10 +83,13 @@ func TestKeptRoundTrips(t *testing.T) {
 			if i%2 == 0 {
 				r.NatRemoteAddr = netip.MustParseAddr(addrs[(j+2)%len(addrs)])
 			}
-			var x kept
+			var h held
+			var ts translations
+			x := &h.r
 			x.set(1, "n", &r, false, &locs)
-			if x.localAddr() != r.LocalAddr || x.remoteAddr() != r.RemoteAddr || x.natAddr() != r.NatRemoteAddr || x.translated() != r.NatRemoteAddr.IsValid() {
-				t.Errorf("addresses %v %v %v came back as %v %v %v", r.LocalAddr, r.RemoteAddr, r.NatRemoteAddr, x.localAddr(), x.remoteAddr(), x.natAddr())
+			ts.hold(&h, &r)
+			if x.localAddr() != r.LocalAddr || x.remoteAddr() != r.RemoteAddr || h.natAddr(&ts) != r.NatRemoteAddr || x.translated() != r.NatRemoteAddr.IsValid() {
+				t.Errorf("addresses %v %v %v came back as %v %v %v", r.LocalAddr, r.RemoteAddr, r.NatRemoteAddr, x.localAddr(), x.remoteAddr(), h.natAddr(&ts))
 			}
 			if x.outcome() != o {
 				t.Errorf("outcome %q came back as %q", o, x.outcome())
@@ -126,9 +129,9 @@ func TestOutcomeCodes(t *testing.T) {
 }
 
 // natAddr is the record's translated address, invalid when it carries none.
-func (r *kept) natAddr() netip.Addr {
-	if !r.translated() {
+func (h *held) natAddr(ts *translations) netip.Addr {
+	if !h.r.translated() {
 		return netip.Addr{}
 	}
-	return unpack(&r.nat, r.meta&nat4 != 0)
+	return unpack(&ts.at(h.nat).addr, h.r.meta&nat4 != 0)
 }

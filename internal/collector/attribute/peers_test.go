@@ -1,6 +1,7 @@
 package attribute
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -49,5 +50,35 @@ func TestPeersIntern(t *testing.T) {
 	}
 	if id := ps.take("exp-a", "node-a"); ps.exporter(id) != "exp-a" || ps.node(id) != "node-a" || ps.list[id].refs != 1 {
 		t.Errorf("a released pair came back as id %d: %+v", id, ps.list[id])
+	}
+}
+
+// A translation's entry is reused once its record is recycled, and the table's storage is
+// given back at a trim when no record is translated.
+func TestTranslationsReuse(t *testing.T) {
+	var ts translations
+	a := ts.take(netip.MustParseAddr("10.0.0.1"), 80)
+	b := ts.take(netip.MustParseAddr("2001:db8::1"), 443)
+	ts.at(a).vip = answer{Ref: 7}
+	ts.drop(a)
+	if c := ts.take(netip.MustParseAddr("10.0.0.2"), 81); c != a || ts.at(c).vip != (answer{}) || ts.at(c).port != 81 {
+		t.Errorf("entry %d (freed %d) came back as %+v", c, a, *ts.at(c))
+	}
+	if got := unpack(&ts.at(b).addr, false); got != netip.MustParseAddr("2001:db8::1") || ts.at(b).port != 443 {
+		t.Errorf("entry %d holds %v:%d", b, got, ts.at(b).port)
+	}
+	for range 5000 {
+		ts.take(netip.MustParseAddr("10.0.0.3"), 1)
+	}
+	ts.trim()
+	if ts.list == nil {
+		t.Fatal("storage given back while entries are used")
+	}
+	for id := range len(ts.list) - 1 {
+		ts.drop(uint32(id + 1))
+	}
+	ts.trim()
+	if ts.list != nil || ts.used != 0 {
+		t.Errorf("storage kept (%d entries, %d used) with no entry used", len(ts.list), ts.used)
 	}
 }

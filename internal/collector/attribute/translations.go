@@ -1,0 +1,70 @@
+package attribute
+
+import (
+	"net/netip"
+
+	"github.com/flowscope/flowscope/internal/flow"
+)
+
+// translations keeps, out of the held records, what only translated client records carry:
+// the backend their connection was translated to and the Service lookup of the address they
+// dialled (heldState.nat names a record's entry; 0: none). Few records are translated, and
+// the 26 bytes this takes out of every held record are bytes Add writes and Flush reads back
+// when the record is long out of the cache. Entries are reused through a free list; the table
+// keeps the storage of the most translated records held at once (at most MaxHeld), and gives
+// it back when none is held at a trim.
+type translations struct {
+	list []translation // id 0: none
+	free []uint32
+	used int
+}
+
+// translation is a translated record's backend (its address's form is kept.meta's nat4) and
+// the lookup of the address it dialled (for a client).
+type translation struct {
+	addr packedAddr
+	port uint16
+	vip  answer // for a translated client: the address it dialled
+}
+
+// hold gives h, which has taken r (kept.set), an entry for r's translation if it carries one.
+func (ts *translations) hold(h *held, r *flow.Record) {
+	if r.NatRemoteAddr.IsValid() {
+		h.nat = ts.take(r.NatRemoteAddr, r.NatRemotePort)
+	}
+}
+
+// take returns the id of a new entry for backend addr:port.
+func (ts *translations) take(addr netip.Addr, port uint16) uint32 {
+	if len(ts.list) == 0 {
+		ts.list = make([]translation, 1, 64)
+	}
+	var id uint32
+	if n := len(ts.free); n > 0 {
+		id, ts.free = ts.free[n-1], ts.free[:n-1]
+	} else {
+		id = uint32(len(ts.list))
+		ts.list = append(ts.list, translation{})
+	}
+	t := &ts.list[id]
+	pack(&t.addr, addr)
+	t.port, t.vip = port, answer{}
+	ts.used++
+	return id
+}
+
+// at is entry id.
+func (ts *translations) at(id uint32) *translation { return &ts.list[id] }
+
+// drop gives entry id back (a recycled record's).
+func (ts *translations) drop(id uint32) {
+	ts.free = append(ts.free, id)
+	ts.used--
+}
+
+// trim gives the storage back when no entry is used and it is worth reclaiming.
+func (ts *translations) trim() {
+	if ts.used == 0 && cap(ts.list) >= 4096 {
+		ts.list, ts.free = nil, nil
+	}
+}
