@@ -42,7 +42,7 @@ func (a *Attributor) matches(x, y *held) match {
 	if !c.r.client() {
 		c, s = y, x
 	}
-	if reaches(c, s, &a.nats) {
+	if reaches(&c.r, &s.r, &a.nats, c.nat) {
 		return exact
 	}
 	if !c.r.translated() {
@@ -56,8 +56,7 @@ func (h *held) fillLocal(v ownership.View, e *flow.Endpoint, ps *peers) {
 	r := &h.r
 	switch {
 	case h.is(stLocalNoOwner):
-		node := ps.node(r.pair)
-		*e = flow.Endpoint{Addr: r.localAddr(), Port: r.lport, Kind: flow.EndpointUnattributed, Reason: flow.ReasonNoOwner, Node: node, Zone: v.Zone(node)}
+		*e = flow.Endpoint{Addr: r.localAddr(), Port: r.lport, Kind: flow.EndpointUnattributed, Reason: flow.ReasonNoOwner, Node: ps.node(r.pair), Zone: v.Zone(ps.node(r.pair))}
 		if r.pod() {
 			e.PodUID = r.name
 		}
@@ -110,8 +109,7 @@ func (a *Attributor) newVIP() *flow.Endpoint {
 // share allocations (a chunk is never written again once its strings are handed out).
 func (a *Attributor) connKey(r *kept) string {
 	exporter := a.peers.exporter(r.pair)
-	n := len(exporter) + 1 + decimalRoom
-	if cap(a.keys)-len(a.keys) < n {
+	if n := len(exporter) + 1 + decimalRoom; cap(a.keys)-len(a.keys) < n {
 		a.keys = make([]byte, 0, max(16<<10, n))
 	}
 	start := len(a.keys)
@@ -147,7 +145,7 @@ func (a *Attributor) emitSingle(v ownership.View, h *held) {
 	if r.client() {
 		c.Observed, observed = string(flow.Client), observedClient
 		h.fillLocal(v, &c.Client, &a.peers)
-		sa, sp := h.serverAddr(&a.nats)
+		sa, sp := r.serverAddr(&a.nats, h.nat)
 		h.remote.fill(v, &c.Server, sa, sp)
 		if r.translated() {
 			c.VIP = a.vipEndpoint(v, a.nats.at(h.nat).vip, r.remoteAddr(), r.rport)

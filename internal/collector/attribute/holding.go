@@ -37,12 +37,9 @@ func (a *Attributor) alloc() *held {
 // so of them only the references are dropped, for a free record to keep nothing alive (its
 // exporter and node pair too: peers.trim may let it go).
 func (a *Attributor) recycle(h *held) {
-	if h.nat != 0 {
-		a.nats.drop(h.nat)
-	}
-	h.heldState = heldState{gen: h.gen + 1}
+	a.nats.drop(h.nat)
+	h.heldState, h.r.name = heldState{gen: h.gen + 1}, ""
 	a.peers.drop(h.r.pair)
-	h.r.name = ""
 	if len(a.free) < maxFree {
 		a.free = append(a.free, h)
 	}

@@ -37,11 +37,9 @@ func (a *Attributor) link(h *held) {
 	}
 	if looseN == 1 { // an ambiguous join is no join
 		h.partner, loose.partner = loose, h
-		h.mark(stViaVIP)
-		loose.mark(stViaVIP)
+		h.state, loose.state = h.state|stViaVIP, loose.state|stViaVIP
 	}
-	h.sameClient = first
-	h.mark(stIndexed)
+	h.sameClient, h.state = first, h.state|stIndexed
 	a.byClient.put(slot, k, h)
 }
 
@@ -56,8 +54,7 @@ func (a *Attributor) unlink(slot uint64, prev, c *held) {
 	default:
 		a.byClient.remove(slot)
 	}
-	c.sameClient = nil
-	c.unmark(stIndexed)
+	c.sameClient, c.state = nil, c.state&^stIndexed
 }
 
 // unindex takes h out of the index, if it is in.

@@ -161,36 +161,34 @@ func (r *kept) hostOwner(node string) (ownership.Owner, bool) {
 	return hostOwner(node, hostKinds[r.hostKind()], r.name, r.hostNode())
 }
 
-// serverAddr is where the connection really went: the translated backend when known (ts
-// keeps it).
-func (h *held) serverAddr(ts *translations) (netip.Addr, uint16) {
-	r := &h.r
+// serverAddr is where the connection really went: the translated backend when known (entry
+// nat of ts: heldState.nat).
+func (r *kept) serverAddr(ts *translations, nat uint32) (netip.Addr, uint16) {
 	if !r.client() {
 		return r.localAddr(), r.lport
 	}
-	p, is4, port := h.dialled(ts)
+	p, is4, port := r.dialled(ts, nat)
 	return unpack(p, is4), port
 }
 
 // dialled is where a client record's connection went, as the record keeps it: the
-// translated backend when known (ts keeps it), else the address it dialled (and whether it
-// is IPv4).
-func (h *held) dialled(ts *translations) (*packedAddr, bool, uint16) {
-	r := &h.r
+// translated backend when known (entry nat of ts), else the address it dialled (and whether
+// it is IPv4).
+func (r *kept) dialled(ts *translations, nat uint32) (*packedAddr, bool, uint16) {
 	if r.translated() {
-		t := ts.at(h.nat)
-		return &t.addr, r.meta&nat4 != 0, t.port
+		return &ts.list[nat].addr, r.meta&nat4 != 0, ts.list[nat].port
 	}
 	return &r.remote, r.meta&remote4 != 0, r.rport
 }
 
 // peer is the address (and, for a client, port) a record's remote end is attributed by: for a
-// client the server it really reached, for a server its client's address alone.
-func (h *held) peer(ts *translations) (netip.Addr, uint16) {
-	if h.r.client() {
-		return h.serverAddr(ts)
+// client the server it really reached (a translation: entry nat of ts), for a server its
+// client's address alone.
+func (r *kept) peer(ts *translations, nat uint32) (netip.Addr, uint16) {
+	if r.client() {
+		return r.serverAddr(ts, nat)
 	}
-	return h.r.remoteAddr(), 0
+	return r.remoteAddr(), 0
 }
 
 // clientEnd is the connection's client address and port, as the record keeps them: an IPv4
@@ -210,10 +208,11 @@ func sameClient(x, y *kept) bool {
 	return xp == yp && *xa == *ya
 }
 
-// reaches reports whether client record c's destination (dialled) is s's local end.
-func reaches(c, s *held, ts *translations) bool {
-	p, _, port := c.dialled(ts)
-	return *p == s.r.local && port == s.r.lport
+// reaches reports whether client record c's destination (dialled; its translation is entry
+// nat of ts) is s's local end.
+func reaches(c, s *kept, ts *translations, nat uint32) bool {
+	p, _, port := c.dialled(ts, nat)
+	return *p == s.local && port == s.lport
 }
 
 // appendConnKey appends the record's connection key: exporter id "/" conn id.

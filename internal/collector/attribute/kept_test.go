@@ -87,7 +87,7 @@ func TestKeptRoundTrips(t *testing.T) {
 			var ts translations
 			x := &h.r
 			x.set(1, "n", &r, false, &locs)
-			ts.hold(&h, &r)
+			h.nat = ts.hold(&r)
 			if x.localAddr() != r.LocalAddr || x.remoteAddr() != r.RemoteAddr || h.natAddr(&ts) != r.NatRemoteAddr || x.translated() != r.NatRemoteAddr.IsValid() {
 				t.Errorf("addresses %v %v %v came back as %v %v %v", r.LocalAddr, r.RemoteAddr, r.NatRemoteAddr, x.localAddr(), x.remoteAddr(), h.natAddr(&ts))
 			}

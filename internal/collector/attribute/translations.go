@@ -27,11 +27,12 @@ type translation struct {
 	vip  answer // for a translated client: the address it dialled
 }
 
-// hold gives h, which has taken r (kept.set), an entry for r's translation if it carries one.
-func (ts *translations) hold(h *held, r *flow.Record) {
+// hold returns an entry for r's translation if it carries one (heldState.nat), else 0.
+func (ts *translations) hold(r *flow.Record) uint32 {
 	if r.NatRemoteAddr.IsValid() {
-		h.nat = ts.take(r.NatRemoteAddr, r.NatRemotePort)
+		return ts.take(r.NatRemoteAddr, r.NatRemotePort)
 	}
+	return 0
 }
 
 // take returns the id of a new entry for backend addr:port.
@@ -56,10 +57,12 @@ func (ts *translations) take(addr netip.Addr, port uint16) uint32 {
 // at is entry id.
 func (ts *translations) at(id uint32) *translation { return &ts.list[id] }
 
-// drop gives entry id back (a recycled record's).
+// drop gives entry id back (a recycled record's; 0: none).
 func (ts *translations) drop(id uint32) {
-	ts.free = append(ts.free, id)
-	ts.used--
+	if id != 0 {
+		ts.free = append(ts.free, id)
+		ts.used--
+	}
 }
 
 // trim gives the storage back when no entry is used and it is worth reclaiming.
