@@ -40,9 +40,9 @@ func TestPeersIntern(t *testing.T) {
 	if ps.exporter(a) != "" || ps.exporter(b) != "" || ps.exporter(c) != "exp-a" {
 		t.Fatalf("pairs no record holds were kept, or a held one let go")
 	}
-	for i := range ps.slots {
-		if s := &ps.slots[i]; s.id != 0 && ps.list[s.id].exporter == "" {
-			t.Fatalf("slot %d remembers released id %d", i, s.id)
+	for i, id := range ps.slots { // a slot naming a released pair finds other strings there
+		if ps.list[id].is("exp-a", "node-a") || ps.list[id].is("exp-b", "node-a") {
+			t.Fatalf("slot %d finds a released pair (id %d)", i, id)
 		}
 	}
 	if d := ps.take("exp-z", "node-z"); ps.exporter(d) != "exp-z" || (d != a && d != b) && len(ps.free) > 0 {
