@@ -105,8 +105,8 @@ const (
 	stIndexed // in byClient (see link)
 )
 
-// is reports whether every bit of b is set.
-func (s *heldState) is(b heldBit) bool { return s.state&b == b }
+// is reports whether bit b is set (a test of the byte, as a bool's was).
+func (s *heldState) is(b heldBit) bool { return s.state&b != 0 }
 
 // markIf sets the bits of b if ok.
 func (s *heldState) markIf(b heldBit, ok bool) {
@@ -513,7 +513,7 @@ func (a *Attributor) decide(v ownership.View, h *held, final bool) bool {
 			h.state |= stVIPDone
 		}
 	}
-	return h.is(stLocalDone | stRemoteDone | stVIPDone)
+	return h.state&(stLocalDone|stRemoteDone|stVIPDone) == stLocalDone|stRemoteDone|stVIPDone
 }
 
 // forceOldest decides the oldest held record now (the full policy); false when none is held.

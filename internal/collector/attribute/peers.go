@@ -17,7 +17,7 @@ type peers struct {
 	list  []peer
 	ids   map[peerKey]uint32
 	free  []uint32 // ids of released pairs
-	slots *[peerSlots]uint32
+	slots [peerSlots]uint32
 }
 
 // peer is an interned pair and how many held records name it.
@@ -28,7 +28,7 @@ type peer struct {
 
 type peerKey struct{ exporter, node string }
 
-const peerBits, peerSlots = 10, 1 << peerBits
+const peerBits, peerSlots = 11, 1 << peerBits
 
 // is reports whether p's strings are these very strings.
 func (p *peer) is(exporter, node string) bool {
@@ -36,17 +36,16 @@ func (p *peer) is(exporter, node string) bool {
 		unsafe.StringData(p.node) == unsafe.StringData(node) && len(p.node) == len(node)
 }
 
-func peerSlotOf(exporter, node string) uint64 {
-	x := uint64(uintptr(unsafe.Pointer(unsafe.StringData(exporter)))) ^ uint64(uintptr(unsafe.Pointer(unsafe.StringData(node))))*0xc2b2ae3d27d4eb4f
-	return x * 0x9e3779b97f4a7c15 >> (64 - peerBits)
+// peerSlotOf is the slot of an exporter string's bytes (an exporter's records name one node).
+func peerSlotOf(exporter string) uint64 {
+	return uint64(uintptr(unsafe.Pointer(unsafe.StringData(exporter)))) * 0x9e3779b97f4a7c15 >> (64 - peerBits)
 }
 
 // take returns the id of the pair (exporter, node) for one more held record. (A slot naming
 // a released pair, or one whose id was reused, finds strings that are not these: validate
 // refuses an empty exporter, and a pair's strings at these bytes are these strings.)
 func (t *peers) take(exporter, node string) uint32 {
-	if t.slots != nil {
-		id := t.slots[peerSlotOf(exporter, node)]
+	if id := t.slots[peerSlotOf(exporter)]; int(id) < len(t.list) {
 		if p := &t.list[id]; p.is(exporter, node) {
 			p.refs++
 			return id
@@ -58,8 +57,7 @@ func (t *peers) take(exporter, node string) uint32 {
 // find is take's way through the map: it interns a new pair, or gives a known one the
 // caller's strings, and makes it the slot's.
 func (t *peers) find(exporter, node string) uint32 {
-	if t.slots == nil {
-		t.slots = new([peerSlots]uint32)
+	if t.list == nil {
 		t.ids = make(map[peerKey]uint32)
 		t.list = make([]peer, 1, 64) // id 0: no pair
 	}
@@ -76,7 +74,7 @@ func (t *peers) find(exporter, node string) uint32 {
 	p := &t.list[id]
 	p.exporter, p.node = exporter, node // (equal strings: the records holding the pair see no change)
 	p.refs++
-	t.slots[peerSlotOf(exporter, node)] = id
+	t.slots[peerSlotOf(exporter)] = id
 	return id
 }
 
