@@ -1,6 +1,8 @@
 package attribute
 
 import (
+	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -8,7 +10,8 @@ import (
 )
 
 // After a burst the holding window gives its memory back: the free list keeps no more records
-// than the last period took, and the arrival order holds only what is held.
+// than the last period took, the arrival order holds only what is held, the translations'
+// table is let go and no exporter's pair is kept.
 func TestBurstMemoryIsTrimmed(t *testing.T) {
 	h := newHarness(t, Config{Window: 5 * time.Second})
 	h.heartbeat(cart, cartIP, 0, 1000)
@@ -18,6 +21,10 @@ func TestBurstMemoryIsTrimmed(t *testing.T) {
 		ins[i] = rec(flow.Client, cart, 1, 2)
 		ins[i].Record.LocalPort = uint16(10_000 + i%50_000)
 		ins[i].Record.ConnID = uint64(i + 1)
+		ins[i].Exporter = fmt.Sprintf("exp-%d", i%7)
+		if i%3 == 0 {
+			ins[i].Record.NatRemoteAddr, ins[i].Record.NatRemotePort = netip.MustParseAddr("10.9.0.1"), 8080
+		}
 	}
 	h.add(ins...)
 	for sec := 1; sec <= 8; sec++ { // every record decided (no owner for authIP) and recycled
@@ -34,7 +41,16 @@ func TestBurstMemoryIsTrimmed(t *testing.T) {
 	}
 	h.a.mu.Lock()
 	free, freeCap, orderEmpty := len(h.a.free), cap(h.a.free), h.a.order.oldest == nil && h.a.order.newest == nil
+	nats, natsUsed, pairs := h.a.nats.list, h.a.nats.used, 0
+	for _, p := range h.a.peers.list {
+		if p.exporter != "" || p.refs != 0 {
+			pairs++
+		}
+	}
 	h.a.mu.Unlock()
+	if nats != nil || natsUsed != 0 || pairs != 0 {
+		t.Errorf("after the burst: translations table %d entries (%d used), %d exporters' pairs kept", len(nats), natsUsed, pairs)
+	}
 	t.Logf("free records %d at the end of the burst, %d after it", peakFree, free)
 	if peakFree < burst/2 {
 		t.Errorf("only %d records recycled at the end of the burst", peakFree)
