@@ -218,7 +218,7 @@ func (a *Attributor) add(n int, at func(i int) (exporter, node string, r *flow.R
 		}
 		h := a.alloc()
 		h.r.set(a.peers.take(exporter, node), node, r, a.cfg.ProcessNames, &a.locs)
-		h.added, h.nat = nowNs, a.nats.hold(r)
+		h.added, h.nat, h.r.pair = nowNs, a.nats.hold(r), a.peers.or(h.r.pair, exporter, node)
 		a.local.add(h, r.LocalAddr, exporter, node)
 		if len(a.local.pods) >= claimBatch && !a.large {
 			a.local.observe(a.store)

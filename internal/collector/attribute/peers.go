@@ -41,8 +41,10 @@ func peerSlotOf(exporter string) uint64 {
 	return uint64(uintptr(unsafe.Pointer(unsafe.StringData(exporter)))) * 0x9e3779b97f4a7c15 >> (64 - peerBits)
 }
 
-// take returns the id of the pair (exporter, node) for one more held record. (A slot naming
-// a released pair, or one whose id was reused, finds strings that are not these: validate
+// take returns the id of the pair (exporter, node) for one more held record when its slot
+// finds it, else 0: then or takes it through the map. The two inline, where one function with
+// the map's call did not (add then spilled its registers around the call). (A slot naming a
+// released pair, or one whose id was reused, finds strings that are not these: validate
 // refuses an empty exporter, and a pair's strings at these bytes are these strings.)
 func (t *peers) take(exporter, node string) uint32 {
 	if id := t.slots[peerSlotOf(exporter)]; int(id) < len(t.list) {
@@ -51,10 +53,18 @@ func (t *peers) take(exporter, node string) uint32 {
 			return id
 		}
 	}
+	return 0
+}
+
+// or returns id, a pair take found, or when 0 the pair's id through the map (find).
+func (t *peers) or(id uint32, exporter, node string) uint32 {
+	if id != 0 {
+		return id
+	}
 	return t.find(exporter, node)
 }
 
-// find is take's way through the map: it interns a new pair, or gives a known one the
+// find is the way through the map: it interns a new pair, or gives a known one the
 // caller's strings, and makes it the slot's.
 func (t *peers) find(exporter, node string) uint32 {
 	if t.list == nil {

@@ -12,18 +12,18 @@ import (
 func TestPeersIntern(t *testing.T) {
 	var ps peers
 	clone := func(s string) string { return strings.Clone(s) }
-	a := ps.take("exp-a", "node-a")
-	if b := ps.take(clone("exp-a"), clone("node-a")); b != a {
+	a := ps.get("exp-a", "node-a")
+	if b := ps.get(clone("exp-a"), clone("node-a")); b != a {
 		t.Fatalf("equal pairs in other bytes have ids %d and %d", a, b)
 	}
-	b := ps.take("exp-b", "node-a")
-	c := ps.take("exp-a", "node-b")
+	b := ps.get("exp-b", "node-a")
+	c := ps.get("exp-a", "node-b")
 	if b == a || c == a || b == c || a == 0 || b == 0 || c == 0 {
 		t.Fatalf("ids %d %d %d", a, b, c)
 	}
 	for i := range 3000 { // more pairs than slots, every one back by its strings
 		e, n := "e"+string(rune('a'+i%26))+strings.Repeat("x", i%7), "n"+strings.Repeat("y", i%11)
-		id := ps.take(e, n)
+		id := ps.get(e, n)
 		if ps.exporter(id) != e || ps.node(id) != n {
 			t.Fatalf("pair %q %q came back as %q %q", e, n, ps.exporter(id), ps.node(id))
 		}
@@ -45,10 +45,10 @@ func TestPeersIntern(t *testing.T) {
 			t.Fatalf("slot %d finds a released pair (id %d)", i, id)
 		}
 	}
-	if d := ps.take("exp-z", "node-z"); ps.exporter(d) != "exp-z" || (d != a && d != b) && len(ps.free) > 0 {
+	if d := ps.get("exp-z", "node-z"); ps.exporter(d) != "exp-z" || (d != a && d != b) && len(ps.free) > 0 {
 		t.Errorf("a new pair took id %d (free %v)", d, ps.free)
 	}
-	if id := ps.take("exp-a", "node-a"); ps.exporter(id) != "exp-a" || ps.node(id) != "node-a" || ps.list[id].refs != 1 {
+	if id := ps.get("exp-a", "node-a"); ps.exporter(id) != "exp-a" || ps.node(id) != "node-a" || ps.list[id].refs != 1 {
 		t.Errorf("a released pair came back as id %d: %+v", id, ps.list[id])
 	}
 }
@@ -81,4 +81,9 @@ func TestTranslationsReuse(t *testing.T) {
 	if ts.list != nil || ts.used != 0 {
 		t.Errorf("storage kept (%d entries, %d used) with no entry used", len(ts.list), ts.used)
 	}
+}
+
+// get is take then or: the id of the pair for one more held record.
+func (t *peers) get(exporter, node string) uint32 {
+	return t.or(t.take(exporter, node), exporter, node)
 }
