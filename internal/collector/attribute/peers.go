@@ -14,9 +14,8 @@ import "unsafe"
 // pointers are equal strings), else the map finds it, and the pair takes the caller's strings
 // (equal ones), so that the caller's next records find it by their slot.
 type peers struct {
-	list  []peer
+	idList[peer]
 	ids   map[peerKey]uint32
-	free  []uint32 // ids of released pairs
 	slots [peerSlots]uint32
 }
 
@@ -67,18 +66,12 @@ func (t *peers) or(id uint32, exporter, node string) uint32 {
 // find is the way through the map: it interns a new pair, or gives a known one the
 // caller's strings, and makes it the slot's.
 func (t *peers) find(exporter, node string) uint32 {
-	if t.list == nil {
+	if t.ids == nil {
 		t.ids = make(map[peerKey]uint32)
-		t.list = make([]peer, 1, 64) // id 0: no pair
 	}
 	id, ok := t.ids[peerKey{exporter, node}]
 	if !ok {
-		if n := len(t.free); n > 0 {
-			id, t.free = t.free[n-1], t.free[:n-1]
-		} else {
-			id = uint32(len(t.list))
-			t.list = append(t.list, peer{})
-		}
+		id = t.newID()
 		t.ids[peerKey{exporter, node}] = id
 	}
 	p := &t.list[id]
@@ -102,7 +95,7 @@ func (t *peers) trim() {
 		if p := &t.list[id]; p.refs == 0 && p.exporter != "" { // (validate refuses an empty exporter)
 			delete(t.ids, peerKey{p.exporter, p.node})
 			*p = peer{}
-			t.free = append(t.free, uint32(id))
+			t.release(uint32(id))
 		}
 	}
 }

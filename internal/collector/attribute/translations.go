@@ -14,8 +14,7 @@ import (
 // keeps the storage of the most translated records held at once (at most MaxHeld), and gives
 // it back when none is held at a trim.
 type translations struct {
-	list []translation // id 0: none
-	free []uint32
+	idList[translation]
 	used int
 }
 
@@ -37,19 +36,10 @@ func (ts *translations) hold(r *flow.Record) uint32 {
 
 // take returns the id of a new entry for backend addr:port.
 func (ts *translations) take(addr netip.Addr, port uint16) uint32 {
-	if len(ts.list) == 0 {
-		ts.list = make([]translation, 1, 64)
-	}
-	var id uint32
-	if n := len(ts.free); n > 0 {
-		id, ts.free = ts.free[n-1], ts.free[:n-1]
-	} else {
-		id = uint32(len(ts.list))
-		ts.list = append(ts.list, translation{})
-	}
+	id := ts.newID()
 	t := &ts.list[id]
 	pack(&t.addr, addr)
-	t.port, t.vip = port, answer{}
+	t.port = port
 	ts.used++
 	return id
 }
@@ -60,7 +50,7 @@ func (ts *translations) at(id uint32) *translation { return &ts.list[id] }
 // drop gives entry id back (a recycled record's; 0: none).
 func (ts *translations) drop(id uint32) {
 	if id != 0 {
-		ts.free = append(ts.free, id)
+		ts.release(id)
 		ts.used--
 	}
 }
