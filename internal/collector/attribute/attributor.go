@@ -328,7 +328,7 @@ func (a *Attributor) runDue(ctx context.Context, now time.Time) error {
 				}
 				switch {
 				case !e.live():
-				case e.due > nowSec:
+				case e.dueAfter(nowSec) > 0:
 					later = append(later, e) // a later round of this slot
 				default:
 					if n++; n%viewBatch == 0 {
@@ -345,7 +345,7 @@ func (a *Attributor) runDue(ctx context.Context, now time.Time) error {
 		}
 		for _, e := range later {
 			if e.live() {
-				a.wheel.add(e.due, e.h)
+				a.wheel.add(nowSec+e.dueAfter(nowSec), e.h)
 			}
 		}
 		later = later[:0]

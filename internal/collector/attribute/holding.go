@@ -76,14 +76,20 @@ func shrunk[T any](s []T) []T {
 	return append(make([]T, 0, len(s)*2), s...)
 }
 
-// ref is a reference to a held record for one generation.
+// ref is a reference to a held record for one generation (16 bytes: Add writes one a record
+// and Flush reads it back, seconds later).
 type ref struct {
 	h   *held
 	gen uint32
-	due int64 // for wheel slots: the second the check is due
+	due uint32 // for wheel slots: the second the check is due, its low 32 bits (see dueAfter)
 }
 
 func (r ref) live() bool { return r.h.gen == r.gen }
+
+// dueAfter is how many seconds after sec the check is due (negative: before). A wheel's
+// entries are due within a holding window of the seconds a flush processes, far inside the
+// 68 years the low 32 bits tell apart.
+func (r ref) dueAfter(sec int64) int64 { return int64(int32(r.due - uint32(sec))) }
 
 // wheel schedules checks by second in a ring of slots covering the holding window; an entry
 // is checked in the flush of its due second (or the first flush after it). Processed slots'
@@ -109,7 +115,7 @@ func (w *wheel) add(sec int64, h *held) {
 			w.slots[i], w.spares = w.spares[n-1], w.spares[:n-1]
 		}
 	}
-	w.slots[i] = append(w.slots[i], ref{h: h, gen: h.gen, due: sec})
+	w.slots[i] = append(w.slots[i], ref{h: h, gen: h.gen, due: uint32(sec)})
 }
 
 // take removes and returns the entries of sec's slot (entries of later rounds included).
