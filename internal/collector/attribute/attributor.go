@@ -84,7 +84,7 @@ type heldState struct {
 	nat    uint32 // a translated record's translation (Attributor.nats; 0: none)
 
 	backoff uint8   // checks that found it pending: the next waits min(2^(backoff-1) s, Window)
-	state   heldBit // what is known of it: one byte where eight bools took eight
+	state   heldBit // what is known of it: two bytes where nine bools took nine
 
 	partner      *held
 	sameClient   *held // the next older held record of the same client address and port
@@ -92,7 +92,7 @@ type heldState struct {
 }
 
 // heldBit is a bit of heldState.state.
-type heldBit uint8
+type heldBit uint16
 
 const (
 	stLocalHost    heldBit = 1 << iota // the local end is a host workload or the node (hostOwner)
@@ -103,9 +103,10 @@ const (
 	stDecided
 	stViaVIP  // joined to its partner through a Service address (verified once decided)
 	stIndexed // in byClient (see link)
+	stRides   // checked by its exact partner's wheel entry: none of its own, no place in the arrival order (ride)
 )
 
-// is reports whether bit b is set (a test of the byte, as a bool's was).
+// is reports whether bit b is set (a test of the bits, as a bool's was).
 func (s *heldState) is(b heldBit) bool { return s.state&b != 0 }
 
 // markIf sets the bits of b if ok.
@@ -224,10 +225,12 @@ func (a *Attributor) add(n int, at func(i int) (exporter, node string, r *flow.R
 			a.local.observe(a.store)
 		}
 		a.link(h)
-		a.order.push(h)
 		a.held++
 		taken++
-		a.schedule(h, min(max(lookupTime(&h.r, a.cfg.LongConn)+lag, nowNs), a.deadline(h)))
+		if due := a.dueAt(h, lag, nowNs); h.partner == nil || !a.ride(h, due, lag) { // (a first record rides nothing)
+			a.order.push(h)
+			a.schedule(h, due)
+		}
 	}
 	a.m.received.Add(float64(taken))
 	a.m.flushCounts()        // connections the full policy wrote
@@ -245,16 +248,19 @@ func (a *Attributor) add(n int, at func(i int) (exporter, node string, r *flow.R
 // whole Add's claims at once (its claims' pipeline then runs long).
 const claimBatch = 256
 
+// dueAt is when h is first checked, added at `added` (Unix nanoseconds): once Kubernetes may
+// have spoken about the moment its remote end is attributed at (lag after it), within its
+// window.
+func (a *Attributor) dueAt(h *held, lag, added int64) int64 {
+	return min(max(lookupTime(&h.r, a.cfg.LongConn)+lag, added), a.deadline(h))
+}
+
 // deadline is when h's holding window ends: it is decided with what is known.
 func (a *Attributor) deadline(h *held) int64 { return h.added + int64(a.cfg.Window) }
 
 // schedule makes h due at the second that ends at or after `at` (Unix nanoseconds).
 func (a *Attributor) schedule(h *held, at int64) {
-	sec := at / int64(time.Second)
-	if at%int64(time.Second) != 0 {
-		sec++
-	}
-	a.wheel.add(max(sec, a.cursor), h)
+	a.wheel.add(max(ceilSec(at), a.cursor), h)
 }
 
 // viewBatch is how many checks share one read lock of the store.
@@ -402,23 +408,24 @@ func (a *Attributor) warmAhead(v ownership.View, due []ref, c int) {
 // warmStep enters chunk c of due into the pipeline: the addresses its records will look up
 // and the local pods' owners they will render (an empty chunk past the end).
 func (a *Attributor) warmStep(v ownership.View, due []ref, c int) {
-	var addrs [warmChunk]netip.Addr
-	var ports [warmChunk]uint16
-	var owners [warmChunk]ownership.Ref
+	var addrs [2 * warmChunk]netip.Addr // (a record and the one that rides it)
+	var ports [2 * warmChunk]uint16
+	var owners [2 * warmChunk]ownership.Ref
 	n, m := 0, 0
 	for _, e := range due[min(c*warmChunk, len(due)):min((c+1)*warmChunk, len(due))] {
 		if !e.live() {
 			continue
 		}
-		if h := e.h; !h.is(stLocalDone) && h.local != 0 {
-			owners[m] = h.local // its owner (the hint) is read to name the local end
-			m++
+		for h := e.h; h != nil; h = h.rider() {
+			if !h.is(stLocalDone) && h.local != 0 {
+				owners[m] = h.local // its owner (the hint) is read to name the local end
+				m++
+			}
+			if !h.is(stRemoteDone) {
+				addrs[n], ports[n] = h.r.peer(&a.nats, h.nat) // what decide looks up
+				n++
+			}
 		}
-		if e.h.is(stRemoteDone) {
-			continue
-		}
-		addrs[n], ports[n] = e.h.r.peer(&a.nats, e.h.nat) // what decide looks up
-		n++
 	}
 	v.WarmStep(&a.warmer, c, addrs[:n], ports[:n], owners[:m])
 }
@@ -455,24 +462,26 @@ func (a *Attributor) check(v ownership.View, h *held, now time.Time) {
 		h.markIf(stDecided, a.decide(v, h, final))
 	}
 	if !h.is(stDecided) {
-		h.backoff = min(h.backoff+1, 33) // 1 s << 32 still fits
-		wait := min(time.Second<<(h.backoff-1), a.cfg.Window)
-		a.schedule(h, min(nowNs+int64(wait), deadline))
+		a.recheck(h, h, nowNs, deadline)
 		return
 	}
 	if p := h.partner; p != nil {
-		if !p.is(stDecided) && final {
-			p.markIf(stDecided, a.decide(v, p, true))
+		if !p.is(stDecided) && (final || p.is(stRides)) { // (a rider's deadline is not before h's)
+			p.markIf(stDecided, a.decide(v, p, final))
 		}
-		if p.is(stDecided) && !a.confirmVIPJoin(h, p) {
+		if !p.is(stDecided) {
+			if p.is(stRides) {
+				a.recheck(h, p, nowNs, deadline) // p's next check, on h's wheel entry
+			}
+			return // else the partner's own check emits both
+		}
+		if !a.confirmVIPJoin(h, p) {
 			a.schedule(p, nowNs) // apart again: each goes on alone
 			a.schedule(h, nowNs)
 			return
 		}
-		if p.is(stDecided) {
-			a.emitJoined(v, h, p)
-		}
-		return // the partner's own check emits both
+		a.emitJoined(v, h, p)
+		return
 	}
 	if joinBy := h.added + int64(a.cfg.JoinWait); h.expectsPeer() && nowNs < joinBy {
 		a.schedule(h, joinBy) // the peer's exporter will report its side
@@ -561,7 +570,9 @@ func (a *Attributor) confirmVIPJoin(x, y *held) bool {
 // finish takes h out of the holding window and recycles it.
 func (a *Attributor) finish(h *held) {
 	a.held--
-	a.order.remove(h)
+	if !h.is(stRides) {
+		a.order.remove(h)
+	}
 	a.unindex(h)
 	a.recycle(h)
 }

@@ -76,6 +76,23 @@ func shrunk[T any](s []T) []T {
 	return append(make([]T, 0, len(s)*2), s...)
 }
 
+// recheck schedules x's next check after a check found c pending (c is x, or the record that
+// rides x): the waits double from 1 s up to the window, and end at the deadline.
+func (a *Attributor) recheck(x, c *held, nowNs, deadline int64) {
+	c.backoff = min(c.backoff+1, 33) // 1 s << 32 still fits
+	wait := min(time.Second<<(c.backoff-1), a.cfg.Window)
+	a.schedule(x, min(nowNs+int64(wait), deadline))
+}
+
+// ceilSec is the second that ends at or after at (Unix nanoseconds).
+func ceilSec(at int64) int64 {
+	sec := at / int64(time.Second)
+	if at%int64(time.Second) != 0 {
+		sec++
+	}
+	return sec
+}
+
 // ref is a reference to a held record for one generation (16 bytes: Add writes one a record
 // and Flush reads it back, seconds later).
 type ref struct {

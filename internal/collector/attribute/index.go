@@ -43,6 +43,28 @@ func (a *Attributor) link(h *held) {
 	a.byClient.put(slot, k, h)
 }
 
+// ride reports whether h, joined to a partner and due at `due` (Unix nanoseconds; lag as dueAt
+// takes it), is checked by its partner's wheel entry instead of one of its own, and marks it
+// so: h joined exactly a record that no check has looked at yet, due in the same second. That
+// check then decides both (check), and h takes no wheel entry and no place in the arrival
+// order: its partner is older, so the full policy forces the pair through it (forceOldest).
+func (a *Attributor) ride(h *held, due, lag int64) bool {
+	p := h.partner
+	if h.is(stViaVIP) || p.backoff != 0 || p.is(stDecided) || ceilSec(a.dueAt(p, lag, p.added)) != ceilSec(due) {
+		return false
+	}
+	h.state |= stRides
+	return true
+}
+
+// rider returns the record that rides h (ride), or nil.
+func (h *held) rider() *held {
+	if p := h.partner; p != nil && p.is(stRides) {
+		return p
+	}
+	return nil
+}
+
 // unlink takes c, which follows prev (nil: c is the first) in the records at index slot,
 // out of the index.
 func (a *Attributor) unlink(slot uint64, prev, c *held) {
