@@ -466,14 +466,18 @@ func (a *Attributor) check(v ownership.View, h *held, now time.Time) {
 		return
 	}
 	if p := h.partner; p != nil {
-		if !p.is(stDecided) && (final || p.is(stRides)) { // (a rider's deadline is not before h's)
-			p.markIf(stDecided, a.decide(v, p, final))
+		if !p.is(stDecided) && p.is(stRides) { // checked here, within its own window
+			pd := a.deadline(p)
+			if p.markIf(stDecided, a.decide(v, p, nowNs >= pd)); !p.is(stDecided) {
+				a.recheck(h, p, nowNs, pd) // p's next check, on h's wheel entry
+				return
+			}
+		}
+		if !p.is(stDecided) && final {
+			p.markIf(stDecided, a.decide(v, p, true))
 		}
 		if !p.is(stDecided) {
-			if p.is(stRides) {
-				a.recheck(h, p, nowNs, deadline) // p's next check, on h's wheel entry
-			}
-			return // else the partner's own check emits both
+			return // the partner's own check emits both
 		}
 		if !a.confirmVIPJoin(h, p) {
 			a.schedule(p, nowNs) // apart again: each goes on alone

@@ -134,3 +134,29 @@ func TestFullPolicyTakesTheRider(t *testing.T) {
 		t.Fatalf("conns (-want +got):\n%s", diff)
 	}
 }
+
+// A rider keeps its own window: added five seconds after its partner (the two exporters' clocks
+// run ahead: both records start after they arrive, so both fall due at their start), it is
+// decided at its own deadline, not at its partner's.
+func TestRiderKeepsItsOwnWindow(t *testing.T) {
+	h := newHarness(t, Config{Window: 30 * time.Second})
+	h.heartbeat(auth, authIP, 0, 100)
+	h.heartbeat(db, cartIP, 0, 19) // the address passes from db to cart…
+	h.now = at(12)
+	h.add(rec(flow.Client, cart, 20, 21)) // …whose claim starts at 20; the server saw 19.5
+	h.now = at(17)
+	h.add(rec(flow.Server, auth, 19.5, 21))
+	if rider := h.a.order.oldest.partner; rider == nil || !rider.is(stRides) {
+		t.Fatal("the server's record does not ride the client's")
+	}
+	for s := 18.0; s < 47; s++ { // the client's window ends at 42, the server's at 47
+		h.advance(s)
+		if len(h.out) != 0 {
+			t.Fatalf("emitted at %v, before the server's record's deadline: %v", s, names(h.out))
+		}
+	}
+	h.advance(47)
+	if len(h.out) != 1 || h.out[0].Observed != "both" || h.a.Held() != 0 {
+		t.Fatalf("at the deadline: %v, held %d", names(h.out), h.a.Held())
+	}
+}
