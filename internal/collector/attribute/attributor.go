@@ -227,7 +227,7 @@ func (a *Attributor) add(n int, at func(i int) (exporter, node string, r *flow.R
 		a.link(h)
 		a.held++
 		taken++
-		if due := a.dueAt(h, lag, nowNs); h.partner == nil || !a.ride(h, due, lag) { // (a first record rides nothing)
+		if due := a.dueAt(h, lag); h.partner == nil || !a.ride(h, due, lag) { // (a first record rides nothing)
 			a.order.push(h)
 			a.schedule(h, due)
 		}
@@ -248,11 +248,11 @@ func (a *Attributor) add(n int, at func(i int) (exporter, node string, r *flow.R
 // whole Add's claims at once (its claims' pipeline then runs long).
 const claimBatch = 256
 
-// dueAt is when h is first checked, added at `added` (Unix nanoseconds): once Kubernetes may
-// have spoken about the moment its remote end is attributed at (lag after it), within its
+// dueAt is when h is first checked (Unix nanoseconds): once Kubernetes may have spoken about
+// the moment its remote end is attributed at (lag after it), not before h came, within its
 // window.
-func (a *Attributor) dueAt(h *held, lag, added int64) int64 {
-	return min(max(lookupTime(&h.r, a.cfg.LongConn)+lag, added), a.deadline(h))
+func (a *Attributor) dueAt(h *held, lag int64) int64 {
+	return min(max(lookupTime(&h.r, a.cfg.LongConn)+lag, h.added), a.deadline(h))
 }
 
 // deadline is when h's holding window ends: it is decided with what is known.

@@ -50,7 +50,7 @@ func (a *Attributor) link(h *held) {
 // order: its partner is older, so the full policy forces the pair through it (forceOldest).
 func (a *Attributor) ride(h *held, due, lag int64) bool {
 	p := h.partner
-	if h.is(stViaVIP) || p.backoff != 0 || p.is(stDecided) || ceilSec(a.dueAt(p, lag, p.added)) != ceilSec(due) {
+	if h.is(stViaVIP) || p.backoff != 0 || p.is(stDecided) || ceilSec(a.dueAt(p, lag)) != ceilSec(due) {
 		return false
 	}
 	h.state |= stRides
