@@ -218,7 +218,7 @@ func (a *Attributor) add(n int, at func(i int) (exporter, node string, r *flow.R
 		for a.held >= a.cfg.MaxHeld && a.forceOldest() {
 		}
 		h := a.alloc()
-		h.r.set(a.peers.take(exporter, node), node, r, a.cfg.ProcessNames, &a.locs)
+		h.r.set(a.peers.take(exporter, node), node, r, a.cfg.ProcessNames, &a.locs, &a.nats)
 		h.added, h.nat, h.r.pair = nowNs, a.nats.hold(r), a.peers.or(h.r.pair, exporter, node)
 		a.local.add(h, r.LocalAddr, exporter, node)
 		if len(a.local.pods) >= claimBatch && !a.large {
@@ -519,7 +519,7 @@ func (a *Attributor) decide(v ownership.View, h *held, final bool) bool {
 	}
 	if !h.is(stVIPDone) {
 		if h.r.client() && h.r.translated() {
-			if r := v.LookupServiceBrief(h.r.remoteAddr(), at, final); r.Bits&ownership.BriefPending == 0 {
+			if r := v.LookupServiceBrief(h.r.remoteAddr(&a.nats), at, final); r.Bits&ownership.BriefPending == 0 {
 				a.nats.at(h.nat).vip, h.state = answer(r), h.state|stVIPDone
 			}
 		} else {

@@ -96,7 +96,7 @@ func TestLocalPodClaimWritesEveryField(t *testing.T) {
 		r := flow.Record{Direction: dir, LocalAddr: netip.MustParseAddr("10.0.0.1"), LocalPort: 40000, RemoteAddr: netip.MustParseAddr("10.0.0.2"),
 			RemotePort: 80, Start: at(1), End: at(2), Workload: flow.Workload{Kind: flow.KindPod, PodUID: "uid-a"}}
 		var h held
-		h.r.set(1, "node-a", &r, false, &locations{})
+		h.r.set(1, "node-a", &r, false, &locations{}, &translations{})
 		l := localClaims{pods: []ownership.LocalPod{stale.Interface().(ownership.LocalPod)}}
 		l.pods = l.pods[:0]
 		l.add(&h, r.LocalAddr, "exp-a", "node-a")

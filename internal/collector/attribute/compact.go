@@ -8,17 +8,43 @@ import (
 	"github.com/flowscope/flowscope/internal/flow"
 )
 
-// The held record's compact fields. A held record is 192 bytes, three cache lines (it was 320,
-// five, then 256, four): Add writes every record and Flush reads it back seconds later, when
-// the window's records are long out of the cache, and the window's size costs every record.
-// (Grown by 128 bytes that nothing reads or writes, a record cost the live benchmark 25–40 ns
-// more at 1,000 pods and 50–60 at 100,000: docs/benchmarks/attribution-log.md, "A smaller held
-// record".)
+// The held record's compact fields. A held record is 168 bytes, 2.625 cache lines (it was 320,
+// five, then 256, then 192): Add writes every record and Flush reads it back seconds later,
+// when the window's records are long out of the cache, and the window's size costs every
+// record; records lie in memory in the order they are written and read, so a record costs its
+// bytes, not whole lines. (Grown by 128 bytes that nothing reads or writes, a record cost the
+// live benchmark 25–40 ns more at 1,000 pods and 50–60 at 100,000:
+// docs/benchmarks/attribution-log.md, "A smaller held record".)
 
-// packedAddr is an address in 16 bytes, as netip.Addr.As16 gives them; whether it was an
-// IPv4 address is a bit of kept.meta. Zones are not kept: validate refuses zoned addresses (a
-// socket's addresses carry none).
+// packedAddr is an address in 16 bytes, as netip.Addr.As16 gives them (a record's addresses
+// out of line, a translation's); whether it was an IPv4 address is a bit of kept.meta. Zones
+// are not kept: validate refuses zoned addresses (a socket's addresses carry none).
 type packedAddr [16]byte
+
+// v4word is IPv4 address a's four bytes as a held record keeps them inline (their
+// little-endian load); v4addr is its inverse.
+func v4word(a netip.Addr) uint32 {
+	b := a.As4()
+	return binary.LittleEndian.Uint32(b[:])
+}
+
+func v4addr(w uint32) netip.Addr {
+	var b [4]byte
+	binary.LittleEndian.PutUint32(b[:], w)
+	return netip.AddrFrom4(b)
+}
+
+// addrKey is an address's 16 bytes (an IPv4 address in its IPv4-mapped form: given mapped or
+// not, one key) as two little-endian words, to compare and hash.
+type addrKey struct{ lo, hi uint64 }
+
+// keyOf is p's key; v4key is the key of the inline IPv4 address w (v4word), the same as
+// keyOf its packed form.
+func keyOf(p *packedAddr) addrKey {
+	return addrKey{binary.LittleEndian.Uint64(p[:8]), binary.LittleEndian.Uint64(p[8:])}
+}
+
+func v4key(w uint32) addrKey { return addrKey{hi: 0xffff<<16 | uint64(w)<<32} }
 
 // meta packs a kept record's outcome (its low bits) with its addresses' forms and its side.
 type meta uint8

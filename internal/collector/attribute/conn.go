@@ -35,7 +35,7 @@ func (a *Attributor) matches(x, y *held) match {
 	}
 	rx, ry := &x.r, &y.r
 	if rx.interim() != ry.interim() || !within(rx.start, ry.start, a.cfg.JoinTolerance) || !within(rx.end, ry.end, a.cfg.JoinTolerance) ||
-		!sameClient(rx, ry) {
+		!sameClient(rx, ry, &a.nats) {
 		return noMatch
 	}
 	c, s := x, y
@@ -51,20 +51,21 @@ func (a *Attributor) matches(x, y *held) match {
 	return noMatch
 }
 
-// fillLocal renders the local end of h, as its socket names it, into *e (ps names its node).
-func (h *held) fillLocal(v ownership.View, e *flow.Endpoint, ps *peers) {
+// fillLocal renders the local end of h, as its socket names it, into *e (ps names its node; ts
+// keeps its addresses when they are not inline).
+func (h *held) fillLocal(v ownership.View, e *flow.Endpoint, ps *peers, ts *translations) {
 	r := &h.r
 	switch {
 	case h.is(stLocalNoOwner):
-		*e = flow.Endpoint{Addr: r.localAddr(), Port: r.lport, Kind: flow.EndpointUnattributed, Reason: flow.ReasonNoOwner, Node: ps.node(r.pair), Zone: v.Zone(ps.node(r.pair))}
+		*e = flow.Endpoint{Addr: r.localAddr(ts), Port: r.lport, Kind: flow.EndpointUnattributed, Reason: flow.ReasonNoOwner, Node: ps.node(r.pair), Zone: v.Zone(ps.node(r.pair))}
 		if r.pod() {
 			e.PodUID = r.name
 		}
 	case h.is(stLocalHost):
 		o, _ := r.hostOwner(ps.node(r.pair))
-		*e = v.OwnerEndpoint(o, r.localAddr(), r.lport)
+		*e = v.OwnerEndpoint(o, r.localAddr(ts), r.lport)
 	default:
-		v.FillEndpoint(e, h.local, r.localAddr(), r.lport)
+		v.FillEndpoint(e, h.local, r.localAddr(ts), r.lport)
 	}
 }
 
@@ -144,18 +145,18 @@ func (a *Attributor) emitSingle(v ownership.View, h *held) {
 	observed := observedServer
 	if r.client() {
 		c.Observed, observed = string(flow.Client), observedClient
-		h.fillLocal(v, &c.Client, &a.peers)
+		h.fillLocal(v, &c.Client, &a.peers, &a.nats)
 		sa, sp := r.serverAddr(&a.nats, h.nat)
 		h.remote.fill(v, &c.Server, sa, sp)
 		if r.translated() {
-			c.VIP = a.vipEndpoint(v, a.nats.at(h.nat).vip, r.remoteAddr(), r.rport)
+			c.VIP = a.vipEndpoint(v, a.nats.at(h.nat).vip, r.remoteAddr(&a.nats), r.rport)
 		}
 		c.BytesClientToServer, c.BytesServerToClient = r.sent, r.received
 		c.ClientSrttUs = r.srtt
 	} else {
 		c.Observed = string(flow.Server)
-		h.fillLocal(v, &c.Server, &a.peers)
-		h.remote.fill(v, &c.Client, r.remoteAddr(), r.rport)
+		h.fillLocal(v, &c.Server, &a.peers, &a.nats)
+		h.remote.fill(v, &c.Client, r.remoteAddr(&a.nats), r.rport)
 		c.BytesClientToServer, c.BytesServerToClient = r.received, r.sent
 		c.ServerSrttUs = r.srtt
 	}
@@ -178,20 +179,20 @@ func (a *Attributor) emitJoined(v ownership.View, x, y *held) {
 	c := a.newConn(cl, last)
 	c.Observed = "both"
 	if cl.is(stLocalNoOwner) && sv.remote.attributed() {
-		sv.remote.fill(v, &c.Client, rc.localAddr(), rc.lport)
+		sv.remote.fill(v, &c.Client, rc.localAddr(&a.nats), rc.lport)
 	} else {
-		cl.fillLocal(v, &c.Client, &a.peers)
+		cl.fillLocal(v, &c.Client, &a.peers, &a.nats)
 	}
 	if sv.is(stLocalNoOwner) && cl.remote.attributed() {
-		cl.remote.fill(v, &c.Server, rs.localAddr(), rs.lport)
+		cl.remote.fill(v, &c.Server, rs.localAddr(&a.nats), rs.lport)
 	} else {
-		sv.fillLocal(v, &c.Server, &a.peers)
+		sv.fillLocal(v, &c.Server, &a.peers, &a.nats)
 	}
 	switch {
 	case cl.is(stViaVIP): // the client dialled the Service without a known translation
-		c.VIP = a.vipEndpoint(v, cl.remote, rc.remoteAddr(), rc.rport)
+		c.VIP = a.vipEndpoint(v, cl.remote, rc.remoteAddr(&a.nats), rc.rport)
 	case rc.translated():
-		c.VIP = a.vipEndpoint(v, a.nats.at(cl.nat).vip, rc.remoteAddr(), rc.rport)
+		c.VIP = a.vipEndpoint(v, a.nats.at(cl.nat).vip, rc.remoteAddr(&a.nats), rc.rport)
 	}
 	c.BytesClientToServer, c.BytesServerToClient = rc.sent, rs.sent
 	c.ClientSrttUs, c.ServerSrttUs = rc.srtt, rs.srtt

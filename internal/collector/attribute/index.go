@@ -1,13 +1,10 @@
 package attribute
 
-import "encoding/binary"
-
-// clientHash mixes a client address (as a held record keeps it: an IPv4 address, given
-// mapped or not, is the same 16 bytes) and port into the byClient index key; records of keys
-// that collide share a chain (matches compares the keys themselves).
-func clientHash(addr *packedAddr, port uint16) uint64 {
-	lo, hi := binary.LittleEndian.Uint64(addr[:8]), binary.LittleEndian.Uint64(addr[8:])
-	x := lo*0x9e3779b97f4a7c15 ^ hi*0xc2b2ae3d27d4eb4f ^ uint64(port)*0x165667b19e3779f9
+// clientHash mixes a client address (as a key: an IPv4 address, given mapped or not, is one)
+// and port into the byClient index key; records of keys that collide share a chain (matches
+// compares the keys themselves).
+func clientHash(addr addrKey, port uint16) uint64 {
+	x := addr.lo*0x9e3779b97f4a7c15 ^ addr.hi*0xc2b2ae3d27d4eb4f ^ uint64(port)*0x165667b19e3779f9
 	x ^= x >> 33
 	x *= 0xff51afd7ed558ccd
 	x ^= x >> 33
@@ -19,7 +16,7 @@ func clientHash(addr *packedAddr, port uint16) uint64 {
 // join is never undone, so no later record could join them. The others stay in it, a join
 // through a Service address included (it may be undone).
 func (a *Attributor) link(h *held) {
-	k := clientHash(h.r.clientEnd())
+	k := clientHash(h.r.clientEnd(&a.nats))
 	slot := a.byClient.find(k) // matches leaves the index alone: the slot stays h's
 	first := a.byClient.slots[slot].h
 	var loose, prev *held
@@ -84,7 +81,7 @@ func (a *Attributor) unindex(h *held) {
 	if !h.is(stIndexed) {
 		return
 	}
-	slot := a.byClient.find(clientHash(h.r.clientEnd()))
+	slot := a.byClient.find(clientHash(h.r.clientEnd(&a.nats)))
 	var prev *held
 	for c := a.byClient.slots[slot].h; c != h; prev, c = c, c.sameClient {
 	}

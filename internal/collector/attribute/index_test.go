@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"testing"
+
+	"github.com/flowscope/flowscope/internal/flow"
 )
 
 // The index's operations by key, which TestClientIndex compares with a map (the holding
@@ -82,28 +84,39 @@ func TestClientIndex(t *testing.T) {
 	}
 }
 
-// sameClient agrees with comparing client keys, for addresses given mapped or not; equal
-// keys hash alike. (Zoned addresses never reach a held record: validate refuses them.)
+// sameClient agrees with comparing client keys, for addresses given mapped or not, kept
+// inline or out of line (the other end IPv4 or not); equal keys hash alike, and reaches
+// agrees with comparing a client's destination with a server's local end. (Zoned addresses
+// never reach a held record: validate refuses them.)
 func TestSameClient(t *testing.T) {
 	addrs := []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("::ffff:10.0.0.1"), netip.MustParseAddr("10.0.0.2"),
 		netip.MustParseAddr("fe80::1"), netip.MustParseAddr("fe80::2"), netip.MustParseAddr("::a00:1")}
+	others := []netip.Addr{netip.MustParseAddr("10.9.9.9"), netip.MustParseAddr("2001:db8::9")}
+	var ts translations
+	var locs locations
+	keep := func(dir flow.Direction, local netip.Addr, lport uint16, remote netip.Addr, rport uint16) *kept {
+		var x kept
+		x.set(1, "n", &flow.Record{Direction: dir, LocalAddr: local, LocalPort: lport, RemoteAddr: remote, RemotePort: rport}, false, &locs, &ts)
+		return &x
+	}
 	for _, xa := range addrs {
 		for _, ya := range addrs {
 			for _, yp := range []uint16{40000, 40001} {
-				x := kept{meta: localClient, lport: 40000}
-				y := kept{rport: yp}
-				if pack(&x.local, xa) {
-					x.meta |= local4
-				}
-				if pack(&y.remote, ya) {
-					y.meta |= remote4
-				}
-				same := xa.Unmap() == ya.Unmap() && yp == 40000 // the client keys, from the addresses as given
-				if got := sameClient(&x, &y); got != same {
-					t.Errorf("sameClient(%s:40000, %s:%d) = %v, want %v", xa, ya, yp, got, same)
-				}
-				if same && clientHash(x.clientEnd()) != clientHash(y.clientEnd()) {
-					t.Errorf("%s:40000 and %s:%d are one client key with two hashes", xa, ya, yp)
+				for _, other := range others {
+					x := keep(flow.Client, xa, 40000, other, 80)
+					y := keep(flow.Server, other, 80, ya, yp)
+					same := xa.Unmap() == ya.Unmap() && yp == 40000 // the client keys, from the addresses as given
+					if got := sameClient(x, y, &ts); got != same {
+						t.Errorf("sameClient(%s:40000, %s:%d) = %v, want %v", xa, ya, yp, got, same)
+					}
+					if same && clientHash(x.clientEnd(&ts)) != clientHash(y.clientEnd(&ts)) {
+						t.Errorf("%s:40000 and %s:%d are one client key with two hashes", xa, ya, yp)
+					}
+					c := keep(flow.Client, other, 40000, xa, 80)
+					s := keep(flow.Server, ya, yp, other, 40000)
+					if got, want := reaches(c, s, &ts, 0), xa.Unmap() == ya.Unmap() && yp == 80; got != want {
+						t.Errorf("reaches(%s:80, %s:%d) = %v, want %v", xa, ya, yp, got, want)
+					}
 				}
 			}
 		}

@@ -11,8 +11,9 @@ import (
 
 // kept is what the holding window keeps of a record: the fields attribution, the join and the
 // output read, the local workload reduced to what names it, times as Unix nanoseconds,
-// addresses in 16 bytes, the outcome and the times' locations as codes, the exporter and its
-// node as an interned pair (peers) (128 bytes where the Input takes 470; see compact.go).
+// IPv4 addresses in four bytes each (others out of line), the outcome and the times' locations
+// as codes, the exporter and its node as an interned pair (peers) (104 bytes where the Input
+// takes 470; see compact.go).
 type kept struct {
 	name   string // the local pod's UID (pod and unknown workloads), or the host workload's name (hostOwner)
 	connID uint64
@@ -20,9 +21,9 @@ type kept struct {
 	start, end             int64 // Unix nanoseconds
 	sent, received         uint64
 	retrans, bytesRetrans  uint64
-	local, remote          packedAddr // their forms in meta (a translation's too: its address is out of line, heldState.nat)
-	srtt, resetsSent, rsts uint32     // rsts: resets received
-	pair                   uint32     // the exporter and its node (Attributor.peers)
+	local, remote          uint32 // the addresses when both are IPv4 (v4word); else local names them out of line (addrPairs)
+	srtt, resetsSent, rsts uint32 // rsts: resets received
+	pair                   uint32 // the exporter and its node (Attributor.peers)
 	lport, rport           uint16
 	startLoc, endLoc       uint8 // the times' locations (Attributor.locs)
 	meta                   meta  // the outcome, the addresses' forms, whether the local end is the client
@@ -30,8 +31,8 @@ type kept struct {
 	host hostInfo // a local end that is not a pod (or that it is one), and two of the record's flags
 }
 
-// The held record is three cache lines: kept (128 bytes) and heldState (64) fill them.
-var _ [192 - unsafe.Sizeof(held{})]byte
+// The held record is 168 bytes, 2.625 cache lines: kept (104 bytes) and heldState (64).
+var _ [168 - unsafe.Sizeof(held{})]byte
 
 // hostInfo is a host workload's kind (hostKind, in the low bits) and whether the local end is
 // the node itself (hostIsNode) and hostOwner names it (hostNamed), or is a pod (isPod); two
@@ -84,17 +85,24 @@ var hostKinds = [...]string{hostNone: "", hostContainer: "container", hostSystem
 // set makes x what the holding window keeps of a record, in place, field by field: every
 // field is written once, straight into the held record (a composite literal is built on the
 // stack and copied; TestSetWritesEveryField). pair is the record's (exporter, node) pair (peers),
-// node its node; processNames is Config.ProcessNames; locs interns the times' locations. r has
-// passed validate.
-func (x *kept) set(pair uint32, node string, r *flow.Record, processNames bool, locs *locations) {
+// node its node; processNames is Config.ProcessNames; locs interns the times' locations; ts
+// keeps the addresses of a record whose addresses are not both IPv4 (translations.drop gives
+// them back). r has passed validate.
+func (x *kept) set(pair uint32, node string, r *flow.Record, processNames bool, locs *locations, ts *translations) {
 	w := &r.Workload
 	x.pair, x.name, x.connID = pair, w.PodUID, r.ConnID
 	m, _ := outcomeCode(r.Outcome)
-	if pack(&x.local, r.LocalAddr) {
-		m |= local4
-	}
-	if pack(&x.remote, r.RemoteAddr) {
-		m |= remote4
+	if r.LocalAddr.Is4() && r.RemoteAddr.Is4() { // (nearly all)
+		m |= local4 | remote4
+		x.local, x.remote = v4word(r.LocalAddr), v4word(r.RemoteAddr)
+	} else {
+		if r.LocalAddr.Is4() {
+			m |= local4
+		}
+		if r.RemoteAddr.Is4() {
+			m |= remote4
+		}
+		x.local, x.remote = ts.holdPair(r.LocalAddr, r.RemoteAddr), 0
 	}
 	if r.NatRemoteAddr.IsValid() { // (the address and port: translations.hold)
 		m |= natSet
@@ -135,9 +143,40 @@ func (x *kept) set(pair uint32, node string, r *flow.Record, processNames bool, 
 	}
 }
 
-// localAddr and remoteAddr are the record's addresses (the translated one: dialled).
-func (r *kept) localAddr() netip.Addr  { return unpack(&r.local, r.meta&local4 != 0) }
-func (r *kept) remoteAddr() netip.Addr { return unpack(&r.remote, r.meta&remote4 != 0) }
+// inline reports whether the record keeps its addresses itself (both IPv4), not out of line.
+func (r *kept) inline() bool { return r.meta&(local4|remote4) == local4|remote4 }
+
+// localAddr and remoteAddr are the record's addresses (ts keeps them when not inline; the
+// translated one: serverAddr).
+func (r *kept) localAddr(ts *translations) netip.Addr {
+	if r.inline() {
+		return v4addr(r.local)
+	}
+	return unpack(&ts.pairs.list[r.local][0], r.meta&local4 != 0)
+}
+
+func (r *kept) remoteAddr(ts *translations) netip.Addr {
+	if r.inline() {
+		return v4addr(r.remote)
+	}
+	return unpack(&ts.pairs.list[r.local][1], r.meta&remote4 != 0)
+}
+
+// localKey and remoteKey are the record's addresses as keys: an IPv4 address and its
+// IPv4-mapped IPv6 form are one key.
+func (r *kept) localKey(ts *translations) addrKey {
+	if r.inline() {
+		return v4key(r.local)
+	}
+	return keyOf(&ts.pairs.list[r.local][0])
+}
+
+func (r *kept) remoteKey(ts *translations) addrKey {
+	if r.inline() {
+		return v4key(r.remote)
+	}
+	return keyOf(&ts.pairs.list[r.local][1])
+}
 
 // translated reports whether the record carries its destination's translation.
 func (r *kept) translated() bool { return r.meta&natSet != 0 }
@@ -164,21 +203,14 @@ func (r *kept) hostOwner(node string) (ownership.Owner, bool) {
 // serverAddr is where the connection really went: the translated backend when known (entry
 // nat of ts: heldState.nat).
 func (r *kept) serverAddr(ts *translations, nat uint32) (netip.Addr, uint16) {
-	if !r.client() {
-		return r.localAddr(), r.lport
+	switch {
+	case !r.client():
+		return r.localAddr(ts), r.lport
+	case r.translated():
+		t := &ts.list[nat]
+		return unpack(&t.addr, r.meta&nat4 != 0), t.port
 	}
-	p, is4, port := r.dialled(ts, nat)
-	return unpack(p, is4), port
-}
-
-// dialled is where a client record's connection went, as the record keeps it: the
-// translated backend when known (entry nat of ts), else the address it dialled (and whether
-// it is IPv4).
-func (r *kept) dialled(ts *translations, nat uint32) (*packedAddr, bool, uint16) {
-	if r.translated() {
-		return &ts.list[nat].addr, r.meta&nat4 != 0, ts.list[nat].port
-	}
-	return &r.remote, r.meta&remote4 != 0, r.rport
+	return r.remoteAddr(ts), r.rport
 }
 
 // peer is the address (and, for a client, port) a record's remote end is attributed by: for a
@@ -188,31 +220,33 @@ func (r *kept) peer(ts *translations, nat uint32) (netip.Addr, uint16) {
 	if r.client() {
 		return r.serverAddr(ts, nat)
 	}
-	return r.remoteAddr(), 0
+	return r.remoteAddr(ts), 0
 }
 
-// clientEnd is the connection's client address and port, as the record keeps them: an IPv4
-// address and its IPv4-mapped IPv6 form are the same 16 bytes.
-func (r *kept) clientEnd() (*packedAddr, uint16) {
+// clientEnd is the connection's client address (as a key: given mapped or not, one) and port.
+func (r *kept) clientEnd(ts *translations) (addrKey, uint16) {
 	if r.client() {
-		return &r.local, r.lport
+		return r.localKey(ts), r.lport
 	}
-	return &r.remote, r.rport
+	return r.remoteKey(ts), r.rport
 }
 
 // sameClient reports whether x and y have the same client key (the same address, given
 // mapped or not, the same port).
-func sameClient(x, y *kept) bool {
-	xa, xp := x.clientEnd()
-	ya, yp := y.clientEnd()
-	return xp == yp && *xa == *ya
+func sameClient(x, y *kept, ts *translations) bool {
+	xa, xp := x.clientEnd(ts)
+	ya, yp := y.clientEnd(ts)
+	return xp == yp && xa == ya
 }
 
-// reaches reports whether client record c's destination (dialled; its translation is entry
-// nat of ts) is s's local end.
+// reaches reports whether client record c's destination (its translation, entry nat of ts,
+// when it carries one; else the address it dialled) is s's local end.
 func reaches(c, s *kept, ts *translations, nat uint32) bool {
-	p, _, port := c.dialled(ts, nat)
-	return *p == s.local && port == s.lport
+	if c.translated() {
+		t := &ts.list[nat]
+		return t.port == s.lport && keyOf(&t.addr) == s.localKey(ts)
+	}
+	return c.rport == s.lport && c.remoteKey(ts) == s.localKey(ts)
 }
 
 // appendConnKey appends the record's connection key: exporter id "/" conn id.

@@ -27,18 +27,22 @@ func TestSetWritesEveryField(t *testing.T) {
 		base(flow.Server, flow.Workload{Kind: flow.KindHost}),
 		base(flow.Server, flow.Workload{Kind: flow.KindUnknown, PodUID: "uid-b"}),
 		base(flow.Client, flow.Workload{Kind: flow.KindHost, Comm: "curl"}),
+		base(flow.Client, flow.Workload{Kind: flow.KindPod, PodUID: "uid-6"}),
 	}
+	recs[len(recs)-1].LocalAddr, recs[len(recs)-1].RemoteAddr = netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2") // (out of line)
 	covered := make([]bool, reflect.TypeFor[kept]().NumField())
 	for _, a := range recs {
 		for _, b := range recs {
 			var x, want kept
 			var locs locations
-			x.set(1, "node-a", &a, true, &locs)
+			var xs, ws translations
+			x.set(1, "node-a", &a, true, &locs, &xs)
 			for i := range covered {
 				covered[i] = covered[i] || !reflect.ValueOf(x).Field(i).IsZero()
 			}
-			x.set(2, "node-b", &b, true, &locs)
-			want.set(2, "node-b", &b, true, &locs)
+			xs.dropPair(&x) // (as recycle does)
+			x.set(2, "node-b", &b, true, &locs, &xs)
+			want.set(2, "node-b", &b, true, &locs, &ws)
 			if !reflect.DeepEqual(x, want) {
 				t.Errorf("set over %+v:\n got %+v\nwant %+v", a.Workload, x, want)
 			}
@@ -86,10 +90,10 @@ func TestKeptRoundTrips(t *testing.T) {
 			var h held
 			var ts translations
 			x := &h.r
-			x.set(1, "n", &r, false, &locs)
+			x.set(1, "n", &r, false, &locs, &ts)
 			h.nat = ts.hold(&r)
-			if x.localAddr() != r.LocalAddr || x.remoteAddr() != r.RemoteAddr || h.natAddr(&ts) != r.NatRemoteAddr || x.translated() != r.NatRemoteAddr.IsValid() {
-				t.Errorf("addresses %v %v %v came back as %v %v %v", r.LocalAddr, r.RemoteAddr, r.NatRemoteAddr, x.localAddr(), x.remoteAddr(), h.natAddr(&ts))
+			if x.localAddr(&ts) != r.LocalAddr || x.remoteAddr(&ts) != r.RemoteAddr || h.natAddr(&ts) != r.NatRemoteAddr || x.translated() != r.NatRemoteAddr.IsValid() {
+				t.Errorf("addresses %v %v %v came back as %v %v %v", r.LocalAddr, r.RemoteAddr, r.NatRemoteAddr, x.localAddr(&ts), x.remoteAddr(&ts), h.natAddr(&ts))
 			}
 			if x.outcome() != o {
 				t.Errorf("outcome %q came back as %q", o, x.outcome())
@@ -134,4 +138,46 @@ func (h *held) natAddr(ts *translations) netip.Addr {
 		return netip.Addr{}
 	}
 	return unpack(&ts.at(h.nat).addr, h.r.meta&nat4 != 0)
+}
+
+// Records whose addresses are not both IPv4 keep them out of line and still join, are
+// attributed and render their addresses as given: an IPv6 connection, and one whose client
+// reports its addresses IPv4-mapped where the server reports them plain.
+func TestAddressesOutOfLine(t *testing.T) {
+	for _, tc := range []struct {
+		name                   string
+		client, server         string // as the client's record gives them
+		serverSide, clientSide string // as the server's record gives them
+		store                  [2]string
+	}{
+		{"ipv6", "fd00::5", "fd00::9", "fd00::9", "fd00::5", [2]string{"fd00::5", "fd00::9"}},
+		{"mapped", "::ffff:" + cartIP, "::ffff:" + authIP, authIP, cartIP, [2]string{cartIP, authIP}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, Config{})
+			h.heartbeat(cart, tc.store[0], 0, 100)
+			h.heartbeat(auth, tc.store[1], 0, 100)
+			c, s := rec(flow.Client, cart, 10, 11), rec(flow.Server, auth, 10, 11)
+			c.Record.LocalAddr, c.Record.RemoteAddr = netip.MustParseAddr(tc.client), netip.MustParseAddr(tc.server)
+			s.Record.LocalAddr, s.Record.RemoteAddr = netip.MustParseAddr(tc.serverSide), netip.MustParseAddr(tc.clientSide)
+			h.add(c, s)
+			h.advance(30)
+			if len(h.out) != 1 {
+				t.Fatalf("conns %v, want one joined", names(h.out))
+			}
+			got := h.out[0]
+			if got.Observed != "both" || got.Client.Name() != "shop/cart" || got.Server.Name() != "shop/auth" || got.JoinDisagreement {
+				t.Errorf("conn %s %s -> %s (disagreement %v)", got.Observed, got.Client.Name(), got.Server.Name(), got.JoinDisagreement)
+			}
+			if got.Client.Addr != c.Record.LocalAddr || got.Server.Addr != s.Record.LocalAddr {
+				t.Errorf("addresses %v -> %v, want each end's as its socket gave it: %v -> %v", got.Client.Addr, got.Server.Addr, c.Record.LocalAddr, s.Record.LocalAddr)
+			}
+			h.a.mu.Lock()
+			used := h.a.nats.pairsUsed
+			h.a.mu.Unlock()
+			if used != 0 {
+				t.Errorf("%d address entries kept after the records were written", used)
+			}
+		})
+	}
 }

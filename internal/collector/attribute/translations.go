@@ -16,6 +16,29 @@ import (
 type translations struct {
 	idList[translation]
 	used int
+
+	// pairs keeps the addresses of the held records that are not both IPv4 (kept.local names
+	// an entry): their local and remote address, packed. IPv4 records keep theirs inline.
+	pairs     idList[[2]packedAddr]
+	pairsUsed int
+}
+
+// holdPair returns an entry for a record's addresses, local and remote (kept.set).
+func (ts *translations) holdPair(local, remote netip.Addr) uint32 {
+	id := ts.pairs.newID()
+	p := &ts.pairs.list[id]
+	pack(&p[0], local)
+	pack(&p[1], remote)
+	ts.pairsUsed++
+	return id
+}
+
+// dropPair gives the entry of a recycled record's addresses back, if it had one.
+func (ts *translations) dropPair(r *kept) {
+	if !r.inline() {
+		ts.pairs.release(r.local)
+		ts.pairsUsed--
+	}
 }
 
 // translation is a translated record's backend (its address's form is kept.meta's nat4) and
@@ -59,5 +82,8 @@ func (ts *translations) drop(id uint32) {
 func (ts *translations) trim() {
 	if ts.used == 0 && cap(ts.list) >= 4096 {
 		ts.list, ts.free = nil, nil
+	}
+	if ts.pairsUsed == 0 && cap(ts.pairs.list) >= 4096 {
+		ts.pairs.list, ts.pairs.free = nil, nil
 	}
 }
