@@ -133,7 +133,7 @@ func (a *Attributor) newConn(h *held, last *kept) *flow.Conn {
 	r := &h.r
 	c.ConnKey, c.Start, c.End, c.Interim = a.connKey(r), r.startTime(&a.locs), last.endTime(&a.locs), r.interim()
 	c.VIP, c.ClientSrttUs, c.ServerSrttUs, c.JoinDisagreement = nil, 0, 0, false
-	c.Retransmits, c.BytesRetransmitted = r.retrans, r.bytesRetrans
+	c.Retransmits, c.BytesRetransmitted = r.retransmits(&a.nats)
 	c.Resets, c.Outcome = r.resetsSent+r.rsts, r.outcome()
 	return c
 }
@@ -196,8 +196,9 @@ func (a *Attributor) emitJoined(v ownership.View, x, y *held) {
 	}
 	c.BytesClientToServer, c.BytesServerToClient = rc.sent, rs.sent
 	c.ClientSrttUs, c.ServerSrttUs = rc.srtt, rs.srtt
-	c.Retransmits += rs.retrans
-	c.BytesRetransmitted += rs.bytesRetrans
+	segs, bytes := rs.retransmits(&a.nats)
+	c.Retransmits += segs
+	c.BytesRetransmitted += bytes
 	c.Resets = rc.resetsSent + rs.resetsSent
 	if cl.localDisagrees(v, sv.remote, &a.peers) || sv.localDisagrees(v, cl.remote, &a.peers) {
 		c.JoinDisagreement = true

@@ -38,7 +38,7 @@ func (a *Attributor) alloc() *held {
 // exporter and node pair too: peers.trim may let it go).
 func (a *Attributor) recycle(h *held) {
 	a.nats.drop(h.nat)
-	a.nats.dropPair(&h.r)
+	a.nats.dropWide(&h.r)
 	h.heldState, h.r.name = heldState{gen: h.gen + 1}, ""
 	a.peers.drop(h.r.pair)
 	if len(a.free) < maxFree {

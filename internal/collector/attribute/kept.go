@@ -1,6 +1,7 @@
 package attribute
 
 import (
+	"math"
 	"net/netip"
 	"time"
 	"unsafe"
@@ -11,17 +12,18 @@ import (
 
 // kept is what the holding window keeps of a record: the fields attribution, the join and the
 // output read, the local workload reduced to what names it, times as Unix nanoseconds,
-// IPv4 addresses in four bytes each (others out of line), the outcome and the times' locations
-// as codes, the exporter and its node as an interned pair (peers) (104 bytes where the Input
-// takes 470; see compact.go).
+// IPv4 addresses in four bytes each and retransmission counters in 32 bits (a record with
+// others is wide: they are out of line), the outcome and the times' locations as codes, the
+// exporter and its node as an interned pair (peers) (96 bytes where the Input takes 470; see
+// compact.go).
 type kept struct {
 	name   string // the local pod's UID (pod and unknown workloads), or the host workload's name (hostOwner)
 	connID uint64
 
 	start, end             int64 // Unix nanoseconds
 	sent, received         uint64
-	retrans, bytesRetrans  uint64
-	local, remote          uint32 // the addresses when both are IPv4 (v4word); else local names them out of line (addrPairs)
+	retrans, bytesRetrans  uint32 // the counters (retransmits) of a record that is not wide
+	local, remote          uint32 // the addresses (v4word) of a record that is not wide; else local names its wide fields (translations.wides)
 	srtt, resetsSent, rsts uint32 // rsts: resets received
 	pair                   uint32 // the exporter and its node (Attributor.peers)
 	lport, rport           uint16
@@ -31,8 +33,8 @@ type kept struct {
 	host hostInfo // a local end that is not a pod (or that it is one), and two of the record's flags
 }
 
-// The held record is 168 bytes, 2.625 cache lines: kept (104 bytes) and heldState (64).
-var _ [168 - unsafe.Sizeof(held{})]byte
+// The held record is 160 bytes, two and a half cache lines: kept (96 bytes) and heldState (64).
+var _ [160 - unsafe.Sizeof(held{})]byte
 
 // hostInfo is a host workload's kind (hostKind, in the low bits) and whether the local end is
 // the node itself (hostIsNode) and hostOwner names it (hostNamed), or is a pod (isPod); two
@@ -86,36 +88,34 @@ var hostKinds = [...]string{hostNone: "", hostContainer: "container", hostSystem
 // field is written once, straight into the held record (a composite literal is built on the
 // stack and copied; TestSetWritesEveryField). pair is the record's (exporter, node) pair (peers),
 // node its node; processNames is Config.ProcessNames; locs interns the times' locations; ts
-// keeps the addresses of a record whose addresses are not both IPv4 (translations.drop gives
-// them back). r has passed validate.
+// keeps a wide record's fields (translations.dropWide gives them back). r has passed validate.
 func (x *kept) set(pair uint32, node string, r *flow.Record, processNames bool, locs *locations, ts *translations) {
 	w := &r.Workload
 	x.pair, x.name, x.connID = pair, w.PodUID, r.ConnID
 	m, _ := outcomeCode(r.Outcome)
-	if r.LocalAddr.Is4() && r.RemoteAddr.Is4() { // (nearly all)
-		m |= local4 | remote4
+	l4, r4 := r.LocalAddr.Is4(), r.RemoteAddr.Is4()
+	if l4 {
+		m |= local4
+	}
+	if r4 {
+		m |= remote4
+	}
+	if l4 && r4 && r.Retransmits <= math.MaxUint32 && r.BytesRetransmitted <= math.MaxUint32 { // (nearly all)
 		x.local, x.remote = v4word(r.LocalAddr), v4word(r.RemoteAddr)
+		x.retrans, x.bytesRetrans = uint32(r.Retransmits), uint32(r.BytesRetransmitted)
 	} else {
-		if r.LocalAddr.Is4() {
-			m |= local4
-		}
-		if r.RemoteAddr.Is4() {
-			m |= remote4
-		}
-		x.local, x.remote = ts.holdPair(r.LocalAddr, r.RemoteAddr), 0
+		m |= wide
+		x.local, x.remote, x.retrans, x.bytesRetrans = ts.holdWide(r), 0, 0, 0
 	}
 	if r.NatRemoteAddr.IsValid() { // (the address and port: translations.hold)
 		m |= natSet
-		if r.NatRemoteAddr.Is4() {
-			m |= nat4
-		}
 	}
 	if isClient(r) {
 		m |= localClient
 	}
 	x.meta = m
 	x.start, x.end, x.startLoc, x.endLoc = r.Start.UnixNano(), r.End.UnixNano(), locs.code(r.Start.Location()), locs.code(r.End.Location())
-	x.sent, x.received, x.retrans, x.bytesRetrans = r.BytesSent, r.BytesReceived, r.Retransmits, r.BytesRetransmitted
+	x.sent, x.received = r.BytesSent, r.BytesReceived
 	x.srtt, x.resetsSent, x.rsts = r.SrttUs, r.ResetsSent, r.ResetsReceived
 	x.lport, x.rport = r.LocalPort, r.RemotePort
 	x.host = hostInfo(hostNone)
@@ -143,8 +143,18 @@ func (x *kept) set(pair uint32, node string, r *flow.Record, processNames bool, 
 	}
 }
 
-// inline reports whether the record keeps its addresses itself (both IPv4), not out of line.
-func (r *kept) inline() bool { return r.meta&(local4|remote4) == local4|remote4 }
+// inline reports whether the record keeps its addresses and retransmission counters itself:
+// it is not wide.
+func (r *kept) inline() bool { return r.meta&wide == 0 }
+
+// retransmits returns the record's retransmission counters: segments and bytes.
+func (r *kept) retransmits(ts *translations) (uint64, uint64) {
+	if r.inline() {
+		return uint64(r.retrans), uint64(r.bytesRetrans)
+	}
+	w := &ts.wides.list[r.local]
+	return w.retrans, w.bytesRetrans
+}
 
 // localAddr and remoteAddr are the record's addresses (ts keeps them when not inline; the
 // translated one: serverAddr).
@@ -152,14 +162,14 @@ func (r *kept) localAddr(ts *translations) netip.Addr {
 	if r.inline() {
 		return v4addr(r.local)
 	}
-	return unpack(&ts.pairs.list[r.local][0], r.meta&local4 != 0)
+	return unpack(&ts.wides.list[r.local].addrs[0], r.meta&local4 != 0)
 }
 
 func (r *kept) remoteAddr(ts *translations) netip.Addr {
 	if r.inline() {
 		return v4addr(r.remote)
 	}
-	return unpack(&ts.pairs.list[r.local][1], r.meta&remote4 != 0)
+	return unpack(&ts.wides.list[r.local].addrs[1], r.meta&remote4 != 0)
 }
 
 // localKey and remoteKey are the record's addresses as keys: an IPv4 address and its
@@ -168,14 +178,14 @@ func (r *kept) localKey(ts *translations) addrKey {
 	if r.inline() {
 		return v4key(r.local)
 	}
-	return keyOf(&ts.pairs.list[r.local][0])
+	return keyOf(&ts.wides.list[r.local].addrs[0])
 }
 
 func (r *kept) remoteKey(ts *translations) addrKey {
 	if r.inline() {
 		return v4key(r.remote)
 	}
-	return keyOf(&ts.pairs.list[r.local][1])
+	return keyOf(&ts.wides.list[r.local].addrs[1])
 }
 
 // translated reports whether the record carries its destination's translation.
@@ -208,7 +218,7 @@ func (r *kept) serverAddr(ts *translations, nat uint32) (netip.Addr, uint16) {
 		return r.localAddr(ts), r.lport
 	case r.translated():
 		t := &ts.list[nat]
-		return unpack(&t.addr, r.meta&nat4 != 0), t.port
+		return unpack(&t.addr, t.is4), t.port
 	}
 	return r.remoteAddr(ts), r.rport
 }

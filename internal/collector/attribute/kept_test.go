@@ -40,7 +40,7 @@ func TestSetWritesEveryField(t *testing.T) {
 			for i := range covered {
 				covered[i] = covered[i] || !reflect.ValueOf(x).Field(i).IsZero()
 			}
-			xs.dropPair(&x) // (as recycle does)
+			xs.dropWide(&x) // (as recycle does)
 			x.set(2, "node-b", &b, true, &locs, &xs)
 			want.set(2, "node-b", &b, true, &locs, &ws)
 			if !reflect.DeepEqual(x, want) {
@@ -74,7 +74,8 @@ func TestOutputTimesAsGiven(t *testing.T) {
 }
 
 // The compact fields give back what the record carried: addresses in every form (IPv4, IPv6,
-// IPv4-mapped IPv6; a translation or none), every outcome, the times' locations.
+// IPv4-mapped IPv6; a translation or none), retransmission counters of any size, every
+// outcome, the times' locations.
 func TestKeptRoundTrips(t *testing.T) {
 	var locs locations
 	addrs := []string{"10.0.0.1", "2001:db8::7", "::ffff:10.0.0.9", "::", "0.0.0.0"}
@@ -87,6 +88,7 @@ func TestKeptRoundTrips(t *testing.T) {
 			if i%2 == 0 {
 				r.NatRemoteAddr = netip.MustParseAddr(addrs[(j+2)%len(addrs)])
 			}
+			r.Retransmits, r.BytesRetransmitted = uint64(i+j), uint64(j)<<(8*i) // (past 32 bits too)
 			var h held
 			var ts translations
 			x := &h.r
@@ -94,6 +96,9 @@ func TestKeptRoundTrips(t *testing.T) {
 			h.nat = ts.hold(&r)
 			if x.localAddr(&ts) != r.LocalAddr || x.remoteAddr(&ts) != r.RemoteAddr || h.natAddr(&ts) != r.NatRemoteAddr || x.translated() != r.NatRemoteAddr.IsValid() {
 				t.Errorf("addresses %v %v %v came back as %v %v %v", r.LocalAddr, r.RemoteAddr, r.NatRemoteAddr, x.localAddr(&ts), x.remoteAddr(&ts), h.natAddr(&ts))
+			}
+			if segs, bytes := x.retransmits(&ts); segs != r.Retransmits || bytes != r.BytesRetransmitted {
+				t.Errorf("retransmits %d, %d bytes came back as %d, %d", r.Retransmits, r.BytesRetransmitted, segs, bytes)
 			}
 			if x.outcome() != o {
 				t.Errorf("outcome %q came back as %q", o, x.outcome())
@@ -137,7 +142,7 @@ func (h *held) natAddr(ts *translations) netip.Addr {
 	if !h.r.translated() {
 		return netip.Addr{}
 	}
-	return unpack(&ts.at(h.nat).addr, h.r.meta&nat4 != 0)
+	return unpack(&ts.at(h.nat).addr, ts.at(h.nat).is4)
 }
 
 // Records whose addresses are not both IPv4 keep them out of line and still join, are
@@ -173,7 +178,7 @@ func TestAddressesOutOfLine(t *testing.T) {
 				t.Errorf("addresses %v -> %v, want each end's as its socket gave it: %v -> %v", got.Client.Addr, got.Server.Addr, c.Record.LocalAddr, s.Record.LocalAddr)
 			}
 			h.a.mu.Lock()
-			used := h.a.nats.pairsUsed
+			used := h.a.nats.widesUsed
 			h.a.mu.Unlock()
 			if used != 0 {
 				t.Errorf("%d address entries kept after the records were written", used)

@@ -6,46 +6,56 @@ import (
 	"github.com/flowscope/flowscope/internal/flow"
 )
 
-// translations keeps, out of the held records, what only translated client records carry:
-// the backend their connection was translated to and the Service lookup of the address they
-// dialled (heldState.nat names a record's entry; 0: none). Few records are translated, and
-// the 26 bytes this takes out of every held record are bytes Add writes and Flush reads back
-// when the record is long out of the cache. Entries are reused through a free list; the table
-// keeps the storage of the most translated records held at once (at most MaxHeld), and gives
-// it back when none is held at a trim.
+// translations keeps, out of the held records, what few records carry: translated client
+// records' backend and the Service lookup of the address they dialled (heldState.nat names a
+// record's entry; 0: none), and wide records' addresses and retransmission counters (wides).
+// The bytes this takes out of every held record are bytes Add writes and Flush reads back when
+// the record is long out of the cache. Entries are reused through free lists; each table keeps
+// the storage of the most records held at once that needed it (at most MaxHeld), and gives it
+// back when none is held at a trim.
 type translations struct {
 	idList[translation]
 	used int
 
-	// pairs keeps the addresses of the held records that are not both IPv4 (kept.local names
-	// an entry): their local and remote address, packed. IPv4 records keep theirs inline.
-	pairs     idList[[2]packedAddr]
-	pairsUsed int
+	// wides keeps what wide held records (kept.meta's wide bit; kept.local names the entry)
+	// keep out of line: nearly every record's addresses are both IPv4 and its retransmission
+	// counters fit 32 bits, and those keep theirs inline.
+	wides     idList[wideFields]
+	widesUsed int
 }
 
-// holdPair returns an entry for a record's addresses, local and remote (kept.set).
-func (ts *translations) holdPair(local, remote netip.Addr) uint32 {
-	id := ts.pairs.newID()
-	p := &ts.pairs.list[id]
-	pack(&p[0], local)
-	pack(&p[1], remote)
-	ts.pairsUsed++
+// wideFields are a wide record's addresses, local and remote, packed, and its retransmission
+// counters.
+type wideFields struct {
+	addrs                 [2]packedAddr
+	retrans, bytesRetrans uint64
+}
+
+// holdWide returns an entry for r's wide fields (kept.set).
+func (ts *translations) holdWide(r *flow.Record) uint32 {
+	id := ts.wides.newID()
+	w := &ts.wides.list[id]
+	pack(&w.addrs[0], r.LocalAddr)
+	pack(&w.addrs[1], r.RemoteAddr)
+	w.retrans, w.bytesRetrans = r.Retransmits, r.BytesRetransmitted
+	ts.widesUsed++
 	return id
 }
 
-// dropPair gives the entry of a recycled record's addresses back, if it had one.
-func (ts *translations) dropPair(r *kept) {
+// dropWide gives a recycled record's entry back, if it had one.
+func (ts *translations) dropWide(r *kept) {
 	if !r.inline() {
-		ts.pairs.release(r.local)
-		ts.pairsUsed--
+		ts.wides.release(r.local)
+		ts.widesUsed--
 	}
 }
 
-// translation is a translated record's backend (its address's form is kept.meta's nat4) and
-// the lookup of the address it dialled (for a client).
+// translation is a translated record's backend (and whether it is an IPv4 address) and the
+// lookup of the address it dialled (for a client).
 type translation struct {
 	addr packedAddr
 	port uint16
+	is4  bool
 	vip  answer // for a translated client: the address it dialled
 }
 
@@ -61,8 +71,7 @@ func (ts *translations) hold(r *flow.Record) uint32 {
 func (ts *translations) take(addr netip.Addr, port uint16) uint32 {
 	id := ts.newID()
 	t := &ts.list[id]
-	pack(&t.addr, addr)
-	t.port = port
+	t.is4, t.port = pack(&t.addr, addr), port
 	ts.used++
 	return id
 }
@@ -83,7 +92,7 @@ func (ts *translations) trim() {
 	if ts.used == 0 && cap(ts.list) >= 4096 {
 		ts.list, ts.free = nil, nil
 	}
-	if ts.pairsUsed == 0 && cap(ts.pairs.list) >= 4096 {
-		ts.pairs.list, ts.pairs.free = nil, nil
+	if ts.widesUsed == 0 && cap(ts.wides.list) >= 4096 {
+		ts.wides.list, ts.wides.free = nil, nil
 	}
 }

@@ -11,7 +11,7 @@ import (
 
 // After a burst the holding window gives its memory back: the free list keeps no more records
 // than the last period took, the arrival order holds only what is held, the translations'
-// table is let go and no exporter's pair is kept.
+// and wide records' tables are let go and no exporter's pair is kept.
 func TestBurstMemoryIsTrimmed(t *testing.T) {
 	h := newHarness(t, Config{Window: 5 * time.Second})
 	h.heartbeat(cart, cartIP, 0, 1000)
@@ -24,6 +24,9 @@ func TestBurstMemoryIsTrimmed(t *testing.T) {
 		ins[i].Exporter = fmt.Sprintf("exp-%d", i%7)
 		if i%3 == 0 {
 			ins[i].Record.NatRemoteAddr, ins[i].Record.NatRemotePort = netip.MustParseAddr("10.9.0.1"), 8080
+		}
+		if i%5 == 1 { // a wide record: its addresses out of line
+			ins[i].Record.LocalAddr, ins[i].Record.RemoteAddr = netip.MustParseAddr("fd00::5"), netip.MustParseAddr("fd00::9")
 		}
 	}
 	h.add(ins...)
@@ -42,14 +45,16 @@ func TestBurstMemoryIsTrimmed(t *testing.T) {
 	h.a.mu.Lock()
 	free, freeCap, orderEmpty := len(h.a.free), cap(h.a.free), h.a.order.oldest == nil && h.a.order.newest == nil
 	nats, natsUsed, pairs := h.a.nats.list, h.a.nats.used, 0
+	wides, widesUsed := h.a.nats.wides.list, h.a.nats.widesUsed
 	for _, p := range h.a.peers.list {
 		if p.exporter != "" || p.refs != 0 {
 			pairs++
 		}
 	}
 	h.a.mu.Unlock()
-	if nats != nil || natsUsed != 0 || pairs != 0 {
-		t.Errorf("after the burst: translations table %d entries (%d used), %d exporters' pairs kept", len(nats), natsUsed, pairs)
+	if nats != nil || natsUsed != 0 || wides != nil || widesUsed != 0 || pairs != 0 {
+		t.Errorf("after the burst: translations table %d entries (%d used), wide records' %d (%d used), %d exporters' pairs kept",
+			len(nats), natsUsed, len(wides), widesUsed, pairs)
 	}
 	t.Logf("free records %d at the end of the burst, %d after it", peakFree, free)
 	if peakFree < burst/2 {
