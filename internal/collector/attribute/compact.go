@@ -8,8 +8,8 @@ import (
 	"github.com/flowscope/flowscope/internal/flow"
 )
 
-// The held record's compact fields. A held record is 160 bytes, two and a half cache lines (it
-// was 320, five, then 256, then 192): Add writes every record and Flush reads it back seconds later,
+// The held record's compact fields. A held record is 152 bytes, 2.375 cache lines (it was 320,
+// five, then 256, then 192): Add writes every record and Flush reads it back seconds later,
 // when the window's records are long out of the cache, and the window's size costs every
 // record; records lie in memory in the order they are written and read, so a record costs its
 // bytes, not whole lines. (Grown by 128 bytes that nothing reads or writes, a record cost the
@@ -53,7 +53,7 @@ const (
 	outcomeBits meta = 7
 	local4      meta = 1 << 3 // the local address is IPv4
 	remote4     meta = 1 << 4 // the remote address is IPv4
-	wide        meta = 1 << 5 // the record keeps its addresses and retransmission counters out of line (translations.wides)
+	wide        meta = 1 << 5 // the record keeps its addresses and counters out of line (translations.wides)
 	natSet      meta = 1 << 6 // the record carries a translated address
 	localClient meta = 1 << 7 // the local end is the client (kept.client)
 )

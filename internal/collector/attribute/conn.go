@@ -133,7 +133,7 @@ func (a *Attributor) newConn(h *held, last *kept) *flow.Conn {
 	r := &h.r
 	c.ConnKey, c.Start, c.End, c.Interim = a.connKey(r), r.startTime(&a.locs), last.endTime(&a.locs), r.interim()
 	c.VIP, c.ClientSrttUs, c.ServerSrttUs, c.JoinDisagreement = nil, 0, 0, false
-	c.Retransmits, c.BytesRetransmitted = r.retransmits(&a.nats)
+	_, _, c.Retransmits, c.BytesRetransmitted = r.counters(&a.nats)
 	c.Resets, c.Outcome = r.resetsSent+r.rsts, r.outcome()
 	return c
 }
@@ -151,13 +151,13 @@ func (a *Attributor) emitSingle(v ownership.View, h *held) {
 		if r.translated() {
 			c.VIP = a.vipEndpoint(v, a.nats.at(h.nat).vip, r.remoteAddr(&a.nats), r.rport)
 		}
-		c.BytesClientToServer, c.BytesServerToClient = r.sent, r.received
+		c.BytesClientToServer, c.BytesServerToClient, _, _ = r.counters(&a.nats)
 		c.ClientSrttUs = r.srtt
 	} else {
 		c.Observed = string(flow.Server)
 		h.fillLocal(v, &c.Server, &a.peers, &a.nats)
 		h.remote.fill(v, &c.Client, r.remoteAddr(&a.nats), r.rport)
-		c.BytesClientToServer, c.BytesServerToClient = r.received, r.sent
+		c.BytesServerToClient, c.BytesClientToServer, _, _ = r.counters(&a.nats)
 		c.ServerSrttUs = r.srtt
 	}
 	a.count(c, observed)
@@ -194,9 +194,10 @@ func (a *Attributor) emitJoined(v ownership.View, x, y *held) {
 	case rc.translated():
 		c.VIP = a.vipEndpoint(v, a.nats.at(cl.nat).vip, rc.remoteAddr(&a.nats), rc.rport)
 	}
-	c.BytesClientToServer, c.BytesServerToClient = rc.sent, rs.sent
+	var segs, bytes uint64
+	c.BytesClientToServer, _, _, _ = rc.counters(&a.nats)
+	c.BytesServerToClient, _, segs, bytes = rs.counters(&a.nats)
 	c.ClientSrttUs, c.ServerSrttUs = rc.srtt, rs.srtt
-	segs, bytes := rs.retransmits(&a.nats)
 	c.Retransmits += segs
 	c.BytesRetransmitted += bytes
 	c.Resets = rc.resetsSent + rs.resetsSent

@@ -12,17 +12,17 @@ import (
 
 // kept is what the holding window keeps of a record: the fields attribution, the join and the
 // output read, the local workload reduced to what names it, times as Unix nanoseconds,
-// IPv4 addresses in four bytes each and retransmission counters in 32 bits (a record with
-// others is wide: they are out of line), the outcome and the times' locations as codes, the
-// exporter and its node as an interned pair (peers) (96 bytes where the Input takes 470; see
-// compact.go).
+// IPv4 addresses in four bytes each and byte and retransmission counters in 32 bits (a record
+// with others is wide: they are out of line), the outcome and the times' locations as codes,
+// the exporter and its node as an interned pair (peers) (88 bytes where the Input takes 470;
+// see compact.go).
 type kept struct {
 	name   string // the local pod's UID (pod and unknown workloads), or the host workload's name (hostOwner)
 	connID uint64
 
-	start, end             int64 // Unix nanoseconds
-	sent, received         uint64
-	retrans, bytesRetrans  uint32 // the counters (retransmits) of a record that is not wide
+	start, end             int64  // Unix nanoseconds
+	sent, received         uint32 // the counters (counters) of a record that is not wide
+	retrans, bytesRetrans  uint32
 	local, remote          uint32 // the addresses (v4word) of a record that is not wide; else local names its wide fields (translations.wides)
 	srtt, resetsSent, rsts uint32 // rsts: resets received
 	pair                   uint32 // the exporter and its node (Attributor.peers)
@@ -33,8 +33,8 @@ type kept struct {
 	host hostInfo // a local end that is not a pod (or that it is one), and two of the record's flags
 }
 
-// The held record is 160 bytes, two and a half cache lines: kept (96 bytes) and heldState (64).
-var _ [160 - unsafe.Sizeof(held{})]byte
+// The held record is 152 bytes, 2.375 cache lines: kept (88 bytes) and heldState (64).
+var _ [152 - unsafe.Sizeof(held{})]byte
 
 // hostInfo is a host workload's kind (hostKind, in the low bits) and whether the local end is
 // the node itself (hostIsNode) and hostOwner names it (hostNamed), or is a pod (isPod); two
@@ -100,12 +100,13 @@ func (x *kept) set(pair uint32, node string, r *flow.Record, processNames bool, 
 	if r4 {
 		m |= remote4
 	}
-	if l4 && r4 && r.Retransmits <= math.MaxUint32 && r.BytesRetransmitted <= math.MaxUint32 { // (nearly all)
+	if l4 && r4 && max(r.BytesSent, r.BytesReceived, r.Retransmits, r.BytesRetransmitted) <= math.MaxUint32 { // (nearly all)
 		x.local, x.remote = v4word(r.LocalAddr), v4word(r.RemoteAddr)
+		x.sent, x.received = uint32(r.BytesSent), uint32(r.BytesReceived)
 		x.retrans, x.bytesRetrans = uint32(r.Retransmits), uint32(r.BytesRetransmitted)
 	} else {
 		m |= wide
-		x.local, x.remote, x.retrans, x.bytesRetrans = ts.holdWide(r), 0, 0, 0
+		x.local, x.remote, x.sent, x.received, x.retrans, x.bytesRetrans = ts.holdWide(r), 0, 0, 0, 0, 0
 	}
 	if r.NatRemoteAddr.IsValid() { // (the address and port: translations.hold)
 		m |= natSet
@@ -115,7 +116,6 @@ func (x *kept) set(pair uint32, node string, r *flow.Record, processNames bool, 
 	}
 	x.meta = m
 	x.start, x.end, x.startLoc, x.endLoc = r.Start.UnixNano(), r.End.UnixNano(), locs.code(r.Start.Location()), locs.code(r.End.Location())
-	x.sent, x.received = r.BytesSent, r.BytesReceived
 	x.srtt, x.resetsSent, x.rsts = r.SrttUs, r.ResetsSent, r.ResetsReceived
 	x.lport, x.rport = r.LocalPort, r.RemotePort
 	x.host = hostInfo(hostNone)
@@ -147,13 +147,14 @@ func (x *kept) set(pair uint32, node string, r *flow.Record, processNames bool, 
 // it is not wide.
 func (r *kept) inline() bool { return r.meta&wide == 0 }
 
-// retransmits returns the record's retransmission counters: segments and bytes.
-func (r *kept) retransmits(ts *translations) (uint64, uint64) {
+// counters returns the record's counters: bytes sent and received, retransmitted segments
+// and bytes.
+func (r *kept) counters(ts *translations) (sent, received, retrans, bytesRetrans uint64) {
 	if r.inline() {
-		return uint64(r.retrans), uint64(r.bytesRetrans)
+		return uint64(r.sent), uint64(r.received), uint64(r.retrans), uint64(r.bytesRetrans)
 	}
 	w := &ts.wides.list[r.local]
-	return w.retrans, w.bytesRetrans
+	return w.sent, w.received, w.retrans, w.bytesRetrans
 }
 
 // localAddr and remoteAddr are the record's addresses (ts keeps them when not inline; the

@@ -74,7 +74,7 @@ func TestOutputTimesAsGiven(t *testing.T) {
 }
 
 // The compact fields give back what the record carried: addresses in every form (IPv4, IPv6,
-// IPv4-mapped IPv6; a translation or none), retransmission counters of any size, every
+// IPv4-mapped IPv6; a translation or none), counters of any size, every
 // outcome, the times' locations.
 func TestKeptRoundTrips(t *testing.T) {
 	var locs locations
@@ -88,7 +88,7 @@ func TestKeptRoundTrips(t *testing.T) {
 			if i%2 == 0 {
 				r.NatRemoteAddr = netip.MustParseAddr(addrs[(j+2)%len(addrs)])
 			}
-			r.Retransmits, r.BytesRetransmitted = uint64(i+j), uint64(j)<<(8*i) // (past 32 bits too)
+			r.BytesSent, r.BytesReceived, r.Retransmits, r.BytesRetransmitted = uint64(j)<<(7*i), uint64(i)<<(6*j), uint64(i+j), uint64(j)<<(8*i) // (past 32 bits too)
 			var h held
 			var ts translations
 			x := &h.r
@@ -97,8 +97,8 @@ func TestKeptRoundTrips(t *testing.T) {
 			if x.localAddr(&ts) != r.LocalAddr || x.remoteAddr(&ts) != r.RemoteAddr || h.natAddr(&ts) != r.NatRemoteAddr || x.translated() != r.NatRemoteAddr.IsValid() {
 				t.Errorf("addresses %v %v %v came back as %v %v %v", r.LocalAddr, r.RemoteAddr, r.NatRemoteAddr, x.localAddr(&ts), x.remoteAddr(&ts), h.natAddr(&ts))
 			}
-			if segs, bytes := x.retransmits(&ts); segs != r.Retransmits || bytes != r.BytesRetransmitted {
-				t.Errorf("retransmits %d, %d bytes came back as %d, %d", r.Retransmits, r.BytesRetransmitted, segs, bytes)
+			if s, rc, segs, bytes := x.counters(&ts); s != r.BytesSent || rc != r.BytesReceived || segs != r.Retransmits || bytes != r.BytesRetransmitted {
+				t.Errorf("counters %d %d %d %d came back as %d %d %d %d", r.BytesSent, r.BytesReceived, r.Retransmits, r.BytesRetransmitted, s, rc, segs, bytes)
 			}
 			if x.outcome() != o {
 				t.Errorf("outcome %q came back as %q", o, x.outcome())

@@ -8,7 +8,7 @@ import (
 
 // translations keeps, out of the held records, what few records carry: translated client
 // records' backend and the Service lookup of the address they dialled (heldState.nat names a
-// record's entry; 0: none), and wide records' addresses and retransmission counters (wides).
+// record's entry; 0: none), and wide records' addresses and counters (wides).
 // The bytes this takes out of every held record are bytes Add writes and Flush reads back when
 // the record is long out of the cache. Entries are reused through free lists; each table keeps
 // the storage of the most records held at once that needed it (at most MaxHeld), and gives it
@@ -18,16 +18,16 @@ type translations struct {
 	used int
 
 	// wides keeps what wide held records (kept.meta's wide bit; kept.local names the entry)
-	// keep out of line: nearly every record's addresses are both IPv4 and its retransmission
-	// counters fit 32 bits, and those keep theirs inline.
+	// keep out of line: nearly every record's addresses are both IPv4 and its counters fit 32
+	// bits, and those keep theirs inline.
 	wides     idList[wideFields]
 	widesUsed int
 }
 
-// wideFields are a wide record's addresses, local and remote, packed, and its retransmission
-// counters.
+// wideFields are a wide record's addresses, local and remote, packed, and its counters.
 type wideFields struct {
 	addrs                 [2]packedAddr
+	sent, received        uint64
 	retrans, bytesRetrans uint64
 }
 
@@ -37,7 +37,7 @@ func (ts *translations) holdWide(r *flow.Record) uint32 {
 	w := &ts.wides.list[id]
 	pack(&w.addrs[0], r.LocalAddr)
 	pack(&w.addrs[1], r.RemoteAddr)
-	w.retrans, w.bytesRetrans = r.Retransmits, r.BytesRetransmitted
+	w.sent, w.received, w.retrans, w.bytesRetrans = r.BytesSent, r.BytesReceived, r.Retransmits, r.BytesRetransmitted
 	ts.widesUsed++
 	return id
 }
