@@ -236,6 +236,18 @@ func (r *kept) peer(ts *translations, nat uint32) (netip.Addr, uint16) {
 
 // clientEnd is the connection's client address (as a key: given mapped or not, one) and port.
 func (r *kept) clientEnd(ts *translations) (addrKey, uint16) {
+	if !r.inline() {
+		return r.wideClientEnd(ts)
+	}
+	w, port := r.remote, r.rport
+	if r.client() {
+		w, port = r.local, r.lport
+	}
+	return v4key(w), port
+}
+
+// wideClientEnd is clientEnd for a wide record.
+func (r *kept) wideClientEnd(ts *translations) (addrKey, uint16) {
 	if r.client() {
 		return r.localKey(ts), r.lport
 	}
