@@ -571,13 +571,16 @@ func (a *Attributor) confirmVIPJoin(x, y *held) bool {
 	return false
 }
 
-// finish takes h out of the holding window and recycles it.
+// finish takes h out of the holding window, gives back what it kept out of line and recycles
+// it (recycle stays small enough to inline).
 func (a *Attributor) finish(h *held) {
 	a.held--
 	if !h.is(stRides) {
 		a.order.remove(h)
 	}
 	a.unindex(h)
+	a.nats.drop(h.nat)
+	a.nats.dropWide(&h.r)
 	a.recycle(h)
 }
 

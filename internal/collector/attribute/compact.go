@@ -16,11 +16,6 @@ import (
 // live benchmark 25–40 ns more at 1,000 pods and 50–60 at 100,000:
 // docs/benchmarks/attribution-log.md, "A smaller held record".)
 
-// packedAddr is an address in 16 bytes, as netip.Addr.As16 gives them (a record's addresses
-// out of line, a translation's); whether it was an IPv4 address is a bit of kept.meta. Zones
-// are not kept: validate refuses zoned addresses (a socket's addresses carry none).
-type packedAddr [16]byte
-
 // v4word is IPv4 address a's four bytes as a held record keeps them inline (their
 // little-endian load); v4addr is its inverse.
 func v4word(a netip.Addr) uint32 {
@@ -35,16 +30,31 @@ func v4addr(w uint32) netip.Addr {
 }
 
 // addrKey is an address's 16 bytes (an IPv4 address in its IPv4-mapped form: given mapped or
-// not, one key) as two little-endian words, to compare and hash.
+// not, one key) as two little-endian words: how held records keep addresses out of line (a
+// wide record's, a translation's), compare and hash them. Whether an address was IPv4 is kept
+// beside it (kept.meta, translation.is4). Zones are not kept: validate refuses zoned addresses
+// (a socket's addresses carry none).
 type addrKey struct{ lo, hi uint64 }
 
-// keyOf is p's key; v4key is the key of the inline IPv4 address w (v4word), the same as
-// keyOf its packed form.
-func keyOf(p *packedAddr) addrKey {
-	return addrKey{binary.LittleEndian.Uint64(p[:8]), binary.LittleEndian.Uint64(p[8:])}
+// keyFor is a's key; v4key is the key of the inline IPv4 address w (v4word), the same as
+// keyFor gives the address.
+func keyFor(a netip.Addr) addrKey {
+	b := a.As16()
+	return addrKey{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])}
 }
 
 func v4key(w uint32) addrKey { return addrKey{hi: 0xffff<<16 | uint64(w)<<32} }
+
+// addr is the address of key k, in its IPv4 form when is4.
+func (k addrKey) addr(is4 bool) netip.Addr {
+	if is4 {
+		return v4addr(uint32(k.hi >> 32))
+	}
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:8], k.lo)
+	binary.LittleEndian.PutUint64(b[8:], k.hi)
+	return netip.AddrFrom16(b)
+}
 
 // meta packs a kept record's outcome (its low bits) with its addresses' forms and its side.
 type meta uint8
@@ -85,31 +95,6 @@ func outcomeCode(o flow.Outcome) (meta, bool) {
 
 // zoned reports whether a carries a zone (an IPv4 address never does: no lookup).
 func zoned(a netip.Addr) bool { return !a.Is4() && a.Zone() != "" }
-
-// pack writes a into *p and reports whether it is IPv4. An IPv4 address (nearly all) goes
-// in as one 4-byte store: a 16-byte array built on the stack by two 8-byte stores and copied
-// whole is read back in one 16-byte load, which the core cannot forward from them (a stall of
-// ≈ 15 cycles an address), and unpack reads the same four bytes back.
-func pack(p *packedAddr, a netip.Addr) bool {
-	if a.Is4() {
-		b := a.As4()
-		*p = v4Prefix
-		binary.BigEndian.PutUint32(p[12:], binary.BigEndian.Uint32(b[:]))
-		return true
-	}
-	*p = a.As16()
-	return false
-}
-
-var v4Prefix = packedAddr{10: 0xff, 11: 0xff}
-
-// unpack is pack's inverse.
-func unpack(p *packedAddr, is4 bool) netip.Addr {
-	if is4 {
-		return netip.AddrFrom4([4]byte(p[12:]))
-	}
-	return netip.AddrFrom16(*p)
-}
 
 // locations interns the time locations of held records' times (in practice one or two: a
 // decoder's UTC or Local), so that a record keeps a byte for each where a pointer took eight.

@@ -32,13 +32,12 @@ func (a *Attributor) alloc() *held {
 	return &chunk[0]
 }
 
-// recycle resets a finished record (raising its generation) and keeps it for reuse. The
-// record's own fields are written whole when it is taken again (kept.set: TestSetWritesEveryField),
-// so of them only the references are dropped, for a free record to keep nothing alive (its
-// exporter and node pair too: peers.trim may let it go).
+// recycle resets a finished record (raising its generation) and keeps it for reuse; finish
+// gives back its out-of-line entries first. The record's own fields are written whole when it
+// is taken again (kept.set: TestSetWritesEveryField), so of them only the references are
+// dropped, for a free record to keep nothing alive (its exporter and node pair too: peers.trim
+// may let it go).
 func (a *Attributor) recycle(h *held) {
-	a.nats.drop(h.nat)
-	a.nats.dropWide(&h.r)
 	h.heldState, h.r.name = heldState{gen: h.gen + 1}, ""
 	a.peers.drop(h.r.pair)
 	if len(a.free) < maxFree {

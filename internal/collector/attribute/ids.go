@@ -26,3 +26,6 @@ func (l *idList[T]) newID() uint32 {
 
 // release hands id out again.
 func (l *idList[T]) release(id uint32) { l.free = append(l.free, id) }
+
+// inUse is how many ids are handed out and not released.
+func (l *idList[T]) inUse() int { return max(len(l.list)-1, 0) - len(l.free) }

@@ -143,8 +143,7 @@ func (x *kept) set(pair uint32, node string, r *flow.Record, processNames bool, 
 	}
 }
 
-// inline reports whether the record keeps its addresses and retransmission counters itself:
-// it is not wide.
+// inline reports whether the record keeps its addresses and counters itself: it is not wide.
 func (r *kept) inline() bool { return r.meta&wide == 0 }
 
 // counters returns the record's counters: bytes sent and received, retransmitted segments
@@ -163,14 +162,14 @@ func (r *kept) localAddr(ts *translations) netip.Addr {
 	if r.inline() {
 		return v4addr(r.local)
 	}
-	return unpack(&ts.wides.list[r.local].addrs[0], r.meta&local4 != 0)
+	return ts.wides.list[r.local].addrs[0].addr(r.meta&local4 != 0)
 }
 
 func (r *kept) remoteAddr(ts *translations) netip.Addr {
 	if r.inline() {
 		return v4addr(r.remote)
 	}
-	return unpack(&ts.wides.list[r.local].addrs[1], r.meta&remote4 != 0)
+	return ts.wides.list[r.local].addrs[1].addr(r.meta&remote4 != 0)
 }
 
 // localKey and remoteKey are the record's addresses as keys: an IPv4 address and its
@@ -179,14 +178,14 @@ func (r *kept) localKey(ts *translations) addrKey {
 	if r.inline() {
 		return v4key(r.local)
 	}
-	return keyOf(&ts.wides.list[r.local].addrs[0])
+	return ts.wides.list[r.local].addrs[0]
 }
 
 func (r *kept) remoteKey(ts *translations) addrKey {
 	if r.inline() {
 		return v4key(r.remote)
 	}
-	return keyOf(&ts.wides.list[r.local].addrs[1])
+	return ts.wides.list[r.local].addrs[1]
 }
 
 // translated reports whether the record carries its destination's translation.
@@ -219,7 +218,7 @@ func (r *kept) serverAddr(ts *translations, nat uint32) (netip.Addr, uint16) {
 		return r.localAddr(ts), r.lport
 	case r.translated():
 		t := &ts.list[nat]
-		return unpack(&t.addr, t.is4), t.port
+		return t.addr.addr(t.is4), t.port
 	}
 	return r.remoteAddr(ts), r.rport
 }
@@ -236,22 +235,14 @@ func (r *kept) peer(ts *translations, nat uint32) (netip.Addr, uint16) {
 
 // clientEnd is the connection's client address (as a key: given mapped or not, one) and port.
 func (r *kept) clientEnd(ts *translations) (addrKey, uint16) {
-	if !r.inline() {
-		return r.wideClientEnd(ts)
-	}
-	w, port := r.remote, r.rport
+	w, port, side := r.remote, r.rport, 1
 	if r.client() {
-		w, port = r.local, r.lport
+		w, port, side = r.local, r.lport, 0
 	}
-	return v4key(w), port
-}
-
-// wideClientEnd is clientEnd for a wide record.
-func (r *kept) wideClientEnd(ts *translations) (addrKey, uint16) {
-	if r.client() {
-		return r.localKey(ts), r.lport
+	if r.inline() {
+		return v4key(w), port
 	}
-	return r.remoteKey(ts), r.rport
+	return ts.wides.list[r.local].addrs[side], port
 }
 
 // sameClient reports whether x and y have the same client key (the same address, given
@@ -267,7 +258,7 @@ func sameClient(x, y *kept, ts *translations) bool {
 func reaches(c, s *kept, ts *translations, nat uint32) bool {
 	if c.translated() {
 		t := &ts.list[nat]
-		return t.port == s.lport && keyOf(&t.addr) == s.localKey(ts)
+		return t.port == s.lport && t.addr == s.localKey(ts)
 	}
 	return c.rport == s.lport && c.remoteKey(ts) == s.localKey(ts)
 }

@@ -142,7 +142,7 @@ func (h *held) natAddr(ts *translations) netip.Addr {
 	if !h.r.translated() {
 		return netip.Addr{}
 	}
-	return unpack(&ts.at(h.nat).addr, ts.at(h.nat).is4)
+	return ts.at(h.nat).addr.addr(ts.at(h.nat).is4)
 }
 
 // Records whose addresses are not both IPv4 keep them out of line and still join, are
@@ -178,7 +178,7 @@ func TestAddressesOutOfLine(t *testing.T) {
 				t.Errorf("addresses %v -> %v, want each end's as its socket gave it: %v -> %v", got.Client.Addr, got.Server.Addr, c.Record.LocalAddr, s.Record.LocalAddr)
 			}
 			h.a.mu.Lock()
-			used := h.a.nats.widesUsed
+			used := h.a.nats.wides.inUse()
 			h.a.mu.Unlock()
 			if used != 0 {
 				t.Errorf("%d address entries kept after the records were written", used)

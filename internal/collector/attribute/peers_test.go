@@ -64,7 +64,7 @@ func TestTranslationsReuse(t *testing.T) {
 	if c := ts.take(netip.MustParseAddr("10.0.0.2"), 81); c != a || ts.at(c).vip != (answer{}) || ts.at(c).port != 81 {
 		t.Errorf("entry %d (freed %d) came back as %+v", c, a, *ts.at(c))
 	}
-	if got := unpack(&ts.at(b).addr, false); got != netip.MustParseAddr("2001:db8::1") || ts.at(b).port != 443 {
+	if got := ts.at(b).addr.addr(false); got != netip.MustParseAddr("2001:db8::1") || ts.at(b).port != 443 {
 		t.Errorf("entry %d holds %v:%d", b, got, ts.at(b).port)
 	}
 	for range 5000 {
@@ -78,8 +78,8 @@ func TestTranslationsReuse(t *testing.T) {
 		ts.drop(uint32(id + 1))
 	}
 	ts.trim()
-	if ts.list != nil || ts.used != 0 {
-		t.Errorf("storage kept (%d entries, %d used) with no entry used", len(ts.list), ts.used)
+	if ts.list != nil || ts.inUse() != 0 {
+		t.Errorf("storage kept (%d entries, %d used) with no entry used", len(ts.list), ts.inUse())
 	}
 }
 

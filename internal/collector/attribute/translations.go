@@ -15,18 +15,16 @@ import (
 // back when none is held at a trim.
 type translations struct {
 	idList[translation]
-	used int
 
 	// wides keeps what wide held records (kept.meta's wide bit; kept.local names the entry)
 	// keep out of line: nearly every record's addresses are both IPv4 and its counters fit 32
 	// bits, and those keep theirs inline.
-	wides     idList[wideFields]
-	widesUsed int
+	wides idList[wideFields]
 }
 
-// wideFields are a wide record's addresses, local and remote, packed, and its counters.
+// wideFields are a wide record's addresses, local and remote, and its counters.
 type wideFields struct {
-	addrs                 [2]packedAddr
+	addrs                 [2]addrKey
 	sent, received        uint64
 	retrans, bytesRetrans uint64
 }
@@ -35,10 +33,8 @@ type wideFields struct {
 func (ts *translations) holdWide(r *flow.Record) uint32 {
 	id := ts.wides.newID()
 	w := &ts.wides.list[id]
-	pack(&w.addrs[0], r.LocalAddr)
-	pack(&w.addrs[1], r.RemoteAddr)
+	w.addrs = [2]addrKey{keyFor(r.LocalAddr), keyFor(r.RemoteAddr)}
 	w.sent, w.received, w.retrans, w.bytesRetrans = r.BytesSent, r.BytesReceived, r.Retransmits, r.BytesRetransmitted
-	ts.widesUsed++
 	return id
 }
 
@@ -46,14 +42,13 @@ func (ts *translations) holdWide(r *flow.Record) uint32 {
 func (ts *translations) dropWide(r *kept) {
 	if !r.inline() {
 		ts.wides.release(r.local)
-		ts.widesUsed--
 	}
 }
 
 // translation is a translated record's backend (and whether it is an IPv4 address) and the
 // lookup of the address it dialled (for a client).
 type translation struct {
-	addr packedAddr
+	addr addrKey
 	port uint16
 	is4  bool
 	vip  answer // for a translated client: the address it dialled
@@ -71,8 +66,7 @@ func (ts *translations) hold(r *flow.Record) uint32 {
 func (ts *translations) take(addr netip.Addr, port uint16) uint32 {
 	id := ts.newID()
 	t := &ts.list[id]
-	t.is4, t.port = pack(&t.addr, addr), port
-	ts.used++
+	t.addr, t.is4, t.port = keyFor(addr), addr.Is4(), port
 	return id
 }
 
@@ -83,16 +77,15 @@ func (ts *translations) at(id uint32) *translation { return &ts.list[id] }
 func (ts *translations) drop(id uint32) {
 	if id != 0 {
 		ts.release(id)
-		ts.used--
 	}
 }
 
 // trim gives the storage back when no entry is used and it is worth reclaiming.
 func (ts *translations) trim() {
-	if ts.used == 0 && cap(ts.list) >= 4096 {
+	if ts.inUse() == 0 && cap(ts.list) >= 4096 {
 		ts.list, ts.free = nil, nil
 	}
-	if ts.widesUsed == 0 && cap(ts.wides.list) >= 4096 {
+	if ts.wides.inUse() == 0 && cap(ts.wides.list) >= 4096 {
 		ts.wides.list, ts.wides.free = nil, nil
 	}
 }

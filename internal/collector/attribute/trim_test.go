@@ -44,8 +44,8 @@ func TestBurstMemoryIsTrimmed(t *testing.T) {
 	}
 	h.a.mu.Lock()
 	free, freeCap, orderEmpty := len(h.a.free), cap(h.a.free), h.a.order.oldest == nil && h.a.order.newest == nil
-	nats, natsUsed, pairs := h.a.nats.list, h.a.nats.used, 0
-	wides, widesUsed := h.a.nats.wides.list, h.a.nats.widesUsed
+	nats, natsUsed, pairs := h.a.nats.list, h.a.nats.inUse(), 0
+	wides, widesUsed := h.a.nats.wides.list, h.a.nats.wides.inUse()
 	for _, p := range h.a.peers.list {
 		if p.exporter != "" || p.refs != 0 {
 			pairs++
