@@ -246,19 +246,36 @@ func (r *kept) clientEnd(ts *translations) (addrKey, uint16) {
 }
 
 // sameClient reports whether x and y have the same client key (the same address, given
-// mapped or not, the same port).
+// mapped or not, the same port). Two inline records compare their IPv4 words.
 func sameClient(x, y *kept, ts *translations) bool {
+	if (x.meta|y.meta)&wide == 0 {
+		xw, xp := x.clientWord()
+		yw, yp := y.clientWord()
+		return xp == yp && xw == yw
+	}
 	xa, xp := x.clientEnd(ts)
 	ya, yp := y.clientEnd(ts)
 	return xp == yp && xa == ya
 }
 
+// clientWord is an inline record's client address (v4word) and port.
+func (r *kept) clientWord() (uint32, uint16) {
+	if r.client() {
+		return r.local, r.lport
+	}
+	return r.remote, r.rport
+}
+
 // reaches reports whether client record c's destination (its translation, entry nat of ts,
-// when it carries one; else the address it dialled) is s's local end.
+// when it carries one; else the address it dialled) is s's local end. Two inline records
+// compare their IPv4 words.
 func reaches(c, s *kept, ts *translations, nat uint32) bool {
-	if c.translated() {
+	switch {
+	case c.translated():
 		t := &ts.list[nat]
 		return t.port == s.lport && t.addr == s.localKey(ts)
+	case (c.meta|s.meta)&wide == 0:
+		return c.rport == s.lport && c.remote == s.local
 	}
 	return c.rport == s.lport && c.remoteKey(ts) == s.localKey(ts)
 }
