@@ -86,7 +86,8 @@ func TestClientIndex(t *testing.T) {
 
 // sameClient agrees with comparing client keys, for addresses given mapped or not, kept
 // inline or out of line (the other end IPv4 or not); equal keys hash alike, and reaches
-// agrees with comparing a client's destination with a server's local end. (Zoned addresses
+// agrees with comparing a client's destination (dialled, or its translation's backend) with a
+// server's local end. (Zoned addresses
 // never reach a held record: validate refuses them.)
 func TestSameClient(t *testing.T) {
 	addrs := []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("::ffff:10.0.0.1"), netip.MustParseAddr("10.0.0.2"),
@@ -112,10 +113,20 @@ func TestSameClient(t *testing.T) {
 					if same && clientHash(x.clientEnd(&ts)) != clientHash(y.clientEnd(&ts)) {
 						t.Errorf("%s:40000 and %s:%d are one client key with two hashes", xa, ya, yp)
 					}
+					sp := yp - 40000 + 80 // (80 or 81)
 					c := keep(flow.Client, other, 40000, xa, 80)
-					s := keep(flow.Server, ya, yp, other, 40000)
-					if got, want := reaches(c, s, &ts, 0), xa.Unmap() == ya.Unmap() && yp == 80; got != want {
-						t.Errorf("reaches(%s:80, %s:%d) = %v, want %v", xa, ya, yp, got, want)
+					s := keep(flow.Server, ya, sp, other, 40000)
+					if got, want := reaches(c, s, &ts, 0), xa.Unmap() == ya.Unmap() && sp == 80; got != want {
+						t.Errorf("reaches(%s:80, %s:%d) = %v, want %v", xa, ya, sp, got, want)
+					}
+					// The same destination as a translation's backend: the client dialled a VIP.
+					r := flow.Record{Direction: flow.Client, LocalAddr: other, LocalPort: 40000, RemoteAddr: netip.MustParseAddr("10.96.0.1"), RemotePort: 443,
+						NatRemoteAddr: xa, NatRemotePort: 80}
+					var v kept
+					v.set(1, "n", &r, false, &locs, &ts)
+					nat := ts.hold(&r)
+					if got, want := reaches(&v, s, &ts, nat), xa.Unmap() == ya.Unmap() && sp == 80; got != want {
+						t.Errorf("reaches(10.96.0.1:443 translated to %s:80, %s:%d) = %v, want %v", xa, ya, sp, got, want)
 					}
 				}
 			}
