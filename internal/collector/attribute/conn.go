@@ -118,8 +118,9 @@ func (a *Attributor) connKey(r *kept) string {
 	return unsafe.String(&a.keys[start], len(a.keys)-start)
 }
 
-// newConn appends a connection with what it takes from record h and returns it; its end is
-// record last's (h's own, or its partner's when that one ended later: rendered once). The
+// newConn appends a connection with what it takes from record h and returns it: its counters
+// (the bytes each way as h's side saw them) and its end, record last's (h's own, or its
+// partner's when that one ended later: rendered once). The
 // slot is not cleared first (its storage holds earlier flushes' connections; clearing 664
 // bytes cost ≈ 4 ns a record): newConn writes the fields an emitter may leave, and every
 // emitter writes all the others (TestConnWritesEveryField).
@@ -133,7 +134,12 @@ func (a *Attributor) newConn(h *held, last *kept) *flow.Conn {
 	r := &h.r
 	c.ConnKey, c.Start, c.End, c.Interim = a.connKey(r), r.startTime(&a.locs), last.endTime(&a.locs), r.interim()
 	c.VIP, c.ClientSrttUs, c.ServerSrttUs, c.JoinDisagreement = nil, 0, 0, false
-	_, _, c.Retransmits, c.BytesRetransmitted = r.counters(&a.nats)
+	sent, received, retrans, bytesRetrans := r.counters(&a.nats)
+	c.BytesClientToServer, c.BytesServerToClient = sent, received
+	if !r.client() {
+		c.BytesClientToServer, c.BytesServerToClient = received, sent
+	}
+	c.Retransmits, c.BytesRetransmitted = retrans, bytesRetrans
 	c.Resets, c.Outcome = r.resetsSent+r.rsts, r.outcome()
 	return c
 }
@@ -151,13 +157,11 @@ func (a *Attributor) emitSingle(v ownership.View, h *held) {
 		if r.translated() {
 			c.VIP = a.vipEndpoint(v, a.nats.at(h.nat).vip, r.remoteAddr(&a.nats), r.rport)
 		}
-		c.BytesClientToServer, c.BytesServerToClient, _, _ = r.counters(&a.nats)
 		c.ClientSrttUs = r.srtt
 	} else {
 		c.Observed = string(flow.Server)
 		h.fillLocal(v, &c.Server, &a.peers, &a.nats)
 		h.remote.fill(v, &c.Client, r.remoteAddr(&a.nats), r.rport)
-		c.BytesServerToClient, c.BytesClientToServer, _, _ = r.counters(&a.nats)
 		c.ServerSrttUs = r.srtt
 	}
 	a.count(c, observed)
@@ -194,8 +198,7 @@ func (a *Attributor) emitJoined(v ownership.View, x, y *held) {
 	case rc.translated():
 		c.VIP = a.vipEndpoint(v, a.nats.at(cl.nat).vip, rc.remoteAddr(&a.nats), rc.rport)
 	}
-	var segs, bytes uint64
-	c.BytesClientToServer, _, _, _ = rc.counters(&a.nats)
+	var segs, bytes uint64 // (the client's bytes sent, newConn's, stay)
 	c.BytesServerToClient, _, segs, bytes = rs.counters(&a.nats)
 	c.ClientSrttUs, c.ServerSrttUs = rc.srtt, rs.srtt
 	c.Retransmits += segs

@@ -104,3 +104,32 @@ func fillGarbage(v reflect.Value) {
 		v.SetMapIndex(reflect.ValueOf("garbage"), reflect.ValueOf("garbage"))
 	}
 }
+
+// A connection observed from one side carries that side's counters oriented client → server:
+// a client's bytes sent go to the server, a server's bytes sent go to the client.
+func TestSingleSidedCounters(t *testing.T) {
+	for _, dir := range []flow.Direction{flow.Client, flow.Server} {
+		h := newHarness(t, Config{JoinWait: 5 * time.Second})
+		h.heartbeat(cart, cartIP, 0, 100)
+		h.heartbeat(auth, authIP, 0, 100)
+		in := rec(dir, cart, 10, 11)
+		if dir == flow.Server {
+			in = rec(dir, auth, 10, 11)
+		}
+		in.Record.Retransmits, in.Record.BytesRetransmitted = 3, 4000
+		h.add(in)
+		h.advance(30)
+		if len(h.out) != 1 {
+			t.Fatalf("%s: %d connections written", dir, len(h.out))
+		}
+		c, r := h.out[0], in.Record
+		c2s, s2c := r.BytesSent, r.BytesReceived
+		if dir == flow.Server {
+			c2s, s2c = r.BytesReceived, r.BytesSent
+		}
+		if c.Observed != string(dir) || c.BytesClientToServer != c2s || c.BytesServerToClient != s2c || c.Retransmits != 3 || c.BytesRetransmitted != 4000 {
+			t.Errorf("%s: observed %s, %d bytes to the server, %d to the client, %d retransmits (%d bytes); want %d, %d, 3 (4000)",
+				dir, c.Observed, c.BytesClientToServer, c.BytesServerToClient, c.Retransmits, c.BytesRetransmitted, c2s, s2c)
+		}
+	}
+}
