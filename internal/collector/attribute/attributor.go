@@ -579,8 +579,7 @@ func (a *Attributor) finish(h *held) {
 		a.order.remove(h)
 	}
 	a.unindex(h)
-	a.nats.drop(h.nat)
-	a.nats.dropWide(&h.r)
+	a.nats.dropRecord(h.nat, &h.r)
 	a.recycle(h)
 }
 

@@ -31,7 +31,7 @@ func v4addr(w uint32) netip.Addr {
 
 // addrKey is an address's 16 bytes (an IPv4 address in its IPv4-mapped form: given mapped or
 // not, one key) as two little-endian words: how held records keep addresses out of line (a
-// wide record's, a translation's), compare and hash them. Whether an address was IPv4 is kept
+// record's whose addresses are not both IPv4, a translation's), compare and hash them. Whether an address was IPv4 is kept
 // beside it (kept.meta, translation.is4). Zones are not kept: validate refuses zoned addresses
 // (a socket's addresses carry none).
 type addrKey struct{ lo, hi uint64 }
@@ -63,7 +63,7 @@ const (
 	outcomeBits meta = 7
 	local4      meta = 1 << 3 // the local address is IPv4
 	remote4     meta = 1 << 4 // the remote address is IPv4
-	wide        meta = 1 << 5 // the record keeps its addresses and counters out of line (translations.wides)
+	bigCounts   meta = 1 << 5 // the record's counters do not fit 32 bits: they are out of line (translations.counts)
 	natSet      meta = 1 << 6 // the record carries a translated address
 	localClient meta = 1 << 7 // the local end is the client (kept.client)
 )

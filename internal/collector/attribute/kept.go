@@ -12,8 +12,9 @@ import (
 
 // kept is what the holding window keeps of a record: the fields attribution, the join and the
 // output read, the local workload reduced to what names it, times as Unix nanoseconds,
-// IPv4 addresses in four bytes each and byte and retransmission counters in 32 bits (a record
-// with others is wide: they are out of line), the outcome and the times' locations as codes,
+// IPv4 addresses in four bytes each and byte and retransmission counters in 32 bits (other
+// addresses, and counters that do not fit, are out of line), the outcome and the times'
+// locations as codes,
 // the exporter and its node as an interned pair (peers) (88 bytes where the Input takes 470;
 // see compact.go).
 type kept struct {
@@ -21,9 +22,9 @@ type kept struct {
 	connID uint64
 
 	start, end             int64  // Unix nanoseconds
-	sent, received         uint32 // the counters (counters) of a record that is not wide
+	sent, received         uint32 // the counters when they fit 32 bits; else sent names them out of line (bigCounts, translations.counts)
 	retrans, bytesRetrans  uint32
-	local, remote          uint32 // the addresses (v4word) of a record that is not wide; else local names its wide fields (translations.wides)
+	local, remote          uint32 // the addresses when both are IPv4 (v4word); else local names them out of line (translations.addrs)
 	srtt, resetsSent, rsts uint32 // rsts: resets received
 	pair                   uint32 // the exporter and its node (Attributor.peers)
 	lport, rport           uint16
@@ -88,7 +89,7 @@ var hostKinds = [...]string{hostNone: "", hostContainer: "container", hostSystem
 // field is written once, straight into the held record (a composite literal is built on the
 // stack and copied; TestSetWritesEveryField). pair is the record's (exporter, node) pair (peers),
 // node its node; processNames is Config.ProcessNames; locs interns the times' locations; ts
-// keeps a wide record's fields (translations.dropWide gives them back). r has passed validate.
+// keeps what does not fit inline (translations.drop gives it back). r has passed validate.
 func (x *kept) set(pair uint32, node string, r *flow.Record, processNames bool, locs *locations, ts *translations) {
 	w := &r.Workload
 	x.pair, x.name, x.connID = pair, w.PodUID, r.ConnID
@@ -100,13 +101,17 @@ func (x *kept) set(pair uint32, node string, r *flow.Record, processNames bool, 
 	if r4 {
 		m |= remote4
 	}
-	if l4 && r4 && max(r.BytesSent, r.BytesReceived, r.Retransmits, r.BytesRetransmitted) <= math.MaxUint32 { // (nearly all)
+	if l4 && r4 { // (nearly all)
 		x.local, x.remote = v4word(r.LocalAddr), v4word(r.RemoteAddr)
+	} else {
+		x.local, x.remote = ts.holdAddrs(r), 0
+	}
+	if max(r.BytesSent, r.BytesReceived, r.Retransmits, r.BytesRetransmitted) <= math.MaxUint32 { // (nearly all)
 		x.sent, x.received = uint32(r.BytesSent), uint32(r.BytesReceived)
 		x.retrans, x.bytesRetrans = uint32(r.Retransmits), uint32(r.BytesRetransmitted)
 	} else {
-		m |= wide
-		x.local, x.remote, x.sent, x.received, x.retrans, x.bytesRetrans = ts.holdWide(r), 0, 0, 0, 0, 0
+		m |= bigCounts
+		x.sent, x.received, x.retrans, x.bytesRetrans = ts.holdCounts(r), 0, 0, 0
 	}
 	if r.NatRemoteAddr.IsValid() { // (the address and port: translations.hold)
 		m |= natSet
@@ -143,49 +148,49 @@ func (x *kept) set(pair uint32, node string, r *flow.Record, processNames bool, 
 	}
 }
 
-// inline reports whether the record keeps its addresses and counters itself: it is not wide.
-func (r *kept) inline() bool { return r.meta&wide == 0 }
+// addrsInline reports whether the record keeps its addresses itself (both are IPv4).
+func (r *kept) addrsInline() bool { return r.meta&(local4|remote4) == local4|remote4 }
 
 // counters returns the record's counters: bytes sent and received, retransmitted segments
 // and bytes.
 func (r *kept) counters(ts *translations) (sent, received, retrans, bytesRetrans uint64) {
-	if r.inline() {
+	if r.meta&bigCounts == 0 {
 		return uint64(r.sent), uint64(r.received), uint64(r.retrans), uint64(r.bytesRetrans)
 	}
-	w := &ts.wides.list[r.local]
-	return w.sent, w.received, w.retrans, w.bytesRetrans
+	c := &ts.counts.list[r.sent]
+	return c[0], c[1], c[2], c[3]
 }
 
 // localAddr and remoteAddr are the record's addresses (ts keeps them when not inline; the
 // translated one: serverAddr).
 func (r *kept) localAddr(ts *translations) netip.Addr {
-	if r.inline() {
+	if r.addrsInline() {
 		return v4addr(r.local)
 	}
-	return ts.wides.list[r.local].addrs[0].addr(r.meta&local4 != 0)
+	return ts.addrs.list[r.local][0].addr(r.meta&local4 != 0)
 }
 
 func (r *kept) remoteAddr(ts *translations) netip.Addr {
-	if r.inline() {
+	if r.addrsInline() {
 		return v4addr(r.remote)
 	}
-	return ts.wides.list[r.local].addrs[1].addr(r.meta&remote4 != 0)
+	return ts.addrs.list[r.local][1].addr(r.meta&remote4 != 0)
 }
 
 // localKey and remoteKey are the record's addresses as keys: an IPv4 address and its
 // IPv4-mapped IPv6 form are one key.
 func (r *kept) localKey(ts *translations) addrKey {
-	if r.inline() {
+	if r.addrsInline() {
 		return v4key(r.local)
 	}
-	return ts.wides.list[r.local].addrs[0]
+	return ts.addrs.list[r.local][0]
 }
 
 func (r *kept) remoteKey(ts *translations) addrKey {
-	if r.inline() {
+	if r.addrsInline() {
 		return v4key(r.remote)
 	}
-	return ts.wides.list[r.local].addrs[1]
+	return ts.addrs.list[r.local][1]
 }
 
 // translated reports whether the record carries its destination's translation.
@@ -239,16 +244,16 @@ func (r *kept) clientEnd(ts *translations) (addrKey, uint16) {
 	if r.client() {
 		w, port, side = r.local, r.lport, 0
 	}
-	if r.inline() {
+	if r.addrsInline() {
 		return v4key(w), port
 	}
-	return ts.wides.list[r.local].addrs[side], port
+	return ts.addrs.list[r.local][side], port
 }
 
 // sameClient reports whether x and y have the same client key (the same address, given
-// mapped or not, the same port). Two inline records compare their IPv4 words.
+// mapped or not, the same port). Two records with inline addresses compare their IPv4 words.
 func sameClient(x, y *kept, ts *translations) bool {
-	if (x.meta|y.meta)&wide == 0 {
+	if x.addrsInline() && y.addrsInline() {
 		xw, xp := x.clientWord()
 		yw, yp := y.clientWord()
 		return xp == yp && xw == yw
@@ -258,7 +263,7 @@ func sameClient(x, y *kept, ts *translations) bool {
 	return xp == yp && xa == ya
 }
 
-// clientWord is an inline record's client address (v4word) and port.
+// clientWord is the client address (v4word) and port of a record whose addresses are inline.
 func (r *kept) clientWord() (uint32, uint16) {
 	if r.client() {
 		return r.local, r.lport
@@ -267,14 +272,14 @@ func (r *kept) clientWord() (uint32, uint16) {
 }
 
 // reaches reports whether client record c's destination (its translation, entry nat of ts,
-// when it carries one; else the address it dialled) is s's local end. Two inline records
-// compare their IPv4 words.
+// when it carries one; else the address it dialled) is s's local end. Two records with inline
+// addresses compare their IPv4 words.
 func reaches(c, s *kept, ts *translations, nat uint32) bool {
 	switch {
 	case c.translated():
 		t := &ts.list[nat]
 		return t.port == s.lport && t.addr == s.localKey(ts)
-	case (c.meta|s.meta)&wide == 0:
+	case c.addrsInline() && s.addrsInline():
 		return c.rport == s.lport && c.remote == s.local
 	}
 	return c.rport == s.lport && c.remoteKey(ts) == s.localKey(ts)

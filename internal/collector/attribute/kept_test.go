@@ -40,7 +40,7 @@ func TestSetWritesEveryField(t *testing.T) {
 			for i := range covered {
 				covered[i] = covered[i] || !reflect.ValueOf(x).Field(i).IsZero()
 			}
-			xs.dropWide(&x) // (as recycle does)
+			xs.dropRecord(0, &x) // (as finish does)
 			x.set(2, "node-b", &b, true, &locs, &xs)
 			want.set(2, "node-b", &b, true, &locs, &ws)
 			if !reflect.DeepEqual(x, want) {
@@ -178,7 +178,7 @@ func TestAddressesOutOfLine(t *testing.T) {
 				t.Errorf("addresses %v -> %v, want each end's as its socket gave it: %v -> %v", got.Client.Addr, got.Server.Addr, c.Record.LocalAddr, s.Record.LocalAddr)
 			}
 			h.a.mu.Lock()
-			used := h.a.nats.wides.inUse()
+			used := h.a.nats.addrs.inUse() + h.a.nats.counts.inUse()
 			h.a.mu.Unlock()
 			if used != 0 {
 				t.Errorf("%d address entries kept after the records were written", used)

@@ -8,40 +8,40 @@ import (
 
 // translations keeps, out of the held records, what few records carry: translated client
 // records' backend and the Service lookup of the address they dialled (heldState.nat names a
-// record's entry; 0: none), and wide records' addresses and counters (wides).
-// The bytes this takes out of every held record are bytes Add writes and Flush reads back when
-// the record is long out of the cache. Entries are reused through free lists; each table keeps
-// the storage of the most records held at once that needed it (at most MaxHeld), and gives it
-// back when none is held at a trim.
+// record's entry; 0: none), addresses that are not both IPv4 (addrs) and counters that do not
+// fit 32 bits (counts). The bytes this takes out of every held record are bytes Add writes
+// and Flush reads back when the record is long out of the cache. Entries are reused through
+// free lists; each table keeps the storage of the most records held at once that needed it
+// (at most MaxHeld), and gives it back when none is held at a trim.
 type translations struct {
 	idList[translation]
 
-	// wides keeps what wide held records (kept.meta's wide bit; kept.local names the entry)
-	// keep out of line: nearly every record's addresses are both IPv4 and its counters fit 32
-	// bits, and those keep theirs inline.
-	wides idList[wideFields]
+	addrs  idList[[2]addrKey] // a record's local and remote address (kept.local names the entry)
+	counts idList[[4]uint64]  // a record's bytes sent and received, retransmitted segments and bytes (kept.sent, with bigCounts)
 }
 
-// wideFields are a wide record's addresses, local and remote, and its counters.
-type wideFields struct {
-	addrs                 [2]addrKey
-	sent, received        uint64
-	retrans, bytesRetrans uint64
-}
-
-// holdWide returns an entry for r's wide fields (kept.set).
-func (ts *translations) holdWide(r *flow.Record) uint32 {
-	id := ts.wides.newID()
-	w := &ts.wides.list[id]
-	w.addrs = [2]addrKey{keyFor(r.LocalAddr), keyFor(r.RemoteAddr)}
-	w.sent, w.received, w.retrans, w.bytesRetrans = r.BytesSent, r.BytesReceived, r.Retransmits, r.BytesRetransmitted
+// holdAddrs returns an entry for r's addresses; holdCounts one for its counters (kept.set).
+func (ts *translations) holdAddrs(r *flow.Record) uint32 {
+	id := ts.addrs.newID()
+	ts.addrs.list[id] = [2]addrKey{keyFor(r.LocalAddr), keyFor(r.RemoteAddr)}
 	return id
 }
 
-// dropWide gives a recycled record's entry back, if it had one.
-func (ts *translations) dropWide(r *kept) {
-	if !r.inline() {
-		ts.wides.release(r.local)
+func (ts *translations) holdCounts(r *flow.Record) uint32 {
+	id := ts.counts.newID()
+	ts.counts.list[id] = [4]uint64{r.BytesSent, r.BytesReceived, r.Retransmits, r.BytesRetransmitted}
+	return id
+}
+
+// dropRecord gives back what a finished record kept out of line: its translation (nat), its
+// addresses and its counters.
+func (ts *translations) dropRecord(nat uint32, r *kept) {
+	ts.drop(nat)
+	if !r.addrsInline() {
+		ts.addrs.release(r.local)
+	}
+	if r.meta&bigCounts != 0 {
+		ts.counts.release(r.sent)
 	}
 }
 
@@ -85,7 +85,10 @@ func (ts *translations) trim() {
 	if ts.inUse() == 0 && cap(ts.list) >= 4096 {
 		ts.list, ts.free = nil, nil
 	}
-	if ts.wides.inUse() == 0 && cap(ts.wides.list) >= 4096 {
-		ts.wides.list, ts.wides.free = nil, nil
+	if ts.addrs.inUse() == 0 && cap(ts.addrs.list) >= 4096 {
+		ts.addrs.list, ts.addrs.free = nil, nil
+	}
+	if ts.counts.inUse() == 0 && cap(ts.counts.list) >= 4096 {
+		ts.counts.list, ts.counts.free = nil, nil
 	}
 }

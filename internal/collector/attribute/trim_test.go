@@ -11,7 +11,7 @@ import (
 
 // After a burst the holding window gives its memory back: the free list keeps no more records
 // than the last period took, the arrival order holds only what is held, the translations'
-// and wide records' tables are let go and no exporter's pair is kept.
+// and out-of-line addresses' and counters' tables are let go and no exporter's pair is kept.
 func TestBurstMemoryIsTrimmed(t *testing.T) {
 	h := newHarness(t, Config{Window: 5 * time.Second})
 	h.heartbeat(cart, cartIP, 0, 1000)
@@ -25,8 +25,11 @@ func TestBurstMemoryIsTrimmed(t *testing.T) {
 		if i%3 == 0 {
 			ins[i].Record.NatRemoteAddr, ins[i].Record.NatRemotePort = netip.MustParseAddr("10.9.0.1"), 8080
 		}
-		if i%5 == 1 { // a wide record: its addresses out of line
+		if i%5 == 1 { // its addresses out of line
 			ins[i].Record.LocalAddr, ins[i].Record.RemoteAddr = netip.MustParseAddr("fd00::5"), netip.MustParseAddr("fd00::9")
+		}
+		if i%4 == 2 { // its counters out of line
+			ins[i].Record.BytesSent = 1 << 40
 		}
 	}
 	h.add(ins...)
@@ -45,16 +48,17 @@ func TestBurstMemoryIsTrimmed(t *testing.T) {
 	h.a.mu.Lock()
 	free, freeCap, orderEmpty := len(h.a.free), cap(h.a.free), h.a.order.oldest == nil && h.a.order.newest == nil
 	nats, natsUsed, pairs := h.a.nats.list, h.a.nats.inUse(), 0
-	wides, widesUsed := h.a.nats.wides.list, h.a.nats.wides.inUse()
+	addrs, counts := h.a.nats.addrs.list, h.a.nats.counts.list
+	used := h.a.nats.addrs.inUse() + h.a.nats.counts.inUse()
 	for _, p := range h.a.peers.list {
 		if p.exporter != "" || p.refs != 0 {
 			pairs++
 		}
 	}
 	h.a.mu.Unlock()
-	if nats != nil || natsUsed != 0 || wides != nil || widesUsed != 0 || pairs != 0 {
-		t.Errorf("after the burst: translations table %d entries (%d used), wide records' %d (%d used), %d exporters' pairs kept",
-			len(nats), natsUsed, len(wides), widesUsed, pairs)
+	if nats != nil || natsUsed != 0 || addrs != nil || counts != nil || used != 0 || pairs != 0 {
+		t.Errorf("after the burst: translations table %d entries (%d used), addresses' %d and counters' %d (%d used), %d exporters' pairs kept",
+			len(nats), natsUsed, len(addrs), len(counts), used, pairs)
 	}
 	t.Logf("free records %d at the end of the burst, %d after it", peakFree, free)
 	if peakFree < burst/2 {
