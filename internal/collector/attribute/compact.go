@@ -31,9 +31,9 @@ func v4addr(w uint32) netip.Addr {
 
 // addrKey is an address's 16 bytes (an IPv4 address in its IPv4-mapped form: given mapped or
 // not, one key) as two little-endian words: how held records keep addresses out of line (a
-// record's whose addresses are not both IPv4, a translation's), compare and hash them. Whether an address was IPv4 is kept
-// beside it (kept.meta, translation.is4). Zones are not kept: validate refuses zoned addresses
-// (a socket's addresses carry none).
+// record's whose addresses are not both IPv4, a translation's), compare and hash them.
+// Whether an address was IPv4 is kept beside it (kept.meta, translation.is4). Zones are not
+// kept: validate refuses zoned addresses (a socket's addresses carry none).
 type addrKey struct{ lo, hi uint64 }
 
 // keyFor is a's key; v4key is the key of the inline IPv4 address w (v4word), the same as

@@ -29,3 +29,10 @@ func (l *idList[T]) release(id uint32) { l.free = append(l.free, id) }
 
 // inUse is how many ids are handed out and not released.
 func (l *idList[T]) inUse() int { return max(len(l.list)-1, 0) - len(l.free) }
+
+// letGoUnused gives the storage back when no id is handed out and it is worth reclaiming.
+func (l *idList[T]) letGoUnused() {
+	if l.inUse() == 0 && cap(l.list) >= 4096 {
+		l.list, l.free = nil, nil
+	}
+}

@@ -14,9 +14,8 @@ import (
 // output read, the local workload reduced to what names it, times as Unix nanoseconds,
 // IPv4 addresses in four bytes each and byte and retransmission counters in 32 bits (other
 // addresses, and counters that do not fit, are out of line), the outcome and the times'
-// locations as codes,
-// the exporter and its node as an interned pair (peers) (88 bytes where the Input takes 470;
-// see compact.go).
+// locations as codes, the exporter and its node as an interned pair (peers) (88 bytes where
+// the Input takes 470; see compact.go).
 type kept struct {
 	name   string // the local pod's UID (pod and unknown workloads), or the host workload's name (hostOwner)
 	connID uint64
@@ -89,7 +88,7 @@ var hostKinds = [...]string{hostNone: "", hostContainer: "container", hostSystem
 // field is written once, straight into the held record (a composite literal is built on the
 // stack and copied; TestSetWritesEveryField). pair is the record's (exporter, node) pair (peers),
 // node its node; processNames is Config.ProcessNames; locs interns the times' locations; ts
-// keeps what does not fit inline (translations.drop gives it back). r has passed validate.
+// keeps what does not fit inline (translations.dropRecord gives it back). r has passed validate.
 func (x *kept) set(pair uint32, node string, r *flow.Record, processNames bool, locs *locations, ts *translations) {
 	w := &r.Workload
 	x.pair, x.name, x.connID = pair, w.PodUID, r.ConnID

@@ -80,15 +80,10 @@ func (ts *translations) drop(id uint32) {
 	}
 }
 
-// trim gives the storage back when no entry is used and it is worth reclaiming.
+// trim gives each table's storage back when none of its entries is used and it is worth
+// reclaiming.
 func (ts *translations) trim() {
-	if ts.inUse() == 0 && cap(ts.list) >= 4096 {
-		ts.list, ts.free = nil, nil
-	}
-	if ts.addrs.inUse() == 0 && cap(ts.addrs.list) >= 4096 {
-		ts.addrs.list, ts.addrs.free = nil, nil
-	}
-	if ts.counts.inUse() == 0 && cap(ts.counts.list) >= 4096 {
-		ts.counts.list, ts.counts.free = nil, nil
-	}
+	ts.idList.letGoUnused()
+	ts.addrs.letGoUnused()
+	ts.counts.letGoUnused()
 }
