@@ -86,9 +86,8 @@ type heldState struct {
 	backoff uint8   // checks that found it pending: the next waits min(2^(backoff-1) s, Window)
 	state   heldBit // what is known of it: two bytes where nine bools took nine
 
-	partner      *held
-	sameClient   *held // the next older held record of the same client address and port
-	older, newer *held // arrival order (Attributor.order)
+	partner    *held
+	sameClient *held // the next older held record of the same client address and port
 }
 
 // heldBit is a bit of heldState.state.
@@ -103,7 +102,7 @@ const (
 	stDecided
 	stViaVIP  // joined to its partner through a Service address (verified once decided)
 	stIndexed // in byClient (see link)
-	stRides   // checked by its exact partner's wheel entry: none of its own, no place in the arrival order (ride)
+	stRides   // checked by its exact partner's wheel entry: none of its own (ride)
 )
 
 // is reports whether bit b is set (a test of the bits, as a bool's was).
@@ -139,7 +138,8 @@ type Attributor struct {
 	mu       sync.Mutex
 	wheel    wheel
 	cursor   int64       // next second Flush processes
-	order    arrival     // arrival order, for the full policy
+	taking   []ref       // the entries of the slot a flush is taking that it has not checked yet
+	later    []ref       // the entries a flush took that are due in a later round of their slot
 	byClient clientIndex // newest record of each client address and port (hash); older ones via sameClient
 	held     int
 	out      []flow.Conn
@@ -215,7 +215,7 @@ func (a *Attributor) add(n int, at func(i int) (exporter, node string, r *flow.R
 			errs = append(errs, err)
 			continue
 		}
-		for a.held >= a.cfg.MaxHeld && a.forceOldest() {
+		for a.held >= a.cfg.MaxHeld && a.forceSoonest() {
 		}
 		h := a.alloc()
 		h.r.set(a.peers.take(exporter, node), node, r, a.cfg.ProcessNames, &a.locs, &a.nats)
@@ -228,7 +228,6 @@ func (a *Attributor) add(n int, at func(i int) (exporter, node string, r *flow.R
 		a.held++
 		taken++
 		if due := a.dueAt(h, lag); h.partner == nil || !a.ride(h, due, lag) { // (a first record rides nothing)
-			a.order.push(h)
 			a.schedule(h, due)
 		}
 	}
@@ -323,7 +322,6 @@ func (a *Attributor) runDue(ctx context.Context, now time.Time) error {
 	}
 	v := a.store.MemoView(&a.memo)
 	n := 0
-	var later []ref
 	warms := v.Large()
 	a.large = warms
 	for sec := from; sec <= nowSec; sec++ {
@@ -335,7 +333,7 @@ func (a *Attributor) runDue(ctx context.Context, now time.Time) error {
 				switch {
 				case !e.live():
 				case e.dueAfter(nowSec) > 0:
-					later = append(later, e) // a later round of this slot
+					a.later = append(a.later, e) // a later round of this slot
 				default:
 					if n++; n%viewBatch == 0 {
 						v.Close()
@@ -343,18 +341,21 @@ func (a *Attributor) runDue(ctx context.Context, now time.Time) error {
 					}
 					a.check(v, e.h, now)
 					if len(a.out) >= writeChunk && a.retry == nil {
+						a.taking = due[i+1:] // the full policy may force them while the part is written
 						werr = a.writePart(ctx, &v, sec)
+						a.taking = nil
 					}
 				}
 			}
 			a.wheel.giveBack(due)
 		}
-		for _, e := range later {
+		for _, e := range a.later {
 			if e.live() {
 				a.wheel.add(nowSec+e.dueAfter(nowSec), e.h)
 			}
 		}
-		later = later[:0]
+		clear(a.later)
+		a.later = a.later[:0]
 	}
 	v.Close()
 	a.cursor = max(a.cursor, nowSec+1)
@@ -529,9 +530,10 @@ func (a *Attributor) decide(v ownership.View, h *held, final bool) bool {
 	return h.state&(stLocalDone|stRemoteDone|stVIPDone) == stLocalDone|stRemoteDone|stVIPDone
 }
 
-// forceOldest decides the oldest held record now (the full policy); false when none is held.
-func (a *Attributor) forceOldest() bool {
-	h := a.order.oldest
+// forceSoonest decides the held record due soonest now, with the record that rides it or
+// waits for it (the full policy); false when none is held.
+func (a *Attributor) forceSoonest() bool {
+	h := a.soonest()
 	if h == nil {
 		return false
 	}
@@ -575,9 +577,6 @@ func (a *Attributor) confirmVIPJoin(x, y *held) bool {
 // it (recycle stays small enough to inline).
 func (a *Attributor) finish(h *held) {
 	a.held--
-	if !h.is(stRides) {
-		a.order.remove(h)
-	}
 	a.unindex(h)
 	a.nats.dropRecord(h.nat, &h.r)
 	a.recycle(h)

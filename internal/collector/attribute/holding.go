@@ -7,7 +7,7 @@ import (
 
 // Held records are recycled: a finished record is reset, its generation raised, and put on a
 // free list, so the holding window allocates nothing per record in steady state. References
-// to a record that may outlive it (wheel slots, the arrival order) carry the generation they
+// to a record that may outlive it (wheel slots) carry the generation they
 // were made for and are ignored once it changed.
 
 // maxFree bounds the free list; beyond it finished records are left to the collector.
@@ -164,33 +164,34 @@ func (w *wheel) giveBack(s []ref) {
 	}
 }
 
-// arrival is the arrival order of held records, for the full policy: a list threaded through
-// the records themselves (held.older, held.newer), so taking a record out is two pointer
-// writes and the oldest is at hand, with nothing to skip or compact.
-type arrival struct {
-	oldest, newest *held
+// soonest returns the held record whose check is due first, as far as the wheel orders them
+// (seconds, then the order entries were made in), for the full policy: the entries of the slot
+// a flush is taking and has not checked yet, then the slots from the cursor on, then the
+// entries a flush put aside for a later round. Every held record has a live entry there, or
+// is the partner of one that has (it rides it, or waits for its check: Attributor.check).
+// Dead entries met on the way are dropped; the one returned stays (it is dead once its record
+// is finished). nil when no record is held.
+func (a *Attributor) soonest() *held {
+	if h := firstLive(&a.taking); h != nil {
+		return h
+	}
+	w := &a.wheel
+	for sec := a.cursor; sec < a.cursor+int64(len(w.slots)); sec++ {
+		if h := firstLive(&w.slots[sec&w.mask]); h != nil {
+			return h
+		}
+	}
+	return firstLive(&a.later)
 }
 
-func (l *arrival) push(h *held) {
-	h.older, h.newer = l.newest, nil
-	if l.newest != nil {
-		l.newest.newer = h
-	} else {
-		l.oldest = h
+// firstLive drops the dead entries at the front of *s and returns the first live one's record
+// (nil when none is left).
+func firstLive(s *[]ref) *held {
+	for len(*s) > 0 && !(*s)[0].live() { // (left in place: a flush may be reading them)
+		*s = (*s)[1:]
 	}
-	l.newest = h
-}
-
-func (l *arrival) remove(h *held) {
-	if h.older != nil {
-		h.older.newer = h.newer
-	} else {
-		l.oldest = h.newer
+	if len(*s) == 0 {
+		return nil
 	}
-	if h.newer != nil {
-		h.newer.older = h.older
-	} else {
-		l.newest = h.older
-	}
-	h.older, h.newer = nil, nil
+	return (*s)[0].h
 }

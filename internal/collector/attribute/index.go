@@ -43,8 +43,8 @@ func (a *Attributor) link(h *held) {
 // ride reports whether h, joined to a partner and due at `due` (Unix nanoseconds; lag as dueAt
 // takes it), is checked by its partner's wheel entry instead of one of its own, and marks it
 // so: h joined exactly a record that no check has looked at yet, due in the same second. That
-// check then decides both (check), and h takes no wheel entry and no place in the arrival
-// order: its partner is older, so the full policy forces the pair through it (forceOldest).
+// check then decides both (check), and h takes no wheel entry: the full policy forces the
+// pair through its partner's (forceSoonest).
 func (a *Attributor) ride(h *held, due, lag int64) bool {
 	p := h.partner
 	if h.is(stViaVIP) || p.backoff != 0 || p.is(stDecided) || ceilSec(a.dueAt(p, lag)) != ceilSec(due) {

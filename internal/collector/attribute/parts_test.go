@@ -86,7 +86,7 @@ func TestFlushPartFailure(t *testing.T) {
 }
 
 // Records added while a part is written (the lock is let go) are held, decided and written
-// once; what the full policy writes meanwhile is kept.
+// once; what the full policy writes meanwhile is kept, and it forces the records due soonest.
 func TestAddWhileAPartIsWritten(t *testing.T) {
 	n := 2*writeChunk + 300
 	h := newHarness(t, Config{MaxHeld: n})
@@ -119,6 +119,9 @@ func TestAddWhileAPartIsWritten(t *testing.T) {
 	if len(h.out) != n+more || h.a.Held() != 0 {
 		t.Errorf("%d written, want %d; %d held", len(h.out), n+more, h.a.Held())
 	}
+	// The full policy forced the records due soonest, the rest of the part's slot, not the
+	// records the Add took: the flush's own come first, in order.
+	checkWritten(t, h.out[:min(n, len(h.out))], n)
 }
 
 // Add runs in another goroutine while flushes write parts (run with -race).

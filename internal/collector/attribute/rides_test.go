@@ -22,8 +22,22 @@ func (a *Attributor) wheelEntries() int {
 	return n
 }
 
-// A connection's two records added before either is checked take one wheel entry and one
-// place in the arrival order: the second rides the first, whose check emits both.
+// entered returns the records of the live wheel entries, in the order the full policy takes
+// them (soonest first).
+func (a *Attributor) entered() []*held {
+	var hs []*held
+	for sec := a.cursor; sec < a.cursor+int64(len(a.wheel.slots)); sec++ {
+		for _, e := range a.wheel.slots[sec&a.wheel.mask] {
+			if e.live() {
+				hs = append(hs, e.h)
+			}
+		}
+	}
+	return hs
+}
+
+// A connection's two records added before either is checked take one wheel entry: the second
+// rides the first, whose check emits both.
 func TestRiderTakesNoEntryOfItsOwn(t *testing.T) {
 	h := newHarness(t, Config{})
 	h.heartbeat(cart, cartIP, 0, 100)
@@ -33,18 +47,18 @@ func TestRiderTakesNoEntryOfItsOwn(t *testing.T) {
 	if n := h.a.wheelEntries(); n != 1 {
 		t.Errorf("%d wheel entries for a joined pair, want 1", n)
 	}
-	if o := h.a.order.oldest; o == nil || o != h.a.order.newest || !o.r.client() {
-		t.Errorf("arrival order holds more than the client's record")
+	if e := h.a.entered(); len(e) != 1 || !e[0].r.client() {
+		t.Errorf("the wheel's entries are not the client's record alone")
 	}
-	other := rec(flow.Client, cart, 10, 11) // (waits for its peer: it stays in the arrival order)
+	other := rec(flow.Client, cart, 10, 11) // (waits for its peer: it keeps its entry)
 	other.Record.LocalPort = 40001
 	h.add(other)
 	h.advance(25)
 	if diff := cmp.Diff([]string{"both shop/cart -> shop/auth"}, names(h.out)); diff != "" {
 		t.Fatalf("conns (-want +got):\n%s", diff)
 	}
-	if o := h.a.order.oldest; h.a.Held() != 1 || o == nil || o != h.a.order.newest || o.r.lport != 40001 || h.a.wheelEntries() != 1 {
-		t.Errorf("held %d, order %p…%p, entries %d after the join", h.a.Held(), o, h.a.order.newest, h.a.wheelEntries())
+	if e := h.a.entered(); h.a.Held() != 1 || len(e) != 1 || e[0].r.lport != 40001 {
+		t.Errorf("held %d, entries %d after the join", h.a.Held(), len(e))
 	}
 }
 
@@ -66,7 +80,7 @@ func riderPending(t *testing.T, cfg Config) *harness {
 // at the first check after its remote end is covered.
 func TestPendingRiderIsCheckedAgain(t *testing.T) {
 	h := riderPending(t, Config{})
-	if rider := h.a.order.oldest.partner; rider == nil || !rider.is(stRides) {
+	if rider := h.a.soonest().partner; rider == nil || !rider.is(stRides) {
 		t.Fatal("the server's record does not ride the client's")
 	}
 	h.advance(21)
@@ -107,7 +121,7 @@ func TestNoRideOnACheckedPartner(t *testing.T) {
 	h.add(rec(flow.Client, cart, 10, 11))
 	h.advance(21) // the client's record is decided and waits for its peer
 	h.add(rec(flow.Server, auth, 10.001, 11.002))
-	if s := h.a.order.newest; s == nil || s.is(stRides) {
+	if e := h.a.entered(); len(e) != 2 || e[0].r.client() || e[0].is(stRides) {
 		t.Fatal("the server's record rides a partner that was checked")
 	}
 	h.advance(22)
@@ -116,7 +130,7 @@ func TestNoRideOnACheckedPartner(t *testing.T) {
 	}
 }
 
-// When the window is full, the oldest record is forced with the record that rides it.
+// When the window is full, the record due soonest is forced with the record that rides it.
 func TestFullPolicyTakesTheRider(t *testing.T) {
 	h := newHarness(t, Config{MaxHeld: 2})
 	h.heartbeat(cart, cartIP, 0, 100)
@@ -126,7 +140,7 @@ func TestFullPolicyTakesTheRider(t *testing.T) {
 	other := rec(flow.Client, cart, 10, 11)
 	other.Record.LocalPort = 40001
 	h.add(other)
-	if h.a.Held() != 1 || h.a.order.oldest == nil || h.a.order.oldest != h.a.order.newest {
+	if e := h.a.entered(); h.a.Held() != 1 || len(e) != 1 || e[0].r.lport != 40001 {
 		t.Fatalf("held %d after the full policy", h.a.Held())
 	}
 	h.advance(12) // (the third record waits for its peer)
@@ -146,7 +160,7 @@ func TestRiderKeepsItsOwnWindow(t *testing.T) {
 	h.add(rec(flow.Client, cart, 20, 21)) // …whose claim starts at 20; the server saw 19.5
 	h.now = at(17)
 	h.add(rec(flow.Server, auth, 19.5, 21))
-	if rider := h.a.order.oldest.partner; rider == nil || !rider.is(stRides) {
+	if rider := h.a.soonest().partner; rider == nil || !rider.is(stRides) {
 		t.Fatal("the server's record does not ride the client's")
 	}
 	for s := 18.0; s < 47; s++ { // the client's window ends at 42, the server's at 47
