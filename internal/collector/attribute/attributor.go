@@ -73,7 +73,10 @@ type held struct {
 
 // heldState is what the holding window knows of a held record besides the record itself.
 type heldState struct {
-	added int64 // when it entered: its window ends at added+Window, its wait for a peer at added+JoinWait
+	// added is when it entered, in Unix seconds rounded up (enteredAt; until 2106): its window
+	// ends at Window after it, its wait for a peer at JoinWait after it. (Checks run at whole
+	// seconds: a record is checked at the second its window ends either way.)
+	added uint32
 	gen   uint32
 	// local is, until localDone, the local pod's owner as the record's own claim found it (0:
 	// resolve by UID), then the local pod (when stLocalHost and stLocalNoOwner are unset): the
@@ -81,7 +84,6 @@ type heldState struct {
 	local ownership.Ref
 
 	remote answer // the peer: for a client the server it reached, for a server the client
-	nat    uint32 // a translated record's translation (Attributor.nats; 0: none)
 
 	backoff uint8   // checks that found it pending: the next waits min(2^(backoff-1) s, Window)
 	state   heldBit // what is known of it: two bytes where nine bools took nine
@@ -219,7 +221,7 @@ func (a *Attributor) add(n int, at func(i int) (exporter, node string, r *flow.R
 		}
 		h := a.alloc()
 		h.r.set(a.peers.take(exporter, node), node, r, a.cfg.ProcessNames, &a.locs, &a.nats)
-		h.added, h.nat, h.r.pair = nowNs, a.nats.hold(r), a.peers.or(h.r.pair, exporter, node)
+		h.added, h.r.pair = uint32(ceilSec(nowNs)), a.peers.or(h.r.pair, exporter, node)
 		a.local.add(h, r.LocalAddr, exporter, node)
 		if len(a.local.pods) >= claimBatch && !a.large {
 			a.local.observe(a.store)
@@ -251,11 +253,14 @@ const claimBatch = 256
 // the moment its remote end is attributed at (lag after it), not before h came, within its
 // window.
 func (a *Attributor) dueAt(h *held, lag int64) int64 {
-	return min(max(lookupTime(&h.r, a.cfg.LongConn)+lag, h.added), a.deadline(h))
+	return min(max(lookupTime(&h.r, a.cfg.LongConn)+lag, h.enteredAt()), a.deadline(h))
 }
 
 // deadline is when h's holding window ends: it is decided with what is known.
-func (a *Attributor) deadline(h *held) int64 { return h.added + int64(a.cfg.Window) }
+func (a *Attributor) deadline(h *held) int64 { return h.enteredAt() + int64(a.cfg.Window) }
+
+// enteredAt is when h entered the holding window, rounded up to a second (Unix nanoseconds).
+func (h *held) enteredAt() int64 { return int64(h.added) * int64(time.Second) }
 
 // schedule makes h due at the second that ends at or after `at` (Unix nanoseconds).
 func (a *Attributor) schedule(h *held, at int64) {
@@ -423,7 +428,7 @@ func (a *Attributor) warmStep(v ownership.View, due []ref, c int) {
 				m++
 			}
 			if !h.is(stRemoteDone) {
-				addrs[n], ports[n] = h.r.peer(&a.nats, h.nat) // what decide looks up
+				addrs[n], ports[n] = h.r.peer(&a.nats) // what decide looks up
 				n++
 			}
 		}
@@ -488,7 +493,7 @@ func (a *Attributor) check(v ownership.View, h *held, now time.Time) {
 		a.emitJoined(v, h, p)
 		return
 	}
-	if joinBy := h.added + int64(a.cfg.JoinWait); h.expectsPeer() && nowNs < joinBy {
+	if joinBy := h.enteredAt() + int64(a.cfg.JoinWait); h.expectsPeer() && nowNs < joinBy {
 		a.schedule(h, joinBy) // the peer's exporter will report its side
 		return
 	}
@@ -513,7 +518,7 @@ func (a *Attributor) decide(v ownership.View, h *held, final bool) bool {
 	}
 	at := lookupTime(&h.r, a.cfg.LongConn) // the moment the remote end is attributed at
 	if !h.is(stRemoteDone) {
-		addr, port := h.r.peer(&a.nats, h.nat)
+		addr, port := h.r.peer(&a.nats)
 		if r := v.LookupBrief(addr, port, at, final); r.Bits&ownership.BriefPending == 0 {
 			h.remote, h.state = answer(r), h.state|stRemoteDone
 		}
@@ -521,7 +526,7 @@ func (a *Attributor) decide(v ownership.View, h *held, final bool) bool {
 	if !h.is(stVIPDone) {
 		if h.r.client() && h.r.translated() {
 			if r := v.LookupServiceBrief(h.r.remoteAddr(&a.nats), at, final); r.Bits&ownership.BriefPending == 0 {
-				a.nats.at(h.nat).vip, h.state = answer(r), h.state|stVIPDone
+				a.nats.at(h.r.nat).vip, h.state = answer(r), h.state|stVIPDone
 			}
 		} else {
 			h.state |= stVIPDone
@@ -578,7 +583,7 @@ func (a *Attributor) confirmVIPJoin(x, y *held) bool {
 func (a *Attributor) finish(h *held) {
 	a.held--
 	a.unindex(h)
-	a.nats.dropRecord(h.nat, &h.r)
+	a.nats.dropRecord(&h.r)
 	a.recycle(h)
 }
 

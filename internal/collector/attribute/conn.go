@@ -42,7 +42,7 @@ func (a *Attributor) matches(x, y *held) match {
 	if !c.r.client() {
 		c, s = y, x
 	}
-	if reaches(&c.r, &s.r, &a.nats, c.nat) {
+	if reaches(&c.r, &s.r, &a.nats) {
 		return exact
 	}
 	if !c.r.translated() {
@@ -140,7 +140,8 @@ func (a *Attributor) newConn(h *held, last *kept) *flow.Conn {
 		c.BytesClientToServer, c.BytesServerToClient = received, sent
 	}
 	c.Retransmits, c.BytesRetransmitted = retrans, bytesRetrans
-	c.Resets, c.Outcome = r.resetsSent+r.rsts, r.outcome()
+	resetsSent, rsts := r.resets(&a.nats)
+	c.Resets, c.Outcome = resetsSent+rsts, r.outcome()
 	return c
 }
 
@@ -152,10 +153,10 @@ func (a *Attributor) emitSingle(v ownership.View, h *held) {
 	if r.client() {
 		c.Observed, observed = string(flow.Client), observedClient
 		h.fillLocal(v, &c.Client, &a.peers, &a.nats)
-		sa, sp := r.serverAddr(&a.nats, h.nat)
+		sa, sp := r.serverAddr(&a.nats)
 		h.remote.fill(v, &c.Server, sa, sp)
 		if r.translated() {
-			c.VIP = a.vipEndpoint(v, a.nats.at(h.nat).vip, r.remoteAddr(&a.nats), r.rport)
+			c.VIP = a.vipEndpoint(v, a.nats.at(h.r.nat).vip, r.remoteAddr(&a.nats), r.rport)
 		}
 		c.ClientSrttUs = r.srtt
 	} else {
@@ -196,14 +197,16 @@ func (a *Attributor) emitJoined(v ownership.View, x, y *held) {
 	case cl.is(stViaVIP): // the client dialled the Service without a known translation
 		c.VIP = a.vipEndpoint(v, cl.remote, rc.remoteAddr(&a.nats), rc.rport)
 	case rc.translated():
-		c.VIP = a.vipEndpoint(v, a.nats.at(cl.nat).vip, rc.remoteAddr(&a.nats), rc.rport)
+		c.VIP = a.vipEndpoint(v, a.nats.at(cl.r.nat).vip, rc.remoteAddr(&a.nats), rc.rport)
 	}
 	var segs, bytes uint64 // (the client's bytes sent, newConn's, stay)
 	c.BytesServerToClient, _, segs, bytes = rs.counters(&a.nats)
 	c.ClientSrttUs, c.ServerSrttUs = rc.srtt, rs.srtt
 	c.Retransmits += segs
 	c.BytesRetransmitted += bytes
-	c.Resets = rc.resetsSent + rs.resetsSent
+	sentByClient, _ := rc.resets(&a.nats)
+	sentByServer, _ := rs.resets(&a.nats)
+	c.Resets = sentByClient + sentByServer
 	if cl.localDisagrees(v, sv.remote, &a.peers) || sv.localDisagrees(v, cl.remote, &a.peers) {
 		c.JoinDisagreement = true
 		a.m.disagreements.Inc()

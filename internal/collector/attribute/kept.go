@@ -20,21 +20,23 @@ type kept struct {
 	name   string // the local pod's UID (pod and unknown workloads), or the host workload's name (hostOwner)
 	connID uint64
 
-	start, end             int64  // Unix nanoseconds
-	sent, received         uint32 // the counters when they fit 32 bits; else sent names them out of line (bigCounts, translations.counts)
-	retrans, bytesRetrans  uint32
-	local, remote          uint32 // the addresses when both are IPv4 (v4word); else local names them out of line (translations.addrs)
-	srtt, resetsSent, rsts uint32 // rsts: resets received
-	pair                   uint32 // the exporter and its node (Attributor.peers)
-	lport, rport           uint16
-	startLoc, endLoc       uint8 // the times' locations (Attributor.locs)
-	meta                   meta  // the outcome, the addresses' forms, whether the local end is the client
+	start, end            int64  // Unix nanoseconds
+	sent, received        uint32 // the counters when they fit 32 bits; else sent names them out of line (bigCounts, translations.counts)
+	retrans, bytesRetrans uint32
+	local, remote         uint32 // the addresses when both are IPv4 (v4word); else local names them out of line (translations.addrs)
+	srtt                  uint32
+	resetsSent, rsts      uint16 // rsts: resets received (when both fit 16 bits: else out of line with the counters)
+	pair                  uint32 // the exporter and its node (Attributor.peers)
+	nat                   uint32 // a translated record's translation (translations; 0: none)
+	lport, rport          uint16
+	startLoc, endLoc      uint8 // the times' locations (Attributor.locs)
+	meta                  meta  // the outcome, the addresses' forms, whether the local end is the client
 
 	host hostInfo // a local end that is not a pod (or that it is one), and two of the record's flags
 }
 
-// The held record is 136 bytes, 2.125 cache lines: kept (88 bytes) and heldState (48).
-var _ [136 - unsafe.Sizeof(held{})]byte
+// The held record is 128 bytes, two cache lines: kept (88 bytes) and heldState (40).
+var _ [128 - unsafe.Sizeof(held{})]byte
 
 // hostInfo is a host workload's kind (hostKind, in the low bits) and whether the local end is
 // the node itself (hostIsNode) and hostOwner names it (hostNamed), or is a pod (isPod); two
@@ -105,13 +107,17 @@ func (x *kept) set(pair uint32, node string, r *flow.Record, processNames bool, 
 	} else {
 		x.local, x.remote = ts.holdAddrs(r), 0
 	}
-	if max(r.BytesSent, r.BytesReceived, r.Retransmits, r.BytesRetransmitted) <= math.MaxUint32 { // (nearly all)
+	if max(r.BytesSent, r.BytesReceived, r.Retransmits, r.BytesRetransmitted) <= math.MaxUint32 &&
+		max(r.ResetsSent, r.ResetsReceived) <= math.MaxUint16 { // (nearly all)
 		x.sent, x.received = uint32(r.BytesSent), uint32(r.BytesReceived)
 		x.retrans, x.bytesRetrans = uint32(r.Retransmits), uint32(r.BytesRetransmitted)
+		x.resetsSent, x.rsts = uint16(r.ResetsSent), uint16(r.ResetsReceived)
 	} else {
 		m |= bigCounts
 		x.sent, x.received, x.retrans, x.bytesRetrans = ts.holdCounts(r), 0, 0, 0
+		x.resetsSent, x.rsts = 0, 0
 	}
+	x.nat = ts.hold(r)
 	if r.NatRemoteAddr.IsValid() { // (the address and port: translations.hold)
 		m |= natSet
 	}
@@ -120,7 +126,7 @@ func (x *kept) set(pair uint32, node string, r *flow.Record, processNames bool, 
 	}
 	x.meta = m
 	x.start, x.end, x.startLoc, x.endLoc = r.Start.UnixNano(), r.End.UnixNano(), locs.code(r.Start.Location()), locs.code(r.End.Location())
-	x.srtt, x.resetsSent, x.rsts = r.SrttUs, r.ResetsSent, r.ResetsReceived
+	x.srtt = r.SrttUs
 	x.lport, x.rport = r.LocalPort, r.RemotePort
 	x.host = hostInfo(hostNone)
 	if w.Kind == flow.KindPod {
@@ -151,13 +157,21 @@ func (x *kept) set(pair uint32, node string, r *flow.Record, processNames bool, 
 func (r *kept) addrsInline() bool { return r.meta&(local4|remote4) == local4|remote4 }
 
 // counters returns the record's counters: bytes sent and received, retransmitted segments
-// and bytes.
+// and bytes; resets returns the resets it sent and received.
 func (r *kept) counters(ts *translations) (sent, received, retrans, bytesRetrans uint64) {
 	if r.meta&bigCounts == 0 {
 		return uint64(r.sent), uint64(r.received), uint64(r.retrans), uint64(r.bytesRetrans)
 	}
 	c := &ts.counts.list[r.sent]
-	return c[0], c[1], c[2], c[3]
+	return c.sent, c.received, c.retrans, c.bytesRetrans
+}
+
+func (r *kept) resets(ts *translations) (sent, received uint32) {
+	if r.meta&bigCounts == 0 {
+		return uint32(r.resetsSent), uint32(r.rsts)
+	}
+	c := &ts.counts.list[r.sent]
+	return c.resetsSent, c.rsts
 }
 
 // localAddr and remoteAddr are the record's addresses (ts keeps them when not inline; the
@@ -215,24 +229,24 @@ func (r *kept) hostOwner(node string) (ownership.Owner, bool) {
 }
 
 // serverAddr is where the connection really went: the translated backend when known (entry
-// nat of ts: heldState.nat).
-func (r *kept) serverAddr(ts *translations, nat uint32) (netip.Addr, uint16) {
+// r.nat of ts).
+func (r *kept) serverAddr(ts *translations) (netip.Addr, uint16) {
 	switch {
 	case !r.client():
 		return r.localAddr(ts), r.lport
 	case r.translated():
-		t := &ts.list[nat]
+		t := &ts.list[r.nat]
 		return t.addr.addr(t.is4), t.port
 	}
 	return r.remoteAddr(ts), r.rport
 }
 
 // peer is the address (and, for a client, port) a record's remote end is attributed by: for a
-// client the server it really reached (a translation: entry nat of ts), for a server its
+// client the server it really reached (a translation: entry r.nat of ts), for a server its
 // client's address alone.
-func (r *kept) peer(ts *translations, nat uint32) (netip.Addr, uint16) {
+func (r *kept) peer(ts *translations) (netip.Addr, uint16) {
 	if r.client() {
-		return r.serverAddr(ts, nat)
+		return r.serverAddr(ts)
 	}
 	return r.remoteAddr(ts), 0
 }
@@ -270,13 +284,13 @@ func (r *kept) clientWord() (uint32, uint16) {
 	return r.remote, r.rport
 }
 
-// reaches reports whether client record c's destination (its translation, entry nat of ts,
+// reaches reports whether client record c's destination (its translation, entry c.nat of ts,
 // when it carries one; else the address it dialled) is s's local end. Two records with inline
 // addresses compare their IPv4 words.
-func reaches(c, s *kept, ts *translations, nat uint32) bool {
+func reaches(c, s *kept, ts *translations) bool {
 	switch {
 	case c.translated():
-		t := &ts.list[nat]
+		t := &ts.list[c.nat]
 		return t.port == s.lport && t.addr == s.localKey(ts)
 	case c.addrsInline() && s.addrsInline():
 		return c.rport == s.lport && c.remote == s.local

@@ -40,7 +40,7 @@ func TestSetWritesEveryField(t *testing.T) {
 			for i := range covered {
 				covered[i] = covered[i] || !reflect.ValueOf(x).Field(i).IsZero()
 			}
-			xs.dropRecord(0, &x) // (as finish does)
+			xs.dropRecord(&x) // (as finish does)
 			x.set(2, "node-b", &b, true, &locs, &xs)
 			want.set(2, "node-b", &b, true, &locs, &ws)
 			if !reflect.DeepEqual(x, want) {
@@ -74,7 +74,7 @@ func TestOutputTimesAsGiven(t *testing.T) {
 }
 
 // The compact fields give back what the record carried: addresses in every form (IPv4, IPv6,
-// IPv4-mapped IPv6; a translation or none), counters of any size, every
+// IPv4-mapped IPv6; a translation or none), counters and resets of any size, every
 // outcome, the times' locations.
 func TestKeptRoundTrips(t *testing.T) {
 	var locs locations
@@ -89,16 +89,18 @@ func TestKeptRoundTrips(t *testing.T) {
 				r.NatRemoteAddr = netip.MustParseAddr(addrs[(j+2)%len(addrs)])
 			}
 			r.BytesSent, r.BytesReceived, r.Retransmits, r.BytesRetransmitted = uint64(j)<<(7*i), uint64(i)<<(6*j), uint64(i+j), uint64(j)<<(8*i) // (past 32 bits too)
-			var h held
+			r.ResetsSent, r.ResetsReceived = uint32(i)<<(3*j), uint32(j)<<(4*i)                                                                   // (past 16 bits too)
 			var ts translations
-			x := &h.r
+			var x kept
 			x.set(1, "n", &r, false, &locs, &ts)
-			h.nat = ts.hold(&r)
-			if x.localAddr(&ts) != r.LocalAddr || x.remoteAddr(&ts) != r.RemoteAddr || h.natAddr(&ts) != r.NatRemoteAddr || x.translated() != r.NatRemoteAddr.IsValid() {
-				t.Errorf("addresses %v %v %v came back as %v %v %v", r.LocalAddr, r.RemoteAddr, r.NatRemoteAddr, x.localAddr(&ts), x.remoteAddr(&ts), h.natAddr(&ts))
+			if x.localAddr(&ts) != r.LocalAddr || x.remoteAddr(&ts) != r.RemoteAddr || x.natAddr(&ts) != r.NatRemoteAddr || x.translated() != r.NatRemoteAddr.IsValid() {
+				t.Errorf("addresses %v %v %v came back as %v %v %v", r.LocalAddr, r.RemoteAddr, r.NatRemoteAddr, x.localAddr(&ts), x.remoteAddr(&ts), x.natAddr(&ts))
 			}
 			if s, rc, segs, bytes := x.counters(&ts); s != r.BytesSent || rc != r.BytesReceived || segs != r.Retransmits || bytes != r.BytesRetransmitted {
 				t.Errorf("counters %d %d %d %d came back as %d %d %d %d", r.BytesSent, r.BytesReceived, r.Retransmits, r.BytesRetransmitted, s, rc, segs, bytes)
+			}
+			if s, rc := x.resets(&ts); s != r.ResetsSent || rc != r.ResetsReceived {
+				t.Errorf("resets %d %d came back as %d %d", r.ResetsSent, r.ResetsReceived, s, rc)
 			}
 			if x.outcome() != o {
 				t.Errorf("outcome %q came back as %q", o, x.outcome())
@@ -138,11 +140,11 @@ func TestOutcomeCodes(t *testing.T) {
 }
 
 // natAddr is the record's translated address, invalid when it carries none.
-func (h *held) natAddr(ts *translations) netip.Addr {
-	if !h.r.translated() {
+func (r *kept) natAddr(ts *translations) netip.Addr {
+	if !r.translated() {
 		return netip.Addr{}
 	}
-	return ts.at(h.nat).addr.addr(ts.at(h.nat).is4)
+	return ts.at(r.nat).addr.addr(ts.at(r.nat).is4)
 }
 
 // Records whose addresses are not both IPv4 keep them out of line and still join, are

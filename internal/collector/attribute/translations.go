@@ -7,17 +7,23 @@ import (
 )
 
 // translations keeps, out of the held records, what few records carry: translated client
-// records' backend and the Service lookup of the address they dialled (heldState.nat names a
+// records' backend and the Service lookup of the address they dialled (kept.nat names a
 // record's entry; 0: none), addresses that are not both IPv4 (addrs) and counters that do not
-// fit 32 bits (counts). The bytes this takes out of every held record are bytes Add writes
+// fit 32 bits, or resets 16 (counts). The bytes this takes out of every held record are bytes Add writes
 // and Flush reads back when the record is long out of the cache. Entries are reused through
 // free lists; each table keeps the storage of the most records held at once that needed it
 // (at most MaxHeld), and gives it back when none is held at a trim.
 type translations struct {
 	idList[translation]
 
-	addrs  idList[[2]addrKey] // a record's local and remote address (kept.local names the entry)
-	counts idList[[4]uint64]  // a record's bytes sent and received, retransmitted segments and bytes (kept.sent, with bigCounts)
+	addrs  idList[[2]addrKey]  // a record's local and remote address (kept.local names the entry)
+	counts idList[bigCounters] // a record's counters (kept.sent, with bigCounts)
+}
+
+// bigCounters are a record's counters out of line.
+type bigCounters struct {
+	sent, received, retrans, bytesRetrans uint64 // bytes sent and received, retransmitted segments and bytes
+	resetsSent, rsts                      uint32
 }
 
 // holdAddrs returns an entry for r's addresses; holdCounts one for its counters (kept.set).
@@ -29,14 +35,14 @@ func (ts *translations) holdAddrs(r *flow.Record) uint32 {
 
 func (ts *translations) holdCounts(r *flow.Record) uint32 {
 	id := ts.counts.newID()
-	ts.counts.list[id] = [4]uint64{r.BytesSent, r.BytesReceived, r.Retransmits, r.BytesRetransmitted}
+	ts.counts.list[id] = bigCounters{r.BytesSent, r.BytesReceived, r.Retransmits, r.BytesRetransmitted, r.ResetsSent, r.ResetsReceived}
 	return id
 }
 
 // dropRecord gives back what a finished record kept out of line: its translation (nat), its
 // addresses and its counters.
-func (ts *translations) dropRecord(nat uint32, r *kept) {
-	ts.drop(nat)
+func (ts *translations) dropRecord(r *kept) {
+	ts.drop(r.nat)
 	if !r.addrsInline() {
 		ts.addrs.release(r.local)
 	}
@@ -54,7 +60,7 @@ type translation struct {
 	vip  answer // for a translated client: the address it dialled
 }
 
-// hold returns an entry for r's translation if it carries one (heldState.nat), else 0.
+// hold returns an entry for r's translation if it carries one (kept.nat), else 0.
 func (ts *translations) hold(r *flow.Record) uint32 {
 	if r.NatRemoteAddr.IsValid() {
 		return ts.take(r.NatRemoteAddr, r.NatRemotePort)
