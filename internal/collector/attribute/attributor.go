@@ -23,8 +23,8 @@ type Config struct {
 	// JoinWait is how long a decided record whose peer runs an exporter waits for the peer's
 	// record of the same connection (default 30 s, at most Window).
 	JoinWait time.Duration
-	// MaxHeld bounds the records held (default 1,048,576). When full, the oldest record is
-	// decided at once with what is known (counted as holding_full), never dropped.
+	// MaxHeld bounds the records held (default 1,048,576). When full, the record due soonest
+	// is decided at once with what is known (counted as holding_full), never dropped.
 	MaxHeld int
 	// JoinTolerance: the two sides' records of one connection start and end within it
 	// (default 5 s; it covers clock skew, handshake and close times).

@@ -301,16 +301,27 @@ func TestServiceVIPWithTranslation(t *testing.T) {
 	}
 }
 
-func TestFullPolicyDecidesOldest(t *testing.T) {
+// When the window is full, the record due soonest is decided at once: of records added in
+// turn, the one that starts first (its check waits for Kubernetes to speak about its start).
+func TestFullPolicyDecidesSoonest(t *testing.T) {
 	h := newHarness(t, Config{MaxHeld: 2})
 	h.heartbeat(cart, cartIP, 0, 100)
-	for i := range 3 {
-		in := rec(flow.Client, cart, 1, 2)
+	for i, start := range []float64{3, 1, 2} {
+		in := rec(flow.Client, cart, start, start+1)
 		in.Record.LocalPort = uint16(40000 + i)
 		h.add(in)
 	}
 	if got := testutil.ToFloat64(h.a.m.full); got != 1 || h.a.Held() != 2 {
 		t.Errorf("holding_full_total = %v, held = %d", got, h.a.Held())
+	}
+	h.a.mu.Lock()
+	var ports []uint16
+	for _, x := range h.a.entered() {
+		ports = append(ports, x.r.lport)
+	}
+	h.a.mu.Unlock()
+	if diff := cmp.Diff([]uint16{40002, 40000}, ports); diff != "" {
+		t.Errorf("records left, soonest first (-want +got):\n%s", diff)
 	}
 	h.advance(0)
 	if diff := cmp.Diff([]string{"client shop/cart -> unattributed:no-owner"}, names(h.out)); diff != "" {

@@ -8,8 +8,8 @@ import (
 	"github.com/flowscope/flowscope/internal/flow"
 )
 
-// The held record's compact fields. A held record is 152 bytes, 2.375 cache lines (it was 320,
-// five, then 256, then 192): Add writes every record and Flush reads it back seconds later,
+// The held record's compact fields. A held record is 128 bytes, two cache lines (it was 320,
+// five, then 256, 192 and 152): Add writes every record and Flush reads it back seconds later,
 // when the window's records are long out of the cache, and the window's size costs every
 // record; records lie in memory in the order they are written and read, so a record costs its
 // bytes, not whole lines. (Grown by 128 bytes that nothing reads or writes, a record cost the
