@@ -7,7 +7,7 @@ import (
 
 // Held records are recycled: a finished record is reset, its generation raised, and put on a
 // free list, so the holding window allocates nothing per record in steady state. References
-// to a record that may outlive it (wheel slots) carry the generation they
+// to a record that may outlive it (wheel slots, the claims' buffer) carry the generation they
 // were made for and are ignored once it changed.
 
 // maxFree bounds the free list; beyond it finished records are left to the collector.

@@ -117,9 +117,10 @@ func (x *kept) set(pair uint32, node string, r *flow.Record, processNames bool, 
 		x.sent, x.received, x.retrans, x.bytesRetrans = ts.holdCounts(r), 0, 0, 0
 		x.resetsSent, x.rsts = 0, 0
 	}
-	x.nat = ts.hold(r)
-	if r.NatRemoteAddr.IsValid() { // (the address and port: translations.hold)
+	x.nat = 0
+	if r.NatRemoteAddr.IsValid() { // (the address and port, out of line)
 		m |= natSet
+		x.nat = ts.take(r.NatRemoteAddr, r.NatRemotePort)
 	}
 	if isClient(r) {
 		m |= localClient

@@ -60,15 +60,7 @@ type translation struct {
 	vip  answer // for a translated client: the address it dialled
 }
 
-// hold returns an entry for r's translation if it carries one (kept.nat), else 0.
-func (ts *translations) hold(r *flow.Record) uint32 {
-	if r.NatRemoteAddr.IsValid() {
-		return ts.take(r.NatRemoteAddr, r.NatRemotePort)
-	}
-	return 0
-}
-
-// take returns the id of a new entry for backend addr:port.
+// take returns the id of a new entry for backend addr:port (kept.nat names it).
 func (ts *translations) take(addr netip.Addr, port uint16) uint32 {
 	id := ts.newID()
 	t := &ts.list[id]
