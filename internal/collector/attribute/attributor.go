@@ -535,32 +535,6 @@ func (a *Attributor) decide(v ownership.View, h *held, final bool) bool {
 	return h.state&(stLocalDone|stRemoteDone|stVIPDone) == stLocalDone|stRemoteDone|stVIPDone
 }
 
-// forceSoonest decides the held record due soonest now, with the record that rides it or
-// waits for it (the full policy); false when none is held.
-func (a *Attributor) forceSoonest() bool {
-	h := a.soonest()
-	if h == nil {
-		return false
-	}
-	a.m.full.Inc()
-	v := a.store.View()
-	defer v.Close()
-	if !h.is(stDecided) {
-		h.markIf(stDecided, a.decide(v, h, true))
-	}
-	if p := h.partner; p != nil {
-		if !p.is(stDecided) {
-			p.markIf(stDecided, a.decide(v, p, true))
-		}
-		if a.confirmVIPJoin(h, p) {
-			a.emitJoined(v, h, p)
-			return true
-		}
-	}
-	a.emitSingle(v, h)
-	return true
-}
-
 // confirmVIPJoin keeps a join made through a Service address only if the client's
 // destination was attributed to a Service; otherwise it parts the two records.
 func (a *Attributor) confirmVIPJoin(x, y *held) bool {

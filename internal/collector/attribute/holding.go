@@ -164,6 +164,32 @@ func (w *wheel) giveBack(s []ref) {
 	}
 }
 
+// forceSoonest decides the held record due soonest now, with the record that rides it or
+// waits for it (the full policy); false when none is held.
+func (a *Attributor) forceSoonest() bool {
+	h := a.soonest()
+	if h == nil {
+		return false
+	}
+	a.m.full.Inc()
+	v := a.store.View()
+	defer v.Close()
+	if !h.is(stDecided) {
+		h.markIf(stDecided, a.decide(v, h, true))
+	}
+	if p := h.partner; p != nil {
+		if !p.is(stDecided) {
+			p.markIf(stDecided, a.decide(v, p, true))
+		}
+		if a.confirmVIPJoin(h, p) {
+			a.emitJoined(v, h, p)
+			return true
+		}
+	}
+	a.emitSingle(v, h)
+	return true
+}
+
 // soonest returns the held record whose check is due first, as far as the wheel orders them
 // (seconds, then the order entries were made in), for the full policy: the entries of the slot
 // a flush is taking and has not checked yet, then the slots from the cursor on, then the
