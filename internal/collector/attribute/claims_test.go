@@ -109,3 +109,23 @@ func TestLocalPodClaimWritesEveryField(t *testing.T) {
 		}
 	}
 }
+
+// A record whose claim brought back an owner Kubernetes had not named yet (a heartbeat's) is
+// named by Kubernetes once it speaks: the record resolves its pod's UID then.
+func TestHintNamedByKubernetesLater(t *testing.T) {
+	h := newHarness(t, Config{})
+	bare := ownership.Owner{Kind: flow.EndpointPod, PodUID: cart.PodUID, Namespace: cart.Namespace, Pod: cart.Pod, Node: cart.Node} // as HeartbeatClaims names it
+	h.heartbeat(bare, cartIP, 0, 100)
+	h.heartbeat(auth, authIP, 0, 100)
+	h.add(rec(flow.Client, cart, 1, 2))
+	if err := h.store.Open(ownership.Claim{Addr: netip.MustParseAddr(cartIP), Owner: cart, From: at(0), Source: ownership.SourceKubePod}); err != nil {
+		t.Fatal(err)
+	}
+	h.advance(70) // (the window's end: the store has not said Kubernetes is in sync)
+	if diff := cmp.Diff([]string{"client shop/cart -> shop/auth"}, names(h.out)); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	if c := h.out[0].Client; c.WorkloadKind != "Deployment" || c.PodUID != cart.PodUID {
+		t.Errorf("client end %+v, want Kubernetes' owner", c)
+	}
+}
