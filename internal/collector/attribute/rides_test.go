@@ -10,17 +10,7 @@ import (
 )
 
 // wheelEntries counts the live entries of the wheel.
-func (a *Attributor) wheelEntries() int {
-	n := 0
-	for _, s := range a.wheel.slots {
-		for _, e := range s {
-			if e.live() {
-				n++
-			}
-		}
-	}
-	return n
-}
+func (a *Attributor) wheelEntries() int { return len(a.entered()) }
 
 // entered returns the records of the live wheel entries, in the order the full policy takes
 // them (soonest first).

@@ -9,10 +9,10 @@ import (
 // translations keeps, out of the held records, what few records carry: translated client
 // records' backend and the Service lookup of the address they dialled (kept.nat names a
 // record's entry; 0: none), addresses that are not both IPv4 (addrs) and counters that do not
-// fit 32 bits, or resets 16 (counts). The bytes this takes out of every held record are bytes Add writes
-// and Flush reads back when the record is long out of the cache. Entries are reused through
-// free lists; each table keeps the storage of the most records held at once that needed it
-// (at most MaxHeld), and gives it back when none is held at a trim.
+// fit 32 bits, or resets that do not fit 16 (counts). The bytes this takes out of every held
+// record are bytes Add writes and Flush reads back when the record is long out of the cache.
+// Entries are reused through free lists; each table keeps the storage of the most records held
+// at once that needed it (at most MaxHeld), and gives it back when none is held at a trim.
 type translations struct {
 	idList[translation]
 
