@@ -152,7 +152,7 @@ type Attributor struct {
 	trimAt   int64                  // second of the next trim
 	local    localClaims            // Add's buffer
 	warmer   ownership.LookupWarmer // Flush's lookup warming
-	large    bool                   // the store was too large for the cache at the last flush (View.Large)
+	large    bool                   // the store's lookups warmed at the last flush (View.Warmth)
 	memo     ownership.LookupMemo   // runDue's lookups, per View
 	locs     locations              // the held records' time locations
 	peers    peers                  // the held records' exporters and nodes
@@ -327,13 +327,13 @@ func (a *Attributor) runDue(ctx context.Context, now time.Time) error {
 	}
 	v := a.store.MemoView(&a.memo)
 	n := 0
-	warms := v.Large()
-	a.large = warms
+	warmth := v.Warmth()
+	a.large = warmth == ownership.WarmLookups
 	for sec := from; sec <= nowSec; sec++ {
 		for due := a.wheel.take(sec); len(due) > 0; due = a.wheel.take(sec) { // checks may reschedule into sec
 			for i, e := range due {
-				if warms && i%warmChunk == 0 {
-					a.warmAhead(v, due, i/warmChunk)
+				if warmth != ownership.WarmNone && i%warmChunk == 0 {
+					a.warmAhead(v, due, i/warmChunk, a.large)
 				}
 				switch {
 				case !e.live():
@@ -400,20 +400,21 @@ func (a *Attributor) writePart(ctx context.Context, v *ownership.View, sec int64
 // waits for the core's few outstanding misses (8 against 32: ≈ −4% at 100,000 pods).
 const warmChunk, warmLead = 8, 3
 
-// warmAhead advances the lookup warming pipeline before chunk c of due is checked: at the
-// first chunk it fills the pipeline, then it enters chunk c+warmLead.
-func (a *Attributor) warmAhead(v ownership.View, due []ref, c int) {
+// warmAhead advances the warming pipeline before chunk c of due is checked: at the first
+// chunk it fills the pipeline, then it enters chunk c+warmLead (its lookups too, or only the
+// owners it renders).
+func (a *Attributor) warmAhead(v ownership.View, due []ref, c int, lookups bool) {
 	if c == 0 {
 		for j := range warmLead {
-			a.warmStep(v, due, j)
+			a.warmStep(v, due, j, lookups)
 		}
 	}
-	a.warmStep(v, due, c+warmLead)
+	a.warmStep(v, due, c+warmLead, lookups)
 }
 
 // warmStep enters chunk c of due into the pipeline: the addresses its records will look up
-// and the local pods' owners they will render (an empty chunk past the end).
-func (a *Attributor) warmStep(v ownership.View, due []ref, c int) {
+// (with lookups) and the local pods' owners they will render (an empty chunk past the end).
+func (a *Attributor) warmStep(v ownership.View, due []ref, c int, lookups bool) {
 	var addrs [2 * warmChunk]netip.Addr // (a record and the one that rides it)
 	var ports [2 * warmChunk]uint16
 	var owners [2 * warmChunk]ownership.Ref
@@ -427,7 +428,7 @@ func (a *Attributor) warmStep(v ownership.View, due []ref, c int) {
 				owners[m] = h.local // its owner (the hint) is read to name the local end
 				m++
 			}
-			if !h.is(stRemoteDone) {
+			if lookups && !h.is(stRemoteDone) {
 				addrs[n], ports[n] = h.r.peer(&a.nats) // what decide looks up
 				n++
 			}

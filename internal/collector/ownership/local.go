@@ -312,7 +312,8 @@ func includes(full, o Owner) bool {
 // warming claims does: a claim's chain (index slot, entry, its owners' UIDs) misses once the
 // store outgrows the core's 1–2 MB L2 (≈ 8,000 addresses), which a lookup's memo and the
 // records' own traffic hide longer (docs/benchmarks/attribution-log.md, "Claims warmed from 8,192
-// addresses").
+// addresses"). The owners a flush renders miss from that size too, and are warmed from it
+// (View.Warmth; the log's "Rendered owners warmed from 8,192 addresses").
 const (
 	warmChunk         = 32
 	warmMinAddrs      = 16 << 10

@@ -177,7 +177,7 @@ func TestWarmLargeStore(t *testing.T) {
 	}
 	s.SetKubeSynced(now)
 	v := s.View()
-	if !v.Large() {
+	if v.Warmth() != WarmLookups {
 		t.Fatal("the store is not large enough to warm")
 	}
 	v.Close()

@@ -49,9 +49,26 @@ func (v View) LookupServiceBrief(addr netip.Addr, at int64, final bool) Brief {
 	return v.memo.serviceMemo().lookupBrief(v.s, addr, 0, at, final)
 }
 
-// Large reports whether the store is too large to stay in the cache, so that warming pays
-// (below warmMinAddrs addresses the loads it adds cost more than the misses it overlaps).
-func (v View) Large() bool { return v.s.ips.len() >= v.s.warmMin }
+// Warmth is what warming a flush's work pays for at a store's size.
+type Warmth uint8
+
+// Warmths, from the smallest store up.
+const (
+	WarmNone    Warmth = iota // the store stays in the core's cache: the loads warming adds cost more than the misses it overlaps
+	WarmOwners                // the owners a flush renders miss, read seconds after their last use (from warmClaimMinAddrs addresses)
+	WarmLookups               // the lookups' chains miss too (from warmMinAddrs)
+)
+
+// Warmth says what warming pays for at the store's size.
+func (v View) Warmth() Warmth {
+	switch n := v.s.ips.len(); {
+	case n >= v.s.warmMin:
+		return WarmLookups
+	case n >= v.s.claimWarmMin:
+		return WarmOwners
+	}
+	return WarmNone
+}
 
 // Resolve returns the richest owner known for a pod UID.
 func (v View) Resolve(uid string) (Ref, bool) {
