@@ -137,26 +137,26 @@ type Attributor struct {
 	now   func() time.Time
 	log   *slog.Logger
 
-	mu       sync.Mutex
-	wheel    wheel
-	cursor   int64       // next second Flush processes
-	taking   []ref       // the entries of the slot a flush is taking that it has not checked yet
-	later    []ref       // the entries a flush took that are due in a later round of their slot
-	byClient clientIndex // newest record of each client address and port (hash); older ones via sameClient
-	held     int
-	out      []flow.Conn
-	vips     []flow.Endpoint // storage for Conn.VIP, in chunks handed to the sink
-	keys     []byte          // storage for Conn.ConnKey, likewise
-	free     []*held
-	allocs   int                    // records taken since the last trim
-	trimAt   int64                  // second of the next trim
-	local    localClaims            // Add's buffer
-	warmer   ownership.LookupWarmer // Flush's lookup warming
-	large    bool                   // the store's lookups warmed at the last flush (View.Warmth)
-	memo     ownership.LookupMemo   // runDue's lookups, per View
-	locs     locations              // the held records' time locations
-	peers    peers                  // the held records' exporters and nodes
-	nats     translations           // the translated held records' backends
+	mu          sync.Mutex
+	wheel       wheel
+	cursor      int64       // next second Flush processes
+	taking      []ref       // the entries of the slot a flush is taking that it has not checked yet
+	later       []ref       // the entries a flush took that are due in a later round of their slot
+	byClient    clientIndex // newest record of each client address and port (hash); older ones via sameClient
+	held        int
+	out         []flow.Conn
+	vips        []flow.Endpoint // storage for Conn.VIP, in chunks handed to the sink
+	keys        []byte          // storage for Conn.ConnKey, likewise
+	free        []*held
+	allocs      int                    // records taken since the last trim
+	trimAt      int64                  // second of the next trim
+	local       localClaims            // Add's buffer
+	warmer      ownership.LookupWarmer // Flush's lookup warming
+	lookupsWarm bool                   // the store's lookups warmed at the last flush (View.Warmth)
+	memo        ownership.LookupMemo   // runDue's lookups, per View
+	locs        locations              // the held records' time locations
+	peers       peers                  // the held records' exporters and nodes
+	nats        translations           // the translated held records' backends
 
 	flushMu sync.Mutex  // one Flush at a time
 	retry   []flow.Conn // a batch the sink failed to take
@@ -223,7 +223,7 @@ func (a *Attributor) add(n int, at func(i int) (exporter, node string, r *flow.R
 		h.r.set(a.peers.take(exporter, node), node, r, a.cfg.ProcessNames, &a.locs, &a.nats)
 		h.added, h.r.pair = uint32(ceilSec(nowNs)), a.peers.or(h.r.pair, exporter, node)
 		a.local.add(h, r.LocalAddr, exporter, node)
-		if len(a.local.pods) >= claimBatch && !a.large {
+		if len(a.local.pods) >= claimBatch && !a.lookupsWarm {
 			a.local.observe(a.store)
 		}
 		a.link(h)
@@ -243,7 +243,7 @@ func (a *Attributor) add(n int, at func(i int) (exporter, node string, r *flow.R
 }
 
 // claimBatch is how many local pod claims Add gives the store at once while the store's
-// lookups do not warm (View.Large): the claims' buffer and the records their answers go back
+// lookups do not warm (View.Warmth): the claims' buffer and the records their answers go back
 // to stay in the cache. Such a store may still warm its claims (from 8,192 addresses), then a
 // batch at a time, which measured faster than not warming. A store whose lookups warm takes a
 // whole Add's claims at once (its claims' pipeline then runs long).
@@ -328,12 +328,12 @@ func (a *Attributor) runDue(ctx context.Context, now time.Time) error {
 	v := a.store.MemoView(&a.memo)
 	n := 0
 	warmth := v.Warmth()
-	a.large = warmth == ownership.WarmLookups
+	a.lookupsWarm = warmth == ownership.WarmLookups
 	for sec := from; sec <= nowSec; sec++ {
 		for due := a.wheel.take(sec); len(due) > 0; due = a.wheel.take(sec) { // checks may reschedule into sec
 			for i, e := range due {
 				if warmth != ownership.WarmNone && i%warmChunk == 0 {
-					a.warmAhead(v, due, i/warmChunk, a.large)
+					a.warmAhead(v, due, i/warmChunk, a.lookupsWarm)
 				}
 				switch {
 				case !e.live():

@@ -54,7 +54,7 @@ func TestClaimBatchesAsOneBatch(t *testing.T) {
 		for k := range conns {
 			ins = append(ins, mk(k)...)
 		}
-		h.a.large = whole // a large store's Add gives all its claims at once
+		h.a.lookupsWarm = whole // Add in a store whose lookups warm gives all its claims at once
 		h.add(ins...)
 		h.advance(200)
 		var out []string
